@@ -1,0 +1,52 @@
+// Typed errors thrown by the library. The CLI (and later the HTTP API) maps them to exit codes and
+// statuses in one place each; anything that is not a TunekitError is a bug and keeps its stack trace.
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'FAILED_PRECONDITION'
+  | 'UNIMPLEMENTED'
+  | 'OUT_OF_RANGE'
+  | 'UNAVAILABLE';
+
+export class TunekitError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A model directory, file or field is malformed or inconsistent. */
+export class InvalidModelError extends TunekitError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+/** An architecture or config field this code does not implement. */
+export class UnsupportedModelError extends TunekitError {
+  constructor(message: string) {
+    super('UNIMPLEMENTED', message);
+  }
+}
+
+/** A user request that cannot be honoured (prompt too long, bad option value). */
+export class InvalidRequestError extends TunekitError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+export class NotFoundError extends TunekitError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+export class UnavailableError extends TunekitError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+  }
+}
