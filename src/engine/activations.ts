@@ -1,0 +1,18 @@
+// Gated MLP activations, fused with the gate product: out = act(gate) · up.
+// SiLU for Llama/Qwen (SwiGLU), tanh-approximated GELU for Gemma (GeGLU), as PyTorch defines them.
+
+export function swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+export function gegluTanhForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    out[i] = 0.5 * g * (1 + Math.tanh(SQRT_2_OVER_PI * (g + 0.044715 * g * g * g))) * up[i];
+  }
+}

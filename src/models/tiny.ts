@@ -1,0 +1,136 @@
+// Deterministic random checkpoints in the exact Hugging Face layout, for tests, benchmarks and the
+// quickstart (no pretrained weights exist on machines without a network). `small` uses the published
+// shapes of SmolLM2-135M, Qwen3-0.6B and Gemma-3-270M; `tiny` is a few hundred thousand parameters.
+// Each comes with a real byte-level BPE tokenizer carrying the family's chat markers and template.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Random } from '../engine/random.js';
+import { InvalidRequestError } from '../errors.js';
+import { generateTokenizer } from '../tokenizer/tiny-tokenizers.js';
+import { parseModelConfig, type Family } from './config.js';
+import { writeSafetensors, type SafetensorsDtype } from './safetensors.js';
+import { tensorSpecs } from './weights.js';
+
+export type TinySize = 'tiny' | 'small';
+
+/** config.json fields per family and size, vocab_size and token ids excluded (the tokenizer sets them). */
+const SHAPES: Record<Family, Record<TinySize, Record<string, unknown>>> = {
+  llama: {
+    tiny: {
+      hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      head_dim: 16, max_position_embeddings: 2048, rope_theta: 500000, rms_norm_eps: 1e-5,
+      rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 256 },
+    },
+    small: { // SmolLM2-135M
+      hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
+      head_dim: 64, max_position_embeddings: 8192, rope_theta: 100000, rms_norm_eps: 1e-5, vocab_size: 49152,
+    },
+  },
+  qwen3: {
+    tiny: {
+      hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+      head_dim: 32, max_position_embeddings: 4096, rope_theta: 1000000, rms_norm_eps: 1e-6,
+    },
+    small: { // Qwen3-0.6B
+      hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8,
+      head_dim: 128, max_position_embeddings: 40960, rope_theta: 1000000, rms_norm_eps: 1e-6, vocab_size: 151936,
+    },
+  },
+  gemma3: {
+    tiny: {
+      hidden_size: 64, intermediate_size: 128, num_hidden_layers: 6, num_attention_heads: 2, num_key_value_heads: 1,
+      head_dim: 32, query_pre_attn_scalar: 32, sliding_window: 8, max_position_embeddings: 4096,
+      rope_theta: 1000000, rope_local_base_freq: 10000, rms_norm_eps: 1e-6,
+    },
+    small: { // Gemma-3-270M
+      hidden_size: 640, intermediate_size: 2048, num_hidden_layers: 18, num_attention_heads: 4, num_key_value_heads: 1,
+      head_dim: 256, query_pre_attn_scalar: 256, sliding_window: 512, max_position_embeddings: 32768,
+      rope_theta: 1000000, rope_local_base_freq: 10000, rms_norm_eps: 1e-6, vocab_size: 262144,
+    },
+  },
+};
+
+const HF_CLASS: Record<Family, { architecture: string; modelType: string }> = {
+  llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  qwen3: { architecture: 'Qwen3ForCausalLM', modelType: 'qwen3' },
+  gemma3: { architecture: 'Gemma3ForCausalLM', modelType: 'gemma3_text' },
+};
+
+export interface TinyModelOptions {
+  family: Family;
+  size: TinySize;
+  seed: number;
+  out: string;
+  dtype?: SafetensorsDtype;
+  /** Overrides the vocabulary size (rows of the embedding); must hold the tokenizer. */
+  vocabSize?: number;
+}
+
+export interface TinyModelSummary {
+  dir: string;
+  parameters: number;
+  vocabSize: number;
+  tokenizerSize: number;
+  notes: string[];
+}
+
+export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
+  const { family, size, seed, out } = opts;
+  if (!SHAPES[family]) throw new InvalidRequestError(`--arch ${family} is not one of ${Object.keys(SHAPES).join(', ')}`);
+  if (!SHAPES[family][size]) throw new InvalidRequestError(`--size ${size} is not one of tiny, small`);
+  const tokenizer = generateTokenizer(family, { merges: size === 'tiny' ? 400 : 2000 });
+  const shape = { ...SHAPES[family][size] };
+  const notes: string[] = [];
+  let vocabSize = opts.vocabSize ?? (shape.vocab_size as number | undefined) ?? Math.ceil(tokenizer.size / 64) * 64;
+  delete shape.vocab_size;
+  if (vocabSize < tokenizer.size) throw new InvalidRequestError(`--vocab-size ${vocabSize} is smaller than the tokenizer (${tokenizer.size} tokens)`);
+  if (tokenizer.size < vocabSize) notes.push(`the tokenizer defines ${tokenizer.size} tokens; embedding rows ${tokenizer.size}..${vocabSize - 1} are unused, as in checkpoints whose vocabulary is padded`);
+  if (opts.vocabSize !== undefined && size === 'small') notes.push(`vocabulary reduced to ${vocabSize} from the published shape`);
+
+  const layerTypes = family === 'gemma3'
+    ? Array.from({ length: shape.num_hidden_layers as number }, (_, i) => ((i + 1) % 6 === 0 ? 'full_attention' : 'sliding_attention'))
+    : undefined;
+  const config: Record<string, unknown> = {
+    architectures: [HF_CLASS[family].architecture],
+    model_type: HF_CLASS[family].modelType,
+    vocab_size: vocabSize,
+    ...shape,
+    ...(layerTypes ? { layer_types: layerTypes, hidden_activation: 'gelu_pytorch_tanh' } : { hidden_act: 'silu' }),
+    attention_bias: false,
+    tie_word_embeddings: true,
+    bos_token_id: tokenizer.bosTokenId,
+    eos_token_id: tokenizer.eosTokenIds.length === 1 ? tokenizer.eosTokenIds[0] : tokenizer.eosTokenIds,
+    pad_token_id: tokenizer.padTokenId,
+    torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[opts.dtype ?? 'F32'],
+  };
+  const parsed = parseModelConfig(config, 'generated config');
+
+  const rng = new Random(seed);
+  const tensors = tensorSpecs(parsed).map((spec) => {
+    const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+    if (spec.kind === 'norm') rng.fillNormal(data, parsed.normWeightOffset === 1 ? 0 : 1, 0.1);
+    else if (spec.kind === 'embedding') rng.fillNormal(data, 0, 0.5);
+    else rng.fillNormal(data, 0, 1 / Math.sqrt(spec.shape[1]!));
+    return { name: spec.name, shape: spec.shape, data };
+  });
+
+  fs.mkdirSync(out, { recursive: true });
+  const writeJson = (name: string, value: unknown) => fs.writeFileSync(path.join(out, name), JSON.stringify(value, null, 2) + '\n');
+  writeJson('config.json', config);
+  writeJson('generation_config.json', {
+    bos_token_id: tokenizer.bosTokenId,
+    eos_token_id: tokenizer.eosTokenIds,
+    pad_token_id: tokenizer.padTokenId,
+    do_sample: false,
+  });
+  for (const [name, value] of Object.entries(tokenizer.files)) writeJson(name, value);
+  writeSafetensors(path.join(out, 'model.safetensors'), tensors, opts.dtype ?? 'F32');
+  return {
+    dir: out,
+    parameters: tensors.reduce((a, t) => a + t.data.length, 0),
+    vocabSize,
+    tokenizerSize: tokenizer.size,
+    notes,
+  };
+}

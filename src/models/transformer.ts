@@ -1,0 +1,191 @@
+// The decoder-only transformer shared by Llama, Qwen3 and Gemma 3. Family differences are config
+// flags (ModelConfig): Gemma's (1+w) norms, sandwich norms, GeGLU, scaled embeddings and sliding
+// layers; Qwen3/Gemma3 q/k norms. The forward pass appends to a KV cache and returns logits.
+// Dimension letters: T tokens in this call, C hidden, F intermediate, NH/NKV heads, HD head dim, V vocab.
+
+import type { ModelConfig } from './config.js';
+import type { ModelWeights } from './weights.js';
+import { InvalidRequestError } from '../errors.js';
+import { matmulForward } from '../engine/matmul.js';
+import { rmsnormForward } from '../engine/rmsnorm.js';
+import { ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
+import { attentionForward, attentionScratchSize } from '../engine/attention.js';
+import { gegluTanhForward, swigluForward } from '../engine/activations.js';
+import { addInPlace, embeddingForward } from '../engine/elementwise.js';
+
+/** Keys and values of one sequence, per layer; `length` tokens are filled. */
+export class KVCache {
+  readonly k: Float32Array[]; // L x (maxSeq, NKV*HD)
+  readonly v: Float32Array[]; // L x (maxSeq, NKV*HD)
+  length = 0;
+  constructor(config: ModelConfig, readonly maxSeq: number) {
+    const size = maxSeq * config.numKvHeads * config.headDim;
+    this.k = Array.from({ length: config.numLayers }, () => new Float32Array(size));
+    this.v = Array.from({ length: config.numLayers }, () => new Float32Array(size));
+  }
+  /** Forgets everything after the first n tokens (their slots are overwritten later). */
+  truncate(n: number): void {
+    this.length = Math.min(this.length, n);
+  }
+}
+
+/** Tokens per forward chunk: bounds activation memory for long prompts. */
+const MAX_CHUNK = 512;
+
+interface Workspace {
+  capacity: number;
+  x: Float32Array; // (T, C) residual stream
+  xn: Float32Array; // (T, C) normed input of a sub-layer
+  q: Float32Array; // (T, NH*HD)
+  att: Float32Array; // (T, NH*HD)
+  proj: Float32Array; // (T, C)
+  gate: Float32Array; // (T, F)
+  up: Float32Array; // (T, F)
+  cos: Float32Array; // (T, HD/2)
+  sin: Float32Array;
+  scores: Float32Array;
+}
+
+export class Transformer {
+  private readonly invFreqGlobal: Float32Array;
+  private readonly invFreqLocal: Float32Array;
+  private ws: Workspace | undefined;
+
+  constructor(readonly config: ModelConfig, readonly weights: ModelWeights) {
+    this.invFreqGlobal = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    this.invFreqLocal = config.family === 'gemma3'
+      ? ropeInverseFrequencies(config.headDim, config.ropeLocalTheta, null)
+      : this.invFreqGlobal;
+  }
+
+  createCache(maxSeq = Math.min(this.config.maxPositionEmbeddings, 4096)): KVCache {
+    return new KVCache(this.config, maxSeq);
+  }
+
+  /**
+   * Runs `tokens` after the cache's contents and appends them to it. Returns the logits of the last
+   * token (V), or of every token (T, V) when allLogits is set.
+   */
+  forward(tokens: ArrayLike<number>, cache: KVCache, opts: { allLogits?: boolean } = {}): Float32Array {
+    const T = tokens.length;
+    const V = this.config.vocabSize;
+    if (T === 0) throw new InvalidRequestError('forward: no tokens given');
+    if (cache.length + T > cache.maxSeq) {
+      throw new InvalidRequestError(`the prompt and output need ${cache.length + T} tokens but the context holds ${cache.maxSeq}`);
+    }
+    for (let i = 0; i < T; i++) {
+      const id = tokens[i];
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new InvalidRequestError(`token id ${id} at index ${i} is outside the vocabulary (0..${V - 1})`);
+    }
+    const logits = new Float32Array(opts.allLogits ? T * V : V);
+    for (let t0 = 0; t0 < T; t0 += MAX_CHUNK) {
+      const n = Math.min(MAX_CHUNK, T - t0);
+      const chunk = Array.prototype.slice.call(tokens, t0, t0 + n) as number[];
+      const isLast = t0 + n === T;
+      this.forwardChunk(chunk, cache, opts.allLogits ? logits.subarray(t0 * V, (t0 + n) * V) : isLast ? logits : null);
+    }
+    return logits;
+  }
+
+  private workspace(T: number, maxKeys: number): Workspace {
+    const { hiddenSize: C, intermediateSize: F, numHeads: NH, headDim: HD } = this.config;
+    const need = attentionScratchSize(maxKeys);
+    if (!this.ws || this.ws.capacity < T || this.ws.scores.length < need) {
+      const cap = Math.max(T, this.ws?.capacity ?? 0);
+      this.ws = {
+        capacity: cap,
+        x: new Float32Array(cap * C),
+        xn: new Float32Array(cap * C),
+        q: new Float32Array(cap * NH * HD),
+        att: new Float32Array(cap * NH * HD),
+        proj: new Float32Array(cap * C),
+        gate: new Float32Array(cap * F),
+        up: new Float32Array(cap * F),
+        cos: new Float32Array((cap * HD) / 2),
+        sin: new Float32Array((cap * HD) / 2),
+        scores: new Float32Array(Math.max(need, this.ws?.scores.length ?? 0)),
+      };
+    }
+    return this.ws;
+  }
+
+  /** One chunk of tokens; writes logits of the last token (or all when out has T*V room) into out. */
+  private forwardChunk(tokens: number[], cache: KVCache, out: Float32Array | null): void {
+    const cfg = this.config;
+    const w = this.weights;
+    const T = tokens.length;
+    const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD, vocabSize: V } = cfg;
+    const eps = cfg.rmsNormEps;
+    const off = cfg.normWeightOffset;
+    const pos0 = cache.length;
+    const kvs = NKV * HD;
+    const ws = this.workspace(T, pos0 + T);
+    const x = ws.x.subarray(0, T * C);
+    const xn = ws.xn.subarray(0, T * C);
+    const q = ws.q.subarray(0, T * NH * HD);
+    const att = ws.att.subarray(0, T * NH * HD);
+    const proj = ws.proj.subarray(0, T * C);
+    const gate = ws.gate.subarray(0, T * F);
+    const up = ws.up.subarray(0, T * F);
+
+    const positions = Array.from({ length: T }, (_, t) => pos0 + t);
+    const half = HD / 2;
+    const cosG = ws.cos.subarray(0, T * half);
+    const sinG = ws.sin.subarray(0, T * half);
+    ropeTables(positions, T, this.invFreqGlobal, cosG, sinG);
+    let cosL = cosG;
+    let sinL = sinG;
+    if (this.invFreqLocal !== this.invFreqGlobal) {
+      cosL = new Float32Array(T * half);
+      sinL = new Float32Array(T * half);
+      ropeTables(positions, T, this.invFreqLocal, cosL, sinL);
+    }
+
+    embeddingForward(x, tokens, w.embed, T, C, cfg.embedScale);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const lw = w.layers[l]!;
+      const sliding = cfg.layerTypes[l] === 'sliding_attention';
+      const kDst = cache.k[l]!.subarray(pos0 * kvs, (pos0 + T) * kvs);
+      const vDst = cache.v[l]!.subarray(pos0 * kvs, (pos0 + T) * kvs);
+
+      // attention block
+      rmsnormForward(xn, x, lw.attnNorm, T, C, eps, off);
+      matmulForward(q, xn, lw.q, T, C, NH * HD);
+      matmulForward(kDst, xn, lw.k, T, C, kvs);
+      matmulForward(vDst, xn, lw.v, T, C, kvs);
+      if (lw.qNorm && lw.kNorm) {
+        rmsnormForward(q, q, lw.qNorm, T * NH, HD, eps, off);
+        rmsnormForward(kDst, kDst, lw.kNorm, T * NKV, HD, eps, off);
+      }
+      ropeForward(q, T, NH, HD, NH * HD, sliding ? cosL : cosG, sliding ? sinL : sinG);
+      ropeForward(kDst, T, NKV, HD, kvs, sliding ? cosL : cosG, sliding ? sinL : sinG);
+      attentionForward(att, q, cache.k[l]!, cache.v[l]!, {
+        T, pos0, NH, NKV, HD, window: sliding ? cfg.slidingWindow : null, scale: cfg.attnScale,
+      }, ws.scores);
+      matmulForward(proj, att, lw.o, T, NH * HD, C);
+      if (lw.postAttnNorm) rmsnormForward(proj, proj, lw.postAttnNorm, T, C, eps, off);
+      addInPlace(x, proj, T * C);
+
+      // feed-forward block
+      rmsnormForward(xn, x, lw.ffnNorm, T, C, eps, off);
+      matmulForward(gate, xn, lw.gate, T, C, F);
+      matmulForward(up, xn, lw.up, T, C, F);
+      if (cfg.hiddenAct === 'silu') swigluForward(gate, gate, up, T * F);
+      else gegluTanhForward(gate, gate, up, T * F);
+      matmulForward(proj, gate, lw.down, T, F, C);
+      if (lw.postFfnNorm) rmsnormForward(proj, proj, lw.postFfnNorm, T, C, eps, off);
+      addInPlace(x, proj, T * C);
+    }
+    cache.length = pos0 + T;
+    if (!out) return;
+    if (out.length === T * V) {
+      rmsnormForward(xn, x, w.finalNorm, T, C, eps, off);
+      matmulForward(out, xn, w.lmHead, T, C, V);
+    } else {
+      const last = x.subarray((T - 1) * C, T * C);
+      const lastN = xn.subarray(0, C);
+      rmsnormForward(lastN, last, w.finalNorm, 1, C, eps, off);
+      matmulForward(out, lastN, w.lmHead, 1, C, V);
+    }
+  }
+}
