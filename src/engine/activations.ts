@@ -1,10 +1,12 @@
 // Gated MLP activations, fused with the gate product: out = act(gate) · up.
 // SiLU for Llama/Qwen (SwiGLU), tanh-approximated GELU for Gemma (GeGLU), as PyTorch defines them.
 
+import { fastExp } from './fast-exp.js';
+
 export function swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const g = gate[i];
-    out[i] = (g / (1 + Math.exp(-g))) * up[i];
+    out[i] = (g / (1 + fastExp(-g))) * up[i];
   }
 }
 
@@ -13,6 +15,8 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export function gegluTanhForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const g = gate[i];
-    out[i] = 0.5 * g * (1 + Math.tanh(SQRT_2_OVER_PI * (g + 0.044715 * g * g * g))) * up[i];
+    // 0.5·(1 + tanh(u)) = 1 / (1 + e^(-2u))
+    const u = SQRT_2_OVER_PI * (g + 0.044715 * g * g * g);
+    out[i] = (g / (1 + fastExp(-2 * u))) * up[i];
   }
 }

@@ -5,6 +5,7 @@
 // Dimension letters: T new tokens, NH query heads, NKV key/value heads, HD head dim, S keys.
 
 import { gemm } from './blas.js';
+import { fastExp } from './fast-exp.js';
 
 export const ATTENTION_QUERY_BLOCK = 64;
 
@@ -69,7 +70,7 @@ function softmaxRow(x: Float32Array, base: number, lo: number, hi: number, S: nu
   for (let j = lo; j <= hi; j++) if (x[base + j] > max) max = x[base + j];
   let sum = 0;
   for (let j = lo; j <= hi; j++) {
-    const e = Math.exp(x[base + j] - max);
+    const e = fastExp(x[base + j] - max);
     x[base + j] = e;
     sum += e;
   }

@@ -1,0 +1,71 @@
+// `tunekit generate`: text from a model directory or a Hugging Face Hub id.
+
+import type { Command } from 'commander';
+import { resolveModelDir } from '../../hub/hub.js';
+import { loadModel } from '../../models/model.js';
+import { generateStream } from '../../generate/generate.js';
+import { describeGemm } from '../../engine/blas.js';
+import { floatOption, intOption } from '../options.js';
+
+interface GenerateCliOptions {
+  model: string;
+  prompt: string;
+  chat?: boolean;
+  system?: string;
+  maxTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  stop: string[];
+  stream?: boolean;
+  verbose?: boolean;
+}
+
+export function registerGenerateCommand(program: Command): void {
+  program
+    .command('generate')
+    .description('generate text with a model')
+    .requiredOption('--model <dir|org/name>', 'model directory, or a Hugging Face Hub id')
+    .requiredOption('--prompt <text>', 'the prompt')
+    .option('--chat', 'wrap the prompt in the model\'s chat template as a user turn')
+    .option('--system <text>', 'system instruction (with --chat)')
+    .option('--max-tokens <n>', 'tokens to generate at most', intOption('--max-tokens', 1), 128)
+    .option('--temperature <t>', '0 for greedy', floatOption('--temperature', 0, 100), 0)
+    .option('--top-k <k>', 'sample among the k most likely tokens', intOption('--top-k', 0))
+    .option('--top-p <p>', 'nucleus sampling mass', floatOption('--top-p', 0, 1))
+    .option('--seed <n>', 'sampling seed (same seed, same text)', intOption('--seed'))
+    .option('--stop <text>', 'stop sequence (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--stream', 'print tokens as they are generated')
+    .option('--verbose', 'print timing and the matrix library in use')
+    .action(async (o: GenerateCliOptions) => {
+      const dir = await resolveModelDir(o.model, { onProgress: (m) => process.stderr.write(`${m}\n`) });
+      const model = await loadModel(dir);
+      const tk = model.tokenizer;
+      const promptIds = o.chat
+        ? tk.encode(tk.applyChatTemplate([
+          ...(o.system ? [{ role: 'system', content: o.system }] : []),
+          { role: 'user', content: o.prompt },
+        ], { addGenerationPrompt: true }), { addSpecialTokens: false })
+        : tk.encode(o.prompt);
+      const it = generateStream(model, promptIds, {
+        maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopSequences: o.stop,
+      });
+      let text = '';
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          if (!o.stream) process.stdout.write(text);
+          process.stdout.write('\n');
+          if (o.verbose) {
+            const v = r.value;
+            process.stderr.write(`${describeGemm()}; prompt ${v.promptTokens} tokens in ${v.promptSeconds.toFixed(3)} s; ` +
+              `${v.tokenIds.length} tokens in ${v.generateSeconds.toFixed(3)} s; finish: ${v.finishReason}\n`);
+          }
+          return;
+        }
+        if (o.stream) process.stdout.write(r.value.text);
+        else text += r.value.text;
+      }
+    });
+}

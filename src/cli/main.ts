@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// The tunekit command line. Each command lives in src/cli/commands; this file wires them up and is
+// the one place where library errors become exit codes: a TunekitError (bad input) prints one line
+// and exits 1, anything else is a bug and keeps its stack trace.
+
+import { Command, CommanderError } from 'commander';
+import { TunekitError } from '../errors.js';
+import { registerModelCommands } from './commands/model.js';
+import { registerGenerateCommand } from './commands/generate.js';
+import { registerExportCommands } from './commands/export.js';
+
+const program = new Command();
+program
+  .name('tunekit')
+  .description('Self-hosted supervised fine-tuning and serving of open-weight LLMs, Vertex AI compatible')
+  .version('0.1.0')
+  .option('--threads <n>', 'threads for matrix products (default: all cores)')
+  .hook('preAction', (cmd) => {
+    const threads = cmd.opts().threads as string | undefined;
+    if (threads !== undefined) process.env.TUNEKIT_THREADS = threads;
+  })
+  .exitOverride();
+
+registerModelCommands(program);
+registerGenerateCommand(program);
+registerExportCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (err instanceof TunekitError) {
+    process.stderr.write(`tunekit: error: ${err.message}\n`);
+    process.exitCode = 1;
+  } else {
+    throw err;
+  }
+}

@@ -1,0 +1,112 @@
+// Autoregressive generation on one sequence: prefill the prompt into a KV cache, then sample one
+// token at a time until an end-of-turn token, a stop sequence or the token limit. Streaming is an
+// async iterator of text pieces; the final result carries the whole text and why it ended.
+
+import { Random } from '../engine/random.js';
+import { InvalidRequestError } from '../errors.js';
+import type { LoadedModel } from '../models/model.js';
+import { sampleToken, validateSampling, type SamplingOptions } from './sampler.js';
+import { StopSequenceMatcher } from './stop-sequences.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  seed?: number;
+  stopSequences?: string[];
+  /** Token ids that end generation; defaults to the model's end-of-sequence ids. */
+  stopTokenIds?: number[];
+  /** Context to allocate; defaults to prompt + maxTokens, capped by the model's maximum. */
+  contextSize?: number;
+}
+
+export type FinishReason = 'stop' | 'stop_sequence' | 'length';
+
+export interface GenerationResult {
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  /** Seconds spent on the prompt and on the generated tokens. */
+  promptSeconds: number;
+  generateSeconds: number;
+}
+
+export interface GenerationChunk {
+  text: string;
+  tokenId: number;
+}
+
+export async function* generateStream(
+  model: LoadedModel, promptIds: number[], opts: GenerateOptions,
+): AsyncGenerator<GenerationChunk, GenerationResult> {
+  validateSampling(opts);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${opts.maxTokens}`);
+  if (promptIds.length === 0) throw new InvalidRequestError('the prompt is empty');
+  const maxContext = model.config.maxPositionEmbeddings;
+  if (promptIds.length >= maxContext) {
+    throw new InvalidRequestError(`the prompt is ${promptIds.length} tokens but the model's context is ${maxContext} tokens`);
+  }
+  const contextSize = Math.min(opts.contextSize ?? promptIds.length + opts.maxTokens, maxContext);
+  if (promptIds.length >= contextSize) {
+    throw new InvalidRequestError(`the prompt is ${promptIds.length} tokens but the context is ${contextSize} tokens`);
+  }
+  const stopIds = new Set(opts.stopTokenIds ?? model.defaults.eosTokenIds);
+  const rng = new Random(opts.seed ?? ((Math.random() * 2 ** 32) >>> 0));
+  const stops = new StopSequenceMatcher(opts.stopSequences ?? []);
+  const decoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
+  const tokenizerSize = Math.min(model.tokenizer.size, model.config.vocabSize);
+  const cache = model.transformer.createCache(contextSize);
+
+  const t0 = performance.now();
+  let logits = model.transformer.forward(promptIds, cache);
+  const promptSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const tokenIds: number[] = [];
+  let text = '';
+  let finishReason: FinishReason = 'length';
+  for (;;) {
+    const id = sampleToken(logits, opts, rng, tokenizerSize);
+    if (stopIds.has(id)) {
+      finishReason = 'stop';
+      break;
+    }
+    tokenIds.push(id);
+    const { emit, stopped } = stops.push(decoder.push(id));
+    if (emit) {
+      text += emit;
+      yield { text: emit, tokenId: id };
+    }
+    if (stopped) {
+      finishReason = 'stop_sequence';
+      break;
+    }
+    if (tokenIds.length >= opts.maxTokens || cache.length >= contextSize) break;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    logits = model.transformer.forward([id], cache);
+  }
+  if (finishReason !== 'stop_sequence') {
+    const { emit, stopped } = stops.push(decoder.flush());
+    const rest = emit + (stopped ? '' : stops.flush());
+    if (stopped) finishReason = 'stop_sequence';
+    if (rest) {
+      text += rest;
+      yield { text: rest, tokenId: tokenIds[tokenIds.length - 1] ?? -1 };
+    }
+  }
+  return {
+    text,
+    tokenIds,
+    finishReason,
+    promptTokens: promptIds.length,
+    promptSeconds,
+    generateSeconds: (performance.now() - t1) / 1000,
+  };
+}
+
+/** Runs generateStream to the end. */
+export async function generate(model: LoadedModel, promptIds: number[], opts: GenerateOptions): Promise<GenerationResult> {
+  const it = generateStream(model, promptIds, opts);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
