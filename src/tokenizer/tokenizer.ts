@@ -1,0 +1,322 @@
+// A Hugging Face tokenizer directory (tokenizer.json, tokenizer_config.json, optional
+// generation_config.json / special_tokens_map.json / chat_template.jinja) behind one small class.
+// Rules it keeps:
+// - Encoding and decoding are delegated to @huggingface/tokenizers; this file owns every reading of the
+//   files' fields, so callers see ids, flags and a template, never the JSON.
+// - Special/added tokens written in text always encode to their single id (HF's default,
+//   split_special_tokens=false). Rendered chat prompts already hold BOS: encode them with
+//   addSpecialTokens: false.
+// - decode never applies clean_up_tokenization_spaces (HF's " ." -> "." rewrite): decoded text is what
+//   the tokens spell, so decode(encode(s)) === s for byte-level tokenizers and streaming stays additive.
+// - The stream decoder emits only settled text: never a trailing U+FFFD that a later token could still
+//   complete, and all pushes plus flush concatenate to decode(all ids) with the same options.
+// - Malformed files are InvalidModelError naming the file and field; unknown components are
+//   UnsupportedModelError.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
+import { InvalidModelError, InvalidRequestError, NotFoundError, UnsupportedModelError } from '../errors.js';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'model' | string;
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  addGenerationPrompt?: boolean;
+  /** Passed to the template only when given (Qwen3 tests `enable_thinking is defined`). */
+  enableThinking?: boolean;
+}
+
+export interface StreamDecoder {
+  /** Text completed by this token (may be empty). */
+  push(id: number): string;
+  /** Whatever is still held back (an incomplete character renders as U+FFFD). */
+  flush(): string;
+}
+
+/** The parsed JSON files of a tokenizer directory. */
+export interface TokenizerFiles {
+  tokenizer: Record<string, unknown>;
+  config?: Record<string, unknown>;
+  generationConfig?: Record<string, unknown>;
+  specialTokensMap?: Record<string, unknown>;
+  /** chat_template.jinja, used when tokenizer_config.json has no chat_template. */
+  chatTemplateFile?: string;
+}
+
+// The part of @huggingface/tokenizers' Tokenizer this file calls (its bundled types do not resolve
+// under NodeNext, so the shape is stated here).
+interface HfLike {
+  encode(text: string, opts: { add_special_tokens: boolean }): { ids: number[] };
+  decode(ids: number[], opts: { skip_special_tokens: boolean; clean_up_tokenization_spaces: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+}
+
+type Json = Record<string, unknown>;
+
+// transformers' LlamaTokenizerFast / GemmaTokenizerFast rebuild the post-processor from add_bos_token /
+// add_eos_token at load time; every other class uses tokenizer.json's post-processor as written.
+const FLAG_DRIVEN_CLASSES = new Set([
+  'LlamaTokenizer', 'LlamaTokenizerFast', 'CodeLlamaTokenizer', 'CodeLlamaTokenizerFast', 'GemmaTokenizer', 'GemmaTokenizerFast',
+]);
+
+function readJson(dir: string, name: string, required: true): Json;
+function readJson(dir: string, name: string, required: false): Json | undefined;
+function readJson(dir: string, name: string, required: boolean): Json | undefined {
+  const file = path.join(dir, name);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (!required) return undefined;
+      throw new InvalidModelError(`${file} is missing: a tokenizer directory needs ${name}`);
+    }
+    throw e;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new InvalidModelError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidModelError(`${file} must hold a JSON object`);
+  }
+  return value as Json;
+}
+
+/** bos_token etc. are a string, null, or an AddedToken object {content, ...}. */
+function tokenContent(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
+  throw new InvalidModelError(`tokenizer_config.json ${field} must be a string or {"content": ...}, got ${JSON.stringify(value)}`);
+}
+
+function pickChatTemplate(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    const named = value.find((t) => t && typeof t === 'object' && (t as Json).name === 'default');
+    if (named && typeof (named as Json).template === 'string') return (named as Json).template as string;
+    throw new InvalidModelError('tokenizer_config.json chat_template is a list without a {"name": "default"} entry');
+  }
+  throw new InvalidModelError(`tokenizer_config.json chat_template must be a string or a list of {name, template}`);
+}
+
+/** Highest id the tokenizer defines, plus one. */
+function countIds(tokenizer: Json): number {
+  let max = -1;
+  const model = tokenizer.model as Json | undefined;
+  const vocab = model?.vocab;
+  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [[piece, score], ...]
+  else if (vocab && typeof vocab === 'object') {
+    for (const id of Object.values(vocab as Json)) if (typeof id === 'number' && id > max) max = id;
+  }
+  for (const t of (tokenizer.added_tokens as Json[] | undefined) ?? []) {
+    if (typeof t.id === 'number' && t.id > max) max = t.id;
+  }
+  return max + 1;
+}
+
+export class Tokenizer {
+  readonly size: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: number[];
+  readonly padTokenId: number | null;
+  readonly chatTemplate: string | null;
+
+  private readonly hf: HfLike;
+  private readonly special: Set<number>;
+  /** Token strings handed to the chat template (bos_token, eos_token, ...). */
+  private readonly templateTokens: Record<string, string>;
+  /** Set for flag-driven classes: which of BOS/EOS encode() adds; null means the post-processor decides. */
+  private readonly addFlags: { bos: boolean; eos: boolean } | null;
+  private readonly eosTokenId: number | null;
+  private template: Template | null = null;
+
+  /** Reads a tokenizer directory. Async for the callers' sake; the work is synchronous. */
+  static async load(dir: string, opts: { vocabSize?: number } = {}): Promise<Tokenizer> {
+    return Tokenizer.loadSync(dir, opts);
+  }
+
+  static loadSync(dir: string, opts: { vocabSize?: number } = {}): Tokenizer {
+    if (!fs.existsSync(dir)) throw new NotFoundError(`tokenizer directory ${dir} does not exist`);
+    const chatTemplatePath = path.join(dir, 'chat_template.jinja');
+    const files: TokenizerFiles = {
+      tokenizer: readJson(dir, 'tokenizer.json', true),
+      config: readJson(dir, 'tokenizer_config.json', false),
+      generationConfig: readJson(dir, 'generation_config.json', false),
+      specialTokensMap: readJson(dir, 'special_tokens_map.json', false),
+      chatTemplateFile: fs.existsSync(chatTemplatePath) ? fs.readFileSync(chatTemplatePath, 'utf8') : undefined,
+    };
+    return new Tokenizer(files, opts);
+  }
+
+  /** Builds a tokenizer from already-parsed files (tests, generated tokenizers). */
+  static fromFiles(files: TokenizerFiles, opts: { vocabSize?: number } = {}): Tokenizer {
+    return new Tokenizer(files, opts);
+  }
+
+  private constructor(files: TokenizerFiles, opts: { vocabSize?: number }) {
+    const tj = files.tokenizer;
+    const config = files.config ?? {};
+    const stm = files.specialTokensMap ?? {};
+    if (!tj.model || typeof tj.model !== 'object') throw new InvalidModelError('tokenizer.json has no "model" object');
+
+    this.size = countIds(tj);
+    if (opts.vocabSize !== undefined && this.size > opts.vocabSize) {
+      throw new InvalidModelError(`tokenizer.json defines ${this.size} tokens but config.json vocab_size is ${opts.vocabSize}`);
+    }
+
+    // tokenizers.js insists on these keys being present; tokenizer.json may omit the null ones.
+    const normalized = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tj };
+    try {
+      // Our own decode() decides about clean-up; specials come from the config only for the model.
+      this.hf = new HfTokenizer(normalized, { ...config, clean_up_tokenization_spaces: false }) as unknown as HfLike;
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/^Unknown /.test(msg)) throw new UnsupportedModelError(`tokenizer.json: ${msg} (not implemented by @huggingface/tokenizers)`);
+      throw new InvalidModelError(`tokenizer.json could not be loaded: ${msg}`);
+    }
+
+    const idOf = (field: string): number | null => {
+      const content = tokenContent(config[field] !== undefined ? config[field] : stm[field], field);
+      if (content === null) return null;
+      const id = this.hf.token_to_id(content);
+      if (id === undefined) throw new InvalidModelError(`tokenizer_config.json ${field} ${JSON.stringify(content)} is not a token of tokenizer.json`);
+      return id;
+    };
+    this.bosTokenId = idOf('bos_token');
+    this.eosTokenId = idOf('eos_token');
+    this.padTokenId = idOf('pad_token');
+    const unkId = idOf('unk_token');
+
+    const eos: number[] = this.eosTokenId === null ? [] : [this.eosTokenId];
+    const genEos = files.generationConfig?.eos_token_id;
+    for (const id of Array.isArray(genEos) ? genEos : genEos === undefined || genEos === null ? [] : [genEos]) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+        throw new InvalidModelError(`generation_config.json eos_token_id ${JSON.stringify(id)} is not a token id below ${this.size}`);
+      }
+      if (!eos.includes(id)) eos.push(id);
+    }
+    this.eosTokenIds = eos;
+
+    this.special = new Set<number>();
+    for (const t of tj.added_tokens as Json[] | undefined ?? []) if (t.special === true && typeof t.id === 'number') this.special.add(t.id);
+    for (const id of [this.bosTokenId, this.eosTokenId, this.padTokenId, unkId]) if (id !== null) this.special.add(id);
+    const extra = config.additional_special_tokens ?? stm.additional_special_tokens;
+    for (const t of Array.isArray(extra) ? extra : []) {
+      const content = tokenContent(t, 'additional_special_tokens');
+      const id = content === null ? undefined : this.hf.token_to_id(content);
+      if (id !== undefined) this.special.add(id);
+    }
+
+    this.templateTokens = {};
+    for (const [key, value] of Object.entries({ ...stm, ...config })) {
+      if (!key.endsWith('_token')) continue;
+      const content = typeof value === 'string' ? value : value && typeof value === 'object' ? (value as Json).content : undefined;
+      if (typeof content === 'string') this.templateTokens[key] = content;
+    }
+
+    const cls = typeof config.tokenizer_class === 'string' ? config.tokenizer_class : '';
+    this.addFlags = FLAG_DRIVEN_CLASSES.has(cls)
+      ? { bos: config.add_bos_token !== false, eos: config.add_eos_token === true }
+      : null;
+
+    this.chatTemplate = pickChatTemplate(config.chat_template) ?? files.chatTemplateFile ?? null;
+  }
+
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    const add = opts.addSpecialTokens ?? true;
+    if (!this.addFlags) return this.hf.encode(text, { add_special_tokens: add }).ids;
+    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    if (add && this.addFlags.bos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    if (add && this.addFlags.eos && this.eosTokenId !== null) ids.push(this.eosTokenId);
+    return ids;
+  }
+
+  decode(ids: number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+        throw new InvalidRequestError(`token id ${id} is outside the tokenizer's 0..${this.size - 1}`);
+      }
+    }
+    const kept = opts.skipSpecialTokens ? ids.filter((id) => !this.special.has(id)) : ids;
+    if (kept.length === 0) return '';
+    return this.hf.decode(kept, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hf.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf.id_to_token(id);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.special.has(id);
+  }
+
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    if (this.chatTemplate === null) {
+      throw new InvalidRequestError('this model has no chat template (tokenizer_config.json chat_template is not set); send a plain prompt instead');
+    }
+    if (!this.template) {
+      try {
+        this.template = new Template(this.chatTemplate);
+      } catch (e) {
+        throw new InvalidModelError(`tokenizer_config.json chat_template does not parse: ${(e as Error).message}`);
+      }
+    }
+    const context: Record<string, unknown> = {
+      ...this.templateTokens,
+      messages: messages.map((m) => ({ ...m })),
+      add_generation_prompt: opts.addGenerationPrompt ?? false,
+    };
+    if (opts.enableThinking !== undefined) context.enable_thinking = opts.enableThinking;
+    try {
+      return this.template.render(context);
+    } catch (e) {
+      throw new InvalidRequestError(`tokenizer_config.json chat_template failed to render these messages: ${(e as Error).message}`);
+    }
+  }
+
+  createStreamDecoder(opts: { skipSpecialTokens?: boolean } = {}): StreamDecoder {
+    // Window ids[prefix..] is decoded on each push; ids[prefix..read] is context already emitted, kept
+    // so decoders that depend on the previous token (leading-space stripping) see it. Every window
+    // boundary sits where the text was complete, so window texts concatenate to the full decode.
+    const ids: number[] = [];
+    let prefix = 0;
+    let read = 0;
+    const skip = opts.skipSpecialTokens ?? false;
+    const settle = (force: boolean): string => {
+      const before = this.decode(ids.slice(prefix, read));
+      const after = this.decode(ids.slice(prefix));
+      if (after.length <= before.length || (!force && after.endsWith('\uFFFD'))) {
+        if (force) prefix = read = ids.length;
+        return '';
+      }
+      prefix = read;
+      read = ids.length;
+      return after.slice(before.length);
+    };
+    return {
+      push: (id: number): string => {
+        if (!Number.isInteger(id) || id < 0 || id >= this.size) {
+          throw new InvalidRequestError(`token id ${id} is outside the tokenizer's 0..${this.size - 1}`);
+        }
+        if (skip && this.special.has(id)) return '';
+        ids.push(id);
+        return settle(false);
+      },
+      flush: (): string => settle(true),
+    };
+  }
+}
