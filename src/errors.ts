@@ -7,7 +7,8 @@ export type ErrorCode =
   | 'FAILED_PRECONDITION'
   | 'UNIMPLEMENTED'
   | 'OUT_OF_RANGE'
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  | 'PERMISSION_DENIED';
 
 export class TunekitError extends Error {
   readonly code: ErrorCode;
@@ -48,5 +49,12 @@ export class NotFoundError extends TunekitError {
 export class UnavailableError extends TunekitError {
   constructor(message: string) {
     super('UNAVAILABLE', message);
+  }
+}
+
+/** The caller lacks access: a gated or private Hub model, later a missing IAM permission. */
+export class PermissionDeniedError extends TunekitError {
+  constructor(message: string) {
+    super('PERMISSION_DENIED', message);
   }
 }

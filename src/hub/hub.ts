@@ -9,7 +9,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { downloadFileToCacheDir, listFiles, modelInfo } from '@huggingface/hub';
-import { InvalidModelError, InvalidRequestError, NotFoundError, TunekitError, UnavailableError } from '../errors.js';
+import { InvalidModelError, InvalidRequestError, NotFoundError, PermissionDeniedError, TunekitError, UnavailableError } from '../errors.js';
 import {
   COMMIT_HASH,
   completeCachedSnapshot,
@@ -39,11 +39,8 @@ export interface ResolveOptions {
 }
 
 /** The Hub refused access (HTTP 401/403): the model is gated or private and needs a token that can read it. */
-export class HubAccessError extends TunekitError {
-  constructor(message: string) {
-    super('FAILED_PRECONDITION', message);
-  }
-}
+/** A gated or private repository without a (valid) token. */
+export class HubAccessError extends PermissionDeniedError {}
 
 /** A parsed "org/name[@revision]". */
 export interface HubModelSpec {
