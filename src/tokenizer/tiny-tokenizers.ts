@@ -48,7 +48,7 @@ interface FamilySpec {
   bos: string | null;
   eos: string;
   pad: string | null;
-  /** eos ids of generation_config.json, by content; the tokenizer's eos first. */
+  /** eos ids for generation_config.json, by content, in the published order. */
   eosAll: string[];
   template: string;
 }
