@@ -147,6 +147,7 @@ export class Tokenizer {
 
   static loadSync(dir: string, opts: { vocabSize?: number } = {}): Tokenizer {
     if (!fs.existsSync(dir)) throw new NotFoundError(`tokenizer directory ${dir} does not exist`);
+    if (!fs.statSync(dir).isDirectory()) throw new InvalidModelError(`${dir} is not a directory (expected a tokenizer directory)`);
     const chatTemplatePath = path.join(dir, 'chat_template.jinja');
     const files: TokenizerFiles = {
       tokenizer: readJson(dir, 'tokenizer.json', true),
@@ -234,10 +235,13 @@ export class Tokenizer {
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     const add = opts.addSpecialTokens ?? true;
-    if (!this.addFlags) return this.hf.encode(text, { add_special_tokens: add }).ids;
-    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
-    if (add && this.addFlags.bos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
-    if (add && this.addFlags.eos && this.eosTokenId !== null) ids.push(this.eosTokenId);
+    const ids = this.hf.encode(text, { add_special_tokens: add && !this.addFlags }).ids;
+    if (add && this.addFlags?.bos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    if (add && this.addFlags?.eos && this.eosTokenId !== null) ids.push(this.eosTokenId);
+    // A piece with no id and no unk_token comes back undefined: the vocabulary is incomplete.
+    if (ids.some((id) => id === undefined)) {
+      throw new InvalidModelError(`tokenizer.json cannot encode ${JSON.stringify(text.slice(0, 40))}: a piece has no id and there is no unk_token`);
+    }
     return ids;
   }
 
