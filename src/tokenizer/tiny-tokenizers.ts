@@ -318,7 +318,9 @@ export function generateTokenizer(family: Family, opts: { merges: number }): Gen
       model_max_length: 32768,
       pad_token: spec.pad,
       spaces_between_special_tokens: false,
-      tokenizer_class: 'GemmaTokenizer',
+      // Not 'GemmaTokenizer': transformers 5 rebuilds that class as SentencePiece-style from the vocabulary,
+      // ignoring this file's byte-level pipeline; the generic class runs tokenizer.json as written.
+      tokenizer_class: 'PreTrainedTokenizerFast',
       unk_token: '<unk>',
       use_default_system_prompt: false,
     };

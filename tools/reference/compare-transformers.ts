@@ -3,6 +3,7 @@
 //   node dist/tools/reference/compare-transformers.js prepare DIR      writes models + DIR/cases.json
 //   python3 tools/reference/transformers_check.py DIR OUT.json         (on the machine with transformers)
 //   node dist/tools/reference/compare-transformers.js compare DIR OUT.json
+//   node dist/tools/reference/compare-transformers.js fixture DIR OUT.json   writes test/fixtures/transformers-reference.json
 // compare prints, per model, the max |Δlogit| at the last position, the argmax agreement over all
 // positions, whether the greedy continuations, tokenizations and chat renders are identical.
 
@@ -15,6 +16,7 @@ import { Random } from '../../src/engine/random.js';
 import type { Family } from '../../src/models/config.js';
 
 const FAMILIES: Family[] = ['llama', 'qwen3', 'gemma3'];
+const SEED = 3;
 const TEXTS = ['Hello, world! The weather is 23°C today.', '  leading spaces and\nnew lines\n\n', 'emoji 🎉 and ünïcödé', '{"key": [1, 2, 3]}'];
 const CHATS = [[
   { role: 'system', content: 'You answer in one word.' },
@@ -29,7 +31,7 @@ async function prepare(dir: string): Promise<void> {
   const cases: Case[] = [];
   for (const family of FAMILIES) {
     const name = `${family}-tiny`;
-    initTinyModel({ family, size: 'tiny', seed: 3, out: path.join(dir, name) });
+    initTinyModel({ family, size: 'tiny', seed: SEED, out: path.join(dir, name) });
     const model = await loadModel(path.join(dir, name));
     const rng = new Random(5);
     // Long enough to pass Gemma's tiny sliding window (8) several times.
@@ -80,10 +82,30 @@ async function compare(dir: string, outFile: string): Promise<void> {
   process.exitCode = ok ? 0 : 1;
 }
 
+/** The cases and transformers' answers in one file that test/transformers-reference.test.ts reads. */
+function fixture(dir: string, outFile: string): void {
+  const cases = JSON.parse(fs.readFileSync(path.join(dir, 'cases.json'), 'utf8')) as Case[];
+  const ref = JSON.parse(fs.readFileSync(outFile, 'utf8')) as Array<Record<string, unknown> & { model: string; last_logits: number[] }>;
+  const entries = cases.map((c) => {
+    const r = ref.find((x) => x.model === c.model)!;
+    return {
+      ...c,
+      family: c.model.replace(/-tiny$/, ''),
+      seed: SEED,
+      reference: { ...r, last_logits: r.last_logits.map((x) => Number(x.toPrecision(8))) },
+    };
+  });
+  const file = path.resolve('test/fixtures/transformers-reference.json');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(entries) + '\n');
+  console.log(`wrote ${file}`);
+}
+
 const [mode, dir, out] = process.argv.slice(2);
 if (mode === 'prepare' && dir) await prepare(dir);
 else if (mode === 'compare' && dir && out) await compare(dir, out);
+else if (mode === 'fixture' && dir && out) fixture(dir, out);
 else {
-  console.error('usage: compare-transformers prepare DIR | compare DIR OUT.json');
+  console.error('usage: compare-transformers prepare DIR | compare DIR OUT.json | fixture DIR OUT.json');
   process.exitCode = 2;
 }
