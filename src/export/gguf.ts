@@ -10,7 +10,7 @@
 //   1-D tensors in F32, as llama.cpp expects.
 
 import * as path from 'node:path';
-import { InvalidRequestError, UnsupportedModelError } from '../errors.js';
+import { InvalidModelError, InvalidRequestError, UnsupportedModelError } from '../errors.js';
 import type { ModelConfig, RopeScaling } from '../models/config.js';
 import { loadModelConfig, openWeightFiles } from '../models/loader.js';
 import { readTensorF32 } from '../models/safetensors.js';
@@ -57,7 +57,11 @@ export async function exportGguf(opts: GgufExportOptions): Promise<GgufExportSum
   }
   for (const spec of tensorSpecs(config)) {
     const header = byTensor.get(spec.name);
-    if (!header) throw new UnsupportedModelError(`${opts.modelDir}: tensor "${spec.name}" is missing from the weights`);
+    if (!header) throw new InvalidModelError(`${opts.modelDir}: tensor "${spec.name}" is missing from the weights (expected shape [${spec.shape.join(', ')}])`);
+    const stored = header.tensors.get(spec.name)!.shape;
+    if (stored.length !== spec.shape.length || stored.some((d, i) => d !== spec.shape[i])) {
+      throw new InvalidModelError(`${header.file}: tensor "${spec.name}" has shape [${stored.join(', ')}] but config.json implies [${spec.shape.join(', ')}]`);
+    }
     tensors.push({
       name: ggufTensorName(arch, spec.slot, spec.layer),
       shape: spec.shape,

@@ -15,7 +15,6 @@ export function cpuLlama(): Promise<Llama> {
     usePrebuiltBinaries: true,
     progressLogs: false,
     logLevel: LlamaLogLevel.error,
-    maxThreads: 2,
   });
   return llamaPromise;
 }
