@@ -51,6 +51,9 @@ function loadNative(): Gemm | { error: string } {
   } catch (err) {
     return { error: `koffi could not be loaded (${(err as Error).message})` };
   }
+  // OpenBLAS threads busy-wait ~2^28 cycles after each call by default, which starves the kernel
+  // pool's workers between matrix products; 2^4 makes them sleep almost at once. Read at load time.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
   const errors: string[] = [];
   for (const libName of candidateLibraries()) {
     let lib: ReturnType<typeof koffi.load>;

@@ -9,9 +9,10 @@ import { InvalidRequestError } from '../errors.js';
 import { matmulForward } from '../engine/matmul.js';
 import { rmsnormForward } from '../engine/rmsnorm.js';
 import { ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
-import { attentionForward, attentionScratchSize } from '../engine/attention.js';
-import { gegluTanhForward, swigluForward } from '../engine/activations.js';
+import { attentionForward, attentionScratchFits, createAttentionScratch, type AttentionScratch } from '../engine/attention.js';
+import { runSplit, sharedFloat32 } from '../engine/kernel-pool.js';
 import { addInPlace, embeddingForward } from '../engine/elementwise.js';
+import { profileMark, profileStart } from '../engine/profile.js';
 
 /** Keys and values of one sequence, per layer; `length` tokens are filled. */
 export class KVCache {
@@ -43,7 +44,7 @@ interface Workspace {
   up: Float32Array; // (T, F)
   cos: Float32Array; // (T, HD/2)
   sin: Float32Array;
-  scores: Float32Array;
+  attention: AttentionScratch;
 }
 
 export class Transformer {
@@ -89,8 +90,8 @@ export class Transformer {
 
   private workspace(T: number, maxKeys: number): Workspace {
     const { hiddenSize: C, intermediateSize: F, numHeads: NH, headDim: HD } = this.config;
-    const need = attentionScratchSize(maxKeys);
-    if (!this.ws || this.ws.capacity < T || this.ws.scores.length < need) {
+    const { numKvHeads: NKV } = this.config;
+    if (!this.ws || this.ws.capacity < T || !attentionScratchFits(this.ws.attention, maxKeys, NH, NKV)) {
       const cap = Math.max(T, this.ws?.capacity ?? 0);
       this.ws = {
         capacity: cap,
@@ -99,11 +100,11 @@ export class Transformer {
         q: new Float32Array(cap * NH * HD),
         att: new Float32Array(cap * NH * HD),
         proj: new Float32Array(cap * C),
-        gate: new Float32Array(cap * F),
-        up: new Float32Array(cap * F),
+        gate: sharedFloat32(cap * F),
+        up: sharedFloat32(cap * F),
         cos: new Float32Array((cap * HD) / 2),
         sin: new Float32Array((cap * HD) / 2),
-        scores: new Float32Array(Math.max(need, this.ws?.scores.length ?? 0)),
+        attention: createAttentionScratch(maxKeys, NH, NKV, HD, sharedFloat32),
       };
     }
     return this.ws;
@@ -141,7 +142,9 @@ export class Transformer {
       ropeTables(positions, T, this.invFreqLocal, cosL, sinL);
     }
 
+    profileStart();
     embeddingForward(x, tokens, w.embed, T, C, cfg.embedScale);
+    profileMark('embed');
     for (let l = 0; l < cfg.numLayers; l++) {
       const lw = w.layers[l]!;
       const sliding = cfg.layerTypes[l] === 'sliding_attention';
@@ -150,31 +153,40 @@ export class Transformer {
 
       // attention block
       rmsnormForward(xn, x, lw.attnNorm, T, C, eps, off);
+      profileMark('norm');
       matmulForward(q, xn, lw.q, T, C, NH * HD);
       matmulForward(kDst, xn, lw.k, T, C, kvs);
       matmulForward(vDst, xn, lw.v, T, C, kvs);
+      profileMark('qkv');
       if (lw.qNorm && lw.kNorm) {
         rmsnormForward(q, q, lw.qNorm, T * NH, HD, eps, off);
         rmsnormForward(kDst, kDst, lw.kNorm, T * NKV, HD, eps, off);
       }
       ropeForward(q, T, NH, HD, NH * HD, sliding ? cosL : cosG, sliding ? sinL : sinG);
       ropeForward(kDst, T, NKV, HD, kvs, sliding ? cosL : cosG, sliding ? sinL : sinG);
+      profileMark('qknorm+rope');
       attentionForward(att, q, cache.k[l]!, cache.v[l]!, {
         T, pos0, NH, NKV, HD, window: sliding ? cfg.slidingWindow : null, scale: cfg.attnScale,
-      }, ws.scores);
+      }, ws.attention);
+      profileMark('attention');
       matmulForward(proj, att, lw.o, T, NH * HD, C);
+      profileMark('o');
       if (lw.postAttnNorm) rmsnormForward(proj, proj, lw.postAttnNorm, T, C, eps, off);
       addInPlace(x, proj, T * C);
 
       // feed-forward block
       rmsnormForward(xn, x, lw.ffnNorm, T, C, eps, off);
+      profileMark('norm');
       matmulForward(gate, xn, lw.gate, T, C, F);
       matmulForward(up, xn, lw.up, T, C, F);
-      if (cfg.hiddenAct === 'silu') swigluForward(gate, gate, up, T * F);
-      else gegluTanhForward(gate, gate, up, T * F);
+      profileMark('gate+up');
+      runSplit(cfg.hiddenAct === 'silu' ? 'swiglu' : 'gegluTanh', T * F, T * F, [gate, gate, up], []);
+      profileMark('act');
       matmulForward(proj, gate, lw.down, T, F, C);
+      profileMark('down');
       if (lw.postFfnNorm) rmsnormForward(proj, proj, lw.postFfnNorm, T, C, eps, off);
       addInPlace(x, proj, T * C);
+      profileMark('norm');
     }
     cache.length = pos0 + T;
     if (!out) return;
@@ -187,5 +199,6 @@ export class Transformer {
       rmsnormForward(lastN, last, w.finalNorm, 1, C, eps, off);
       matmulForward(out, lastN, w.lmHead, 1, C, V);
     }
+    profileMark('lm_head');
   }
 }
