@@ -25,19 +25,20 @@ export interface AttentionShape {
 }
 
 export interface AttentionScratch {
-  scores: Float32Array; // (BLOCK·G, S)
-  qGroup: Float32Array; // (BLOCK·G, HD)
-  outGroup: Float32Array; // (BLOCK·G, HD)
+  scores: Float32Array; // (NKV, BLOCK·G, S)
+  qGroup: Float32Array; // (NKV, BLOCK·G, HD)
+  outGroup: Float32Array; // (NKV, BLOCK·G, HD)
+  invSums: Float32Array; // (NKV, BLOCK·G) 1 / softmax denominators
 }
 
-export function createAttentionScratch(maxKeys: number, NH: number, NKV: number, HD: number,
+export function createAttentionScratch(maxKeys: number, NH: number, _NKV: number, HD: number,
   alloc: (n: number) => Float32Array = (n) => new Float32Array(n)): AttentionScratch {
-  const rows = ATTENTION_QUERY_BLOCK * (NH / NKV);
-  return { scores: alloc(rows * maxKeys), qGroup: alloc(rows * HD), outGroup: alloc(rows * HD) };
+  const rows = ATTENTION_QUERY_BLOCK * NH; // all groups' rows of one block
+  return { scores: alloc(rows * maxKeys), qGroup: alloc(rows * HD), outGroup: alloc(rows * HD), invSums: alloc(rows) };
 }
 
-export function attentionScratchFits(s: AttentionScratch, maxKeys: number, NH: number, NKV: number): boolean {
-  return s.scores.length >= ATTENTION_QUERY_BLOCK * (NH / NKV) * maxKeys;
+export function attentionScratchFits(s: AttentionScratch, maxKeys: number, NH: number, _NKV: number): boolean {
+  return s.scores.length >= ATTENTION_QUERY_BLOCK * NH * maxKeys;
 }
 
 export function attentionForward(
@@ -53,34 +54,43 @@ export function attentionForward(
   const qs = NH * HD;
   const kvs = NKV * HD;
   const G = NH / NKV;
-  const { scores, qGroup, outGroup } = scratch;
+  const { scores, qGroup, outGroup, invSums } = scratch;
   for (let t0 = 0; t0 < T; t0 += ATTENTION_QUERY_BLOCK) {
     const rows = Math.min(ATTENTION_QUERY_BLOCK, T - t0);
     const firstPos = pos0 + t0;
     const kStart = window === null ? 0 : Math.max(0, firstPos - window + 1);
     const S = firstPos + rows - kStart;
+    const groupRows = rows * G;
+    // Row r·G + j of group kvh's matrix is query head kvh·G + j of token t0 + r. With one token the
+    // group's heads are already adjacent in q and out, so no gather is needed.
+    const direct = rows === 1;
     for (let kvh = 0; kvh < NKV; kvh++) {
-      // Row r·G + j of the group matrix is query head kvh·G + j of token t0 + r. With one token the
-      // group's heads are already adjacent in q and out, so no gather is needed.
-      const direct = rows === 1;
-      const qg = direct ? q.subarray(t0 * qs + kvh * G * HD) : qGroup;
-      const og = direct ? out.subarray(t0 * qs + kvh * G * HD) : outGroup;
+      const qg = direct ? q.subarray(t0 * qs + kvh * G * HD) : qGroup.subarray(kvh * groupRows * HD);
       if (!direct) {
         for (let r = 0; r < rows; r++) {
           const src = (t0 + r) * qs + kvh * G * HD;
-          qGroup.set(q.subarray(src, src + G * HD), r * G * HD);
+          qg.set(q.subarray(src, src + G * HD), r * G * HD);
         }
       }
-      profileMark('att.gather');
-      g.sgemm(false, true, rows * G, S, HD, scale, qg, HD, kCache.subarray(kStart * kvs + kvh * HD), kvs, 0, scores, S);
-      profileMark('att.qk');
-      runSplit('softmaxRows', rows * G, rows * G * S, [scores], [rows, G, S, firstPos - kStart, window ?? -1]);
-      profileMark('att.softmax');
-      g.sgemm(false, false, rows * G, HD, S, 1, scores, S, vCache.subarray(kStart * kvs + kvh * HD), kvs, 0, og, HD);
-      profileMark('att.pv');
+      g.sgemm(false, true, groupRows, S, HD, scale, qg, HD, kCache.subarray(kStart * kvs + kvh * HD), kvs,
+        0, scores.subarray(kvh * groupRows * S), S);
+    }
+    profileMark('att.qk');
+    // One softmax over every group's rows: enough work per call for the kernel pool to pay.
+    runSplit('softmaxRows', NKV * groupRows, NKV * groupRows * S, [scores, invSums], [rows, G, S, firstPos - kStart, window ?? -1]);
+    profileMark('att.softmax');
+    for (let kvh = 0; kvh < NKV; kvh++) {
+      const og = direct ? out.subarray(t0 * qs + kvh * G * HD) : outGroup.subarray(kvh * groupRows * HD);
+      g.sgemm(false, false, groupRows, HD, S, 1, scores.subarray(kvh * groupRows * S), S,
+        vCache.subarray(kStart * kvs + kvh * HD), kvs, 0, og, HD);
+      for (let row = 0; row < groupRows; row++) {
+        const inv = invSums[kvh * groupRows + row];
+        for (let d = row * HD, e = d + HD; d < e; d++) og[d] *= inv;
+      }
       if (!direct) {
-        for (let r = 0; r < rows; r++) out.set(outGroup.subarray(r * G * HD, (r + 1) * G * HD), (t0 + r) * qs + kvh * G * HD);
+        for (let r = 0; r < rows; r++) out.set(og.subarray(r * G * HD, (r + 1) * G * HD), (t0 + r) * qs + kvh * G * HD);
       }
     }
+    profileMark('att.pv');
   }
 }

@@ -3,17 +3,22 @@
 
 import { softmaxRows } from './softmax.js';
 import { gegluTanhRange, swigluRange } from './activations.js';
+import { addRmsnormRows, rmsnormRows } from './rmsnorm.js';
 
-export const KERNEL_OPS = ['softmaxRows', 'swiglu', 'gegluTanh'] as const;
+export const KERNEL_OPS = ['softmaxRows', 'swiglu', 'gegluTanh', 'rmsnorm', 'addRmsnorm'] as const;
 export type KernelOp = (typeof KERNEL_OPS)[number];
 
 type Impl = (arrays: Float32Array[], s: ArrayLike<number>, start: number, end: number) => void;
 
 export const KERNEL_OPS_IMPL: Impl[] = [
-  // softmaxRows: arrays [x]; scalars [rows, G, S, first, window (-1: none)]
-  (a, s, start, end) => softmaxRows(a[0]!, s[0]!, s[1]!, s[2]!, s[3]!, s[4]! < 0 ? null : s[4]!, start, end),
+  // softmaxRows: arrays [x, invSums?]; scalars [rows, G, S, first, window (-1: none)]
+  (a, s, start, end) => softmaxRows(a[0]!, s[0]!, s[1]!, s[2]!, s[3]!, s[4]! < 0 ? null : s[4]!, start, end, a[1]),
   // swiglu: arrays [out, gate, up]
   (a, _s, start, end) => swigluRange(a[0]!, a[1]!, a[2]!, start, end),
   // gegluTanh: arrays [out, gate, up]
   (a, _s, start, end) => gegluTanhRange(a[0]!, a[1]!, a[2]!, start, end),
+  // rmsnorm: arrays [out, inp, weight]; scalars [C, eps, offset]; items are rows
+  (a, s, start, end) => rmsnormRows(a[0]!, a[1]!, a[2]!, s[0]!, s[1]!, s[2]!, start, end),
+  // addRmsnorm: arrays [x, delta, out, weight]; scalars [C, eps, offset]; items are rows
+  (a, s, start, end) => addRmsnormRows(a[0]!, a[1]!, a[2]!, a[3]!, s[0]!, s[1]!, s[2]!, start, end),
 ];

@@ -13,7 +13,7 @@ const views = new Array<Float32Array>(MAX_ARRAYS);
 
 // Spin briefly before sleeping: element-wise ops come in bursts between matrix products, and a futex
 // wake-up costs more than a short op.
-const SPINS = 20000;
+const SPINS = 2000;
 
 let last = 0;
 for (;;) {

@@ -1,12 +1,20 @@
 // RMSNorm over the last dimension: out = x / sqrt(mean(x²) + eps) · (offset + w).
 // offset is 0 for Llama/Qwen and 1 for Gemma, whose checkpoints store w around zero.
 // The reciprocal RMS per row is written to rstd when given; the backward pass reuses it.
+// Kernels work on rows [start, end) so the kernel pool can split them.
 
 export function rmsnormForward(
   out: Float32Array, inp: Float32Array, weight: Float32Array,
   N: number, C: number, eps: number, offset: number, rstd?: Float32Array,
 ): void {
-  for (let n = 0; n < N; n++) {
+  rmsnormRows(out, inp, weight, C, eps, offset, 0, N, rstd);
+}
+
+export function rmsnormRows(
+  out: Float32Array, inp: Float32Array, weight: Float32Array,
+  C: number, eps: number, offset: number, start: number, end: number, rstd?: Float32Array,
+): void {
+  for (let n = start; n < end; n++) {
     const base = n * C;
     let ss = 0;
     for (let i = 0; i < C; i++) {
@@ -16,5 +24,23 @@ export function rmsnormForward(
     const r = 1 / Math.sqrt(ss / C + eps);
     if (rstd) rstd[n] = r;
     for (let i = 0; i < C; i++) out[base + i] = Math.fround(inp[base + i] * r) * (offset + weight[i]);
+  }
+}
+
+/** The residual add fused with the next norm: x += delta, then out = rmsnorm(x), over rows [start, end). */
+export function addRmsnormRows(
+  x: Float32Array, delta: Float32Array, out: Float32Array, weight: Float32Array,
+  C: number, eps: number, offset: number, start: number, end: number,
+): void {
+  for (let n = start; n < end; n++) {
+    const base = n * C;
+    let ss = 0;
+    for (let i = base; i < base + C; i++) {
+      const v = Math.fround(x[i] + delta[i]);
+      x[i] = v;
+      ss += v * v;
+    }
+    const r = 1 / Math.sqrt(ss / C + eps);
+    for (let i = 0; i < C; i++) out[base + i] = Math.fround(x[base + i] * r) * (offset + weight[i]);
   }
 }

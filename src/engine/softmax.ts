@@ -1,28 +1,55 @@
-// Masked softmax over attention score rows, in place. Row r·G + j belongs to the query at key index
-// first + r (relative to the first key in the buffer); it sees keys up to itself and, with a window
+// Masked softmax over attention score rows, in place. Rows come in groups of rows·G (one per KV head);
+// row r·G + j of a group belongs to the query at key index first + r (relative to the first key in the
+// buffer); it sees keys up to itself and, with a window
 // W, no further back than W - 1 keys. Masked entries become exactly 0.
+// With `invSums`, rows are left unnormalised (exponentials only) and 1/sum goes to invSums[row]: the
+// caller scales the HD-wide output rows instead of the S-wide probability rows.
 
 import { fastExp } from './fast-exp.js';
 
 export function softmaxRows(
   x: Float32Array, rows: number, G: number, S: number, first: number, window: number | null,
-  rowStart = 0, rowEnd = rows * G,
+  rowStart = 0, rowEnd = rows * G, invSums?: Float32Array,
 ): void {
   for (let row = rowStart; row < rowEnd; row++) {
-    const r = (row / G) | 0;
+    const r = ((row % (rows * G)) / G) | 0;
     const hi = first + r; // inclusive
     const lo = window === null ? 0 : Math.max(0, hi - window + 1);
     const base = row * S;
-    let max = -Infinity;
-    for (let j = lo; j <= hi; j++) if (x[base + j] > max) max = x[base + j];
-    let sum = 0;
-    for (let j = lo; j <= hi; j++) {
-      const e = fastExp(x[base + j] - max);
-      x[base + j] = e;
-      sum += e;
+    let m0 = -Infinity, m1 = -Infinity;
+    let j = base + lo;
+    const end = base + hi + 1;
+    for (; j + 1 < end; j += 2) {
+      if (x[j] > m0) m0 = x[j];
+      if (x[j + 1] > m1) m1 = x[j + 1];
     }
-    const inv = 1 / sum;
-    for (let j = lo; j <= hi; j++) x[base + j] *= inv;
+    if (j < end && x[j] > m0) m0 = x[j];
+    const max = m0 > m1 ? m0 : m1;
+    // Four partial sums keep the additions off one dependency chain.
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    j = base + lo;
+    for (; j + 3 < end; j += 4) {
+      const e0 = fastExp(x[j] - max);
+      const e1 = fastExp(x[j + 1] - max);
+      const e2 = fastExp(x[j + 2] - max);
+      const e3 = fastExp(x[j + 3] - max);
+      x[j] = e0;
+      x[j + 1] = e1;
+      x[j + 2] = e2;
+      x[j + 3] = e3;
+      s0 += e0;
+      s1 += e1;
+      s2 += e2;
+      s3 += e3;
+    }
+    for (; j < end; j++) {
+      const e = fastExp(x[j] - max);
+      x[j] = e;
+      s0 += e;
+    }
+    const inv = 1 / (s0 + s1 + s2 + s3);
+    if (invSums) invSums[row] = inv;
+    else for (let k = base + lo; k < end; k++) x[k] *= inv;
     if (lo > 0) x.fill(0, base, base + lo);
     if (hi + 1 < S) x.fill(0, base + hi + 1, base + S);
   }

@@ -7,11 +7,11 @@ import type { ModelConfig } from './config.js';
 import type { ModelWeights } from './weights.js';
 import { InvalidRequestError } from '../errors.js';
 import { matmulForward } from '../engine/matmul.js';
-import { rmsnormForward } from '../engine/rmsnorm.js';
 import { ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
 import { attentionForward, attentionScratchFits, createAttentionScratch, type AttentionScratch } from '../engine/attention.js';
 import { runSplit, sharedFloat32 } from '../engine/kernel-pool.js';
 import { addInPlace, embeddingForward } from '../engine/elementwise.js';
+import { rmsnormForward } from '../engine/rmsnorm.js';
 import { profileMark, profileStart } from '../engine/profile.js';
 
 /** Keys and values of one sequence, per layer; `length` tokens are filled. */
@@ -51,12 +51,34 @@ export class Transformer {
   private readonly invFreqGlobal: Float32Array;
   private readonly invFreqLocal: Float32Array;
   private ws: Workspace | undefined;
+  /** Norm weights copied into shared memory, so the kernel pool's workers can read them. */
+  private readonly sharedNorms = new Map<Float32Array, Float32Array>();
 
   constructor(readonly config: ModelConfig, readonly weights: ModelWeights) {
     this.invFreqGlobal = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
     this.invFreqLocal = config.family === 'gemma3'
       ? ropeInverseFrequencies(config.headDim, config.ropeLocalTheta, null)
       : this.invFreqGlobal;
+  }
+
+  private shared(w: Float32Array): Float32Array {
+    let s = this.sharedNorms.get(w);
+    if (!s) {
+      s = sharedFloat32(w.length);
+      s.set(w);
+      this.sharedNorms.set(w, s);
+    }
+    return s;
+  }
+
+  /** out = rmsnorm(inp) over N rows of C, split across the kernel pool. */
+  private norm(out: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number): void {
+    runSplit('rmsnorm', N, N * C, [out, inp, this.shared(weight)], [C, this.config.rmsNormEps, this.config.normWeightOffset]);
+  }
+
+  /** x += delta, then out = rmsnorm(x), over N rows of C. */
+  private addNorm(x: Float32Array, delta: Float32Array, out: Float32Array, weight: Float32Array, N: number, C: number): void {
+    runSplit('addRmsnorm', N, N * C, [x, delta, out, this.shared(weight)], [C, this.config.rmsNormEps, this.config.normWeightOffset]);
   }
 
   createCache(maxSeq = Math.min(this.config.maxPositionEmbeddings, 4096)): KVCache {
@@ -91,15 +113,18 @@ export class Transformer {
   private workspace(T: number, maxKeys: number): Workspace {
     const { hiddenSize: C, intermediateSize: F, numHeads: NH, headDim: HD } = this.config;
     const { numKvHeads: NKV } = this.config;
-    if (!this.ws || this.ws.capacity < T || !attentionScratchFits(this.ws.attention, maxKeys, NH, NKV)) {
+    if (this.ws && this.ws.capacity >= T && !attentionScratchFits(this.ws.attention, maxKeys, NH, NKV)) {
+      this.ws.attention = createAttentionScratch(maxKeys, NH, NKV, HD, sharedFloat32);
+    }
+    if (!this.ws || this.ws.capacity < T) {
       const cap = Math.max(T, this.ws?.capacity ?? 0);
       this.ws = {
         capacity: cap,
-        x: new Float32Array(cap * C),
-        xn: new Float32Array(cap * C),
-        q: new Float32Array(cap * NH * HD),
-        att: new Float32Array(cap * NH * HD),
-        proj: new Float32Array(cap * C),
+        x: sharedFloat32(cap * C),
+        xn: sharedFloat32(cap * C),
+        q: sharedFloat32(cap * NH * HD),
+        att: sharedFloat32(cap * NH * HD),
+        proj: sharedFloat32(cap * C),
         gate: sharedFloat32(cap * F),
         up: sharedFloat32(cap * F),
         cos: new Float32Array((cap * HD) / 2),
@@ -120,7 +145,8 @@ export class Transformer {
     const off = cfg.normWeightOffset;
     const pos0 = cache.length;
     const kvs = NKV * HD;
-    const ws = this.workspace(T, pos0 + T);
+    // Scratch sized for the cache's capacity, so decoding step by step never reallocates it.
+    const ws = this.workspace(T, cache.maxSeq);
     const x = ws.x.subarray(0, T * C);
     const xn = ws.xn.subarray(0, T * C);
     const q = ws.q.subarray(0, T * NH * HD);
@@ -145,6 +171,10 @@ export class Transformer {
     profileStart();
     embeddingForward(x, tokens, w.embed, T, C, cfg.embedScale);
     profileMark('embed');
+    // xn always holds the normed input of the next sub-layer; each residual add is fused with the
+    // norm that follows it.
+    this.norm(xn, x, w.layers[0]!.attnNorm, T, C);
+    profileMark('norm');
     for (let l = 0; l < cfg.numLayers; l++) {
       const lw = w.layers[l]!;
       const sliding = cfg.layerTypes[l] === 'sliding_attention';
@@ -152,14 +182,12 @@ export class Transformer {
       const vDst = cache.v[l]!.subarray(pos0 * kvs, (pos0 + T) * kvs);
 
       // attention block
-      rmsnormForward(xn, x, lw.attnNorm, T, C, eps, off);
-      profileMark('norm');
       matmulForward(q, xn, lw.q, T, C, NH * HD);
       matmulForward(kDst, xn, lw.k, T, C, kvs);
       matmulForward(vDst, xn, lw.v, T, C, kvs);
       profileMark('qkv');
       if (lw.qNorm && lw.kNorm) {
-        rmsnormForward(q, q, lw.qNorm, T * NH, HD, eps, off);
+        this.norm(q, q, lw.qNorm, T * NH, HD);
         rmsnormForward(kDst, kDst, lw.kNorm, T * NKV, HD, eps, off);
       }
       ropeForward(q, T, NH, HD, NH * HD, sliding ? cosL : cosG, sliding ? sinL : sinG);
@@ -171,12 +199,11 @@ export class Transformer {
       profileMark('attention');
       matmulForward(proj, att, lw.o, T, NH * HD, C);
       profileMark('o');
-      if (lw.postAttnNorm) rmsnormForward(proj, proj, lw.postAttnNorm, T, C, eps, off);
-      addInPlace(x, proj, T * C);
+      if (lw.postAttnNorm) this.norm(proj, proj, lw.postAttnNorm, T, C);
+      this.addNorm(x, proj, xn, lw.ffnNorm, T, C);
+      profileMark('norm');
 
       // feed-forward block
-      rmsnormForward(xn, x, lw.ffnNorm, T, C, eps, off);
-      profileMark('norm');
       matmulForward(gate, xn, lw.gate, T, C, F);
       matmulForward(up, xn, lw.up, T, C, F);
       profileMark('gate+up');
@@ -184,14 +211,15 @@ export class Transformer {
       profileMark('act');
       matmulForward(proj, gate, lw.down, T, F, C);
       profileMark('down');
-      if (lw.postFfnNorm) rmsnormForward(proj, proj, lw.postFfnNorm, T, C, eps, off);
-      addInPlace(x, proj, T * C);
+      if (lw.postFfnNorm) this.norm(proj, proj, lw.postFfnNorm, T, C);
+      if (l + 1 < cfg.numLayers) this.addNorm(x, proj, xn, w.layers[l + 1]!.attnNorm, T, C);
+      else addInPlace(x, proj, T * C);
       profileMark('norm');
     }
     cache.length = pos0 + T;
     if (!out) return;
     if (out.length === T * V) {
-      rmsnormForward(xn, x, w.finalNorm, T, C, eps, off);
+      this.norm(xn, x, w.finalNorm, T, C);
       matmulForward(out, xn, w.lmHead, T, C, V);
     } else {
       const last = x.subarray((T - 1) * C, T * C);
