@@ -5,9 +5,12 @@
 
 import { Command, CommanderError } from 'commander';
 import { TunekitError } from '../errors.js';
+import { setGemmAnnouncer } from '../engine/blas.js';
 import { registerModelCommands } from './commands/model.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerExportCommands } from './commands/export.js';
+
+setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
 
 const program = new Command();
 program

@@ -114,6 +114,12 @@ export const typescriptGemm: Gemm = {
 
 let active: Gemm | undefined;
 let announced = false;
+let announce: (message: string) => void = () => {};
+
+/** Where the one-time "which matrix library is in use" line goes (the CLI sends it to stderr). */
+export function setGemmAnnouncer(fn: (message: string) => void): void {
+  announce = fn;
+}
 
 /** The GEMM in use: the native library when one loads, else the TypeScript kernel (with a warning). */
 export function gemm(): Gemm {
@@ -128,6 +134,7 @@ export function gemm(): Gemm {
     active = native;
     const threads = Number(process.env.TUNEKIT_THREADS ?? 0);
     if (threads > 0) active.setThreads(threads);
+    if (!announced) announce(`matrix products via ${native.name}`);
   }
   announced = true;
   return active;

@@ -51,7 +51,7 @@ export class KernelPool {
   static get(): KernelPool | null {
     if (pool === undefined) {
       const threads = configuredThreads();
-      pool = threads > 1 && process.env.TUNEKIT_NO_POOL !== '1' ? new KernelPool(threads - 1) : null;
+      pool = threads > 1 && process.env.TUNEKIT_KERNEL_POOL !== 'off' ? new KernelPool(threads - 1) : null;
     }
     return pool;
   }
