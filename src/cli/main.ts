@@ -9,6 +9,7 @@ import { setGemmAnnouncer } from '../engine/blas.js';
 import { registerModelCommands } from './commands/model.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerExportCommands } from './commands/export.js';
+import { registerMergeCommand } from './commands/merge.js';
 
 setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
 
@@ -27,6 +28,7 @@ program
 registerModelCommands(program);
 registerGenerateCommand(program);
 registerExportCommands(program);
+registerMergeCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,12 +3,14 @@
 import type { Command } from 'commander';
 import { resolveModelDir } from '../../hub/hub.js';
 import { loadModel } from '../../models/model.js';
+import { applyAdapterForInference } from '../../lora/apply.js';
 import { generateStream } from '../../generate/generate.js';
 import { describeGemm } from '../../engine/blas.js';
 import { floatOption, intOption } from '../options.js';
 
 interface GenerateCliOptions {
   model: string;
+  adapter?: string;
   prompt: string;
   chat?: boolean;
   system?: string;
@@ -27,6 +29,7 @@ export function registerGenerateCommand(program: Command): void {
     .command('generate')
     .description('generate text with a model')
     .requiredOption('--model <dir|org/name>', 'model directory, or a Hugging Face Hub id')
+    .option('--adapter <dir>', 'PEFT LoRA adapter directory to apply to the model')
     .requiredOption('--prompt <text>', 'the prompt')
     .option('--chat', 'wrap the prompt in the model\'s chat template as a user turn')
     .option('--system <text>', 'system instruction (with --chat)')
@@ -40,7 +43,8 @@ export function registerGenerateCommand(program: Command): void {
     .option('--verbose', 'print timing and the matrix library in use')
     .action(async (o: GenerateCliOptions) => {
       const dir = await resolveModelDir(o.model, { onProgress: (m) => process.stderr.write(`${m}\n`) });
-      const model = await loadModel(dir);
+      const base = await loadModel(dir);
+      const model = o.adapter ? applyAdapterForInference(base, o.adapter) : base;
       const tk = model.tokenizer;
       const promptIds = o.chat
         ? tk.encode(tk.applyChatTemplate([
