@@ -28,6 +28,16 @@ const CblasRowMajor = 101;
 const CblasNoTrans = 111;
 const CblasTrans = 112;
 
+/**
+ * Native code trusts the dimensions it is given; a view too short for them would be read or written
+ * past its end. This check turns such a bug into an exception instead of memory corruption.
+ */
+function checkMatrix(name: string, a: Float32Array, rows: number, cols: number, ld: number): void {
+  if (rows > 0 && cols > 0 && ((rows - 1) * ld + cols > a.length || cols > ld)) {
+    throw new Error(`internal: BLAS argument ${name} needs ${(rows - 1) * ld + cols} floats (${rows}x${cols}, stride ${ld}) but has ${a.length}`);
+  }
+}
+
 function candidateLibraries(): string[] {
   const fromEnv = process.env.TUNEKIT_BLAS;
   if (fromEnv) return [fromEnv];
@@ -90,10 +100,16 @@ function loadNative(): Gemm | { error: string } {
       name: libName,
       sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) {
         if (M === 0 || N === 0) return;
+        checkMatrix('A', A, transA ? K : M, transA ? M : K, lda);
+        checkMatrix('B', B, transB ? N : K, transB ? K : N, ldb);
+        checkMatrix('C', C, M, N, ldc);
         fn(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
           M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       },
       sgemv(transA, M, N, alpha, A, lda, x, beta, y) {
+        checkMatrix('A', A, M, N, lda);
+        checkMatrix('x', x, 1, transA ? M : N, 1);
+        checkMatrix('y', y, 1, transA ? N : M, 1);
         if (gemv) gemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
         else if (transA) fn(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, N, M, alpha, x, M, A, lda, beta, y, N);
         else fn(CblasRowMajor, CblasNoTrans, CblasTrans, 1, M, N, alpha, x, N, A, lda, beta, y, M);

@@ -14,9 +14,9 @@ export const SEQ = 0;
 export const DONE = 1;
 export const OP = 2;
 export const RANGE = 3; // start, end
-export const ARRAYS = 5; // up to 4 x (buffer id, byte offset, length)
-export const MAX_ARRAYS = 4;
-export const SCALARS = 32; // Float64 index into the same buffer (byte 256 on)
+export const ARRAYS = 5; // up to MAX_ARRAYS x (buffer id, byte offset, length)
+export const MAX_ARRAYS = 6;
+
 export const MAX_SCALARS = 8;
 const CTRL_BYTES = 256 + 8 * MAX_SCALARS;
 

@@ -44,3 +44,26 @@ export function addRmsnormRows(
     for (let i = 0; i < C; i++) out[base + i] = Math.fround(x[base + i] * r) * (offset + weight[i]);
   }
 }
+
+/**
+ * Backward of rmsnormForward over rows [start, end), using the rstd it saved.
+ * With w' = offset + w and r = rstd: dx = r·(dy∘w') − (r³/C)·x·Σ(dy∘w'∘x). dinp is assigned (it may
+ * alias dout); dweight, when given, accumulates Σ_rows dy∘x·r.
+ */
+export function rmsnormBackwardRows(
+  dinp: Float32Array, dweight: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array,
+  rstd: Float32Array, C: number, offset: number, start: number, end: number,
+): void {
+  for (let n = start; n < end; n++) {
+    const base = n * C;
+    const r = rstd[n];
+    let dot = 0;
+    for (let i = 0; i < C; i++) dot += dout[base + i] * (offset + weight[i]) * inp[base + i];
+    const k = (r * r * r * dot) / C;
+    for (let i = 0; i < C; i++) {
+      const dy = dout[base + i];
+      if (dweight) dweight[i] += dy * inp[base + i] * r;
+      dinp[base + i] = r * dy * (offset + weight[i]) - k * inp[base + i];
+    }
+  }
+}

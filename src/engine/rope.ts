@@ -61,3 +61,24 @@ export function ropeForward(
     }
   }
 }
+
+/** Backward of ropeForward: rotates dx (T, NH, HD) in place by the opposite angles. */
+export function ropeBackward(
+  dx: Float32Array, T: number, NH: number, HD: number, stride: number, cos: Float32Array, sin: Float32Array,
+): void {
+  const half = HD / 2;
+  for (let t = 0; t < T; t++) {
+    const c0 = t * half;
+    for (let h = 0; h < NH; h++) {
+      const base = t * stride + h * HD;
+      for (let i = 0; i < half; i++) {
+        const a = dx[base + i];
+        const b = dx[base + half + i];
+        const c = cos[c0 + i];
+        const s = sin[c0 + i];
+        dx[base + i] = a * c + b * s;
+        dx[base + half + i] = b * c - a * s;
+      }
+    }
+  }
+}

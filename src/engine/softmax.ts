@@ -54,3 +54,61 @@ export function softmaxRows(
     if (hi + 1 < S) x.fill(0, base + hi + 1, base + S);
   }
 }
+
+// Training attention (see attention-train.ts): per-row visible ranges come from lo[r] .. first + r.
+
+/**
+ * Rows are (group, r, j) with rows·G per group; row r sees keys lo[r] .. first + r (inclusive).
+ * Normalises in place and writes each row's log-sum-exp.
+ */
+export function trainSoftmaxRows(
+  x: Float32Array, lo: Float32Array, lse: Float32Array, rows: number, G: number, S: number, first: number, start: number, end: number,
+): void {
+  for (let row = start; row < end; row++) {
+    const r = ((row % (rows * G)) / G) | 0;
+    const a = lo[r]!;
+    const b = first + r;
+    const base = row * S;
+    let max = -Infinity;
+    for (let j = a; j <= b; j++) if (x[base + j]! > max) max = x[base + j]!;
+    let sum = 0;
+    for (let j = a; j <= b; j++) {
+      const e = fastExp(x[base + j]! - max);
+      x[base + j] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let j = a; j <= b; j++) x[base + j]! *= inv;
+    if (a > 0) x.fill(0, base, base + a);
+    if (b + 1 < S) x.fill(0, base + b + 1, base + S);
+    lse[row] = max + Math.log(sum);
+  }
+}
+
+/** P = exp(S − lse) on visible keys (0 elsewhere), in place in s; dp becomes dS = P ∘ (dP − dsum). */
+export function trainSoftmaxBackwardRows(
+  s: Float32Array, dp: Float32Array, lo: Float32Array, lse: Float32Array, dsum: Float32Array,
+  rows: number, G: number, S: number, first: number, start: number, end: number,
+): void {
+  for (let row = start; row < end; row++) {
+    const r = ((row % (rows * G)) / G) | 0;
+    const a = lo[r]!;
+    const b = first + r;
+    const base = row * S;
+    const l = lse[row]!;
+    const d = dsum[row]!;
+    for (let j = a; j <= b; j++) {
+      const p = fastExp(s[base + j]! - l);
+      s[base + j] = p;
+      dp[base + j] = p * (dp[base + j]! - d);
+    }
+    if (a > 0) {
+      s.fill(0, base, base + a);
+      dp.fill(0, base, base + a);
+    }
+    if (b + 1 < S) {
+      s.fill(0, base + b + 1, base + S);
+      dp.fill(0, base + b + 1, base + S);
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// The output layer fused with cross-entropy, for training: only rows that carry a target are
+// projected to the vocabulary, a chunk of rows at a time, so the (rows, V) logits never exist whole.
+// Returns the summed loss, the number of targets and how many argmax predictions were right
+// (Vertex's *_fraction_of_correct_next_step_preds), and writes gradients scaled by `gradScale`.
+// Dimension letters: N tokens, C hidden, V vocabulary, R rows per chunk.
+
+import { gemm } from './blas.js';
+import { fastExp } from './fast-exp.js';
+
+export const CE_CHUNK_ROWS = 256;
+
+export interface CrossEntropyResult {
+  lossSum: number;
+  count: number;
+  correct: number;
+}
+
+export interface CrossEntropyScratch {
+  xg: Float32Array; // (R, C)
+  logits: Float32Array; // (R, V)
+  dxg: Float32Array; // (R, C)
+}
+
+export function createCrossEntropyScratch(C: number, V: number): CrossEntropyScratch {
+  return { xg: new Float32Array(CE_CHUNK_ROWS * C), logits: new Float32Array(CE_CHUNK_ROWS * V), dxg: new Float32Array(CE_CHUNK_ROWS * C) };
+}
+
+/**
+ * x (N, C) final normed hidden states; W (V, C) output weights. When dx is given, rows with a target get
+ * dx = gradScale·(softmax − onehot)·W and the others 0; dW (when given) accumulates gradScale·(softmax − onehot)ᵀ·x.
+ */
+export function crossEntropyForwardBackward(
+  x: Float32Array, targets: Int32Array, W: Float32Array, N: number, C: number, V: number,
+  dx: Float32Array | null, dW: Float32Array | null, gradScale: number, sc: CrossEntropyScratch,
+): CrossEntropyResult {
+  const g = gemm();
+  const rowsWithTarget: number[] = [];
+  for (let t = 0; t < N; t++) if (targets[t]! >= 0) rowsWithTarget.push(t);
+  if (dx) dx.fill(0, 0, N * C);
+  let lossSum = 0;
+  let correct = 0;
+  for (let c0 = 0; c0 < rowsWithTarget.length; c0 += CE_CHUNK_ROWS) {
+    const R = Math.min(CE_CHUNK_ROWS, rowsWithTarget.length - c0);
+    for (let r = 0; r < R; r++) {
+      const t = rowsWithTarget[c0 + r]!;
+      sc.xg.set(x.subarray(t * C, (t + 1) * C), r * C);
+    }
+    g.sgemm(false, true, R, V, C, 1, sc.xg, C, W, C, 0, sc.logits, V);
+    for (let r = 0; r < R; r++) {
+      const target = targets[rowsWithTarget[c0 + r]!]!;
+      const base = r * V;
+      let max = -Infinity;
+      let best = 0;
+      for (let i = 0; i < V; i++) {
+        const v = sc.logits[base + i]!;
+        if (v > max) {
+          max = v;
+          best = i;
+        }
+      }
+      let sum = 0;
+      for (let i = 0; i < V; i++) sum += fastExp(sc.logits[base + i]! - max);
+      lossSum += Math.log(sum) + max - sc.logits[base + target]!;
+      if (best === target) correct++;
+      if (dx || dW) {
+        const k = gradScale / sum;
+        for (let i = 0; i < V; i++) sc.logits[base + i] = fastExp(sc.logits[base + i]! - max) * k;
+        sc.logits[base + target]! -= gradScale;
+      }
+    }
+    if (dx) {
+      g.sgemm(false, false, R, C, V, 1, sc.logits, V, W, C, 0, sc.dxg, C);
+      for (let r = 0; r < R; r++) {
+        const t = rowsWithTarget[c0 + r]!;
+        dx.set(sc.dxg.subarray(r * C, (r + 1) * C), t * C);
+      }
+    }
+    if (dW) g.sgemm(true, false, V, C, R, 1, sc.logits, V, sc.xg, C, 1, dW, C);
+  }
+  return { lossSum, count: rowsWithTarget.length, correct };
+}
