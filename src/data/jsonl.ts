@@ -1,0 +1,95 @@
+// Streaming JSON Lines reader: one record per non-blank line, with its 1-based line number, read in
+// 64 KiB chunks so a file of any size costs memory only for its longest line.
+// Rules it keeps:
+// - Line numbers count every line, blank ones included, so they match an editor's.
+// - A UTF-8 byte-order mark on the first line and a trailing "\r" (CRLF files) are dropped.
+// - Bad UTF-8 and invalid JSON are DatasetProblems naming file:line. With `onProblem` the line is
+//   reported and skipped (a validator collecting every problem); without it the first one is thrown.
+
+import fs from 'node:fs';
+import { NotFoundError } from '../errors.js';
+import { DatasetError, type DatasetProblem } from './errors.js';
+
+export interface JsonlLine {
+  line: number;
+  text: string;
+}
+
+export interface JsonlRecord {
+  line: number;
+  value: unknown;
+}
+
+export interface JsonlOptions {
+  /** Receives bad lines instead of throwing them; the line is then skipped. */
+  onProblem?: (problem: DatasetProblem) => void;
+}
+
+const NEWLINE = 0x0a;
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function report(problem: DatasetProblem, opts: JsonlOptions): void {
+  if (!opts.onProblem) throw new DatasetError(problem);
+  opts.onProblem(problem);
+}
+
+/** The non-blank lines of a text file, decoded as UTF-8. */
+export async function* readLines(file: string, opts: JsonlOptions = {}): AsyncGenerator<JsonlLine> {
+  let stream: fs.ReadStream;
+  try {
+    await fs.promises.access(file, fs.constants.R_OK);
+    stream = fs.createReadStream(file, { highWaterMark: 1 << 16 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`dataset file ${file} does not exist`);
+    throw e;
+  }
+  let pending: Buffer[] = [];
+  let line = 0;
+  const finish = (bytes: Buffer): JsonlLine | null => {
+    line++;
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      report({ file, line, path: '', message: 'the line is not valid UTF-8; save the file as UTF-8' }, opts);
+      return null;
+    }
+    if (line === 1 && text.startsWith('\uFEFF')) text = text.slice(1);
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    return text.trim() === '' ? null : { line, text };
+  };
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
+      const piece = chunk.subarray(start, nl);
+      const out = finish(pending.length ? Buffer.concat([...pending, piece]) : piece);
+      pending = [];
+      start = nl + 1;
+      if (out) yield out;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+  }
+  if (pending.length) {
+    const out = finish(Buffer.concat(pending));
+    if (out) yield out;
+  }
+}
+
+/** Parses one line's JSON; a syntax error becomes a problem naming the line. */
+export function parseJsonLine(text: string, file: string, line: number): { value: unknown } | { problem: DatasetProblem } {
+  try {
+    return { value: JSON.parse(text) };
+  } catch (e) {
+    const snippet = text.length > 60 ? `${text.slice(0, 60)}...` : text;
+    return { problem: { file, line, path: '', message: `invalid JSON (${(e as Error).message}): ${snippet}` } };
+  }
+}
+
+/** Each non-blank line of a JSONL file, parsed. */
+export async function* readJsonl(file: string, opts: JsonlOptions = {}): AsyncGenerator<JsonlRecord> {
+  for await (const { line, text } of readLines(file, opts)) {
+    const parsed = parseJsonLine(text, file, line);
+    if ('problem' in parsed) report(parsed.problem, opts);
+    else yield { line, value: parsed.value };
+  }
+}

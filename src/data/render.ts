@@ -1,0 +1,185 @@
+// A Conversation rendered with the model's own chat template, tokenized, with the tokens that carry
+// loss marked: the text of every model turn (unless its weight is 0) and the end-of-turn token that
+// closes it (<|eot_id|>, <|im_end|>, <end_of_turn>), so the tuned model learns to stop. Nothing else
+// is trained: not the system or user text, not role headers, not what follows the end-of-turn token.
+// Method: render the whole conversation once; find each message's text in the rendered string with a
+// moving cursor; split the string at the loss-span boundaries and encode each piece with
+// addSpecialTokens false. Encoding the prompt pieces alone is exactly how inference tokenizes a
+// prompt before appending generated ids, so training sees the token boundaries inference will.
+// Rules it keeps:
+// - Roles map once, here: "model" -> "assistant" for the template (which may map it back, as Gemma's
+//   does); the system instruction is a leading system message (Gemma's template folds it into the
+//   first user turn; it is found there and stays untrained).
+// - Templates may rewrite a message's text: Llama's and Gemma's trim it; Qwen3's drops the
+//   <think>...</think> reasoning of model turns before the last user message. Each message is looked
+//   up as written, trimmed, then (for reasoning) as its answer part; what the template kept is what
+//   is trained. Text the template inserts around a turn is never trained, e.g. Qwen3's empty
+//   "<think>\n\n</think>\n\n" before the final model turn when it has no reasoning (that prefix is
+//   context, the same as an inference prompt rendered with enableThinking: false).
+// - The loss span runs from the first character of the turn's text to the end of its end-of-turn
+//   token, found as the first special token after the text whose id is in tokenizer.eosTokenIds or
+//   is the template's turn terminator. Anything a template put between the two would be trained too
+//   (the model must produce it before it can stop); none of the three families puts anything there.
+
+import { InvalidRequestError, UnsupportedModelError } from '../errors.js';
+import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
+import type { Conversation, Dialogue } from './conversation.js';
+import { DatasetError } from './errors.js';
+
+export interface RenderOptions {
+  /** Passed to the template as enable_thinking (Qwen3); left undefined when not given. */
+  enableThinking?: boolean;
+}
+
+export interface RenderedExample {
+  tokens: number[];
+  /** lossMask[t] = 1 when token t is a training target (predicted from tokens[0..t-1]). */
+  lossMask: Uint8Array;
+}
+
+/** The chat-template messages of a conversation: system first, "model" as "assistant". */
+export function toChatMessages(dialogue: Dialogue): ChatMessage[] {
+  const messages: ChatMessage[] = [];
+  if (dialogue.systemInstruction !== undefined) messages.push({ role: 'system', content: dialogue.systemInstruction });
+  for (const t of dialogue.turns) messages.push({ role: t.role === 'model' ? 'assistant' : 'user', content: t.text });
+  return messages;
+}
+
+/** The inference prompt for a dialogue that ends with a user turn: rendered text and its ids. */
+export function renderPrompt(
+  input: Dialogue | ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions = {},
+): { text: string; tokens: number[] } {
+  const messages = Array.isArray(input) ? input : toChatMessages(input);
+  const last = messages[messages.length - 1];
+  if (!last || last.role !== 'user') {
+    throw new InvalidRequestError('a prompt must end with a user turn (the model writes the next one)');
+  }
+  const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, enableThinking: opts.enableThinking });
+  return { text, tokens: tokenizer.encode(text, { addSpecialTokens: false }) };
+}
+
+/** Tokens and loss mask for one training example. */
+export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts: RenderOptions = {}): RenderedExample {
+  const fail = (message: string): DatasetError => new DatasetError({ ...conv.source, path: '', message });
+  const messages = toChatMessages(conv);
+  let text: string;
+  try {
+    text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false, enableThinking: opts.enableThinking });
+  } catch (e) {
+    if (e instanceof InvalidRequestError) throw fail(e.message);
+    throw e;
+  }
+
+  const terminators = endOfTurnTokens(tokenizer);
+  const found = locateMessages(messages, text, terminators);
+  const spans: [number, number][] = [];
+  const offset = messages.length - conv.turns.length; // 1 when there is a system message
+  conv.turns.forEach((turn, i) => {
+    const at = found[offset + i];
+    const which = `${turn.role} turn ${i + 1} of ${conv.turns.length}`;
+    if (!at) throw fail(`the chat template rewrote the text of ${which}, so its tokens cannot be located for the loss mask`);
+    if (turn.role !== 'model' || turn.weight === 0) return;
+    const limit = found[offset + i + 1]?.start ?? text.length;
+    const end = firstOf(text, terminators, at.end, limit);
+    if (end < 0) throw fail(`the chat template puts no end-of-turn token (${terminators.join(', ')}) after ${which}`);
+    spans.push([at.start, end]);
+  });
+
+  const tokens: number[] = [];
+  const mask: number[] = [];
+  const push = (piece: string, loss: 0 | 1): void => {
+    if (piece === '') return;
+    for (const id of tokenizer.encode(piece, { addSpecialTokens: false })) {
+      tokens.push(id);
+      mask.push(loss);
+    }
+  };
+  let cursor = 0;
+  for (const [start, end] of spans) {
+    push(text.slice(cursor, start), 0);
+    push(text.slice(start, end), 1);
+    cursor = end;
+  }
+  push(text.slice(cursor), 0);
+  return { tokens, lossMask: Uint8Array.from(mask) };
+}
+
+const terminatorCache = new WeakMap<Tokenizer, string[]>();
+
+/**
+ * The strings of the tokens that can close a model turn: the generation eos tokens, plus the token a
+ * probe conversation shows right after the assistant's text when that one is special.
+ */
+export function endOfTurnTokens(tokenizer: Tokenizer): string[] {
+  const cached = terminatorCache.get(tokenizer);
+  if (cached) return cached;
+  const ids = new Set(tokenizer.eosTokenIds);
+  const reply = 'tunekit end-of-turn probe';
+  const probe = tokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }, { role: 'assistant', content: reply }]);
+  const at = probe.lastIndexOf(reply);
+  const next = at < 0 ? undefined : tokenizer.encode(probe.slice(at + reply.length), { addSpecialTokens: false })[0];
+  if (next !== undefined && tokenizer.isSpecial(next)) ids.add(next);
+  const strings = [...ids].map((id) => tokenizer.idToToken(id)).filter((s): s is string => !!s);
+  if (strings.length === 0) {
+    throw new UnsupportedModelError('the tokenizer has no end-of-sequence token and its chat template closes turns with no special token; model turns cannot be trained to stop');
+  }
+  terminatorCache.set(tokenizer, strings);
+  return strings;
+}
+
+/** End of the earliest occurrence of any of `needles` in text[from, limit), or -1. */
+function firstOf(text: string, needles: string[], from: number, limit: number): number {
+  let best = -1;
+  for (const n of needles) {
+    const i = text.indexOf(n, from);
+    if (i >= 0 && i + n.length <= limit && (best < 0 || i + n.length < best)) best = i + n.length;
+  }
+  return best;
+}
+
+/** The forms a template may have rendered a message's text in, most faithful first. */
+function candidates(content: string): string[] {
+  const forms = [content, content.trim()];
+  const close = content.lastIndexOf('</think>');
+  if (close >= 0) {
+    const answer = content.slice(close + '</think>'.length).replace(/^\n+/, '');
+    forms.push(answer, answer.trim());
+  }
+  return [...new Set(forms)].filter((f) => f !== '');
+}
+
+/**
+ * Where each message's text sits in the rendered string, in order, or null where it was not found.
+ * Each message is looked for first inside its own turn (from the cursor to the next end-of-turn
+ * token), preferring a match directly followed by that token: a short text that also occurs in the
+ * markup before it (a reply "assistant" after Llama's "<|start_header_id|>assistant") is then found in
+ * the right place. Gemma's system text, which shares the first user turn, is found inside it.
+ */
+function locateMessages(messages: ChatMessage[], text: string, terminators: string[]): ({ start: number; end: number } | null)[] {
+  let cursor = 0;
+  return messages.map((m) => {
+    const forms = candidates(m.content);
+    const turnEnd = firstOf(text, terminators, cursor, text.length);
+    const limit = turnEnd < 0 ? text.length : turnEnd;
+    const within = (start: number, form: string): boolean => start >= 0 && start + form.length <= limit;
+    let found: { start: number; end: number } | null = null;
+    for (const form of forms) {
+      for (let i = text.indexOf(form, cursor); within(i, form) && !found; i = text.indexOf(form, i + 1)) {
+        if (terminators.some((t) => text.startsWith(t, i + form.length))) found = { start: i, end: i + form.length };
+      }
+    }
+    for (const form of forms) {
+      const i = found ? -1 : text.indexOf(form, cursor);
+      if (within(i, form)) found = { start: i, end: i + form.length };
+    }
+    for (const form of forms) {
+      const i = found ? -1 : text.indexOf(form, cursor);
+      if (i >= 0) found = { start: i, end: i + form.length };
+    }
+    if (!found) return null;
+    // Step over the turn's own end-of-turn token so the next search window is the next turn.
+    const closing = terminators.find((t) => text.startsWith(t, found!.end));
+    cursor = found.end + (closing?.length ?? 0);
+    return found;
+  });
+}
