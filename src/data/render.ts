@@ -3,15 +3,20 @@
 // closes it (<|eot_id|>, <|im_end|>, <end_of_turn>), so the tuned model learns to stop. Nothing else
 // is trained: not the system or user text, not role headers, not what follows the end-of-turn token.
 // Method: render the whole conversation once; find each message's text in the rendered string with a
-// moving cursor; split the string at the loss-span boundaries and encode each piece with
-// addSpecialTokens false. Encoding the prompt pieces alone is exactly how inference tokenizes a
-// prompt before appending generated ids, so training sees the token boundaries inference will.
+// moving cursor (guided by a skeleton: the same conversation rendered with placeholder texts, which
+// shows where the template's markup ends); split the string at the loss-span boundaries and encode
+// each piece with addSpecialTokens false. Encoding the prompt pieces alone is exactly how inference
+// tokenizes a prompt before appending generated ids, so training sees the token boundaries inference
+// will. For ordinary texts this equals encoding the whole string (tested for each family); it differs
+// only where a kept text starts with whitespace that merges with the markup's, e.g. a Qwen3 reply
+// "\nHi" after "<|im_start|>assistant\n" ("\n" + "\nHi" rather than "\n\n" + "Hi").
 // Rules it keeps:
 // - Roles map once, here: "model" -> "assistant" for the template (which may map it back, as Gemma's
 //   does); the system instruction is a leading system message (Gemma's template folds it into the
 //   first user turn; it is found there and stays untrained).
-// - Templates may rewrite a message's text: Llama's and Gemma's trim it; Qwen3's drops the
-//   <think>...</think> reasoning of model turns before the last user message. Each message is looked
+// - Templates may rewrite a message's text: Llama's and Gemma's trim it; Qwen3's keeps it as written
+//   except that it drops the <think>...</think> reasoning of model turns before the last user message
+//   and strips leading newlines from the replies after it. Each message is looked
 //   up as written, trimmed, then (for reasoning) as its answer part; what the template kept is what
 //   is trained. Text the template inserts around a turn is never trained, e.g. Qwen3's empty
 //   "<think>\n\n</think>\n\n" before the final model turn when it has no reasoning (that prefix is
@@ -71,7 +76,8 @@ export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts
   }
 
   const terminators = endOfTurnTokens(tokenizer);
-  const found = locateMessages(messages, text, terminators);
+  const skeleton = renderSkeleton(messages, tokenizer, opts);
+  const found = locateMessages(messages, text, skeleton, terminators);
   const spans: [number, number][] = [];
   const offset = messages.length - conv.turns.length; // 1 when there is a system message
   conv.turns.forEach((turn, i) => {
@@ -149,37 +155,79 @@ function candidates(content: string): string[] {
 }
 
 /**
- * Where each message's text sits in the rendered string, in order, or null where it was not found.
- * Each message is looked for first inside its own turn (from the cursor to the next end-of-turn
- * token), preferring a match directly followed by that token: a short text that also occurs in the
- * markup before it (a reply "assistant" after Llama's "<|start_header_id|>assistant") is then found in
- * the right place. Gemma's system text, which shares the first user turn, is found inside it.
+ * The template's markup around the messages: the conversation rendered with each text replaced by a
+ * sentinel, cut at the sentinels (n messages give n + 1 pieces). null when a sentinel went missing.
+ * This says exactly where the markup ends and a text begins, which the rendered string alone cannot
+ * when a text starts or ends with whitespace the template may have trimmed.
  */
-function locateMessages(messages: ChatMessage[], text: string, terminators: string[]): ({ start: number; end: number } | null)[] {
+function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
+  const sentinel = (i: number): string => `\u27e6tunekit-${i}\u27e7`;
+  let rendered: string;
+  try {
+    rendered = tokenizer.applyChatTemplate(messages.map((m, i) => ({ ...m, content: sentinel(i) })), {
+      addGenerationPrompt: false, enableThinking: opts.enableThinking,
+    });
+  } catch {
+    return null;
+  }
+  const pieces: string[] = [];
+  let at = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const s = rendered.indexOf(sentinel(i), at);
+    if (s < 0) return null;
+    pieces.push(rendered.slice(at, s));
+    at = s + sentinel(i).length;
+  }
+  pieces.push(rendered.slice(at));
+  return pieces;
+}
+
+type Span = { start: number; end: number };
+
+/**
+ * Where each message's text sits in the rendered string, in order, or null where it was not found.
+ * Where the rendered string agrees with the skeleton up to a message, its text starts right after the
+ * skeleton's markup, in the first form (as written, trimmed, answer part) that the next markup follows.
+ * Where it does not (Qwen3's reasoning block changes the markup of the final reply), the text is
+ * searched for from the cursor: first inside its own turn (up to the next end-of-turn token),
+ * preferring a match directly followed by that token, so a short text that also occurs in the markup
+ * before it (a reply "assistant" after Llama's "<|start_header_id|>assistant") is found in the right
+ * place.
+ */
+function locateMessages(messages: ChatMessage[], text: string, skeleton: string[] | null, terminators: string[]): (Span | null)[] {
   let cursor = 0;
-  return messages.map((m) => {
+  return messages.map((m, i) => {
     const forms = candidates(m.content);
-    const turnEnd = firstOf(text, terminators, cursor, text.length);
-    const limit = turnEnd < 0 ? text.length : turnEnd;
-    const within = (start: number, form: string): boolean => start >= 0 && start + form.length <= limit;
-    let found: { start: number; end: number } | null = null;
-    for (const form of forms) {
-      for (let i = text.indexOf(form, cursor); within(i, form) && !found; i = text.indexOf(form, i + 1)) {
-        if (terminators.some((t) => text.startsWith(t, i + form.length))) found = { start: i, end: i + form.length };
-      }
-    }
-    for (const form of forms) {
-      const i = found ? -1 : text.indexOf(form, cursor);
-      if (within(i, form)) found = { start: i, end: i + form.length };
-    }
-    for (const form of forms) {
-      const i = found ? -1 : text.indexOf(form, cursor);
-      if (i >= 0) found = { start: i, end: i + form.length };
-    }
-    if (!found) return null;
-    // Step over the turn's own end-of-turn token so the next search window is the next turn.
-    const closing = terminators.find((t) => text.startsWith(t, found!.end));
-    cursor = found.end + (closing?.length ?? 0);
+    const found = (skeleton && alignWithSkeleton(text, cursor, forms, skeleton[i], skeleton[i + 1])) ?? search(text, cursor, forms, terminators);
+    if (found) cursor = found.end;
     return found;
   });
+}
+
+function alignWithSkeleton(text: string, cursor: number, forms: string[], before: string, after: string): Span | null {
+  if (!text.startsWith(before, cursor)) return null;
+  const start = cursor + before.length;
+  const form = forms.find((f) => text.startsWith(f, start) && text.startsWith(after, start + f.length)) ??
+    forms.find((f) => text.startsWith(f, start));
+  return form === undefined ? null : { start, end: start + form.length };
+}
+
+function search(text: string, cursor: number, forms: string[], terminators: string[]): Span | null {
+  const turnEnd = firstOf(text, terminators, cursor, text.length);
+  const limit = turnEnd < 0 ? text.length : turnEnd;
+  const within = (start: number, form: string): boolean => start >= 0 && start + form.length <= limit;
+  for (const form of forms) {
+    for (let i = text.indexOf(form, cursor); within(i, form); i = text.indexOf(form, i + 1)) {
+      if (terminators.some((t) => text.startsWith(t, i + form.length))) return { start: i, end: i + form.length };
+    }
+  }
+  for (const form of forms) {
+    const i = text.indexOf(form, cursor);
+    if (within(i, form)) return { start: i, end: i + form.length };
+  }
+  for (const form of forms) {
+    const i = text.indexOf(form, cursor);
+    if (i >= 0) return { start: i, end: i + form.length };
+  }
+  return null;
 }
