@@ -9,6 +9,7 @@ import { setGemmAnnouncer } from '../engine/blas.js';
 import { registerModelCommands } from './commands/model.js';
 import { registerGenerateCommand } from './commands/generate.js';
 import { registerExportCommands } from './commands/export.js';
+import { registerTuneCommand } from './commands/tune.js';
 import { registerMergeCommand } from './commands/merge.js';
 
 setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
@@ -28,6 +29,7 @@ program
 registerModelCommands(program);
 registerGenerateCommand(program);
 registerExportCommands(program);
+registerTuneCommand(program);
 registerMergeCommand(program);
 
 try {

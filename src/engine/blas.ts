@@ -108,8 +108,8 @@ function loadNative(): Gemm | { error: string } {
       },
       sgemv(transA, M, N, alpha, A, lda, x, beta, y) {
         checkMatrix('A', A, M, N, lda);
-        checkMatrix('x', x, 1, transA ? M : N, 1);
-        checkMatrix('y', y, 1, transA ? N : M, 1);
+        checkMatrix('x', x, 1, transA ? M : N, transA ? M : N);
+        checkMatrix('y', y, 1, transA ? N : M, transA ? N : M);
         if (gemv) gemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
         else if (transA) fn(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, N, M, alpha, x, M, A, lda, beta, y, N);
         else fn(CblasRowMajor, CblasNoTrans, CblasTrans, 1, M, N, alpha, x, N, A, lda, beta, y, M);

@@ -1,0 +1,95 @@
+// `tunekit tune`: supervised fine-tuning (LoRA or full) from a JSONL dataset, with a progress bar on a
+// terminal and plain log lines otherwise.
+
+import type { Command } from 'commander';
+import { resolveModelDir } from '../../hub/hub.js';
+import { DEFAULT_TUNE_OPTIONS, tune, type TrainEvent } from '../../train/trainer.js';
+import { LORA_TARGETS, type LoraTarget } from '../../lora/lora.js';
+import { choiceOption, floatOption, intOption } from '../options.js';
+
+interface TuneCliOptions {
+  base: string; train: string; validation?: string; out: string; epochs: number; adapterSize: number;
+  learningRateMultiplier: number; learningRate?: number; mode: 'lora' | 'full'; batchTokens: number; gradAccum: number;
+  maxSeqLen: number; seed: number; resume?: string; loraAlpha?: number; targets?: string; warmupRatio: number;
+  schedule: 'linear' | 'cosine' | 'constant'; weightDecay: number; clipNorm: number; evalEvery: number; recompute?: boolean;
+}
+
+export function registerTuneCommand(program: Command): void {
+  const d = DEFAULT_TUNE_OPTIONS;
+  program
+    .command('tune')
+    .description('supervised fine-tuning of a base model on a JSONL dataset (Vertex contents, messages or OpenAI layout)')
+    .requiredOption('--base <dir|org/name>', 'base model directory, or a Hugging Face Hub id')
+    .requiredOption('--train <file.jsonl>', 'training dataset')
+    .option('--validation <file.jsonl>', 'validation dataset (eval_* metrics)')
+    .requiredOption('--out <dir>', 'output directory (adapter, metrics.jsonl, checkpoints/)')
+    .option('--mode <mode>', 'lora | full', choiceOption('--mode', ['lora', 'full'] as const), d.mode)
+    .option('--epochs <n>', 'passes over the training set', intOption('--epochs', 1), d.epochs)
+    .option('--adapter-size <n>', 'LoRA rank: 1, 2, 4, 8, 16 or 32', intOption('--adapter-size', 1), d.adapterSize)
+    .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', floatOption('--lora-alpha', 1e-6))
+    .option('--targets <list>', `comma-separated LoRA targets (default all: ${LORA_TARGETS.join(',')})`)
+    .option('--learning-rate-multiplier <x>', 'multiplies the default learning rate (2e-4 LoRA, 2e-5 full)', floatOption('--learning-rate-multiplier', 1e-6, 100), d.learningRateMultiplier)
+    .option('--learning-rate <x>', 'peak learning rate before the multiplier', floatOption('--learning-rate', 0, 1))
+    .option('--warmup-ratio <x>', 'share of steps spent warming up', floatOption('--warmup-ratio', 0, 0.99), d.warmupRatio)
+    .option('--schedule <kind>', 'linear | cosine | constant decay after warmup', choiceOption('--schedule', ['linear', 'cosine', 'constant'] as const), d.decay)
+    .option('--weight-decay <x>', 'AdamW weight decay', floatOption('--weight-decay', 0, 1), d.weightDecay)
+    .option('--clip-norm <x>', 'gradient clipping by global norm (0: off)', floatOption('--clip-norm', 0), d.clipNorm)
+    .option('--batch-tokens <n>', 'tokens per forward/backward pass', intOption('--batch-tokens', 8), d.batchTokens)
+    .option('--grad-accum <n>', 'forward/backward passes per optimizer step', intOption('--grad-accum', 1), d.gradAccum)
+    .option('--max-seq-len <n>', 'longest packed sequence; longer examples are truncated', intOption('--max-seq-len', 8), d.maxSeqLen)
+    .option('--eval-every <n>', 'evaluate every n steps (0: at epoch ends only)', intOption('--eval-every', 0), d.evalEverySteps)
+    .option('--recompute', 'recompute activations in the backward pass (less memory, ~30% more compute)')
+    .option('--seed <n>', 'seed for initialisation and shuffling', intOption('--seed', 0), d.seed)
+    .option('--resume <checkpoint>', 'continue from OUT/checkpoints/epoch-N')
+    .action(async (o: TuneCliOptions) => {
+      const baseDir = await resolveModelDir(o.base, { onProgress: (m) => process.stderr.write(`${m}\n`) });
+      const targets = o.targets?.split(',').map((t) => t.trim()) as LoraTarget[] | undefined;
+      const progress = createProgress();
+      await tune({
+        baseDir, trainFile: o.train, validationFile: o.validation, outDir: o.out, mode: o.mode, adapterSize: o.adapterSize,
+        loraAlpha: o.loraAlpha, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
+        warmupRatio: o.warmupRatio, decay: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm, batchTokens: o.batchTokens,
+        gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute ?? false,
+        resume: o.resume, onEvent: progress,
+      });
+    });
+}
+
+function createProgress(): (e: TrainEvent) => void {
+  const tty = process.stderr.isTTY === true;
+  let total = 0;
+  return (e) => {
+    switch (e.type) {
+      case 'start':
+        total = e.totalSteps;
+        process.stderr.write(`training ${e.trainableParameters.toLocaleString('en-US')} parameters on ${e.examples} examples: ` +
+          `${e.stepsPerEpoch} steps per epoch, ${e.totalSteps} in all` +
+          (e.truncated.length ? `; ${e.truncated.length} examples truncated` : '') +
+          (e.dropped.length ? `; ${e.dropped.length} dropped` : '') + '\n');
+        break;
+      case 'step': {
+        const m = e.metrics;
+        const eta = m.step < total ? ((m.elapsed_seconds / m.step) * (total - m.step)).toFixed(0) : '0';
+        const line = `step ${m.step}/${total} epoch ${m.epoch} loss ${m.train_total_loss.toFixed(4)} ` +
+          `acc ${m.train_fraction_of_correct_next_step_preds.toFixed(3)} lr ${m.learning_rate.toExponential(2)} ` +
+          `${m.tokens_per_second.toFixed(0)} tok/s ETA ${eta}s`;
+        if (tty) {
+          const width = 24;
+          const filled = Math.round((width * m.step) / total);
+          process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}\x1b[K`);
+        } else process.stderr.write(line + '\n');
+        break;
+      }
+      case 'eval':
+        process.stderr.write(`${tty ? '\n' : ''}eval at step ${e.metrics.step}: loss ${e.metrics.eval_total_loss.toFixed(4)} ` +
+          `acc ${e.metrics.eval_fraction_of_correct_next_step_preds.toFixed(3)} (${e.metrics.eval_num_predictions} predictions)\n`);
+        break;
+      case 'checkpoint':
+        process.stderr.write(`${tty ? '\n' : ''}checkpoint: ${e.dir}\n`);
+        break;
+      case 'done':
+        process.stdout.write(`wrote ${e.outDir} in ${e.seconds.toFixed(1)} s\n`);
+        break;
+    }
+  };
+}
