@@ -9,7 +9,8 @@ import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { renderForTraining, renderPrompt, toChatMessages, endOfTurnTokens } from '../src/data/render.js';
 import { DatasetError } from '../src/data/errors.js';
 import type { Conversation, Turn } from '../src/data/conversation.js';
-import { InvalidRequestError } from '../src/errors.js';
+import { InvalidRequestError, UnsupportedModelError } from '../src/errors.js';
+import { generateTokenizer } from '../src/tokenizer/tiny-tokenizers.js';
 import { FAMILIES, tinyModelDir } from './helpers/tiny-models.js';
 import type { Family } from '../src/models/config.js';
 
@@ -187,4 +188,18 @@ test('gemma3: a conversation its template rejects is a DatasetError naming the e
   const c = conv([{ role: 'user', text: 'a' }, { role: 'user', text: 'b' }, { role: 'model', text: 'c' }]);
   assert.throws(() => renderForTraining(c, tok), (e: unknown) =>
     e instanceof DatasetError && e.file === 'train.jsonl' && e.line === 7 && /alternate/.test(e.message));
+});
+
+test('the template\'s turn terminator is trained even when it is not a generation eos token', () => {
+  // A Qwen3 tokenizer whose only eos is <|endoftext|>: <|im_end|> is found by probing the template.
+  const g = generateTokenizer('qwen3', { merges: 200 });
+  const config: Record<string, unknown> = { ...(g.files['tokenizer_config.json'] as Record<string, unknown>), eos_token: '<|endoftext|>' };
+  const tok = Tokenizer.fromFiles({ tokenizer: g.files['tokenizer.json'] as Record<string, unknown>, config });
+  assert.equal(tok.eosTokenIds.includes(tok.tokenToId('<|im_end|>')!), false);
+  const r = renderForTraining(TWO_REPLIES, tok);
+  assert.deepEqual(trainedRuns(tok, r.tokens, r.lossMask), ['A tomato.<|im_end|>', 'A banana.<|im_end|>']);
+
+  const { chat_template: _, ...plain } = config;
+  const base = Tokenizer.fromFiles({ tokenizer: g.files['tokenizer.json'] as Record<string, unknown>, config: plain });
+  assert.throws(() => renderForTraining(TWO_REPLIES, base), UnsupportedModelError);
 });

@@ -66,6 +66,9 @@ export function renderPrompt(
 /** Tokens and loss mask for one training example. */
 export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts: RenderOptions = {}): RenderedExample {
   const fail = (message: string): DatasetError => new DatasetError({ ...conv.source, path: '', message });
+  if (tokenizer.chatTemplate === null) {
+    throw new UnsupportedModelError('the model has no chat template (tokenizer_config.json chat_template), so conversations cannot be rendered for training; use an instruction-tuned model');
+  }
   const messages = toChatMessages(conv);
   let text: string;
   try {
@@ -121,7 +124,12 @@ export function endOfTurnTokens(tokenizer: Tokenizer): string[] {
   if (cached) return cached;
   const ids = new Set(tokenizer.eosTokenIds);
   const reply = 'tunekit end-of-turn probe';
-  const probe = tokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }, { role: 'assistant', content: reply }]);
+  let probe = '';
+  try {
+    probe = tokenizer.applyChatTemplate([{ role: 'user', content: 'hi' }, { role: 'assistant', content: reply }]);
+  } catch {
+    // A template that refuses the probe still has the eos ids.
+  }
   const at = probe.lastIndexOf(reply);
   const next = at < 0 ? undefined : tokenizer.encode(probe.slice(at + reply.length), { addSpecialTokens: false })[0];
   if (next !== undefined && tokenizer.isSpecial(next)) ids.add(next);
