@@ -23,6 +23,7 @@ import sys
 
 import torch
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import load_model, packed_loss, read_safetensors, write_safetensors  # noqa: E402
 

@@ -21,6 +21,7 @@ import tempfile
 
 import torch
 
+sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from model import LORA_TARGETS, load_model, packed_loss, read_safetensors, write_safetensors  # noqa: E402
