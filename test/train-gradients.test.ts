@@ -97,3 +97,26 @@ for (const family of FAMILIES) {
     checked = 0;
   });
 }
+
+test('LoRA dropout: gradients match finite differences of the loss under the same masks', async () => {
+  const m = await loadModel(tinyModelDir('llama'));
+  const lc = defaultLoraConfig(4, { dropout: 0.3 });
+  const n = loraParameterCount(m.config, lc);
+  const params = new Float32Array(n);
+  const grads = new Float32Array(n);
+  const lora = initLoraAdapter(m.config, lc, 7, params);
+  const rng = new Random(3);
+  for (const layer of lora.layers) for (const p of Object.values(layer)) rng.fillNormal(p!.B, 0, 0.05);
+  const loraGrads = initLoraAdapter(m.config, lc, 7, grads);
+  grads.fill(0);
+  const batch = batchFor(m.tokenizer.size);
+  const tm = new TrainableModel(m.config, m.weights, { maxTokens: batch.N, lora, loraGrads });
+  const seed = 1234;
+  const { count } = tm.forwardBackward(batch, 1, seed);
+  const masked = () => { const r = tm.evaluate(batch, seed); return r.lossSum / r.count; };
+  const plain = () => { const r = tm.evaluate(batch); return r.lossSum / r.count; };
+  assert.notEqual(masked(), plain(), 'dropout changes the loss');
+  checked = 0;
+  checkEntries('all LoRA parameters', params, grads, count, masked, 24);
+  assert.ok(checked >= 20);
+});

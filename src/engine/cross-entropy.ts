@@ -58,13 +58,32 @@ export function crossEntropyForwardBackward(
           best = i;
         }
       }
-      let sum = 0;
-      for (let i = 0; i < V; i++) sum += fastExp(sc.logits[base + i]! - max);
-      lossSum += Math.log(sum) + max - sc.logits[base + target]!;
+      const logitTarget = sc.logits[base + target]!;
+      const wantGrad = dx !== null || dW !== null;
+      // One pass: exponentials are kept in place when a gradient is wanted, then scaled to probabilities.
+      let s0 = 0, s1 = 0;
+      let i = 0;
+      for (; i + 1 < V; i += 2) {
+        const e0 = fastExp(sc.logits[base + i]! - max);
+        const e1 = fastExp(sc.logits[base + i + 1]! - max);
+        if (wantGrad) {
+          sc.logits[base + i] = e0;
+          sc.logits[base + i + 1] = e1;
+        }
+        s0 += e0;
+        s1 += e1;
+      }
+      for (; i < V; i++) {
+        const e = fastExp(sc.logits[base + i]! - max);
+        if (wantGrad) sc.logits[base + i] = e;
+        s0 += e;
+      }
+      const sum = s0 + s1;
+      lossSum += Math.log(sum) + max - logitTarget;
       if (best === target) correct++;
-      if (dx || dW) {
+      if (wantGrad) {
         const k = gradScale / sum;
-        for (let i = 0; i < V; i++) sc.logits[base + i] = fastExp(sc.logits[base + i]! - max) * k;
+        for (let j = base; j < base + V; j++) sc.logits[j]! *= k;
         sc.logits[base + target]! -= gradScale;
       }
     }

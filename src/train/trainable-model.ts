@@ -9,7 +9,7 @@
 
 import type { ModelConfig } from '../models/config.js';
 import type { LayerWeights, ModelWeights } from '../models/weights.js';
-import type { LoraAdapter, LoraPair, LoraTarget } from '../lora/lora.js';
+import { LORA_TARGETS, type LoraAdapter, type LoraPair, type LoraTarget } from '../lora/lora.js';
 import { gemm } from '../engine/blas.js';
 import { matmulBackward, matmulForward } from '../engine/matmul.js';
 import { rmsnormBackwardRows, rmsnormRows } from '../engine/rmsnorm.js';
@@ -18,6 +18,7 @@ import { attentionTrainBackward, attentionTrainForward, createTrainAttentionScra
 import { createCrossEntropyScratch, crossEntropyForwardBackward, type CrossEntropyResult, type CrossEntropyScratch } from '../engine/cross-entropy.js';
 import { runSplit, sharedFloat32 } from '../engine/kernel-pool.js';
 import { addInPlace } from '../engine/elementwise.js';
+import { dropoutApply, dropoutKey } from '../engine/dropout.js';
 import { profileMark, profileStart } from '../engine/profile.js';
 
 /** A packed batch: several examples back to back, as one sequence of N tokens. */
@@ -89,6 +90,9 @@ export class TrainableModel {
   private readonly dF: Float32Array; // (N, F)
   private readonly dF2: Float32Array; // (N, F)
   private readonly du: Float32Array; // (N, r)
+  private readonly dropped: Float32Array; // (N, max(C, F, Q)) LoRA input after dropout, or du·A
+  /** Seed of the current step's dropout masks; null outside forwardBackward (evaluation has no dropout). */
+  private dropoutSeed: number | null = null;
   private readonly cosG: Float32Array;
   private readonly sinG: Float32Array;
   private readonly cosL: Float32Array;
@@ -138,6 +142,7 @@ export class TrainableModel {
     this.dF = sharedFloat32(N * F);
     this.dF2 = sharedFloat32(N * F);
     this.du = sharedFloat32(N * Math.max(r, 1));
+    this.dropped = new Float32Array(opts.lora && opts.lora.config.dropout > 0 ? N * Math.max(C, F, Q) : 0);
     this.cosG = new Float32Array((N * HD) / 2);
     this.sinG = new Float32Array((N * HD) / 2);
     this.invFreqGlobal = ropeInverseFrequencies(HD, config.ropeTheta, config.ropeScaling);
@@ -149,9 +154,14 @@ export class TrainableModel {
     this.scale = opts.lora ? opts.lora.config.alpha / opts.lora.config.rank : 0;
   }
 
-  /** Loss statistics of a batch without gradients. */
-  evaluate(batch: TrainBatch): CrossEntropyResult {
-    this.forward(batch);
+  /** Loss statistics of a batch without gradients (no dropout unless a mask seed is given, for tests). */
+  evaluate(batch: TrainBatch, dropoutSeed: number | null = null): CrossEntropyResult {
+    this.dropoutSeed = dropoutSeed;
+    try {
+      this.forward(batch);
+    } finally {
+      this.dropoutSeed = null;
+    }
     return crossEntropyForwardBackward(this.xf, batch.targets, this.weights.lmHead, batch.N, this.config.hiddenSize,
       this.config.vocabSize, null, null, 0, this.ceScratch);
   }
@@ -160,10 +170,20 @@ export class TrainableModel {
    * Forward and backward over the batch; gradients of the mean loss × (count / lossDenominator)
    * accumulate into the gradient buffers, so batches of one step can be summed and divided once.
    */
-  forwardBackward(batch: TrainBatch, lossDenominator: number): CrossEntropyResult {
+  forwardBackward(batch: TrainBatch, lossDenominator: number, dropoutSeed = 0): CrossEntropyResult {
     const cfg = this.config;
     const { hiddenSize: C, vocabSize: V } = cfg;
     const N = batch.N;
+    this.dropoutSeed = dropoutSeed;
+    try {
+      return this.forwardBackwardInner(batch, lossDenominator, N, C, V);
+    } finally {
+      this.dropoutSeed = null;
+    }
+  }
+
+  private forwardBackwardInner(batch: TrainBatch, lossDenominator: number, N: number, C: number, V: number): CrossEntropyResult {
+    const cfg = this.config;
     this.forward(batch);
     const wg = this.opts.weightGrads;
     // d(loss)/d(xf); the lm_head gradient lands on the embedding when the two are tied.
@@ -340,8 +360,21 @@ export class TrainableModel {
     const r = this.opts.lora!.config.rank;
     const u = a.u[target]!;
     const g = gemm();
-    g.sgemm(false, true, N, r, IN, 1, inp, IN, pair.A, IN, 0, u, r);
+    const x = this.loraInput(inp, N * IN, a, target);
+    g.sgemm(false, true, N, r, IN, 1, x, IN, pair.A, IN, 0, u, r);
     g.sgemm(false, true, N, OC, r, this.scale, u, r, pair.B, r, 1, out, OC);
+  }
+
+  /** The LoRA path's input: inp itself, or inp after this step's dropout mask (training only). */
+  private loraInput(inp: Float32Array, n: number, a: LayerActs, target: LoraTarget): Float32Array {
+    const p = this.opts.lora!.config.dropout;
+    if (p === 0 || this.dropoutSeed === null) return inp;
+    dropoutApply(this.dropped, inp, n, p, this.maskKey(a, target));
+    return this.dropped;
+  }
+
+  private maskKey(a: LayerActs, target: LoraTarget): number {
+    return dropoutKey(this.dropoutSeed!, this.acts.indexOf(a), LORA_TARGETS.indexOf(target));
   }
 
   /** din(N, IN) (=, or += when accumulate) and parameter gradients of a LoRA-wrapped linear layer. */
@@ -358,8 +391,19 @@ export class TrainableModel {
     const g = gemm();
     g.sgemm(true, false, OC, r, N, s, dout, OC, u, r, 1, grads.B, r); // dB += s·doutᵀ·u
     g.sgemm(false, false, N, r, OC, s, dout, OC, pair.B, r, 0, this.du, r); // du = s·dout·B
-    g.sgemm(true, false, r, IN, N, 1, this.du, r, inp, IN, 1, grads.A, IN); // dA += duᵀ·inp
-    g.sgemm(false, false, N, IN, r, 1, this.du, r, pair.A, IN, 1, din, IN); // din += du·A
+    const p = this.opts.lora!.config.dropout;
+    if (p === 0) {
+      g.sgemm(true, false, r, IN, N, 1, this.du, r, inp, IN, 1, grads.A, IN); // dA += duᵀ·inp
+      g.sgemm(false, false, N, IN, r, 1, this.du, r, pair.A, IN, 1, din, IN); // din += du·A
+      return;
+    }
+    // With dropout: x = mask∘inp/(1−p), so dA += duᵀ·x and din += mask∘(du·A)/(1−p).
+    const key = this.maskKey(a, target);
+    dropoutApply(this.dropped, inp, N * IN, p, key);
+    g.sgemm(true, false, r, IN, N, 1, this.du, r, this.dropped, IN, 1, grads.A, IN);
+    g.sgemm(false, false, N, IN, r, 1, this.du, r, pair.A, IN, 0, this.dropped, IN);
+    dropoutApply(this.dropped, this.dropped, N * IN, p, key);
+    addInPlace(din, this.dropped, N * IN);
   }
 
   private shared(w: Float32Array): Float32Array {

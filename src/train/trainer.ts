@@ -19,6 +19,7 @@ import { readDataset } from '../data/dataset.js';
 import { renderForTraining } from '../data/render.js';
 import type { TrainingExample } from '../data/packing.js';
 import { TrainableModel } from './trainable-model.js';
+import { dropoutKey } from '../engine/dropout.js';
 import { adamwStep, createParamGroup, gradNorm, DEFAULT_ADAMW, type ParamGroup } from './adamw.js';
 import { learningRateAt, type DecayKind } from './schedule.js';
 import { planEpoch, type BatchingOptions, type StepPlan } from './batches.js';
@@ -105,7 +106,6 @@ function validate(o: TuneOptions): void {
   if (!Number.isInteger(o.gradAccum) || o.gradAccum < 1) throw new InvalidRequestError(`gradient accumulation must be a positive integer, got ${o.gradAccum}`);
   if (!(o.warmupRatio >= 0 && o.warmupRatio < 1)) throw new InvalidRequestError(`warmup ratio must be in [0, 1), got ${o.warmupRatio}`);
   if (!(o.clipNorm >= 0)) throw new InvalidRequestError(`clip norm must be >= 0 (0 disables), got ${o.clipNorm}`);
-  if ((o.loraDropout ?? 0) !== 0) throw new InvalidRequestError('LoRA dropout > 0 is not implemented yet; use 0');
 }
 
 async function tokenize(file: string, model: LoadedModel): Promise<TrainingExample[]> {
@@ -199,8 +199,8 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
     const plan = epoch === 0 ? firstEpoch : planEpoch(train, epoch, batching);
     for (const step of plan.steps) {
       const tStep = performance.now();
-      const r = runStep(tm, step, groups);
       state.step++;
+      const r = runStep(tm, step, groups, dropoutKey(o.seed, state.step));
       const lr = learningRateAt(state.step, totalSteps, peak, warmupSteps, o.decay);
       const norm = gradNorm(groups);
       const clip = o.clipNorm > 0 && norm > o.clipNorm ? o.clipNorm / norm : 1;
@@ -233,11 +233,11 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
 }
 
 /** Forward/backward over the step's micro-batches; gradients of the step's mean loss accumulate. */
-function runStep(tm: TrainableModel, step: StepPlan, groups: ParamGroup[]) {
+function runStep(tm: TrainableModel, step: StepPlan, groups: ParamGroup[], dropoutSeed: number) {
   for (const g of groups) g.grad.fill(0);
   let lossSum = 0, correct = 0, count = 0;
   for (const b of step.batches) {
-    const r = tm.forwardBackward(b, step.targets);
+    const r = tm.forwardBackward(b, step.targets, dropoutKey(dropoutSeed, count));
     lossSum += r.lossSum;
     correct += r.correct;
     count += r.count;

@@ -10,7 +10,7 @@ import { choiceOption, floatOption, intOption } from '../options.js';
 interface TuneCliOptions {
   base: string; train: string; validation?: string; out: string; epochs: number; adapterSize: number;
   learningRateMultiplier: number; learningRate?: number; mode: 'lora' | 'full'; batchTokens: number; gradAccum: number;
-  maxSeqLen: number; seed: number; resume?: string; loraAlpha?: number; targets?: string; warmupRatio: number;
+  maxSeqLen: number; seed: number; resume?: string; loraAlpha?: number; loraDropout: number; targets?: string; warmupRatio: number;
   schedule: 'linear' | 'cosine' | 'constant'; weightDecay: number; clipNorm: number; evalEvery: number; recompute?: boolean;
 }
 
@@ -27,6 +27,7 @@ export function registerTuneCommand(program: Command): void {
     .option('--epochs <n>', 'passes over the training set', intOption('--epochs', 1), d.epochs)
     .option('--adapter-size <n>', 'LoRA rank: 1, 2, 4, 8, 16 or 32', intOption('--adapter-size', 1), d.adapterSize)
     .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', floatOption('--lora-alpha', 1e-6))
+    .option('--lora-dropout <p>', 'dropout on the LoRA input while training', floatOption('--lora-dropout', 0, 0.9), 0)
     .option('--targets <list>', `comma-separated LoRA targets (default all: ${LORA_TARGETS.join(',')})`)
     .option('--learning-rate-multiplier <x>', 'multiplies the default learning rate (2e-4 LoRA, 2e-5 full)', floatOption('--learning-rate-multiplier', 1e-6, 100), d.learningRateMultiplier)
     .option('--learning-rate <x>', 'peak learning rate before the multiplier', floatOption('--learning-rate', 0, 1))
@@ -47,7 +48,7 @@ export function registerTuneCommand(program: Command): void {
       const progress = createProgress();
       await tune({
         baseDir, trainFile: o.train, validationFile: o.validation, outDir: o.out, mode: o.mode, adapterSize: o.adapterSize,
-        loraAlpha: o.loraAlpha, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
+        loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
         warmupRatio: o.warmupRatio, decay: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm, batchTokens: o.batchTokens,
         gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute ?? false,
         resume: o.resume, onEvent: progress,
