@@ -24,6 +24,9 @@ export interface Gemm {
   setThreads(n: number): void;
 }
 
+/** Floating-point operations issued through the native GEMM/GEMV so far (benchmarks read it). */
+export const gemmCounter = { flops: 0 };
+
 const CblasRowMajor = 101;
 const CblasNoTrans = 111;
 const CblasTrans = 112;
@@ -103,6 +106,7 @@ function loadNative(): Gemm | { error: string } {
         checkMatrix('A', A, transA ? K : M, transA ? M : K, lda);
         checkMatrix('B', B, transB ? N : K, transB ? K : N, ldb);
         checkMatrix('C', C, M, N, ldc);
+        gemmCounter.flops += 2 * M * N * K;
         fn(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
           M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       },
@@ -110,6 +114,7 @@ function loadNative(): Gemm | { error: string } {
         checkMatrix('A', A, M, N, lda);
         checkMatrix('x', x, 1, transA ? M : N, transA ? M : N);
         checkMatrix('y', y, 1, transA ? N : M, transA ? N : M);
+        gemmCounter.flops += 2 * M * N;
         if (gemv) gemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
         else if (transA) fn(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, N, M, alpha, x, M, A, lda, beta, y, N);
         else fn(CblasRowMajor, CblasNoTrans, CblasTrans, 1, M, N, alpha, x, N, A, lda, beta, y, M);
