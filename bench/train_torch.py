@@ -15,7 +15,7 @@ The batch is fixed (every step trains on it, so the loss falls) and reproducible
 src/engine/random.ts's Random(seed), drawn in this order: for each row, examples until the row is full:
   n = min(room, minLen + floor(next() · (maxLen − minLen + 1))), then n tokens floor(next() · V);
 positions restart at 0 per example, segments count examples in the row; targets[i] = tokens[i + 1]
-inside an example for its last round(fraction · (n − 1)) predictions, else −1 (the last token never
+inside an example for its last floor(fraction · (n − 1) + 0.5) predictions, else −1 (the last token never
 predicts the next example's first).
 """
 import argparse
@@ -70,7 +70,7 @@ def packed_batch(args, vocab):
             span = args.max_example - args.min_example + 1
             n = min(args.seq - len(tok), args.min_example + int(rng.next() * span))
             ids = [int(rng.next() * vocab) for _ in range(n)]
-            with_loss = round(args.loss_fraction * (n - 1))
+            with_loss = int(args.loss_fraction * (n - 1) + 0.5)  # Math.round, not banker's rounding
             tgt += [ids[i + 1] if i >= n - 1 - with_loss else -1 for i in range(n - 1)] + [-1]
             tok += ids
             pos += list(range(n))

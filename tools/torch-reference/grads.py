@@ -4,7 +4,7 @@ Usage: /usr/bin/python3 tools/torch-reference/grads.py CASE_DIR [--float64] [--f
 
 CASE_DIR/case.json:
   {"model": "path/to/hf-dir",             # relative to CASE_DIR, or absolute
-   "lora": {"rank": 8, "alpha": 16,       # ignored with --full
+   "lora": {"rank": 8, "alpha": 16,       # ignored with --full; "dropout", if given, must be 0
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
    "rows": [{"tokens": [...], "targets": [...],      # targets[t] = -1: no loss at t
              "positions": [...], "segments": [...]}]}  # optional: default 0..T-1 and all 0
@@ -61,6 +61,8 @@ def compute(case_dir, float64=False, full=False):
         params = dict(model.named_parameters())
     else:
         lora = case["lora"]
+        if lora.get("dropout", 0) != 0:
+            raise ValueError("case.json: lora.dropout must be 0 (gradients are of the deterministic model)")
         model.add_lora(lora["rank"], lora["alpha"], lora["targets"])
         model.load_lora(read_safetensors(os.path.join(case_dir, "adapter_model.safetensors")))
         params = model.lora_parameters()
