@@ -49,14 +49,12 @@ function variants(): LogitCase[] {
 
 test('PyTorch reference: logits equal ours, gradients equal finite differences, packing equals solo, grads.py', { skip }, () => {
   variants();
-  {
-    const run = spawnSync(PYTHON, [SELFTEST, dir], { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
-    const lines = run.stdout.trim().split('\n');
-    const failed = lines.filter((l) => l.startsWith('FAIL'));
-    assert.equal(run.status, 0, `selftest.py failed:\n${failed.join('\n') || run.stdout}\n${run.stderr}`);
-    assert.equal(lines.at(-1), 'selftest: PASS');
-    assert.ok(lines.filter((l) => l.startsWith('PASS')).length >= 40, `too few checks ran:\n${run.stdout}`);
-  }
+  const run = spawnSync(PYTHON, [SELFTEST, dir], { encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
+  const lines = run.stdout.trim().split('\n');
+  const failed = lines.filter((l) => l.startsWith('FAIL'));
+  assert.equal(run.status, 0, `selftest.py failed:\n${failed.join('\n') || run.stdout}\n${run.stderr}`);
+  assert.equal(lines.at(-1), 'selftest: PASS');
+  assert.ok(lines.filter((l) => l.startsWith('PASS')).length >= 40, `too few checks ran:\n${run.stdout}`);
 });
 
 /** The batch as grads.py's one packed row: segments numbered from segStart. */
