@@ -24,6 +24,20 @@ export function sharedFloat32(n: number): Float32Array {
   return new Float32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
 }
 
+/**
+ * A copy of w in shared memory, made once per cache (norm weights the workers must read). The copy is
+ * taken when first asked for: callers whose weights change (full fine-tuning) must not use it.
+ */
+export function sharedCopy(cache: Map<Float32Array, Float32Array>, w: Float32Array): Float32Array {
+  let s = cache.get(w);
+  if (!s) {
+    s = sharedFloat32(w.length);
+    s.set(w);
+    cache.set(w, s);
+  }
+  return s;
+}
+
 interface PoolWorker {
   worker: Worker;
   ctrl: Int32Array;

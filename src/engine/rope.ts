@@ -45,6 +45,19 @@ export function ropeTables(positions: ArrayLike<number>, T: number, invFreq: Flo
 export function ropeForward(
   x: Float32Array, T: number, NH: number, HD: number, stride: number, cos: Float32Array, sin: Float32Array,
 ): void {
+  rotate(x, T, NH, HD, stride, cos, sin, 1);
+}
+
+/** Backward of ropeForward: the transpose of a rotation is the rotation by the opposite angle. */
+export function ropeBackward(
+  dx: Float32Array, T: number, NH: number, HD: number, stride: number, cos: Float32Array, sin: Float32Array,
+): void {
+  rotate(dx, T, NH, HD, stride, cos, sin, -1);
+}
+
+function rotate(
+  x: Float32Array, T: number, NH: number, HD: number, stride: number, cos: Float32Array, sin: Float32Array, sign: 1 | -1,
+): void {
   const half = HD / 2;
   for (let t = 0; t < T; t++) {
     const c0 = t * half;
@@ -54,30 +67,9 @@ export function ropeForward(
         const a = x[base + i];
         const b = x[base + half + i];
         const c = cos[c0 + i];
-        const s = sin[c0 + i];
+        const s = sign * sin[c0 + i];
         x[base + i] = a * c - b * s;
         x[base + half + i] = b * c + a * s;
-      }
-    }
-  }
-}
-
-/** Backward of ropeForward: rotates dx (T, NH, HD) in place by the opposite angles. */
-export function ropeBackward(
-  dx: Float32Array, T: number, NH: number, HD: number, stride: number, cos: Float32Array, sin: Float32Array,
-): void {
-  const half = HD / 2;
-  for (let t = 0; t < T; t++) {
-    const c0 = t * half;
-    for (let h = 0; h < NH; h++) {
-      const base = t * stride + h * HD;
-      for (let i = 0; i < half; i++) {
-        const a = dx[base + i];
-        const b = dx[base + half + i];
-        const c = cos[c0 + i];
-        const s = sin[c0 + i];
-        dx[base + i] = a * c + b * s;
-        dx[base + half + i] = b * c - a * s;
       }
     }
   }

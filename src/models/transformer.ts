@@ -9,7 +9,7 @@ import { InvalidRequestError } from '../errors.js';
 import { matmulForward } from '../engine/matmul.js';
 import { ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
 import { attentionForward, attentionScratchFits, createAttentionScratch, type AttentionScratch } from '../engine/attention.js';
-import { runSplit, sharedFloat32 } from '../engine/kernel-pool.js';
+import { runSplit, sharedCopy, sharedFloat32 } from '../engine/kernel-pool.js';
 import { addInPlace, embeddingForward } from '../engine/elementwise.js';
 import { rmsnormForward } from '../engine/rmsnorm.js';
 import { profileMark, profileStart } from '../engine/profile.js';
@@ -62,13 +62,7 @@ export class Transformer {
   }
 
   private shared(w: Float32Array): Float32Array {
-    let s = this.sharedNorms.get(w);
-    if (!s) {
-      s = sharedFloat32(w.length);
-      s.set(w);
-      this.sharedNorms.set(w, s);
-    }
-    return s;
+    return sharedCopy(this.sharedNorms, w);
   }
 
   /** out = rmsnorm(inp) over N rows of C, split across the kernel pool. */

@@ -16,7 +16,7 @@ import { rmsnormBackwardRows, rmsnormRows } from '../engine/rmsnorm.js';
 import { ropeBackward, ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
 import { attentionTrainBackward, attentionTrainForward, createTrainAttentionScratch, type TrainAttentionScratch } from '../engine/attention-train.js';
 import { createCrossEntropyScratch, crossEntropyForwardBackward, type CrossEntropyResult, type CrossEntropyScratch } from '../engine/cross-entropy.js';
-import { runSplit, sharedFloat32 } from '../engine/kernel-pool.js';
+import { runSplit, sharedCopy, sharedFloat32 } from '../engine/kernel-pool.js';
 import { addInPlace } from '../engine/elementwise.js';
 import { dropoutApply, dropoutKey } from '../engine/dropout.js';
 import { profileMark, profileStart } from '../engine/profile.js';
@@ -237,17 +237,8 @@ export class TrainableModel {
 
   /** The layer's forward from acts[l].xIn, filling its activations. Leaves its MLP output in a.d (or dC2 after Gemma's post-norm). */
   private layerForward(l: number, batch: TrainBatch): void {
-    const cfg = this.config;
-    const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD } = cfg;
-    const N = batch.N;
-    const Q = NH * HD;
-    const K = NKV * HD;
-    const w = this.weights.layers[l]!;
-    const a = this.acts[l]!;
+    const { cfg, C, F, NH, NKV, HD, N, Q, K, w, a, sliding, cos, sin } = this.layerContext(l, batch);
     const pairs = this.opts.lora?.layers[l];
-    const sliding = cfg.layerTypes[l] === 'sliding_attention';
-    const cos = sliding ? this.cosL : this.cosG;
-    const sin = sliding ? this.sinL : this.sinG;
 
     this.norm(a.xn1, a.xIn, w.attnNorm, a.rstd1, N, C);
     profileMark('t.norm');
@@ -285,17 +276,8 @@ export class TrainableModel {
   }
 
   private layerBackward(l: number, batch: TrainBatch): void {
-    const cfg = this.config;
-    const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD } = cfg;
-    const N = batch.N;
-    const Q = NH * HD;
-    const K = NKV * HD;
-    const w = this.weights.layers[l]!;
-    const a = this.acts[l]!;
+    const { cfg, C, F, NH, NKV, HD, N, Q, K, w, a, sliding, cos, sin } = this.layerContext(l, batch);
     const gl = this.opts.weightGrads?.layers[l];
-    const sliding = cfg.layerTypes[l] === 'sliding_attention';
-    const cos = sliding ? this.cosL : this.cosG;
-    const sin = sliding ? this.sinL : this.sinG;
     const dx = this.dx; // in: d(loss)/d(layer output); out: d(loss)/d(layer input)
 
     // MLP block: xOut = xMid + post(down(act(gate(xn2), up(xn2))))
@@ -340,6 +322,18 @@ export class TrainableModel {
     this.normBackward(this.dC2, this.dC, a.xIn, w.attnNorm, a.rstd1, N, C, gl?.attnNorm ?? null);
     addInPlace(dx, this.dC2, N * C); // dx is now d(loss)/d(xIn)
     profileMark('t.norm.b');
+  }
+
+  /** Shapes, weights, activations and RoPE tables of layer l, shared by its forward and backward. */
+  private layerContext(l: number, batch: TrainBatch) {
+    const cfg = this.config;
+    const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD } = cfg;
+    const sliding = cfg.layerTypes[l] === 'sliding_attention';
+    return {
+      cfg, C, F, NH, NKV, HD, N: batch.N, Q: NH * HD, K: NKV * HD,
+      w: this.weights.layers[l]!, a: this.acts[l]!, sliding,
+      cos: sliding ? this.cosL : this.cosG, sin: sliding ? this.sinL : this.sinG,
+    };
   }
 
   private attShape(batch: TrainBatch, sliding: boolean) {
@@ -407,13 +401,7 @@ export class TrainableModel {
   }
 
   private shared(w: Float32Array): Float32Array {
-    let s = this.sharedNorms.get(w);
-    if (!s) {
-      s = sharedFloat32(w.length);
-      s.set(w);
-      this.sharedNorms.set(w, s);
-    }
-    return s;
+    return sharedCopy(this.sharedNorms, w);
   }
 
   private norm(out: Float32Array, inp: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, C: number): void {
