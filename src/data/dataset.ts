@@ -32,6 +32,7 @@ export class FormatConsistency {
       file: this.file, line, path: '',
       message: `this line is in the ${FORMAT_NAMES[format]} layout but line ${this.first.line} is in the ` +
         `${FORMAT_NAMES[this.first.format]} layout; a file must use one layout throughout`,
+      kind: 'mixed_layout',
     };
   }
 }
@@ -66,7 +67,7 @@ export async function readDataset(file: string, opts: ReadOptions = {}): Promise
     conversations.push(example.conversation);
   }
   if (conversations.length === 0) {
-    const problem = { file, line: 0, path: '', message: 'holds no usable examples (one JSON object per line expected)' };
+    const problem = { file, line: 0, path: '', message: 'holds no usable examples (one JSON object per line expected)', kind: 'no_examples' as const };
     if (!opts.onProblem) throw new DatasetError(problem);
     opts.onProblem(problem);
   }

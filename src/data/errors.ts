@@ -3,6 +3,7 @@
 // DatasetError. Messages say what is wrong with which field and what is expected.
 
 import { TunekitError } from '../errors.js';
+import type { ProblemKind } from './problems.js';
 
 export interface DatasetProblem {
   file: string;
@@ -12,6 +13,8 @@ export interface DatasetProblem {
   path: string;
   /** What is wrong and what is expected, without the location. */
   message: string;
+  /** Which check found it (src/data/problems.ts); absent only for problems made outside src/data. */
+  kind?: ProblemKind;
 }
 
 /** Where a problem sits, as `file:line: path` (parts left out when absent). */
@@ -25,6 +28,7 @@ export class DatasetError extends TunekitError {
   readonly file: string;
   readonly line: number;
   readonly path: string;
+  readonly kind?: ProblemKind;
   /** The message without the location prefix. */
   readonly reason: string;
 
@@ -33,10 +37,11 @@ export class DatasetError extends TunekitError {
     this.file = problem.file;
     this.line = problem.line;
     this.path = problem.path;
+    this.kind = problem.kind;
     this.reason = problem.message;
   }
 
   get problem(): DatasetProblem {
-    return { file: this.file, line: this.line, path: this.path, message: this.reason };
+    return { file: this.file, line: this.line, path: this.path, message: this.reason, ...(this.kind ? { kind: this.kind } : {}) };
   }
 }

@@ -13,6 +13,7 @@
 
 import type { Conversation, Turn, TurnRole } from './conversation.js';
 import type { DatasetProblem } from './errors.js';
+import type { ProblemKind } from './problems.js';
 
 export type DatasetFormat = 'vertex' | 'messages' | 'openai';
 
@@ -53,8 +54,8 @@ export function detectFormat(value: unknown): DatasetFormat | null {
 class Problems {
   readonly list: DatasetProblem[] = [];
   constructor(readonly source: { file: string; line: number }) {}
-  add(path: string, message: string): void {
-    this.list.push({ ...this.source, path, message });
+  add(kind: ProblemKind, path: string, message: string): void {
+    this.list.push({ ...this.source, path, message, kind });
   }
 }
 
@@ -64,15 +65,15 @@ export function parseExample(value: unknown, source: { file: string; line: numbe
   const format = detectFormat(value);
   let conv: Conversation | null = null;
   if (!isObject(value)) {
-    problems.add('', `expected a JSON object per line, got ${describe(value)}`);
+    problems.add('not_object', '', `expected a JSON object per line, got ${describe(value)}`);
   } else if (format === 'vertex') {
     conv = parseVertex(value, problems);
   } else if (Array.isArray(value.messages)) {
     conv = parseMessages(value.messages, format, problems);
   } else if ('messages' in value) {
-    problems.add('messages', `must be an array of messages, got ${describe(value.messages)}`);
+    problems.add('wrong_type', 'messages', `must be an array of messages, got ${describe(value.messages)}`);
   } else {
-    problems.add('', 'expected a Vertex example {"contents": [...]} or a chat example {"messages": [...]}');
+    problems.add('missing_contents', '', 'expected a Vertex example {"contents": [...]} or a chat example {"messages": [...]}');
   }
   const ok = conv !== null && problems.list.length === 0;
   return { format, conversation: ok ? conv : null, problems: problems.list };
@@ -82,28 +83,28 @@ function parseVertex(value: Json, problems: Problems): Conversation | null {
   let systemInstruction: string | undefined;
   const si = value.systemInstruction;
   if (si !== undefined) {
-    if (!isObject(si)) problems.add('systemInstruction', `must be an object {"parts": [{"text": ...}]}, got ${describe(si)}`);
+    if (!isObject(si)) problems.add('wrong_type', 'systemInstruction', `must be an object {"parts": [{"text": ...}]}, got ${describe(si)}`);
     else {
       if (si.role !== undefined && si.role !== 'system' && si.role !== 'user') {
-        problems.add('systemInstruction.role', `must be "system" (or left out), got ${JSON.stringify(si.role)}`);
+        problems.add('unknown_role', 'systemInstruction.role', `must be "system" (or left out), got ${JSON.stringify(si.role)}`);
       }
       systemInstruction = vertexText(si.parts, 'systemInstruction.parts', problems);
     }
   }
   if (!Array.isArray(value.contents)) {
-    problems.add('contents', `must be an array of {"role", "parts"}, got ${describe(value.contents)}`);
+    problems.add('wrong_type', 'contents', `must be an array of {"role", "parts"}, got ${describe(value.contents)}`);
     return null;
   }
   const turns: ReadTurn[] = value.contents.map((c, i) => {
     const path = `contents[${i}]`;
     if (!isObject(c)) {
-      problems.add(path, `must be an object {"role", "parts"}, got ${describe(c)}`);
+      problems.add('wrong_type', path, `must be an object {"role", "parts"}, got ${describe(c)}`);
       return { path, turn: null };
     }
     const text = vertexText(c.parts, `${path}.parts`, problems);
     if (c.role !== 'user' && c.role !== 'model') {
       const hint = c.role === 'system' ? '; put the system prompt in systemInstruction' : '';
-      problems.add(`${path}.role`, `unknown role ${JSON.stringify(c.role)} (expected "user" or "model")${hint}`);
+      problems.add('unknown_role', `${path}.role`, `unknown role ${JSON.stringify(c.role)} (expected "user" or "model")${hint}`);
       return { path, turn: null, role: c.role };
     }
     return { path, turn: text === undefined ? null : { role: c.role, text }, role: c.role };
@@ -114,7 +115,7 @@ function parseVertex(value: Json, problems: Problems): Conversation | null {
 /** The concatenated text of a Vertex parts array; undefined (with problems added) when unusable. */
 function vertexText(parts: unknown, path: string, problems: Problems): string | undefined {
   if (!Array.isArray(parts) || parts.length === 0) {
-    problems.add(path, `must be a non-empty array of {"text": ...}, got ${Array.isArray(parts) ? 'an empty array' : describe(parts)}`);
+    problems.add(Array.isArray(parts) ? 'empty_content' : 'wrong_type', path, `must be a non-empty array of {"text": ...}, got ${Array.isArray(parts) ? 'an empty array' : describe(parts)}`);
     return undefined;
   }
   let text = '';
@@ -122,21 +123,21 @@ function vertexText(parts: unknown, path: string, problems: Problems): string | 
   parts.forEach((part, j) => {
     const at = `${path}[${j}]`;
     if (!isObject(part)) {
-      problems.add(at, `must be an object {"text": ...}, got ${describe(part)}`);
+      problems.add('wrong_type', at, `must be an object {"text": ...}, got ${describe(part)}`);
       ok = false;
     } else if (typeof part.text === 'string') {
       text += part.text;
     } else {
       const key = Object.keys(part).find((k) => VERTEX_NON_TEXT.includes(k) || VERTEX_TOOLS.includes(k));
-      if (key && VERTEX_NON_TEXT.includes(key)) problems.add(`${at}.${key}`, MULTIMODAL);
-      else if (key) problems.add(`${at}.${key}`, 'function calling and code execution parts are not supported; keep only text parts');
-      else problems.add(`${at}.text`, `must be a string, got ${describe(part.text)}`);
+      if (key && VERTEX_NON_TEXT.includes(key)) problems.add('multimodal', `${at}.${key}`, MULTIMODAL);
+      else if (key) problems.add('unsupported_part', `${at}.${key}`, 'function calling and code execution parts are not supported; keep only text parts');
+      else problems.add('non_string_content', `${at}.text`, `must be a string, got ${describe(part.text)}`);
       ok = false;
     }
   });
   if (!ok) return undefined;
   if (text.trim() === '') {
-    problems.add(parts.length === 1 ? `${path}[0].text` : path, 'text is empty');
+    problems.add('empty_content', parts.length === 1 ? `${path}[0].text` : path, 'text is empty');
     return undefined;
   }
   return text;
@@ -152,27 +153,27 @@ function parseMessages(messages: unknown[], format: DatasetFormat | null, proble
   messages.forEach((m, i) => {
     const path = `messages[${i}]`;
     if (!isObject(m)) {
-      problems.add(path, `must be an object {"role", "content"}, got ${describe(m)}`);
+      problems.add('wrong_type', path, `must be an object {"role", "content"}, got ${describe(m)}`);
       return;
     }
     const role = m.role;
     const isReply = typeof role === 'string' && replyRoles.includes(role);
     if (role !== 'system' && role !== 'user' && !isReply) {
-      problems.add(`${path}.role`, `unknown role ${JSON.stringify(role)} (expected ${expected})`);
+      problems.add('unknown_role', `${path}.role`, `unknown role ${JSON.stringify(role)} (expected ${expected})`);
     }
     if (m.tool_calls !== undefined || m.function_call !== undefined) {
-      problems.add(`${path}.${m.tool_calls !== undefined ? 'tool_calls' : 'function_call'}`, 'tool calls are not supported; keep only text messages');
+      problems.add('unsupported_part', `${path}.${m.tool_calls !== undefined ? 'tool_calls' : 'function_call'}`, 'tool calls are not supported; keep only text messages');
       return;
     }
     const text = messageText(m.content, `${path}.content`, problems);
     let weight: 0 | 1 | undefined;
     if (m.weight !== undefined) {
-      if (m.weight !== 0 && m.weight !== 1) problems.add(`${path}.weight`, `must be 0 or 1, got ${JSON.stringify(m.weight)}`);
-      else if (!isReply) problems.add(`${path}.weight`, `only ${replyRoles.join('/')} messages carry a weight; user and system text is never trained`);
+      if (m.weight !== 0 && m.weight !== 1) problems.add('bad_weight', `${path}.weight`, `must be 0 or 1, got ${JSON.stringify(m.weight)}`);
+      else if (!isReply) problems.add('bad_weight', `${path}.weight`, `only ${replyRoles.join('/')} messages carry a weight; user and system text is never trained`);
       else weight = m.weight;
     }
     if (role === 'system') {
-      if (i !== 0) problems.add(`${path}.role`, 'a system message must be the first message, and there can be only one');
+      if (i !== 0) problems.add('misplaced_system', `${path}.role`, 'a system message must be the first message, and there can be only one');
       else systemInstruction = text;
       return;
     }
@@ -194,26 +195,26 @@ function messageText(content: unknown, path: string, problems: Problems): string
     content.forEach((part, j) => {
       const at = `${path}[${j}]`;
       if (!isObject(part)) {
-        problems.add(at, `must be an object {"type": "text", "text": ...}, got ${describe(part)}`);
+        problems.add('wrong_type', at, `must be an object {"type": "text", "text": ...}, got ${describe(part)}`);
         ok = false;
       } else if (part.type === 'text' && typeof part.text === 'string') {
         text += part.text;
       } else if (part.type === 'text') {
-        problems.add(`${at}.text`, `must be a string, got ${describe(part.text)}`);
+        problems.add('non_string_content', `${at}.text`, `must be a string, got ${describe(part.text)}`);
         ok = false;
       } else {
-        problems.add(`${at}.type`, typeof part.type === 'string' ? MULTIMODAL : `must be "text", got ${describe(part.type)}`);
+        problems.add(typeof part.type === 'string' ? 'multimodal' : 'wrong_type', `${at}.type`, typeof part.type === 'string' ? MULTIMODAL : `must be "text", got ${describe(part.type)}`);
         ok = false;
       }
     });
     if (!ok) return undefined;
   } else {
     const got = Array.isArray(content) ? 'an empty array' : describe(content);
-    problems.add(path, `must be a string or an array of {"type": "text", "text": ...}, got ${got}`);
+    problems.add(Array.isArray(content) ? 'empty_content' : 'non_string_content', path, `must be a string or an array of {"type": "text", "text": ...}, got ${got}`);
     return undefined;
   }
   if (text.trim() === '') {
-    problems.add(path, 'text is empty');
+    problems.add('empty_content', path, 'text is empty');
     return undefined;
   }
   return text;
@@ -229,13 +230,13 @@ interface ReadTurn {
 /** Checks that hold for every layout once the turns are read: some turns, a model turn last. */
 function finish(systemInstruction: string | undefined, turns: ReadTurn[], key: string, problems: Problems): Conversation | null {
   if (turns.length === 0) {
-    problems.add(key, 'has no user or model turns; an example needs at least one model turn to train on');
+    problems.add('no_model_turn', key, 'has no user or model turns; an example needs at least one model turn to train on');
     return null;
   }
   const last = turns[turns.length - 1];
   if (last.role === 'user') {
     const anyModel = turns.some((t) => t.role === 'model' || t.role === 'assistant');
-    problems.add(`${last.path}.role`, anyModel ? 'the last turn must be a model turn (the reply to train on)' : 'there is no model turn to train on');
+    problems.add(anyModel ? 'last_turn_not_model' : 'no_model_turn', `${last.path}.role`, anyModel ? 'the last turn must be a model turn (the reply to train on)' : 'there is no model turn to train on');
   }
   if (problems.list.length > 0 || turns.some((t) => t.turn === null)) return null;
   return {

@@ -2,7 +2,8 @@
 // 64 KiB chunks so a file of any size costs memory only for its longest line.
 // Rules it keeps:
 // - Line numbers count every line, blank ones included, so they match an editor's.
-// - A UTF-8 byte-order mark on the first line and a trailing "\r" (CRLF files) are dropped.
+// - A UTF-8 byte-order mark on the first line and a trailing "\r" (CRLF files) are dropped; with
+//   `onNotice` each of these (and each blank line) is reported as a warning-kind problem.
 // - Bad UTF-8 and invalid JSON are DatasetProblems naming file:line. With `onProblem` the line is
 //   reported and skipped (a validator collecting every problem); without it the first one is thrown.
 
@@ -23,6 +24,8 @@ export interface JsonlRecord {
 export interface JsonlOptions {
   /** Receives bad lines instead of throwing them; the line is then skipped. */
   onProblem?: (problem: DatasetProblem) => void;
+  /** Receives what is tolerated (kinds bom, crlf, blank_line), one call per occurrence. */
+  onNotice?: (problem: DatasetProblem) => void;
 }
 
 const NEWLINE = 0x0a;
@@ -51,12 +54,21 @@ export async function* readLines(file: string, opts: JsonlOptions = {}): AsyncGe
     try {
       text = utf8.decode(bytes);
     } catch {
-      report({ file, line, path: '', message: 'the line is not valid UTF-8; save the file as UTF-8' }, opts);
+      report({ file, line, path: '', message: 'the line is not valid UTF-8; save the file as UTF-8', kind: 'invalid_utf8' }, opts);
       return null;
     }
-    if (line === 1 && text.startsWith('\uFEFF')) text = text.slice(1);
-    if (text.endsWith('\r')) text = text.slice(0, -1);
-    return text.trim() === '' ? null : { line, text };
+    const notice = opts.onNotice;
+    if (line === 1 && text.startsWith('\uFEFF')) {
+      text = text.slice(1);
+      notice?.({ file, line, path: '', message: 'the file starts with a UTF-8 byte-order mark', kind: 'bom' });
+    }
+    if (text.endsWith('\r')) {
+      text = text.slice(0, -1);
+      notice?.({ file, line, path: '', message: 'the line ends with CRLF ("\\r\\n")', kind: 'crlf' });
+    }
+    if (text.trim() !== '') return { line, text };
+    notice?.({ file, line, path: '', message: 'blank line', kind: 'blank_line' });
+    return null;
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     let start = 0;
@@ -81,7 +93,7 @@ export function parseJsonLine(text: string, file: string, line: number): { value
     return { value: JSON.parse(text) };
   } catch (e) {
     const snippet = text.length > 60 ? `${text.slice(0, 60)}...` : text;
-    return { problem: { file, line, path: '', message: `invalid JSON (${(e as Error).message}): ${snippet}` } };
+    return { problem: { file, line, path: '', message: `invalid JSON (${(e as Error).message}): ${snippet}`, kind: 'invalid_json' } };
   }
 }
 
