@@ -8,7 +8,10 @@ export type ErrorCode =
   | 'UNIMPLEMENTED'
   | 'OUT_OF_RANGE'
   | 'UNAVAILABLE'
-  | 'PERMISSION_DENIED';
+  | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
+  | 'ALREADY_EXISTS'
+  | 'RESOURCE_EXHAUSTED';
 
 export class TunekitError extends Error {
   readonly code: ErrorCode;
@@ -56,5 +59,33 @@ export class UnavailableError extends TunekitError {
 export class PermissionDeniedError extends TunekitError {
   constructor(message: string) {
     super('PERMISSION_DENIED', message);
+  }
+}
+
+/** No credentials, or credentials that match no key (HTTP 401). */
+export class UnauthenticatedError extends TunekitError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
+}
+
+/** The resource to create exists already: a bucket, a service account, a binding (HTTP 409). */
+export class AlreadyExistsError extends TunekitError {
+  constructor(message: string) {
+    super('ALREADY_EXISTS', message);
+  }
+}
+
+/** A quota is used up; the message names the quota and its limit (HTTP 429). No queueing behind it. */
+export class ResourceExhaustedError extends TunekitError {
+  constructor(message: string) {
+    super('RESOURCE_EXHAUSTED', message);
+  }
+}
+
+/** The request is well formed but the system is not in a state to run it (HTTP 400). */
+export class FailedPreconditionError extends TunekitError {
+  constructor(message: string) {
+    super('FAILED_PRECONDITION', message);
   }
 }
