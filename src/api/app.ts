@@ -1,0 +1,42 @@
+// The tunekit API as a Hono app: a function from Request to Response that tests call in-process and
+// `tunekit serve` puts behind a socket. Every route is served under /v1 and /v1beta1 (the SDK uses
+// v1beta1 in Vertex mode). Errors of every kind leave through one handler as google.rpc.Status.
+
+import { Hono } from 'hono';
+import { insecureNoAuth, type Authenticator } from './auth.js';
+import type { ModelCatalog } from './catalog.js';
+import { DEFAULT_LOCATIONS, errorResponse, type ApiContext } from './context.js';
+import { notFound } from './errors.js';
+import { DEFAULT_BODY_LIMIT } from './proto-json.js';
+import { registerPublisherModelRoutes } from './routes/publisher-models.js';
+
+export const API_VERSIONS = ['v1', 'v1beta1'] as const;
+
+export interface ApiOptions {
+  catalog: ModelCatalog;
+  /** Defaults to no authentication at all (tests, --insecure-no-auth). */
+  auth?: Authenticator;
+  locations?: string[];
+  /** Request body limit in bytes (default 16 MiB). */
+  bodyLimit?: number;
+  log?: (err: unknown) => void;
+}
+
+export function createApp(opts: ApiOptions): Hono {
+  const api: ApiContext = {
+    catalog: opts.catalog,
+    auth: opts.auth ?? insecureNoAuth,
+    locations: opts.locations ?? DEFAULT_LOCATIONS,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    log: opts.log ?? ((err) => process.stderr.write(`tunekit api: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)),
+  };
+  const routes = new Hono();
+  registerPublisherModelRoutes(routes, api);
+  routes.onError((err) => errorResponse(api, err));
+
+  const app = new Hono();
+  for (const version of API_VERSIONS) app.route(`/${version}`, routes);
+  app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));
+  app.onError((err) => errorResponse(api, err));
+  return app;
+}

@@ -1,0 +1,33 @@
+// How routes ask "who is calling, and may they do this?". Every route names the permission it needs
+// (aiplatform.endpoints.predict, ...) and calls `guard` once before touching any resource. The
+// implementation behind it is the platform's IAM; `insecureNoAuth` lets everyone do everything
+// (`tunekit serve --insecure-no-auth`, for local play only).
+
+export interface Principal {
+  /** e.g. "serviceAccount:trainer@p.iam.tunekit" or "anonymous". */
+  readonly id: string;
+}
+
+export interface Authenticator {
+  /** The caller, from x-goog-api-key or Authorization: Bearer; throws 401 UNAUTHENTICATED. */
+  authenticate(headers: Headers): Promise<Principal> | Principal;
+  /** Throws 403 PERMISSION_DENIED naming `permission` when the principal lacks it on `project`. */
+  authorize(principal: Principal, permission: string, project: string): Promise<void> | void;
+}
+
+export const insecureNoAuth: Authenticator = {
+  authenticate: () => ({ id: 'anonymous' }),
+  authorize: () => undefined,
+};
+
+/** Permissions named by the routes. */
+export const PERMISSIONS = {
+  predict: 'aiplatform.endpoints.predict',
+  publisherModelsGet: 'aiplatform.publisherModels.get',
+} as const;
+
+export async function guard(auth: Authenticator, headers: Headers, permission: string, project: string): Promise<Principal> {
+  const principal = await auth.authenticate(headers);
+  await auth.authorize(principal, permission, project);
+  return principal;
+}

@@ -1,0 +1,105 @@
+// The publisher-model catalog: base models registered from Hugging Face directories, served as
+// `publishers/{publisher}/models/{name}`. Registrations live in a RegistrationStore; models are
+// loaded on first use and cached, one in memory per name, and each has a lock so that generation on
+// one model runs one request at a time (it is CPU-bound; requests on other models interleave between
+// tokens because generation yields to the event loop after each one).
+
+import * as path from 'node:path';
+import { InvalidRequestError, NotFoundError } from '../errors.js';
+import { loadModel, type LoadedModel } from '../models/model.js';
+import { loadModelConfig } from '../models/loader.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+
+export interface ModelRegistration {
+  publisher: string;
+  name: string;
+  /** Absolute path of the Hugging Face model directory. */
+  dir: string;
+  /** RFC 3339. */
+  createTime: string;
+}
+
+export interface RegistrationStore {
+  get(publisher: string, name: string): ModelRegistration | undefined;
+  list(publisher?: string): ModelRegistration[];
+  /** Adds or replaces the registration of (publisher, name). */
+  put(registration: ModelRegistration): void;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+
+export function checkModelId(kind: 'publisher' | 'model', id: string): void {
+  if (!NAME.test(id) || id.includes('..')) {
+    throw new InvalidRequestError(`${kind} name ${JSON.stringify(id)} is not valid: use 1-128 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit`);
+  }
+}
+
+/** Checks that `dir` holds a model this code can load (config and tokenizer), then stores it. */
+export function registerPublisherModel(
+  store: RegistrationStore, dir: string, opts: { name: string; publisher?: string },
+): ModelRegistration {
+  const publisher = opts.publisher ?? 'google';
+  checkModelId('publisher', publisher);
+  checkModelId('model', opts.name);
+  const abs = path.resolve(dir);
+  const config = loadModelConfig(abs);
+  Tokenizer.loadSync(abs, { vocabSize: config.vocabSize });
+  const registration = { publisher, name: opts.name, dir: abs, createTime: new Date().toISOString() };
+  store.put(registration);
+  return registration;
+}
+
+/** A model in memory with its one-request-at-a-time lock. */
+export class ServedModel {
+  private tail: Promise<void> = Promise.resolve();
+
+  constructor(readonly registration: ModelRegistration, readonly model: LoadedModel) {}
+
+  /** Waits for the model to be free; the returned function frees it (idempotent). */
+  async lock(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((resolve) => { release = resolve; });
+    const previous = this.tail;
+    this.tail = previous.then(() => next);
+    await previous;
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+  }
+}
+
+export class ModelCatalog {
+  private readonly loaded = new Map<string, Promise<ServedModel>>();
+
+  constructor(
+    readonly store: RegistrationStore,
+    private readonly load: (dir: string) => Promise<LoadedModel> = loadModel,
+  ) {}
+
+  /** The registration of publishers/{publisher}/models/{name}, or 404. */
+  registration(publisher: string, name: string): ModelRegistration {
+    const r = this.store.get(publisher, name);
+    if (!r) throw new NotFoundError(`Publisher Model \`publishers/${publisher}/models/${name}\` not found.`);
+    return r;
+  }
+
+  /** The model loaded into memory, loading it on first use; a failed load is retried next time. */
+  async served(publisher: string, name: string): Promise<ServedModel> {
+    const r = this.registration(publisher, name);
+    const key = `${publisher}/${name}`;
+    let p = this.loaded.get(key);
+    if (p) {
+      const m = await p;
+      if (m.registration.dir === r.dir) return m;
+      this.loaded.delete(key); // re-registered from another directory
+    }
+    p = this.load(r.dir).then((model) => new ServedModel(r, model));
+    this.loaded.set(key, p);
+    p.catch(() => this.loaded.delete(key));
+    return p;
+  }
+}

@@ -1,0 +1,252 @@
+// GenerateContent, CountTokens and ComputeTokens at the HTTP edge: Vertex JSON requests become typed
+// values (a Dialogue, GenerateOptions, thinking switches) and typed results become Vertex JSON
+// responses. Nothing past this file sees JSON; the prompt is rendered by data/render.ts, the one place
+// Vertex roles meet chat templates.
+// Rules it keeps:
+// - Only what tunekit can honour is accepted: one candidate, at most 5 stop sequences, text parts;
+//   options it cannot honour (response schemas, logprobs, penalties) are 400s naming the field, not
+//   silently dropped. Safety settings are validated and accepted (there is no safety filter).
+// - thinkingConfig.thinkingBudget 0 renders the prompt with enable_thinking false (Qwen3's template
+//   then closes the thinking block before the answer), so no thinking token is generated.
+
+import { randomBytes } from 'node:crypto';
+import type { Dialogue, Turn } from '../data/conversation.js';
+import { renderPrompt, toChatMessages } from '../data/render.js';
+import type { FinishReason, GenerateOptions, GenerationResult } from '../generate/generate.js';
+import type { LoadedModel } from '../models/model.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { invalidArgument } from './errors.js';
+import { bytes, int64, timestamp, type Message } from './proto-json.js';
+
+const V = 'google.cloud.aiplatform.v1';
+
+export const HARM_CATEGORIES = [
+  'HARM_CATEGORY_UNSPECIFIED', 'HARM_CATEGORY_HATE_SPEECH', 'HARM_CATEGORY_DANGEROUS_CONTENT',
+  'HARM_CATEGORY_HARASSMENT', 'HARM_CATEGORY_SEXUALLY_EXPLICIT', 'HARM_CATEGORY_CIVIC_INTEGRITY',
+] as const;
+export const HARM_THRESHOLDS = [
+  'HARM_BLOCK_THRESHOLD_UNSPECIFIED', 'BLOCK_LOW_AND_ABOVE', 'BLOCK_MEDIUM_AND_ABOVE', 'BLOCK_ONLY_HIGH',
+  'BLOCK_NONE', 'OFF',
+] as const;
+const HARM_METHODS = ['HARM_BLOCK_METHOD_UNSPECIFIED', 'SEVERITY', 'PROBABILITY'] as const;
+const MIME_TYPES = ['text/plain', 'application/json'];
+export const MAX_STOP_SEQUENCES = 5;
+
+/** contents + systemInstruction of a request, typed. */
+export interface PromptRequest {
+  dialogue: Dialogue;
+}
+
+export interface GenerationRequest extends PromptRequest {
+  options: GenerateOptions;
+  /** false when thinkingBudget is 0; undefined leaves the template's default. */
+  enableThinking?: boolean;
+}
+
+/** The dialogue of `contents` and `systemInstruction`; `requireContents` for generation. */
+export function parsePrompt(body: Message, requireContents = true): PromptRequest {
+  const contents = body.messages('contents', `${V}.Content`);
+  if (requireContents && contents.length === 0) {
+    throw invalidArgument('Unable to submit request because it must have at least one contents field with a text part.');
+  }
+  const turns: Turn[] = contents.map((content) => {
+    const role = content.string('role') ?? 'user';
+    if (role !== 'user' && role !== 'model') {
+      throw invalidArgument(`Invalid value at '${content.fieldPath('role')}', ${JSON.stringify(role)}: use "user" or "model".`);
+    }
+    return { role, text: partsText(content) };
+  });
+  const system = body.message('systemInstruction', `${V}.Content`);
+  const dialogue: Dialogue = { turns };
+  if (system) dialogue.systemInstruction = partsText(system);
+  return { dialogue };
+}
+
+/** The text of a Content's parts, thought parts left out (earlier reasoning is not prompt). */
+function partsText(content: Message): string {
+  let text = '';
+  for (const part of content.messages('parts', `${V}.Part`)) {
+    const keys = Object.keys(part.value).filter((k) => part.value[k] !== null && !['text', 'thought', 'thoughtSignature', 'thought_signature'].includes(k));
+    if (keys.length > 0 || !part.has('text')) {
+      throw invalidArgument(`Invalid value at '${part.path}': only text parts are supported${keys.length ? `, got "${keys[0]}"` : ''}.`);
+    }
+    const t = part.string('text') ?? '';
+    if (part.bool('thought') === true) continue;
+    text += t;
+  }
+  return text;
+}
+
+/** A full GenerateContentRequest; the model supplies defaults for what the request leaves out. */
+export function parseGenerateRequest(body: Message, model: LoadedModel): GenerationRequest {
+  const prompt = parsePrompt(body);
+  for (const s of body.messages('safetySettings', `${V}.SafetySetting`)) {
+    s.enumOf('category', HARM_CATEGORIES, `${V}.HarmCategory`);
+    s.enumOf('threshold', HARM_THRESHOLDS, `${V}.SafetySetting.HarmBlockThreshold`);
+    s.enumOf('method', HARM_METHODS, `${V}.SafetySetting.HarmBlockMethod`);
+  }
+  const g = body.message('generationConfig', `${V}.GenerationConfig`);
+  const d = model.defaults;
+  const options: GenerateOptions = {
+    maxTokens: model.config.maxPositionEmbeddings,
+    temperature: d.doSample === false ? 0 : d.temperature ?? 1,
+    topK: d.topK,
+    topP: d.topP,
+  };
+  const request: GenerationRequest = { ...prompt, options };
+  if (!g) return request;
+
+  const range = (name: string, value: number | undefined, ok: (v: number) => boolean, what: string): number | undefined => {
+    if (value !== undefined && !ok(value)) throw invalidArgument(`Invalid value at '${g.fieldPath(name)}', ${value}: ${what}.`);
+    return value;
+  };
+  const temperature = range('temperature', g.float('temperature'), (v) => v >= 0 && v <= 2, 'must be in [0, 2]');
+  const topP = range('topP', g.float('topP'), (v) => v > 0 && v <= 1, 'must be in (0, 1]');
+  const topK = range('topK', g.float('topK'), (v) => Number.isInteger(v) && v >= 0, 'must be a whole number >= 0');
+  const candidateCount = g.int32('candidateCount');
+  if (candidateCount !== undefined && candidateCount !== 1) {
+    throw invalidArgument(`Invalid value at '${g.fieldPath('candidateCount')}', ${candidateCount}: only 1 candidate is supported.`);
+  }
+  const maxOutputTokens = range('maxOutputTokens', g.int32('maxOutputTokens'), (v) => v >= 1, 'must be at least 1');
+  const stops = g.strings('stopSequences');
+  if (stops.length > MAX_STOP_SEQUENCES) {
+    throw invalidArgument(`Invalid value at '${g.fieldPath('stopSequences')}': at most ${MAX_STOP_SEQUENCES} stop sequences are allowed, got ${stops.length}.`);
+  }
+  if (stops.some((s) => s === '')) throw invalidArgument(`Invalid value at '${g.fieldPath('stopSequences')}': a stop sequence is empty.`);
+  const seed = g.int32('seed');
+  const mime = g.string('responseMimeType');
+  if (mime !== undefined && mime !== '' && !MIME_TYPES.includes(mime)) {
+    throw invalidArgument(`Invalid value at '${g.fieldPath('responseMimeType')}', ${JSON.stringify(mime)}: supported types are ${MIME_TYPES.join(', ')}.`);
+  }
+  for (const name of ['responseSchema', 'responseJsonSchema', 'routingConfig', 'speechConfig']) {
+    if (g.has(name)) throw invalidArgument(`'${g.fieldPath(name)}' is not supported by tunekit.`);
+  }
+  if (g.bool('responseLogprobs') === true || g.int32('logprobs') !== undefined) {
+    throw invalidArgument(`'${g.fieldPath('responseLogprobs')}' is not supported by tunekit.`);
+  }
+  for (const name of ['presencePenalty', 'frequencyPenalty']) {
+    const v = g.float(name);
+    if (v !== undefined && v !== 0) throw invalidArgument(`Invalid value at '${g.fieldPath(name)}', ${v}: penalties are not supported by tunekit (use 0).`);
+  }
+  const thinking = g.message('thinkingConfig', `${V}.GenerationConfig.ThinkingConfig`);
+  if (thinking) {
+    const budget = thinking.int32('thinkingBudget');
+    thinking.bool('includeThoughts');
+    if (budget !== undefined && budget < -1) {
+      throw invalidArgument(`Invalid value at '${thinking.fieldPath('thinkingBudget')}', ${budget}: use -1 (dynamic), 0 (off) or a positive number of tokens.`);
+    }
+    if (budget === 0) request.enableThinking = false;
+  }
+
+  if (temperature !== undefined) options.temperature = temperature;
+  if (topP !== undefined) options.topP = topP;
+  if (topK !== undefined) options.topK = topK;
+  if (maxOutputTokens !== undefined) options.maxTokens = maxOutputTokens;
+  if (stops.length) options.stopSequences = stops;
+  if (seed !== undefined) options.seed = seed >>> 0;
+  return request;
+}
+
+/** Prompt token ids exactly as generation sees them. */
+export function promptIds(tokenizer: Tokenizer, req: GenerationRequest): number[] {
+  return renderPrompt(req.dialogue, tokenizer, { enableThinking: req.enableThinking }).tokens;
+}
+
+/**
+ * countTokens: the tokens generateContent would see for the same contents (template markup included);
+ * contents that end with a model turn are rendered without a generation prompt.
+ */
+export function countPromptTokens(tokenizer: Tokenizer, prompt: PromptRequest): number {
+  const turns = prompt.dialogue.turns;
+  if (turns.length === 0 && prompt.dialogue.systemInstruction === undefined) return 0;
+  if (turns[turns.length - 1]?.role === 'user') return renderPrompt(prompt.dialogue, tokenizer).tokens.length;
+  const text = tokenizer.applyChatTemplate(toChatMessages(prompt.dialogue), { addGenerationPrompt: false });
+  return tokenizer.encode(text, { addSpecialTokens: false }).length;
+}
+
+/** computeTokens: each content's text tokenized on its own, ids as int64 strings, pieces as bytes. */
+export function computeTokensJson(tokenizer: Tokenizer, prompt: PromptRequest): Record<string, unknown> {
+  const tokensInfo = prompt.dialogue.turns.map((turn) => {
+    const ids = tokenizer.encode(turn.text, { addSpecialTokens: false });
+    return { tokenIds: ids.map(int64), tokens: ids.map((id) => bytes(tokenBytes(tokenizer, id))), role: turn.role };
+  });
+  return { tokensInfo };
+}
+
+// GPT-2 byte-level BPE writes each byte as a printable character; this is the inverse table.
+let byteDecoder: Map<string, number> | null = null;
+function byteLevelDecoder(): Map<string, number> {
+  if (byteDecoder) return byteDecoder;
+  const printable: number[] = [];
+  for (let b = 33; b <= 126; b++) printable.push(b);
+  for (let b = 161; b <= 172; b++) printable.push(b);
+  for (let b = 174; b <= 255; b++) printable.push(b);
+  const map = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    if (printable.includes(b)) map.set(String.fromCharCode(b), b);
+    else map.set(String.fromCharCode(256 + extra++), b);
+  }
+  byteDecoder = map;
+  return map;
+}
+
+/** The bytes a token stands for: byte-level BPE pieces decoded, SentencePiece's ▁ as a space. */
+export function tokenBytes(tokenizer: Tokenizer, id: number): Uint8Array {
+  const piece = tokenizer.idToToken(id) ?? '';
+  const hex = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+  if (hex) return Uint8Array.of(parseInt(hex[1]!, 16));
+  if (!tokenizer.isSpecial(id) && tokenizer.tokenToId('\u0120') !== undefined) {
+    const table = byteLevelDecoder();
+    const out: number[] = [];
+    for (const ch of piece) {
+      const b = table.get(ch);
+      if (b === undefined) return new TextEncoder().encode(piece);
+      out.push(b);
+    }
+    return Uint8Array.from(out);
+  }
+  return new TextEncoder().encode(piece.replace(/\u2581/g, ' '));
+}
+
+export function finishReasonName(r: FinishReason): 'STOP' | 'MAX_TOKENS' {
+  return r === 'length' ? 'MAX_TOKENS' : 'STOP';
+}
+
+/** What every response and stream chunk of one request shares. */
+export interface ResponseHeader {
+  modelVersion: string;
+  responseId: string;
+  createTime: string;
+}
+
+export function responseHeader(modelVersion: string): ResponseHeader {
+  return { modelVersion, responseId: randomBytes(12).toString('base64url'), createTime: timestamp() };
+}
+
+function content(text: string): Record<string, unknown> {
+  return text === '' ? { role: 'model' } : { role: 'model', parts: [{ text }] };
+}
+
+export function usageJson(promptTokens: number, candidateTokens: number): Record<string, number> {
+  return { promptTokenCount: promptTokens, candidatesTokenCount: candidateTokens, totalTokenCount: promptTokens + candidateTokens };
+}
+
+/** The whole GenerateContentResponse of a finished generation. */
+export function generateResponseJson(header: ResponseHeader, result: GenerationResult): Record<string, unknown> {
+  return {
+    candidates: [{ content: content(result.text), finishReason: finishReasonName(result.finishReason) }],
+    usageMetadata: usageJson(result.promptTokens, result.tokenIds.length),
+    ...header,
+  };
+}
+
+/** One streamed chunk: only the new text; the last one also carries finishReason and usage. */
+export function streamChunkJson(header: ResponseHeader, text: string, result?: GenerationResult): Record<string, unknown> {
+  if (!result) return { candidates: [{ content: content(text) }], ...header };
+  return {
+    candidates: [{ content: content(text), finishReason: finishReasonName(result.finishReason) }],
+    usageMetadata: usageJson(result.promptTokens, result.tokenIds.length),
+    ...header,
+  };
+}
