@@ -19,8 +19,8 @@ export function tinyApi(opts: Partial<ApiOptions> = {}) {
   const catalog = new ModelCatalog(store);
   const errors: unknown[] = [];
   const app = createApp({ catalog, log: (e) => errors.push(e), ...opts });
-  const request = (url: string, init: RequestInit = {}) => app.request(url, init);
-  const post = (url: string, body: unknown, init: RequestInit = {}) => app.request(url, {
+  const request = async (url: string, init: RequestInit = {}): Promise<Response> => app.request(url, init);
+  const post = async (url: string, body: unknown, init: RequestInit = {}): Promise<Response> => app.request(url, {
     method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body),
     headers: { 'content-type': 'application/json' }, ...init,
   });
