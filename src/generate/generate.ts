@@ -7,6 +7,7 @@ import { InvalidRequestError } from '../errors.js';
 import type { LoadedModel } from '../models/model.js';
 import { sampleToken, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopSequenceMatcher } from './stop-sequences.js';
+import { ThinkingTracker } from './thinking.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens: number;
@@ -16,12 +17,19 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokenIds?: number[];
   /** Context to allocate; defaults to prompt + maxTokens, capped by the model's maximum. */
   contextSize?: number;
+  /** Vertex's thinkingBudget: -1 (default) the model decides, 0 no thinking, N at most N thinking tokens. */
+  thinkingBudget?: number;
 }
 
 export type FinishReason = 'stop' | 'stop_sequence' | 'length';
 
 export interface GenerationResult {
+  /** The answer, without the thinking. */
   text: string;
+  /** What the model wrote inside its <think> block (markers removed). */
+  thoughtText: string;
+  /** Generated tokens spent thinking (markers and a forced closing marker included). */
+  thoughtTokens: number;
   tokenIds: number[];
   finishReason: FinishReason;
   promptTokens: number;
@@ -33,6 +41,8 @@ export interface GenerationResult {
 export interface GenerationChunk {
   text: string;
   tokenId: number;
+  /** Part of the model's thinking rather than its answer. */
+  thought?: boolean;
 }
 
 export async function* generateStream(
@@ -53,6 +63,8 @@ export async function* generateStream(
   const rng = new Random(opts.seed ?? ((Math.random() * 2 ** 32) >>> 0));
   const stops = new StopSequenceMatcher(opts.stopSequences ?? []);
   const decoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
+  const thoughtDecoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
+  const thinking = new ThinkingTracker(model.tokenizer, opts.thinkingBudget ?? -1, promptIds);
   const tokenizerSize = Math.min(model.tokenizer.size, model.config.vocabSize);
   const cache = model.transformer.createCache(contextSize);
 
@@ -62,26 +74,46 @@ export async function* generateStream(
   const t1 = performance.now();
   const tokenIds: number[] = [];
   let text = '';
+  let thoughtText = '';
   let finishReason: FinishReason = 'length';
-  for (;;) {
+  generation: for (;;) {
+    if (thinking.banned >= 0) logits[thinking.banned] = -Infinity;
     const id = sampleToken(logits, opts, rng, tokenizerSize);
     if (stopIds.has(id)) {
       finishReason = 'stop';
       break;
     }
-    tokenIds.push(id);
-    const { emit, stopped } = stops.push(decoder.push(id));
-    if (emit) {
-      text += emit;
-      yield { text: emit, tokenId: id };
+    const { kinds, feed } = thinking.accept(id);
+    for (let k = 0; k < feed.length; k++) {
+      const t = feed[k]!;
+      tokenIds.push(t);
+      if (kinds[k] === 'thought') {
+        if (thinking.isMarker(t)) continue;
+        const piece = thoughtDecoder.push(t);
+        if (piece) {
+          thoughtText += piece;
+          yield { text: piece, tokenId: t, thought: true };
+        }
+        continue;
+      }
+      const { emit, stopped } = stops.push(decoder.push(t));
+      if (emit) {
+        text += emit;
+        yield { text: emit, tokenId: t };
+      }
+      if (stopped) {
+        finishReason = 'stop_sequence';
+        break generation;
+      }
     }
-    if (stopped) {
-      finishReason = 'stop_sequence';
-      break;
-    }
-    if (tokenIds.length >= opts.maxTokens || cache.length >= contextSize) break;
+    if (tokenIds.length >= opts.maxTokens || cache.length + feed.length > contextSize) break;
     await new Promise<void>((resolve) => setImmediate(resolve));
-    logits = model.transformer.forward([id], cache);
+    logits = model.transformer.forward(feed, cache);
+  }
+  const thoughtRest = thoughtDecoder.flush();
+  if (thoughtRest) {
+    thoughtText += thoughtRest;
+    yield { text: thoughtRest, tokenId: tokenIds[tokenIds.length - 1] ?? -1, thought: true };
   }
   if (finishReason !== 'stop_sequence') {
     const { emit, stopped } = stops.push(decoder.flush());
@@ -94,6 +126,8 @@ export async function* generateStream(
   }
   return {
     text,
+    thoughtText,
+    thoughtTokens: thinking.thoughtTokens,
     tokenIds,
     finishReason,
     promptTokens: promptIds.length,

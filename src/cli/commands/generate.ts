@@ -19,6 +19,8 @@ interface GenerateCliOptions {
   topK?: number;
   topP?: number;
   seed?: number;
+  thinkingBudget?: number;
+  showThoughts?: boolean;
   stop: string[];
   stream?: boolean;
   verbose?: boolean;
@@ -38,6 +40,8 @@ export function registerGenerateCommand(program: Command): void {
     .option('--top-k <k>', 'sample among the k most likely tokens', intOption('--top-k', 0))
     .option('--top-p <p>', 'nucleus sampling mass', floatOption('--top-p', 0, 1))
     .option('--seed <n>', 'sampling seed (same seed, same text)', intOption('--seed'))
+    .option('--thinking-budget <n>', 'thinking tokens at most (0: no thinking, -1: the model decides)', intOption('--thinking-budget', -1))
+    .option('--show-thoughts', 'print the model\'s thinking (to stderr) as well as its answer')
     .option('--stop <text>', 'stop sequence (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--stream', 'print tokens as they are generated')
     .option('--verbose', 'print timing and the matrix library in use')
@@ -50,10 +54,11 @@ export function registerGenerateCommand(program: Command): void {
         ? tk.encode(tk.applyChatTemplate([
           ...(o.system ? [{ role: 'system', content: o.system }] : []),
           { role: 'user', content: o.prompt },
-        ], { addGenerationPrompt: true }), { addSpecialTokens: false })
+        ], { addGenerationPrompt: true, ...(o.thinkingBudget === 0 ? { enableThinking: false } : {}) }), { addSpecialTokens: false })
         : tk.encode(o.prompt);
       const it = generateStream(model, promptIds, {
         maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed, stopSequences: o.stop,
+        thinkingBudget: o.thinkingBudget,
       });
       let text = '';
       for (;;) {
@@ -64,11 +69,13 @@ export function registerGenerateCommand(program: Command): void {
           if (o.verbose) {
             const v = r.value;
             process.stderr.write(`${describeGemm()}; prompt ${v.promptTokens} tokens in ${v.promptSeconds.toFixed(3)} s; ` +
-              `${v.tokenIds.length} tokens in ${v.generateSeconds.toFixed(3)} s; finish: ${v.finishReason}\n`);
+              `${v.tokenIds.length} tokens (${v.thoughtTokens} thinking) in ${v.generateSeconds.toFixed(3)} s; finish: ${v.finishReason}\n`);
           }
           return;
         }
-        if (o.stream) process.stdout.write(r.value.text);
+        if (r.value.thought) {
+          if (o.showThoughts) process.stderr.write(r.value.text);
+        } else if (o.stream) process.stdout.write(r.value.text);
         else text += r.value.text;
       }
     });
