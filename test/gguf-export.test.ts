@@ -283,3 +283,21 @@ test('linear rope scaling is written as rope.scaling.type and factor', async () 
   assert.equal(embd.type, 'F16');
   assert.equal(g.tensors.find((t) => t.name === 'blk.0.attn_q_norm.weight')!.type, 'F32');
 });
+
+test('an NFC normalizer (Qwen2/Qwen3 tokenizers) exports as llama.cpp\'s converter does; other normalizers are refused', async () => {
+  const setNormalizer = (name: string, normalizer: unknown) => {
+    const dir = editedModel('qwen3', name, () => undefined);
+    const file = path.join(dir, 'tokenizer.json');
+    const tj = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    tj.normalizer = normalizer;
+    fs.writeFileSync(file, JSON.stringify(tj));
+    return dir;
+  };
+  const nfc = setNormalizer('nfc', { type: 'NFC' });
+  const out = path.join(root, 'nfc.gguf');
+  await exportGguf({ modelDir: nfc, out, dtype: 'f32' });
+  assert.equal((readGgufHeader(out).metadata.get('tokenizer.ggml.pre') as { value: string }).value, 'qwen2');
+  const lower = setNormalizer('lowercase', { type: 'Lowercase' });
+  await assert.rejects(exportGguf({ modelDir: lower, out: path.join(root, 'lower.gguf'), dtype: 'f32' }), (err: unknown) =>
+    err instanceof UnsupportedModelError && /normalizer "Lowercase"/.test((err as Error).message));
+});

@@ -36,7 +36,10 @@ export function buildGgufVocab(modelDir: string, vocabSize: number): GgufVocab {
     throw new UnsupportedModelError(`${file}: model.type ${JSON.stringify(model?.type)} cannot be exported to GGUF (byte-level BPE only)`);
   }
   if (model.byte_fallback === true) throw new UnsupportedModelError(`${file}: byte_fallback BPE (SentencePiece-style) cannot be exported to GGUF yet`);
-  if (tj.normalizer !== null && tj.normalizer !== undefined) {
+  // Qwen2/Qwen3 tokenizers NFC-normalise; llama.cpp does not, as its own converter accepts. Text that is
+  // already NFC (nearly all text) tokenises identically; other normalisers change far more and are refused.
+  const nfcOnly = (tj.normalizer as Json | null | undefined)?.type === 'NFC';
+  if (tj.normalizer !== null && tj.normalizer !== undefined && !nfcOnly) {
     throw new UnsupportedModelError(`${file}: normalizer ${JSON.stringify((tj.normalizer as Json).type)} is not applied by llama.cpp's gpt2 vocabulary`);
   }
   const pre = preTokenizerName(file, tj.pre_tokenizer as Json | null | undefined, model.ignore_merges === true);
