@@ -11,6 +11,8 @@ import { registerGenerateCommand } from './commands/generate.js';
 import { registerExportCommands } from './commands/export.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerMergeCommand } from './commands/merge.js';
+import { registerModelsCommands } from './commands/models.js';
+import { registerServeCommand } from './commands/serve.js';
 
 setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
 
@@ -31,6 +33,8 @@ registerGenerateCommand(program);
 registerExportCommands(program);
 registerTuneCommand(program);
 registerMergeCommand(program);
+registerModelsCommands(program);
+registerServeCommand(program);
 
 try {
   await program.parseAsync(process.argv);
