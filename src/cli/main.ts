@@ -33,6 +33,7 @@ registerGenerateCommand(program);
 registerExportCommands(program);
 registerTuneCommand(program);
 registerMergeCommand(program);
+(await import('./commands/data.js')).registerDataCommands(program);
 registerModelsCommands(program);
 registerServeCommand(program);
 

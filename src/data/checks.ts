@@ -1,0 +1,105 @@
+// Checks that validation adds to parsing: unknown fields (on the raw JSON value, whatever else is wrong
+// with it) and role alternation (on a parsed Conversation), plus the canonical key that makes two
+// examples "the same" for duplicate and train/validation-overlap detection.
+// Rules it keeps:
+// - Unknown fields are warnings: tunekit ignores them, but a misspelt key usually means lost data.
+// - Turns must alternate user, model, user, ... starting with user: Gemma's chat template raises on
+//   anything else, and Vertex's own docs ask for it.
+// - Two examples are the same when their system instruction and turns (role, text, weight) are equal,
+//   whatever their layout or JSON whitespace.
+
+import crypto from 'node:crypto';
+import type { Conversation } from './conversation.js';
+import type { DatasetProblem } from './errors.js';
+import type { DatasetFormat } from './formats.js';
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+const VERTEX_TOP = new Set(['systemInstruction', 'contents']);
+const VERTEX_CONTENT = new Set(['role', 'parts']);
+const VERTEX_PART = new Set(['text', 'thought', 'inlineData', 'fileData', 'videoMetadata', 'functionCall', 'functionResponse', 'executableCode', 'codeExecutionResult']);
+const CHAT_TOP = new Set(['messages']);
+const CHAT_MESSAGE = new Set(['role', 'content', 'weight', 'name', 'tool_calls', 'function_call']);
+const CHAT_PART = new Set(['type', 'text']);
+
+/** One warning per key that the example's layout does not define, with its JSON path. */
+export function unknownFields(value: unknown, format: DatasetFormat | null, source: { file: string; line: number }): DatasetProblem[] {
+  const out: DatasetProblem[] = [];
+  if (!isObject(value)) return out;
+  const check = (obj: unknown, known: Set<string>, at: string): void => {
+    if (!isObject(obj)) return;
+    for (const key of Object.keys(obj)) {
+      if (!known.has(key)) {
+        out.push({ ...source, path: at ? `${at}.${key}` : key, kind: 'unknown_field', message: `unknown field ${JSON.stringify(key)} (expected one of ${[...known].join(', ')}); it is ignored` });
+      }
+    }
+  };
+  const vertex = format === 'vertex' || (format === null && 'contents' in value);
+  if (vertex) {
+    check(value, VERTEX_TOP, '');
+    check(value.systemInstruction, VERTEX_CONTENT, 'systemInstruction');
+    const partsOf = (c: unknown, at: string): void => {
+      check(c, VERTEX_CONTENT, at);
+      if (isObject(c) && Array.isArray(c.parts)) c.parts.forEach((p, j) => check(p, VERTEX_PART, `${at}.parts[${j}]`));
+    };
+    if (isObject(value.systemInstruction) && Array.isArray(value.systemInstruction.parts)) {
+      value.systemInstruction.parts.forEach((p, j) => check(p, VERTEX_PART, `systemInstruction.parts[${j}]`));
+    }
+    if (Array.isArray(value.contents)) value.contents.forEach((c, i) => partsOf(c, `contents[${i}]`));
+  } else if ('messages' in value) {
+    check(value, CHAT_TOP, '');
+    if (!Array.isArray(value.messages)) return out;
+    value.messages.forEach((m, i) => {
+      check(m, CHAT_MESSAGE, `messages[${i}]`);
+      if (isObject(m) && Array.isArray(m.content)) {
+        m.content.forEach((p, j) => {
+          if (isObject(p) && p.type === 'text') check(p, CHAT_PART, `messages[${i}].content[${j}]`);
+        });
+      }
+    });
+  }
+  return out;
+}
+
+/** JSON path of turn i of a parsed conversation in its source layout. */
+export function turnPath(conv: Conversation, format: DatasetFormat, i: number): string {
+  if (format === 'vertex') return `contents[${i}]`;
+  return `messages[${i + (conv.systemInstruction !== undefined ? 1 : 0)}]`;
+}
+
+/** The first place where the turns stop alternating user/model (starting with user), or null. */
+export function alternationProblem(conv: Conversation, format: DatasetFormat): DatasetProblem | null {
+  const turns = conv.turns;
+  for (let i = 0; i < turns.length; i++) {
+    const expected = i % 2 === 0 ? 'user' : 'model';
+    if (turns[i].role === expected) continue;
+    const message = i === 0
+      ? 'the first turn must be a user turn (turns alternate user, model, user, ...)'
+      : `two ${turns[i].role} turns in a row (turns ${i} and ${i + 1}); turns must alternate user, model, user, ...`;
+    return { ...conv.source, path: `${turnPath(conv, format, i)}.role`, kind: 'roles_not_alternating', message };
+  }
+  return null;
+}
+
+/** A short digest of what an example says (system, roles, texts, weights), for equality tests. */
+export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns'>, salt = ''): string {
+  const canonical = JSON.stringify([conv.systemInstruction ?? null, conv.turns.map((t) => [t.role, t.text, t.weight ?? 1])]);
+  return crypto.createHash('sha1').update(salt).update(canonical).digest('base64').slice(0, 20);
+}
+
+/** Unicode code points in a string (what Vertex's character counts count). */
+export function codePoints(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
