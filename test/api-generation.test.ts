@@ -8,7 +8,10 @@ import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { renderPrompt } from '../src/data/render.js';
 import { generate } from '../src/generate/generate.js';
 import { loadModel } from '../src/models/model.js';
-import { tinyModelDir } from './helpers/tiny-models.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { registerPublisherModel } from '../src/api/catalog.js';
+import { scratchCopy, tinyModelDir } from './helpers/tiny-models.js';
 
 const api = tinyApi();
 const gemma = await loadModel(tinyModelDir('gemma3'));
@@ -169,4 +172,52 @@ test('publisher model get', async () => {
   const m = await res.json() as { name: string };
   assert.equal(m.name, 'publishers/google/models/gemma3-tiny');
   assert.equal((await api.request('/v1beta1/publishers/google/models/qwen3-tiny')).status, 200);
+});
+
+// A Qwen3 whose template opens the thinking block itself (as Qwen3 "Thinking" releases do), so the
+// tiny random model thinks until the budget closes the block.
+function thinkingQwenDir(): string {
+  const dir = scratchCopy(tinyModelDir('qwen3'));
+  const file = path.join(dir, 'tokenizer_config.json');
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as { chat_template: string };
+  const from = "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}";
+  assert.ok(config.chat_template.includes(from));
+  config.chat_template = config.chat_template.replace(from, "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- else %}\n        {{- '<think>\\n' }}\n    {%- endif %}");
+  fs.writeFileSync(file, JSON.stringify(config));
+  return dir;
+}
+
+test('thinkingBudget caps thinking; includeThoughts returns thought parts; usage counts thoughts apart', async () => {
+  const dir = thinkingQwenDir();
+  registerPublisherModel(api.store, dir, { name: 'qwen3-thinking' });
+  const model = await loadModel(dir);
+  const ids = renderPrompt({ turns: [{ role: 'user', text: 'Hello there' }] }, model.tokenizer).tokens;
+  assert.ok(renderPrompt({ turns: [{ role: 'user', text: 'Hello there' }] }, model.tokenizer).text.endsWith('<think>\n'));
+  const closing = model.tokenizer.encode('</think>\n\n', { addSpecialTokens: false }).length;
+  const generationConfig = { temperature: 0, maxOutputTokens: 24, thinkingConfig: { thinkingBudget: 5, includeThoughts: true } };
+  const direct = await generate(model, ids, { temperature: 0, maxTokens: 24, thinkingBudget: 5 });
+  assert.ok(direct.thoughtText.length > 0 && direct.text.length > 0);
+
+  const r = await generateJson('qwen3-thinking', { ...userText('Hello there'), generationConfig });
+  const parts = r.candidates[0]!.content.parts as { text: string; thought?: boolean }[];
+  assert.deepEqual(parts, [{ text: direct.thoughtText, thought: true }, { text: direct.text }]);
+  const u = r.usageMetadata as Record<string, number>;
+  assert.ok(u.thoughtsTokenCount! <= 5 + closing);
+  assert.equal(u.thoughtsTokenCount, direct.thoughtTokens);
+  assert.equal(u.candidatesTokenCount, direct.tokenIds.length - direct.thoughtTokens);
+  assert.equal(u.totalTokenCount, ids.length + direct.tokenIds.length);
+
+  const hidden = await generateJson('qwen3-thinking', { ...userText('Hello there'), generationConfig: { ...generationConfig, thinkingConfig: { thinkingBudget: 5 } } });
+  assert.deepEqual(hidden.candidates[0]!.content.parts, [{ text: direct.text }]);
+  assert.equal(hidden.usageMetadata!.totalTokenCount, u.totalTokenCount);
+
+  const events = await sseEvents(await api.post(`${PREFIX}/qwen3-thinking:streamGenerateContent?alt=sse`, { ...userText('Hello there'), generationConfig }));
+  const streamedParts = events.flatMap((e) => (e.candidates[0]!.content.parts ?? []) as { text: string; thought?: boolean }[]);
+  assert.equal(streamedParts.filter((p) => p.thought).map((p) => p.text).join(''), direct.thoughtText);
+  assert.equal(streamedParts.filter((p) => !p.thought).map((p) => p.text).join(''), direct.text);
+  assert.deepEqual(events[events.length - 1]!.usageMetadata, r.usageMetadata);
+
+  const off = await generateJson('qwen3-thinking', { ...userText('Hello there'), generationConfig: { ...generationConfig, thinkingConfig: { thinkingBudget: 0, includeThoughts: true } } });
+  assert.equal((off.usageMetadata as Record<string, number>).thoughtsTokenCount, undefined);
+  assert.ok((off.candidates[0]!.content.parts ?? []).every((p) => !(p as { thought?: boolean }).thought));
 });

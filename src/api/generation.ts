@@ -6,13 +6,16 @@
 // - Only what tunekit can honour is accepted: one candidate, at most 5 stop sequences, text parts;
 //   options it cannot honour (response schemas, logprobs, penalties) are 400s naming the field, not
 //   silently dropped. Safety settings are validated and accepted (there is no safety filter).
-// - thinkingConfig.thinkingBudget 0 renders the prompt with enable_thinking false (Qwen3's template
-//   then closes the thinking block before the answer), so no thinking token is generated.
+// - thinkingConfig.thinkingBudget is a hard cap enforced by generation (0: never opens a thinking
+//   block, N: the block is closed after N tokens); 0 also renders the prompt with enable_thinking
+//   false, as Qwen3's template expects. Thought text is returned only with includeThoughts, as
+//   `{text, thought: true}` parts; thought tokens are counted in thoughtsTokenCount and the total,
+//   never in candidatesTokenCount.
 
 import { randomBytes } from 'node:crypto';
 import type { Dialogue, Turn } from '../data/conversation.js';
 import { renderPrompt, toChatMessages } from '../data/render.js';
-import type { FinishReason, GenerateOptions, GenerationResult } from '../generate/generate.js';
+import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult } from '../generate/generate.js';
 import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { invalidArgument } from './errors.js';
@@ -41,6 +44,8 @@ export interface GenerationRequest extends PromptRequest {
   options: GenerateOptions;
   /** false when thinkingBudget is 0; undefined leaves the template's default. */
   enableThinking?: boolean;
+  /** thinkingConfig.includeThoughts: return thought text as thought parts. */
+  includeThoughts: boolean;
 }
 
 /** The dialogue of `contents` and `systemInstruction`; `requireContents` for generation. */
@@ -93,7 +98,7 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
     topK: d.topK,
     topP: d.topP,
   };
-  const request: GenerationRequest = { ...prompt, options };
+  const request: GenerationRequest = { ...prompt, options, includeThoughts: false };
   if (!g) return request;
 
   const range = (name: string, value: number | undefined, ok: (v: number) => boolean, what: string): number | undefined => {
@@ -131,11 +136,12 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   const thinking = g.message('thinkingConfig', `${V}.GenerationConfig.ThinkingConfig`);
   if (thinking) {
     const budget = thinking.int32('thinkingBudget');
-    thinking.bool('includeThoughts');
+    request.includeThoughts = thinking.bool('includeThoughts') ?? false;
     if (budget !== undefined && budget < -1) {
       throw invalidArgument(`Invalid value at '${thinking.fieldPath('thinkingBudget')}', ${budget}: use -1 (dynamic), 0 (off) or a positive number of tokens.`);
     }
     if (budget === 0) request.enableThinking = false;
+    if (budget !== undefined) options.thinkingBudget = budget;
   }
 
   if (temperature !== undefined) options.temperature = temperature;
@@ -224,29 +230,48 @@ export function responseHeader(modelVersion: string): ResponseHeader {
   return { modelVersion, responseId: randomBytes(12).toString('base64url'), createTime: timestamp() };
 }
 
-function content(text: string): Record<string, unknown> {
-  return text === '' ? { role: 'model' } : { role: 'model', parts: [{ text }] };
+/** A piece of output: answer text, or thought text (sent only when the request includes thoughts). */
+export type OutputPart = { text: string; thought?: boolean };
+
+function content(parts: OutputPart[]): Record<string, unknown> {
+  const kept = parts.filter((p) => p.text !== '').map((p) => (p.thought ? { text: p.text, thought: true } : { text: p.text }));
+  return kept.length === 0 ? { role: 'model' } : { role: 'model', parts: kept };
 }
 
-export function usageJson(promptTokens: number, candidateTokens: number): Record<string, number> {
-  return { promptTokenCount: promptTokens, candidatesTokenCount: candidateTokens, totalTokenCount: promptTokens + candidateTokens };
+export function usageJson(result: GenerationResult): Record<string, number> {
+  const generated = result.tokenIds.length;
+  const usage: Record<string, number> = {
+    promptTokenCount: result.promptTokens,
+    candidatesTokenCount: generated - result.thoughtTokens,
+    totalTokenCount: result.promptTokens + generated,
+  };
+  if (result.thoughtTokens > 0) usage.thoughtsTokenCount = result.thoughtTokens;
+  return usage;
 }
 
 /** The whole GenerateContentResponse of a finished generation. */
-export function generateResponseJson(header: ResponseHeader, result: GenerationResult): Record<string, unknown> {
+export function generateResponseJson(header: ResponseHeader, result: GenerationResult, includeThoughts: boolean): Record<string, unknown> {
+  const parts: OutputPart[] = includeThoughts ? [{ text: result.thoughtText, thought: true }] : [];
+  parts.push({ text: result.text });
   return {
-    candidates: [{ content: content(result.text), finishReason: finishReasonName(result.finishReason) }],
-    usageMetadata: usageJson(result.promptTokens, result.tokenIds.length),
+    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason) }],
+    usageMetadata: usageJson(result),
     ...header,
   };
 }
 
+/** The output part of a streamed generation chunk, or null when it is a thought the caller did not ask for. */
+export function chunkPart(chunk: GenerationChunk, includeThoughts: boolean): OutputPart | null {
+  if (chunk.thought) return includeThoughts ? { text: chunk.text, thought: true } : null;
+  return { text: chunk.text };
+}
+
 /** One streamed chunk: only the new text; the last one also carries finishReason and usage. */
-export function streamChunkJson(header: ResponseHeader, text: string, result?: GenerationResult): Record<string, unknown> {
-  if (!result) return { candidates: [{ content: content(text) }], ...header };
+export function streamChunkJson(header: ResponseHeader, parts: OutputPart[], result?: GenerationResult): Record<string, unknown> {
+  if (!result) return { candidates: [{ content: content(parts) }], ...header };
   return {
-    candidates: [{ content: content(text), finishReason: finishReasonName(result.finishReason) }],
-    usageMetadata: usageJson(result.promptTokens, result.tokenIds.length),
+    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason) }],
+    usageMetadata: usageJson(result),
     ...header,
   };
 }

@@ -4,14 +4,14 @@
 // generation, so bad requests never wait behind a running generation.
 
 import type { Hono } from 'hono';
-import { generate, generateStream, type GenerationResult } from '../../generate/generate.js';
+import { generate, generateStream, type GenerationChunk, type GenerationResult } from '../../generate/generate.js';
 import { guard, PERMISSIONS } from '../auth.js';
 import type { ServedModel } from '../catalog.js';
 import { body, checkLocation, errorResponse, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import {
-  computeTokensJson, countPromptTokens, generateResponseJson, parseGenerateRequest, parsePrompt, promptIds,
-  responseHeader, streamChunkJson,
+  chunkPart, computeTokensJson, countPromptTokens, generateResponseJson, parseGenerateRequest, parsePrompt, promptIds,
+  responseHeader, streamChunkJson, type OutputPart,
 } from '../generation.js';
 import type { Message } from '../proto-json.js';
 
@@ -70,7 +70,7 @@ async function handle(api: ApiContext, verb: Verb, served: ServedModel, request:
       const header = responseHeader(served.registration.name);
       const release = await served.lock();
       try {
-        return Response.json(generateResponseJson(header, await generate(model, ids, req.options)));
+        return Response.json(generateResponseJson(header, await generate(model, ids, req.options), req.includeThoughts));
       } finally {
         release();
       }
@@ -97,9 +97,18 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   const header = responseHeader(served.registration.name);
   const release = await served.lock();
   const it = generateStream(model, ids, req.options);
-  let first: IteratorResult<{ text: string }, GenerationResult>;
+  // The next chunk the caller sees (thoughts it did not ask for are skipped).
+  const next = async (): Promise<IteratorResult<OutputPart, GenerationResult>> => {
+    for (;;) {
+      const r: IteratorResult<GenerationChunk, GenerationResult> = await it.next();
+      if (r.done) return r;
+      const part = chunkPart(r.value, req.includeThoughts);
+      if (part) return { done: false, value: part };
+    }
+  };
+  let first: IteratorResult<OutputPart, GenerationResult>;
   try {
-    first = await it.next();
+    first = await next();
   } catch (err) {
     release();
     throw err;
@@ -109,32 +118,32 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
     try {
       const chunks: Record<string, unknown>[] = [];
       let r = first;
-      for (; !r.done; r = await it.next()) chunks.push(streamChunkJson(header, r.value.text));
-      chunks.push(streamChunkJson(header, '', r.value));
+      for (; !r.done; r = await next()) chunks.push(streamChunkJson(header, [r.value]));
+      chunks.push(streamChunkJson(header, [], r.value));
       return Response.json(chunks);
     } finally {
       release();
     }
   }
 
-  let held: string | null = null;
-  let pending: IteratorResult<{ text: string }, GenerationResult> | null = first;
+  let held: OutputPart | null = null;
+  let pending: IteratorResult<OutputPart, GenerationResult> | null = first;
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         for (;;) {
-          const r = pending ?? await it.next();
+          const r = pending ?? await next();
           pending = null;
           if (r.done) {
-            controller.enqueue(event(streamChunkJson(header, held ?? '', r.value)));
+            controller.enqueue(event(streamChunkJson(header, held ? [held] : [], r.value)));
             controller.close();
             release();
             return;
           }
           const previous = held;
-          held = r.value.text;
+          held = r.value;
           if (previous !== null) {
-            controller.enqueue(event(streamChunkJson(header, previous)));
+            controller.enqueue(event(streamChunkJson(header, [previous])));
             return;
           }
         }
