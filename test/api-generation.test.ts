@@ -172,6 +172,10 @@ test('publisher model get', async () => {
   const m = await res.json() as { name: string };
   assert.equal(m.name, 'publishers/google/models/gemma3-tiny');
   assert.equal((await api.request('/v1beta1/publishers/google/models/qwen3-tiny')).status, 200);
+  const list = await (await api.request('/v1beta1/publishers/google/models')).json() as { publisherModels: { name: string }[] };
+  assert.deepEqual(list.publisherModels.map((x) => x.name).filter((n) => !n.includes('thinking')),
+    ['publishers/google/models/gemma3-tiny', 'publishers/google/models/qwen3-tiny']);
+  assert.deepEqual(await (await api.request('/v1/publishers/meta/models')).json(), {});
 });
 
 // A Qwen3 whose template opens the thinking block itself (as Qwen3 "Thinking" releases do), so the

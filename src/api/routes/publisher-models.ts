@@ -29,6 +29,13 @@ function publisherModelJson(served: { publisher: string; name: string; createTim
 }
 
 export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
+  // GET publishers/{pub}/models (v1beta1 ListPublisherModels; no paging: catalogs are small).
+  app.get('/publishers/:publisher/models', async (c) => {
+    await api.auth.authenticate(c.req.raw.headers);
+    const models = api.catalog.store.list(c.req.param('publisher')).sort((a, b) => a.name.localeCompare(b.name));
+    return c.json(models.length ? { publisherModels: models.map(publisherModelJson) } : {});
+  });
+
   // GET publishers/{pub}/models/{m} (no project: publisher models are public, callers must still authenticate).
   app.get('/publishers/:publisher/models/:model', async (c) => {
     await api.auth.authenticate(c.req.raw.headers);
