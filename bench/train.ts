@@ -3,7 +3,8 @@
 // 4 x 512 tokens packed from examples of 32-256 tokens, AdamW, 2 threads (BENCH_THREADS). PyTorch runs
 // bench/train_torch.py (plain PyTorch LoRA, same shapes) in a child process with Debian's python3-torch.
 // Prints tokens/s for both and the ratio, tunekit's achieved GFLOP/s (matrix products actually issued)
-// against the GEMM peak measured in this run, and peak RSS.
+// against the GEMM peak measured in this run, and peak RSS. BENCH_RECOMPUTE=1 recomputes activations in
+// the backward pass; BENCH_PEER=off skips PyTorch.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -102,8 +103,9 @@ const ourTps = batch.N / ourStep;
 const gflops = flops / stepTimes.reduce((a, b) => a + b, 0) / 1e9;
 const rssMiB = process.resourceUsage().maxRSS / 1024;
 
-console.log('running the PyTorch peer ...');
-const torch = await runTorchPeer({ modelDir: dir, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, rank: 8, alpha: 16, timeoutMs: 20 * 60_000 });
+const torch = process.env.BENCH_PEER === 'off'
+  ? { result: null, reason: 'skipped (BENCH_PEER=off)' }
+  : (console.log('running the PyTorch peer ...'), await runTorchPeer({ modelDir: dir, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, rank: 8, alpha: 16, timeoutMs: 20 * 60_000 }));
 
 console.log(`\nLoRA r8 on small llama (SmolLM2-135M shapes), f32, ${THREADS} threads, ${BATCH}x${SEQ} tokens per step${RECOMPUTE ? ', activations recomputed' : ''}`);
 console.log(`tunekit: ${describeGemm()}; GEMM peak measured now: ${peak.toFixed(0)} GFLOP/s`);
