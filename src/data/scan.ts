@@ -180,6 +180,13 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   const notice = (p: DatasetProblem): void => {
     if (p.line > scan.lines) scan.lines = p.line;
     problems.add(p);
+    if (p.kind === 'invalid_utf8') {
+      // Not yielded by the reader, but a row all the same (Vertex would count and drop it).
+      const row = ++scan.rows;
+      columns.line.set(row, p.line);
+      columns.status.set(row, RowStatus.Invalid);
+      noteDropped(row, `example ${row} (line ${p.line}): ${p.message}`);
+    }
   };
   try {
     for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice })) {
