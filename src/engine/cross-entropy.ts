@@ -6,6 +6,7 @@
 
 import { gemm } from './blas.js';
 import { fastExp } from './fast-exp.js';
+import { runSplit, sharedFloat32 } from './kernel-pool.js';
 
 export const CE_CHUNK_ROWS = 256;
 
@@ -17,12 +18,68 @@ export interface CrossEntropyResult {
 
 export interface CrossEntropyScratch {
   xg: Float32Array; // (R, C)
-  logits: Float32Array; // (R, V)
+  logits: Float32Array; // (R, V), shared with the kernel pool
   dxg: Float32Array; // (R, C)
+  rowTargets: Float32Array; // (R) target ids (exact in float32 below 2^24)
+  rowLoss: Float32Array; // (R)
+  rowCorrect: Float32Array; // (R) 1 when the argmax is the target
 }
 
 export function createCrossEntropyScratch(C: number, V: number): CrossEntropyScratch {
-  return { xg: new Float32Array(CE_CHUNK_ROWS * C), logits: new Float32Array(CE_CHUNK_ROWS * V), dxg: new Float32Array(CE_CHUNK_ROWS * C) };
+  return {
+    xg: new Float32Array(CE_CHUNK_ROWS * C), logits: sharedFloat32(CE_CHUNK_ROWS * V), dxg: new Float32Array(CE_CHUNK_ROWS * C),
+    rowTargets: sharedFloat32(CE_CHUNK_ROWS), rowLoss: sharedFloat32(CE_CHUNK_ROWS), rowCorrect: sharedFloat32(CE_CHUNK_ROWS),
+  };
+}
+
+/**
+ * Rows [start, end) of a (R, V) logits block: loss = logsumexp − logit[target], whether the argmax is the
+ * target, and — when wantGrad — the rows replaced by gradScale·(softmax − onehot(target)).
+ */
+export function crossEntropyRows(
+  logits: Float32Array, rowTargets: Float32Array, rowLoss: Float32Array, rowCorrect: Float32Array,
+  V: number, gradScale: number, wantGrad: boolean, start: number, end: number,
+): void {
+  for (let r = start; r < end; r++) {
+    const target = rowTargets[r]!;
+    const base = r * V;
+    let max = -Infinity;
+    let best = 0;
+    for (let i = 0; i < V; i++) {
+      const v = logits[base + i]!;
+      if (v > max) {
+        max = v;
+        best = i;
+      }
+    }
+    const logitTarget = logits[base + target]!;
+    // One pass: exponentials are kept in place when a gradient is wanted, then scaled to probabilities.
+    let s0 = 0, s1 = 0;
+    let i = 0;
+    for (; i + 1 < V; i += 2) {
+      const e0 = fastExp(logits[base + i]! - max);
+      const e1 = fastExp(logits[base + i + 1]! - max);
+      if (wantGrad) {
+        logits[base + i] = e0;
+        logits[base + i + 1] = e1;
+      }
+      s0 += e0;
+      s1 += e1;
+    }
+    for (; i < V; i++) {
+      const e = fastExp(logits[base + i]! - max);
+      if (wantGrad) logits[base + i] = e;
+      s0 += e;
+    }
+    const sum = s0 + s1;
+    rowLoss[r] = Math.log(sum) + max - logitTarget;
+    rowCorrect[r] = best === target ? 1 : 0;
+    if (wantGrad) {
+      const k = gradScale / sum;
+      for (let j = base; j < base + V; j++) logits[j]! *= k;
+      logits[base + target]! -= gradScale;
+    }
+  }
 }
 
 /**
@@ -46,46 +103,12 @@ export function crossEntropyForwardBackward(
       sc.xg.set(x.subarray(t * C, (t + 1) * C), r * C);
     }
     g.sgemm(false, true, R, V, C, 1, sc.xg, C, W, C, 0, sc.logits, V);
+    for (let r = 0; r < R; r++) sc.rowTargets[r] = targets[rowsWithTarget[c0 + r]!]!;
+    const wantGrad = dx !== null || dW !== null;
+    runSplit('crossEntropyRows', R, R * V, [sc.logits, sc.rowTargets, sc.rowLoss, sc.rowCorrect], [V, gradScale, wantGrad ? 1 : 0]);
     for (let r = 0; r < R; r++) {
-      const target = targets[rowsWithTarget[c0 + r]!]!;
-      const base = r * V;
-      let max = -Infinity;
-      let best = 0;
-      for (let i = 0; i < V; i++) {
-        const v = sc.logits[base + i]!;
-        if (v > max) {
-          max = v;
-          best = i;
-        }
-      }
-      const logitTarget = sc.logits[base + target]!;
-      const wantGrad = dx !== null || dW !== null;
-      // One pass: exponentials are kept in place when a gradient is wanted, then scaled to probabilities.
-      let s0 = 0, s1 = 0;
-      let i = 0;
-      for (; i + 1 < V; i += 2) {
-        const e0 = fastExp(sc.logits[base + i]! - max);
-        const e1 = fastExp(sc.logits[base + i + 1]! - max);
-        if (wantGrad) {
-          sc.logits[base + i] = e0;
-          sc.logits[base + i + 1] = e1;
-        }
-        s0 += e0;
-        s1 += e1;
-      }
-      for (; i < V; i++) {
-        const e = fastExp(sc.logits[base + i]! - max);
-        if (wantGrad) sc.logits[base + i] = e;
-        s0 += e;
-      }
-      const sum = s0 + s1;
-      lossSum += Math.log(sum) + max - logitTarget;
-      if (best === target) correct++;
-      if (wantGrad) {
-        const k = gradScale / sum;
-        for (let j = base; j < base + V; j++) sc.logits[j]! *= k;
-        sc.logits[base + target]! -= gradScale;
-      }
+      lossSum += sc.rowLoss[r]!;
+      correct += sc.rowCorrect[r]!;
     }
     if (dx) {
       g.sgemm(false, false, R, C, V, 1, sc.logits, V, W, C, 0, sc.dxg, C);

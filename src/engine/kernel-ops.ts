@@ -2,11 +2,12 @@
 // range of rows or elements. Shared by the calling thread and kernel-worker.ts.
 
 import { softmaxRows, trainSoftmaxBackwardRows, trainSoftmaxRows } from './softmax.js';
+import { crossEntropyRows } from './cross-entropy.js';
 import { gegluTanhBackwardRange, gegluTanhRange, swigluBackwardRange, swigluRange } from './activations.js';
 import { addRmsnormRows, rmsnormBackwardRows, rmsnormRows } from './rmsnorm.js';
 
 export const KERNEL_OPS = ['softmaxRows', 'swiglu', 'gegluTanh', 'rmsnorm', 'addRmsnorm', 'trainSoftmax', 'trainSoftmaxBackward',
-  'rmsnormBackward', 'swigluBackward', 'gegluTanhBackward'] as const;
+  'rmsnormBackward', 'swigluBackward', 'gegluTanhBackward', 'crossEntropyRows'] as const;
 export type KernelOp = (typeof KERNEL_OPS)[number];
 
 type Impl = (arrays: Float32Array[], s: ArrayLike<number>, start: number, end: number) => void;
@@ -32,4 +33,6 @@ export const KERNEL_OPS_IMPL: Impl[] = [
   (a, _s, start, end) => swigluBackwardRange(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, start, end),
   // gegluTanhBackward: arrays [dgate, dup, dout, gate, up]
   (a, _s, start, end) => gegluTanhBackwardRange(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, start, end),
+  // crossEntropyRows: arrays [logits, rowTargets, rowLoss, rowCorrect]; scalars [V, gradScale, wantGrad]
+  (a, s, start, end) => crossEntropyRows(a[0]!, a[1]!, a[2]!, a[3]!, s[0]!, s[1]!, s[2]! !== 0, start, end),
 ];
