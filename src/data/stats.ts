@@ -176,4 +176,4 @@ export function formatStats(stats: TuningDataStats, file: string): string {
   ].join('\n') + '\n';
 }
 
-const round = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+const round = (x: number): string => String(Number(x.toFixed(2)));
