@@ -6,6 +6,7 @@
 
 import * as path from 'node:path';
 import { InvalidRequestError, NotFoundError } from '../errors.js';
+import { applyAdapterForInference } from '../lora/apply.js';
 import { loadModel, type LoadedModel } from '../models/model.js';
 import { loadModelConfig } from '../models/loader.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -53,7 +54,8 @@ export function registerPublisherModel(
 export class ServedModel {
   private tail: Promise<void> = Promise.resolve();
 
-  constructor(readonly registration: ModelRegistration, readonly model: LoadedModel) {}
+  /** `modelVersion` is what responses report: the publisher model's name, or the tuned model's. */
+  constructor(readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string = registration.name) {}
 
   /** Waits for the model to be free; the returned function frees it (idempotent). */
   async lock(): Promise<() => void> {
@@ -74,6 +76,7 @@ export class ServedModel {
 
 export class ModelCatalog {
   private readonly loaded = new Map<string, Promise<ServedModel>>();
+  private readonly tuned = new Map<string, Promise<ServedModel>>();
 
   constructor(
     readonly store: RegistrationStore,
@@ -100,6 +103,21 @@ export class ModelCatalog {
     p = this.load(r.dir).then((model) => new ServedModel(r, model));
     this.loaded.set(key, p);
     p.catch(() => this.loaded.delete(key));
+    return p;
+  }
+
+  /**
+   * A registered base model with a PEFT adapter applied (a tuned model behind an endpoint), cached by
+   * adapter directory; the base stays loaded and usable on its own.
+   */
+  async servedWithAdapter(publisher: string, name: string, adapterDir: string, modelVersion: string): Promise<ServedModel> {
+    const key = `${publisher}/${name}\u0000${path.resolve(adapterDir)}\u0000${modelVersion}`;
+    let p = this.tuned.get(key);
+    if (!p) {
+      p = this.served(publisher, name).then((base) => new ServedModel(base.registration, applyAdapterForInference(base.model, adapterDir), modelVersion));
+      this.tuned.set(key, p);
+      p.catch(() => this.tuned.delete(key));
+    }
     return p;
   }
 }
