@@ -84,8 +84,11 @@ export function alternationProblem(conv: Conversation, format: DatasetFormat): D
 
 /** A short digest of what an example says (system, roles, texts, weights), for equality tests. */
 export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns'>, salt = ''): string {
-  const canonical = JSON.stringify([conv.systemInstruction ?? null, conv.turns.map((t) => [t.role, t.text, t.weight ?? 1])]);
-  return crypto.createHash('sha1').update(salt).update(canonical).digest('base64').slice(0, 20);
+  // Length-prefixed fields: unambiguous without escaping anything.
+  const sys = conv.systemInstruction;
+  let canonical = sys === undefined ? '-' : `${sys.length}:${sys}`;
+  for (const t of conv.turns) canonical += `${t.role === 'model' ? 'm' : 'u'}${t.weight ?? 1}${t.text.length}:${t.text}`;
+  return crypto.createHash('sha1').update(salt + canonical).digest('base64').slice(0, 20);
 }
 
 /** Unicode code points in a string (what Vertex's character counts count). */

@@ -63,8 +63,30 @@ export function renderPrompt(
   return { text, tokens: tokenizer.encode(text, { addSpecialTokens: false }) };
 }
 
+/** A piece of the rendered example that is encoded on its own: loss-carrying or not. */
+export interface RenderedSegment {
+  text: string;
+  loss: 0 | 1;
+}
+
 /** Tokens and loss mask for one training example. */
 export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts: RenderOptions = {}): RenderedExample {
+  const tokens: number[] = [];
+  const mask: number[] = [];
+  for (const { text, loss } of renderSegments(conv, tokenizer, opts)) {
+    for (const id of tokenizer.encode(text, { addSpecialTokens: false })) {
+      tokens.push(id);
+      mask.push(loss);
+    }
+  }
+  return { tokens, lossMask: Uint8Array.from(mask) };
+}
+
+/**
+ * The rendered example cut at the loss-span boundaries, in order, empty pieces left out; each piece
+ * encodes to its tokens on its own (addSpecialTokens false). Token counting reads these.
+ */
+export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: RenderOptions = {}): RenderedSegment[] {
   const fail = (message: string): DatasetError => new DatasetError({ ...conv.source, path: '', message });
   if (tokenizer.chatTemplate === null) {
     throw new UnsupportedModelError('the model has no chat template (tokenizer_config.json chat_template), so conversations cannot be rendered for training; use an instruction-tuned model');
@@ -94,14 +116,9 @@ export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts
     spans.push([at.start, end]);
   });
 
-  const tokens: number[] = [];
-  const mask: number[] = [];
+  const segments: RenderedSegment[] = [];
   const push = (piece: string, loss: 0 | 1): void => {
-    if (piece === '') return;
-    for (const id of tokenizer.encode(piece, { addSpecialTokens: false })) {
-      tokens.push(id);
-      mask.push(loss);
-    }
+    if (piece !== '') segments.push({ text: piece, loss });
   };
   let cursor = 0;
   for (const [start, end] of spans) {
@@ -110,7 +127,7 @@ export function renderForTraining(conv: Conversation, tokenizer: Tokenizer, opts
     cursor = end;
   }
   push(text.slice(cursor), 0);
-  return { tokens, lossMask: Uint8Array.from(mask) };
+  return segments;
 }
 
 const terminatorCache = new WeakMap<Tokenizer, string[]>();

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Conversation } from './conversation.js';
-import { countExample, type TokenCount } from './tokens.js';
+import { countExample, textCounter, type TextCounter, type TokenCount } from './tokens.js';
 
 export interface CountItem {
   row: number;
@@ -29,6 +29,7 @@ const BATCH = 32;
 export class TokenCounterPool {
   private readonly workers: { worker: Worker; inFlight: number }[] = [];
   private readonly tokenizer: Tokenizer | null;
+  private readonly counter: TextCounter | null;
   private batch: CountItem[] = [];
   private nextId = 0;
   private waiters: (() => void)[] = [];
@@ -40,6 +41,7 @@ export class TokenCounterPool {
     threads = os.availableParallelism(),
   ) {
     this.tokenizer = threads === 0 ? Tokenizer.loadSync(tokenizerDir) : null;
+    this.counter = this.tokenizer ? textCounter(this.tokenizer, tokenizerDir) : null;
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(new URL('./token-worker.js', import.meta.url), { workerData: { tokenizerDir, limit } });
       const slot = { worker, inFlight: 0 };
@@ -69,7 +71,7 @@ export class TokenCounterPool {
   /** Queues one example; resolves at once unless the workers are saturated. */
   async submit(item: CountItem): Promise<void> {
     if (this.tokenizer) {
-      this.onCount(countExample(item.conv, item.row, this.tokenizer, this.limit));
+      this.onCount(countExample(item.conv, item.row, this.tokenizer, this.limit, this.counter!));
       return;
     }
     this.batch.push(item);
