@@ -11,6 +11,8 @@ import { registerGenerateCommand } from './commands/generate.js';
 import { registerExportCommands } from './commands/export.js';
 import { registerTuneCommand } from './commands/tune.js';
 import { registerMergeCommand } from './commands/merge.js';
+import { registerStorageCommands } from './commands/storage.js';
+import { registerIamCommands } from './commands/iam.js';
 import { registerModelsCommands } from './commands/models.js';
 import { registerServeCommand } from './commands/serve.js';
 
@@ -33,6 +35,8 @@ registerGenerateCommand(program);
 registerExportCommands(program);
 registerTuneCommand(program);
 registerMergeCommand(program);
+registerStorageCommands(program);
+registerIamCommands(program);
 (await import('./commands/data.js')).registerDataCommands(program);
 registerModelsCommands(program);
 registerServeCommand(program);

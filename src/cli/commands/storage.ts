@@ -1,0 +1,121 @@
+// `tunekit storage mb | cp | ls | rm`: the object store behind gs:// URIs, in a data directory, as
+// gsutil does for Cloud Storage. cp copies local -> gs://, gs:// -> local and gs:// -> gs://; a
+// destination ending in '/' (or a bucket, or a local directory) takes the source's base name.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidRequestError } from '../../errors.js';
+import { Platform } from '../../platform/platform.js';
+import { defaultDataDir } from '../../platform/db.js';
+import { parseGsUri } from '../../platform/gcs-names.js';
+
+export interface DataDirOption {
+  dataDir: string;
+}
+
+export function dataDirOption(cmd: Command): Command {
+  return cmd.option('--data-dir <dir>', 'platform data directory (default: $TUNEKIT_DATA_DIR or ~/.tunekit)', defaultDataDir());
+}
+
+/** Runs `fn` with the platform of `dataDir`, closing it afterwards. */
+export async function withPlatform<T>(dataDir: string, fn: (p: Platform) => T | Promise<T>): Promise<T> {
+  const p = Platform.open({ dataDir });
+  try {
+    return await fn(p);
+  } finally {
+    p.close();
+  }
+}
+
+export function registerStorageCommands(program: Command): void {
+  const storage = program.command('storage').description('buckets and objects behind gs:// URIs');
+
+  dataDirOption(
+    storage
+      .command('mb')
+      .description('make a bucket in a location')
+      .argument('<gs://bucket>', 'bucket URI')
+      .requiredOption('--location <location>', 'where its data lives (e.g. us-central1, europe-west4)')
+      .option('--project <project>', 'owning project (its role bindings govern access)', 'default'),
+  ).action(async (uri: string, o: DataDirOption & { location: string; project: string }) => {
+    const { bucket } = parseGsUri(uri, { allowBucketOnly: true });
+    await withPlatform(o.dataDir, (p) => {
+      const b = p.storage.createBucket(bucket, { location: o.location, project: o.project });
+      process.stdout.write(`created gs://${b.name} in ${b.location} (project ${b.project})\n`);
+    });
+  });
+
+  dataDirOption(
+    storage
+      .command('cp')
+      .description('copy a file: local -> gs://, gs:// -> local, gs:// -> gs://')
+      .argument('<src>', 'local path or gs://bucket/object')
+      .argument('<dst>', 'local path or gs://bucket/object (ending in / to keep the source name)'),
+  ).action(async (src: string, dst: string, o: DataDirOption) => {
+    await withPlatform(o.dataDir, async (p) => {
+      const srcIsGs = src.startsWith('gs://');
+      const baseName = srcIsGs ? path.posix.basename(parseGsUri(src).object) : path.basename(src);
+      if (dst.startsWith('gs://')) {
+        const d = parseGsUri(dst, { allowBucketOnly: true });
+        const object = d.object === '' || d.object.endsWith('/') ? `${d.object}${baseName}` : d.object;
+        const info = srcIsGs
+          ? await p.storage.putObject(d.bucket, object, copySource(p, src))
+          : await p.storage.putObjectFromFile(d.bucket, object, src);
+        process.stdout.write(`copied ${src} to gs://${info.bucket}/${info.name} (${info.size} bytes)\n`);
+      } else {
+        if (!srcIsGs) throw new InvalidRequestError(`one of source and destination must be a gs:// URI, got ${JSON.stringify(src)} and ${JSON.stringify(dst)}`);
+        const s = parseGsUri(src);
+        const target = fs.existsSync(dst) && fs.statSync(dst).isDirectory() ? path.join(dst, baseName) : dst;
+        const info = await p.storage.copyToFile(s.bucket, s.object, target);
+        process.stdout.write(`copied ${src} to ${target} (${info.size} bytes)\n`);
+      }
+    });
+  });
+
+  dataDirOption(
+    storage
+      .command('ls')
+      .description('list buckets, or the objects under gs://bucket[/prefix] (one level, as gsutil)')
+      .argument('[gs://bucket[/prefix]]', 'what to list; nothing lists the buckets')
+      .option('-l, --long', 'show size, update time and generation'),
+  ).action(async (uri: string | undefined, o: DataDirOption & { long?: boolean }) => {
+    await withPlatform(o.dataDir, (p) => {
+      if (uri === undefined) {
+        for (const b of p.storage.listBuckets()) {
+          process.stdout.write(o.long ? `gs://${b.name}/\t${b.location}\t${b.project}\t${b.createTime}\n` : `gs://${b.name}/\n`);
+        }
+        return;
+      }
+      const { bucket, object: prefix } = parseGsUri(uri, { allowBucketOnly: true });
+      let pageToken: string | undefined;
+      do {
+        const page = p.storage.listObjects(bucket, { prefix, delimiter: '/', pageToken });
+        for (const pre of page.prefixes) process.stdout.write(`gs://${bucket}/${pre}\n`);
+        for (const obj of page.objects) {
+          const name = `gs://${bucket}/${obj.name}`;
+          process.stdout.write(o.long ? `${String(obj.size).padStart(12)}  ${obj.updateTime}  ${name}#${obj.generation}\n` : `${name}\n`);
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+    });
+  });
+
+  dataDirOption(
+    storage
+      .command('rm')
+      .description('delete an object')
+      .argument('<gs://bucket/object>', 'object URI'),
+  ).action(async (uri: string, o: DataDirOption) => {
+    const { bucket, object } = parseGsUri(uri);
+    await withPlatform(o.dataDir, (p) => {
+      p.storage.deleteObject(bucket, object);
+      process.stdout.write(`removed ${uri}\n`);
+    });
+  });
+}
+
+async function* copySource(p: Platform, src: string): AsyncIterable<Buffer> {
+  const s = parseGsUri(src);
+  for await (const chunk of p.storage.createReadStream(s.bucket, s.object)) yield chunk as Buffer;
+}

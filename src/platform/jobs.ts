@@ -1,0 +1,248 @@
+// Tuning-job records: the state machine and its timestamps, kept in the tuning_jobs table. The HTTP
+// layer turns records into TuningJob JSON; a runner (later) claims PENDING jobs and reports progress.
+// States: PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED; cancel of a PENDING job ends it at once,
+// of a RUNNING one asks the worker (CANCELLING) and the worker ends it. A job holds a quota slot while
+// it is in ACTIVE_JOB_STATES. Every transition is one UPDATE guarded by the state it expects.
+
+import { FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
+import { newNumericId, now, type PlatformDb } from './db.js';
+import type { Quotas } from './quota.js';
+
+export type JobState =
+  | 'JOB_STATE_QUEUED' | 'JOB_STATE_PENDING' | 'JOB_STATE_RUNNING' | 'JOB_STATE_SUCCEEDED' | 'JOB_STATE_FAILED'
+  | 'JOB_STATE_CANCELLING' | 'JOB_STATE_CANCELLED' | 'JOB_STATE_PAUSED' | 'JOB_STATE_EXPIRED';
+
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_EXPIRED'];
+
+/** google.rpc.Status */
+export interface JobError {
+  code: number;
+  message: string;
+  details?: unknown[];
+}
+
+export interface TuningJobRecord {
+  id: string;
+  /** projects/{p}/locations/{l}/tuningJobs/{id} */
+  name: string;
+  project: string;
+  location: string;
+  state: JobState;
+  baseModel: string;
+  displayName: string;
+  request: unknown;
+  result?: unknown;
+  error?: JobError;
+  checkpoint?: string;
+  workerPid?: number;
+  attempts: number;
+  createTime: string;
+  startTime?: string;
+  endTime?: string;
+  updateTime: string;
+}
+
+export interface MetricPoint {
+  name: string;
+  step: number;
+  value: number;
+  epoch?: number;
+  time: string;
+}
+
+interface JobRow {
+  id: string; project: string; location: string; state: JobState; base_model: string; display_name: string;
+  request: string; result: string | null; error: string | null; checkpoint: string | null; worker_pid: number | null;
+  attempts: number; create_time: string; start_time: string | null; end_time: string | null; update_time: string;
+}
+
+const MAX_PAGE = 100;
+
+export class TuningJobs {
+  constructor(private readonly db: PlatformDb, private readonly quotas: Quotas) {}
+
+  /** Inserts a PENDING job if the concurrent-tuning-jobs quota allows (else RESOURCE_EXHAUSTED). */
+  create(input: { project: string; location: string; baseModel: string; displayName?: string; request: unknown }): TuningJobRecord {
+    const id = newNumericId();
+    const t = now();
+    this.quotas.withTuningJobSlot(input.project, input.location, () => {
+      this.db.sqlite
+        .prepare(
+          `INSERT INTO tuning_jobs (id, project, location, state, base_model, display_name, request, create_time, update_time)
+           VALUES (?, ?, ?, 'JOB_STATE_PENDING', ?, ?, ?, ?, ?)`,
+        )
+        .run(id, input.project, input.location, input.baseModel, input.displayName ?? '', JSON.stringify(input.request), t, t);
+    });
+    return this.require(id);
+  }
+
+  /** The job in (project, location), or NOT_FOUND naming it. */
+  get(project: string, location: string, id: string): TuningJobRecord {
+    const row = this.db.sqlite.prepare('SELECT * FROM tuning_jobs WHERE id = ? AND project = ? AND location = ?').get(id, project, location) as JobRow | undefined;
+    if (!row) throw new NotFoundError(`tuning job projects/${project}/locations/${location}/tuningJobs/${id} does not exist`);
+    return toRecord(row);
+  }
+
+  find(id: string): TuningJobRecord | undefined {
+    const row = this.db.sqlite.prepare('SELECT * FROM tuning_jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return row && toRecord(row);
+  }
+
+  /** Newest first. The page token is opaque (the last job's create time and id). */
+  list(project: string, location: string, opts: { pageSize?: number; pageToken?: string; states?: readonly JobState[] } = {}): {
+    jobs: TuningJobRecord[];
+    nextPageToken?: string;
+  } {
+    const pageSize = opts.pageSize ?? MAX_PAGE;
+    if (!Number.isInteger(pageSize) || pageSize < 1) throw new InvalidRequestError(`pageSize must be a positive integer, got ${pageSize}`);
+    const size = Math.min(pageSize, MAX_PAGE);
+    let after: [string, string] = ['\u{10FFFF}', ''];
+    if (opts.pageToken) {
+      try {
+        after = JSON.parse(Buffer.from(opts.pageToken, 'base64url').toString('utf8')) as [string, string];
+        if (!Array.isArray(after) || after.length !== 2 || after.some((x) => typeof x !== 'string')) throw new Error();
+      } catch {
+        throw new InvalidRequestError(`pageToken ${JSON.stringify(opts.pageToken)} is not valid`);
+      }
+    }
+    const states = opts.states ?? [];
+    const stateSql = states.length ? `AND state IN (${states.map(() => '?').join(', ')})` : '';
+    const rows = this.db.sqlite
+      .prepare(
+        `SELECT * FROM tuning_jobs WHERE project = ? AND location = ? AND (create_time, id) < (?, ?) ${stateSql}
+         ORDER BY create_time DESC, id DESC LIMIT ?`,
+      )
+      .all(project, location, after[0], after[1], ...states, size + 1) as JobRow[];
+    const jobs = rows.slice(0, size).map(toRecord);
+    const last = jobs[jobs.length - 1];
+    return rows.length > size && last
+      ? { jobs, nextPageToken: Buffer.from(JSON.stringify([last.createTime, last.id])).toString('base64url') }
+      : { jobs };
+  }
+
+  /**
+   * Best-effort cancel: a PENDING/QUEUED job becomes CANCELLED (error.code 1) at once, a RUNNING one
+   * CANCELLING until its worker stops. FAILED_PRECONDITION for a job that has already ended.
+   */
+  cancel(project: string, location: string, id: string): TuningJobRecord {
+    return this.db.immediate(() => {
+      const job = this.get(project, location, id);
+      const t = now();
+      if (job.state === 'JOB_STATE_PENDING' || job.state === 'JOB_STATE_QUEUED' || job.state === 'JOB_STATE_PAUSED') {
+        this.db.sqlite
+          .prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, end_time = ?, update_time = ? WHERE id = ?")
+          .run(JSON.stringify(CANCELLED_ERROR), t, t, id);
+      } else if (job.state === 'JOB_STATE_RUNNING') {
+        this.db.sqlite.prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLING', update_time = ? WHERE id = ?").run(t, id);
+      } else if (job.state !== 'JOB_STATE_CANCELLING') {
+        throw new FailedPreconditionError(`tuning job ${job.name} is in state ${job.state} and cannot be cancelled`);
+      }
+      return this.require(id);
+    });
+  }
+
+  /** For a runner: moves the oldest PENDING job to RUNNING for `workerPid`, or returns undefined. */
+  claimNext(workerPid: number): TuningJobRecord | undefined {
+    return this.db.immediate(() => {
+      const row = this.db.sqlite
+        .prepare("SELECT id FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' ORDER BY rowid LIMIT 1")
+        .get() as { id: string } | undefined;
+      if (!row) return undefined;
+      const t = now();
+      this.db.sqlite
+        .prepare(
+          `UPDATE tuning_jobs SET state = 'JOB_STATE_RUNNING', worker_pid = ?, attempts = attempts + 1,
+             start_time = COALESCE(start_time, ?), update_time = ? WHERE id = ?`,
+        )
+        .run(workerPid, t, t, row.id);
+      return this.require(row.id);
+    });
+  }
+
+  setCheckpoint(id: string, checkpoint: string): void {
+    this.db.sqlite.prepare('UPDATE tuning_jobs SET checkpoint = ?, update_time = ? WHERE id = ?').run(checkpoint, now(), id);
+  }
+
+  /** Ends a RUNNING or CANCELLING job. Returns false if it was not in one of those states. */
+  finish(id: string, outcome: { state: 'JOB_STATE_SUCCEEDED'; result: unknown } | { state: 'JOB_STATE_FAILED'; error: JobError } | { state: 'JOB_STATE_CANCELLED' }): boolean {
+    const t = now();
+    const error = outcome.state === 'JOB_STATE_FAILED' ? outcome.error : outcome.state === 'JOB_STATE_CANCELLED' ? CANCELLED_ERROR : null;
+    const result = outcome.state === 'JOB_STATE_SUCCEEDED' ? JSON.stringify(outcome.result) : null;
+    const r = this.db.sqlite
+      .prepare(
+        `UPDATE tuning_jobs SET state = ?, result = COALESCE(?, result), error = ?, worker_pid = NULL, end_time = ?, update_time = ?
+         WHERE id = ? AND state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')`,
+      )
+      .run(outcome.state, result, error && JSON.stringify(error), t, t, id);
+    return r.changes === 1;
+  }
+
+  /**
+   * After a crash: jobs whose worker is gone go back to PENDING (to resume from their checkpoint), or to
+   * CANCELLED if a cancel was asked. `alive` says whether a worker pid still runs.
+   */
+  recoverInterrupted(alive: (pid: number) => boolean): string[] {
+    return this.db.immediate(() => {
+      const rows = this.db.sqlite
+        .prepare("SELECT id, state, worker_pid FROM tuning_jobs WHERE state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')")
+        .all() as { id: string; state: JobState; worker_pid: number | null }[];
+      const t = now();
+      const recovered: string[] = [];
+      for (const r of rows) {
+        if (r.worker_pid !== null && alive(r.worker_pid)) continue;
+        if (r.state === 'JOB_STATE_CANCELLING') {
+          this.db.sqlite
+            .prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, worker_pid = NULL, end_time = ?, update_time = ? WHERE id = ?")
+            .run(JSON.stringify(CANCELLED_ERROR), t, t, r.id);
+        } else {
+          this.db.sqlite.prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_PENDING', worker_pid = NULL, update_time = ? WHERE id = ?").run(t, r.id);
+        }
+        recovered.push(r.id);
+      }
+      return recovered;
+    });
+  }
+
+  /** Records metric values at a step (a re-run step after a resume overwrites its values). */
+  recordMetrics(id: string, step: number, values: Record<string, number>, epoch?: number): void {
+    const insert = this.db.sqlite.prepare(
+      `INSERT INTO job_metrics (job_id, step, name, value, epoch, time) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (job_id, name, step) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, time = excluded.time`,
+    );
+    const t = now();
+    this.db.immediate(() => {
+      for (const [name, value] of Object.entries(values)) insert.run(id, step, name, value, epoch ?? null, t);
+    });
+  }
+
+  /** Metric points ordered by name, then step. */
+  metrics(id: string): MetricPoint[] {
+    const rows = this.db.sqlite
+      .prepare('SELECT name, step, value, epoch, time FROM job_metrics WHERE job_id = ? ORDER BY name, step')
+      .all(id) as { name: string; step: number; value: number; epoch: number | null; time: string }[];
+    return rows.map(({ epoch, ...p }) => (epoch === null ? p : { ...p, epoch }));
+  }
+
+  private require(id: string): TuningJobRecord {
+    const job = this.find(id);
+    if (!job) throw new Error(`tuning job ${id} vanished`);
+    return job;
+  }
+}
+
+const CANCELLED_ERROR: JobError = { code: 1, message: 'CANCELLED' };
+
+function toRecord(r: JobRow): TuningJobRecord {
+  const rec: TuningJobRecord = {
+    id: r.id, name: `projects/${r.project}/locations/${r.location}/tuningJobs/${r.id}`, project: r.project, location: r.location,
+    state: r.state, baseModel: r.base_model, displayName: r.display_name, request: JSON.parse(r.request) as unknown,
+    attempts: r.attempts, createTime: r.create_time, updateTime: r.update_time,
+  };
+  if (r.result !== null) rec.result = JSON.parse(r.result) as unknown;
+  if (r.error !== null) rec.error = JSON.parse(r.error) as JobError;
+  if (r.checkpoint !== null) rec.checkpoint = r.checkpoint;
+  if (r.worker_pid !== null) rec.workerPid = r.worker_pid;
+  if (r.start_time !== null) rec.startTime = r.start_time;
+  if (r.end_time !== null) rec.endTime = r.end_time;
+  return rec;
+}

@@ -1,0 +1,54 @@
+// Quotas. "concurrent tuning jobs" per project and location: a job holds a slot from the moment its
+// row is inserted until it reaches a terminal state, so the slot *is* the job row and there is nothing
+// to release or leak. withTuningJobSlot counts the active rows and runs the insert in one IMMEDIATE
+// transaction: two creates — in one process or in several sharing the data dir — cannot both see a
+// free slot. A full quota is RESOURCE_EXHAUSTED at once; nothing is queued behind it.
+
+import { ResourceExhaustedError } from '../errors.js';
+import type { PlatformDb } from './db.js';
+import { QUOTAS, type PlatformConfig } from './config.js';
+
+/** Job states that hold a concurrent-tuning-jobs slot. */
+export const ACTIVE_JOB_STATES = ['JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING'] as const;
+
+export interface QuotaUsage {
+  quota: string;
+  project: string;
+  location: string;
+  limit: number;
+  used: number;
+}
+
+export class Quotas {
+  constructor(private readonly db: PlatformDb, private readonly config: PlatformConfig) {}
+
+  /** Active tuning jobs in (project, location) against their limit. */
+  tuningJobUsage(project: string, location: string): QuotaUsage {
+    const placeholders = ACTIVE_JOB_STATES.map(() => '?').join(', ');
+    const row = this.db.sqlite
+      .prepare(`SELECT COUNT(*) AS n FROM tuning_jobs WHERE project = ? AND location = ? AND state IN (${placeholders})`)
+      .get(project, location, ...ACTIVE_JOB_STATES) as { n: number };
+    return {
+      quota: QUOTAS.concurrentTuningJobs.title, project, location,
+      limit: this.config.quotaLimit(QUOTAS.concurrentTuningJobs.id, project, location), used: row.n,
+    };
+  }
+
+  /**
+   * Runs `insertJob` (synchronous; it must insert the job's row in an active state) inside a write
+   * transaction that first checks the concurrent-tuning-jobs quota of (project, location). Throws
+   * RESOURCE_EXHAUSTED naming the quota when it is full; `insertJob` then does not run.
+   */
+  withTuningJobSlot<T>(project: string, location: string, insertJob: () => T): T {
+    return this.db.immediate(() => {
+      const u = this.tuningJobUsage(project, location);
+      if (u.used >= u.limit) {
+        throw new ResourceExhaustedError(
+          `Quota exceeded for quota "${u.quota}" in project ${project}, location ${location}: limit ${u.limit}, ${u.used} in use. ` +
+            'Wait for a job to finish, cancel one, or raise the limit.',
+        );
+      }
+      return insertJob();
+    });
+  }
+}

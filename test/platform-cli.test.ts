@@ -1,0 +1,119 @@
+// `tunekit storage` and `tunekit iam` as a user runs them: round trips through a data dir, and every
+// user error as one line with exit code 1.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Platform } from '../src/platform/platform.js';
+import { cliMain, tempDirs } from './helpers/platform.js';
+
+const freshDir = tempDirs('platform-cli');
+
+function cli(dataDir: string, ...args: string[]) {
+  const r = spawnSync(process.execPath, [cliMain, ...args, '--data-dir', dataDir], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function userError(r: { code: number | null; out: string; err: string }, message: RegExp): void {
+  assert.equal(r.code, 1, `${r.out}${r.err}`);
+  assert.match(r.err, /^tunekit: error: [^\n]+\n$/);
+  assert.match(r.err, message);
+}
+
+test('storage: mb, cp in and out and between buckets, ls, rm', () => {
+  const d = freshDir();
+  const local = path.join(freshDir());
+  fs.mkdirSync(local, { recursive: true });
+  const src = path.join(local, 'train.jsonl');
+  fs.writeFileSync(src, '{"contents":[]}\n'.repeat(100));
+
+  let r = cli(d, 'storage', 'mb', 'gs://ds-bucket', '--location', 'us-central1', '--project', 'proj');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 'created gs://ds-bucket in us-central1 (project proj)\n');
+  r = cli(d, 'storage', 'cp', src, 'gs://ds-bucket/data/');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, 'copied ' + src + ' to gs://ds-bucket/data/train.jsonl (1600 bytes)\n');
+  assert.equal(cli(d, 'storage', 'cp', src, 'gs://ds-bucket/data/sub/val.jsonl').code, 0);
+  assert.equal(cli(d, 'storage', 'cp', 'gs://ds-bucket/data/train.jsonl', 'gs://ds-bucket/copy.jsonl').code, 0);
+
+  assert.equal(cli(d, 'storage', 'ls').out, 'gs://ds-bucket/\n');
+  assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket').out, 'gs://ds-bucket/data/\ngs://ds-bucket/copy.jsonl\n');
+  assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket/data/').out, 'gs://ds-bucket/data/sub/\ngs://ds-bucket/data/train.jsonl\n');
+  assert.match(cli(d, 'storage', 'ls', '-l', 'gs://ds-bucket/data/').out, /^ +1600 {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}gs:\/\/ds-bucket\/data\/train\.jsonl#\d+\n$/m);
+
+  const back = path.join(local, 'back.jsonl');
+  r = cli(d, 'storage', 'cp', 'gs://ds-bucket/copy.jsonl', back);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.readFileSync(back).equals(fs.readFileSync(src)));
+  r = cli(d, 'storage', 'cp', 'gs://ds-bucket/data/sub/val.jsonl', local);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(fs.existsSync(path.join(local, 'val.jsonl')));
+
+  assert.equal(cli(d, 'storage', 'rm', 'gs://ds-bucket/copy.jsonl').code, 0);
+  assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket').out, 'gs://ds-bucket/data/\n');
+
+  const p = Platform.open({ dataDir: d });
+  assert.equal(p.storage.getBucket('ds-bucket').project, 'proj');
+  assert.equal(p.storage.readObject('ds-bucket', 'data/train.jsonl').toString(), fs.readFileSync(src, 'utf8'));
+  p.close();
+});
+
+test('storage: user errors are one line, exit code 1', () => {
+  const d = freshDir();
+  fs.mkdirSync(d, { recursive: true });
+  const src = path.join(d, 'x.jsonl');
+  fs.writeFileSync(src, '{}\n');
+  assert.equal(cli(d, 'storage', 'mb', 'gs://ok-bucket', '--location', 'europe-west4').code, 0);
+  userError(cli(d, 'storage', 'mb', 'gs://ok-bucket', '--location', 'europe-west4'), /bucket gs:\/\/ok-bucket already exists/);
+  userError(cli(d, 'storage', 'mb', 'gs://new-bucket', '--location', 'mars-north1'), /"mars-north1" is not supported.*us-central1, europe-west4/);
+  userError(cli(d, 'storage', 'mb', 'gs://Bad_Bucket', '--location', 'us-central1'), /bucket name "Bad_Bucket" is not valid/);
+  userError(cli(d, 'storage', 'cp', src, 'gs://ok-bucket/../../escape'), /"\." and "\.\." segments are not allowed/);
+  userError(cli(d, 'storage', 'cp', src, 'gs://ok-bucket/%2e%2e/escape'), /segments are not allowed/);
+  userError(cli(d, 'storage', 'cp', src, 'gs://missing-bucket/x'), /bucket gs:\/\/missing-bucket does not exist/);
+  userError(cli(d, 'storage', 'cp', path.join(d, 'nope.jsonl'), 'gs://ok-bucket/x'), /local file .*nope\.jsonl does not exist/);
+  userError(cli(d, 'storage', 'cp', 'gs://ok-bucket/absent', path.join(d, 'out')), /object gs:\/\/ok-bucket\/absent does not exist/);
+  userError(cli(d, 'storage', 'cp', src, path.join(d, 'y')), /one of source and destination must be a gs:\/\/ URI/);
+  userError(cli(d, 'storage', 'ls', 'gs://missing-bucket'), /bucket gs:\/\/missing-bucket does not exist/);
+  userError(cli(d, 'storage', 'rm', 'gs://ok-bucket/absent'), /does not exist/);
+  assert.ok(!fs.existsSync(path.join(path.dirname(d), 'escape')));
+});
+
+test('iam: sa create, keys create/list/delete, bind, bindings; the printed key authenticates and is not stored', () => {
+  const d = freshDir();
+  let r = cli(d, 'iam', 'sa', 'create', 'trainer', '--project', 'proj', '--display-name', 'the trainer');
+  assert.equal(r.code, 0, r.err);
+  const email = 'trainer@proj.iam.gserviceaccount.com';
+  assert.equal(r.out, `${email}\n`);
+  assert.match(cli(d, 'iam', 'sa', 'list', '--project', 'proj').out, /^trainer@proj\.iam\.gserviceaccount\.com\t\S+\tthe trainer\n$/);
+  r = cli(d, 'iam', 'keys', 'create', email);
+  assert.equal(r.code, 0, r.err);
+  const key = r.out.trim();
+  assert.match(key, /^tk1\.[0-9a-f]{24}\.[A-Za-z0-9_-]{43}$/);
+  assert.match(r.err, /will not be shown again/);
+  const keyId = key.split('.')[1]!;
+  assert.match(cli(d, 'iam', 'keys', 'list', email).out, new RegExp(`^${keyId}\\t\\S+\\tnever used\\n$`));
+  r = cli(d, 'iam', 'bind', '--project', 'proj', '--member', `serviceAccount:${email}`, '--role', 'roles/aiplatform.user');
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, `bound roles/aiplatform.user to serviceAccount:${email} in project proj\n`);
+  assert.equal(cli(d, 'iam', 'bindings', '--project', 'proj').out, `proj\tserviceAccount:${email}\troles/aiplatform.user\n`);
+
+  const p = Platform.open({ dataDir: d });
+  const principal = p.iam.authenticate({ 'x-goog-api-key': key });
+  p.iam.authorize(principal, 'aiplatform.tuningJobs.create', 'proj');
+  p.close();
+  for (const f of fs.readdirSync(d).filter((x) => x.startsWith('tunekit.db'))) {
+    assert.equal(fs.readFileSync(path.join(d, f)).indexOf(key.split('.')[2]!), -1);
+  }
+
+  assert.equal(cli(d, 'iam', 'keys', 'delete', email, keyId).code, 0);
+  assert.equal(cli(d, 'iam', 'keys', 'list', email).out, '');
+  userError(cli(d, 'iam', 'sa', 'create', 'trainer', '--project', 'proj'), /already exists/);
+  userError(cli(d, 'iam', 'sa', 'create', 'x', '--project', 'proj'), /service account name "x" is not valid/);
+  userError(cli(d, 'iam', 'keys', 'create', 'ghosts@proj.iam.gserviceaccount.com'), /service account ghosts@proj\.iam\.gserviceaccount\.com does not exist/);
+  userError(cli(d, 'iam', 'keys', 'list', 'not-an-email'), /not a service account email/);
+  userError(cli(d, 'iam', 'bind', '--project', 'proj', '--member', `serviceAccount:${email}`, '--role', 'roles/editor'), /role "roles\/editor" is not supported/);
+  userError(cli(d, 'iam', 'bind', '--project', 'proj', '--member', email, '--role', 'roles/owner'), /expected serviceAccount:/);
+  userError(cli(d, 'iam', 'keys', 'delete', email, 'abc'), /key "abc" of service account .* does not exist/);
+});

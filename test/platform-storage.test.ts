@@ -1,0 +1,272 @@
+// The object store: bucket and object name validation (path traversal in every spelling), nothing
+// written outside the store (symlinks included), atomic uploads (a failing source or a killed process
+// leaves the old object or none, never part of one), listing with prefix/delimiter/pages, gs:// URIs.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { Platform } from '../src/platform/platform.js';
+import { assertSameLocation } from '../src/platform/storage.js';
+import { parseGsUri, validateBucketName, validateObjectName } from '../src/platform/gcs-names.js';
+import { platformDir, rejectsCode, runScript, tempDirs, throwsCode } from './helpers/platform.js';
+
+const freshDir = tempDirs('platform-storage');
+
+function openWithBucket(location = 'us-central1'): Platform {
+  const p = Platform.open({ dataDir: freshDir() });
+  p.storage.createBucket('gs://data-bkt', { location, project: 'proj' });
+  return p;
+}
+
+/** Every file under `dir`, relative. */
+function filesUnder(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.lstatSync(path.join(dir, f)).isFile()).sort();
+}
+
+test('bucket names follow GCS rules', () => {
+  for (const ok of ['abc', 'my-bucket_1', 'a.b.c', 'x'.repeat(63)]) validateBucketName(ok);
+  const cases: [string, RegExp][] = [
+    ['ab', /3-63 characters/], ['x'.repeat(64), /3-63 characters/], ['Upper', /3-63 characters/], ['-abc', /3-63 characters/],
+    ['abc-', /3-63 characters/], ['a/b', /3-63 characters/], ['..', /3-63 characters/], ['a..b', /doubled/], ['a.-b', /next to a dash/],
+    ['192.168.1.1', /IP address/], ['goog-data', /reserved/], ['my-google-bucket', /reserved/], ['a\u0000b', /3-63 characters/],
+  ];
+  for (const [name, why] of cases) throwsCode(() => validateBucketName(name), 'INVALID_ARGUMENT', new RegExp(`bucket name .* is not valid: .*${why.source}`));
+});
+
+test('object names: traversal in every spelling, absolute paths, NUL and control characters, backslashes, length', () => {
+  for (const ok of ['a', 'train.jsonl', 'dir/sub/file.jsonl', 'dir/', 'a..b', '...', 'dir/.hidden', 'ünïcødé/ok', 'a'.repeat(1024)]) {
+    validateObjectName(ok);
+  }
+  const cases: [string, RegExp][] = [
+    ['', /empty/],
+    ['..', /"\." and "\.\." segments/], ['.', /segments/], ['../etc/passwd', /segments/], ['a/../../b', /segments/], ['a/./b', /segments/],
+    ['a/..', /segments/], ['%2e%2e/etc', /segments/], ['%2E%2E%2Fetc', /segments/], ['a%2f..%2fb', /segments/],
+    ['%252e%252e/x', /segments/], ['..%2fx', /segments/],
+    ['/etc/passwd', /start with "\/"/], ['%2fetc', /start with "\/"/],
+    ['a\u0000b', /control characters/], ['a%00b', /control characters/], ['line\nbreak', /control characters/], ['cr\r', /control characters/],
+    ['..\\x', /backslashes/], ['a%5c..%5cb', /backslashes/],
+    ['a'.repeat(1025), /longer than 1024 bytes/], ['é'.repeat(513), /longer than 1024 bytes/],
+    ['bad\uD800', /not valid Unicode/],
+  ];
+  for (const [name, why] of cases) throwsCode(() => validateObjectName(name), 'INVALID_ARGUMENT', why);
+});
+
+test('gs:// URIs', () => {
+  assert.deepEqual(parseGsUri('gs://b-1/a/b.jsonl'), { bucket: 'b-1', object: 'a/b.jsonl' });
+  assert.deepEqual(parseGsUri('gs://b-1', { allowBucketOnly: true }), { bucket: 'b-1', object: '' });
+  throwsCode(() => parseGsUri('s3://b/x'), 'INVALID_ARGUMENT', /not a gs:\/\/ URI/);
+  throwsCode(() => parseGsUri('/local/file'), 'INVALID_ARGUMENT', /not a gs:\/\/ URI/);
+  throwsCode(() => parseGsUri('gs://b-1/'), 'INVALID_ARGUMENT', /names a bucket, not an object/);
+  throwsCode(() => parseGsUri('gs://../x'), 'INVALID_ARGUMENT', /bucket name "\.\." is not valid/);
+  throwsCode(() => parseGsUri('gs://b-1/../../x'), 'INVALID_ARGUMENT', /segments/);
+  throwsCode(() => parseGsUri('gs://b-1//etc/passwd'), 'INVALID_ARGUMENT', /start with "\/"/);
+});
+
+test('buckets: created once in a supported location, listed, deleted only when empty', async () => {
+  const p = Platform.open({ dataDir: freshDir() });
+  const b = p.storage.createBucket('gs://ds-us', { location: 'us-central1', project: 'proj' });
+  assert.equal(b.location, 'us-central1');
+  p.storage.createBucket('ds-eu', { location: 'europe-west4', project: 'other' });
+  assert.deepEqual(p.storage.listBuckets().map((x) => x.name), ['ds-eu', 'ds-us']);
+  assert.deepEqual(p.storage.listBuckets({ project: 'proj' }).map((x) => x.name), ['ds-us']);
+  assert.ok(p.projects.find('other'), 'the project was created with its first bucket');
+  throwsCode(() => p.storage.createBucket('ds-us', { location: 'us-central1', project: 'proj' }), 'ALREADY_EXISTS', /bucket gs:\/\/ds-us already exists/);
+  throwsCode(() => p.storage.createBucket('ds-asia', { location: 'asia-east1', project: 'proj' }), 'INVALID_ARGUMENT', /"asia-east1" is not supported.*us-central1, europe-west4/);
+  throwsCode(() => p.storage.getBucket('nope-bucket'), 'NOT_FOUND', /bucket gs:\/\/nope-bucket does not exist/);
+  await p.storage.putObject('ds-us', 'x.jsonl', '{}\n');
+  throwsCode(() => p.storage.deleteBucket('ds-us'), 'FAILED_PRECONDITION', /not empty \(1 objects\)/);
+  p.storage.deleteObject('ds-us', 'x.jsonl');
+  p.storage.deleteBucket('ds-us');
+  assert.equal(p.storage.findBucket('ds-us'), undefined);
+  assert.ok(!fs.existsSync(path.join(p.storage.root, 'ds-us')));
+  p.close();
+});
+
+test('put/get/stat/delete round trip; overwrites raise the generation and drop the old blob', async () => {
+  const p = openWithBucket();
+  const s = p.storage;
+  const a = await s.putObject('data-bkt', 'ds/train.jsonl', 'first\n');
+  assert.equal(a.size, 6);
+  assert.equal(a.md5Hash, createHash('md5').update('first\n').digest('base64'));
+  assert.equal(a.contentType, 'application/jsonl');
+  assert.equal(s.readObject('data-bkt', 'ds/train.jsonl').toString(), 'first\n');
+  const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+  const b = s.putObjectSync('data-bkt', 'ds/train.jsonl', bytes);
+  assert.ok(BigInt(b.generation) > BigInt(a.generation));
+  assert.equal(b.createTime, a.createTime);
+  assert.ok(s.readObject('data-bkt', 'ds/train.jsonl').equals(bytes));
+  assert.deepEqual(s.statObject('data-bkt', 'ds/train.jsonl'), b);
+  assert.equal(filesUnder(path.join(s.root, 'data-bkt')).length, 1, 'the old blob is gone');
+  const chunks: Buffer[] = [];
+  for await (const c of s.createReadStream('data-bkt', 'ds/train.jsonl')) chunks.push(c as Buffer);
+  assert.ok(Buffer.concat(chunks).equals(bytes));
+  s.deleteObject('data-bkt', 'ds/train.jsonl');
+  throwsCode(() => s.statObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /object gs:\/\/data-bkt\/ds\/train\.jsonl does not exist/);
+  throwsCode(() => s.deleteObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /does not exist/);
+  await rejectsCode(s.putObject('no-such-bucket', 'x', 'y'), 'NOT_FOUND', /bucket gs:\/\/no-such-bucket does not exist/);
+  await rejectsCode(s.putObjectFromFile('data-bkt', 'x', path.join(p.dataDir, 'missing.jsonl')), 'NOT_FOUND', /local file .*missing\.jsonl does not exist/);
+  assert.deepEqual(filesUnder(path.join(s.root, 'data-bkt')), []);
+  p.close();
+});
+
+test('traversal attempts never write or read outside the store', async () => {
+  const p = openWithBucket();
+  const before = filesUnder(p.dataDir);
+  for (const name of ['../escape', '../../escape', '/tmp/escape', '%2e%2e/escape', '..%2f..%2fescape', 'a/../../escape', 'a\\..\\escape', 'x\u0000y']) {
+    await rejectsCode(p.storage.putObject('data-bkt', name, 'x'), 'INVALID_ARGUMENT', /object name .* is not valid/);
+    throwsCode(() => p.storage.putObjectSync('data-bkt', name, 'x'), 'INVALID_ARGUMENT', /is not valid/);
+    throwsCode(() => p.storage.readObject('data-bkt', name), 'INVALID_ARGUMENT', /is not valid/);
+    throwsCode(() => p.storage.resolveGsUri(`gs://data-bkt/${name}`), 'INVALID_ARGUMENT', /is not valid/);
+  }
+  for (const bucket of ['..', '../x', 'gs://..', '.', 'a/b']) {
+    await rejectsCode(p.storage.putObject(bucket, 'ok', 'x'), 'INVALID_ARGUMENT', /bucket name .* is not valid/);
+  }
+  assert.deepEqual(filesUnder(p.dataDir), before);
+  assert.ok(!fs.existsSync(path.join(path.dirname(p.dataDir), 'escape')));
+  // Names that merely look odd are stored as data: the file on disk is a random blob id.
+  const info = await p.storage.putObject('data-bkt', 'a..b/.hidden/%41', 'z');
+  const resolved = p.storage.resolveGsUri(`gs://data-bkt/${info.name}`);
+  assert.equal(path.dirname(resolved.filePath), path.join(p.storage.root, 'data-bkt'));
+  assert.match(path.basename(resolved.filePath), /^[0-9a-f]{32}$/);
+  p.close();
+});
+
+test('symlink tricks: a bucket directory replaced by a link outside the store is refused, nothing is written there', async () => {
+  const p = openWithBucket();
+  await p.storage.putObject('data-bkt', 'x', 'secret data');
+  const outside = path.join(path.dirname(p.dataDir), `outside-${path.basename(p.dataDir)}`);
+  fs.mkdirSync(outside);
+  const bucketDir = path.join(p.storage.root, 'data-bkt');
+  fs.renameSync(bucketDir, `${bucketDir}.moved`);
+  fs.symlinkSync(outside, bucketDir);
+  await assert.rejects(p.storage.putObject('data-bkt', 'y', 'leak'), /not a plain directory .*symbolic link/);
+  assert.throws(() => p.storage.readObject('data-bkt', 'x'), /not a plain directory/);
+  assert.throws(() => p.storage.resolveGsUri('gs://data-bkt/x'), /not a plain directory/);
+  assert.deepEqual(fs.readdirSync(outside), []);
+  // A symlink planted where a blob would be read is not followed either.
+  fs.rmSync(bucketDir);
+  fs.renameSync(`${bucketDir}.moved`, bucketDir);
+  const blob = p.storage.resolveGsUri('gs://data-bkt/x').filePath;
+  fs.rmSync(blob);
+  fs.writeFileSync(path.join(outside, 'target'), 'not yours');
+  fs.symlinkSync(path.join(outside, 'target'), blob);
+  assert.throws(() => p.storage.createReadStream('data-bkt', 'x'), /ELOOP/);
+  p.close();
+});
+
+test('a source that fails mid-upload leaves no object and no temporary file; an overwrite that fails keeps the old object', async () => {
+  const p = openWithBucket();
+  async function* failing(): AsyncIterable<Buffer> {
+    yield Buffer.alloc(1 << 16, 1);
+    yield Buffer.alloc(1 << 16, 2);
+    throw new Error('connection reset');
+  }
+  await assert.rejects(p.storage.putObject('data-bkt', 'big.bin', failing()), /connection reset/);
+  throwsCode(() => p.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
+  assert.deepEqual(filesUnder(path.join(p.storage.root, 'data-bkt')), []);
+  await p.storage.putObject('data-bkt', 'big.bin', 'complete old version');
+  await assert.rejects(p.storage.putObject('data-bkt', 'big.bin', failing()), /connection reset/);
+  assert.equal(p.storage.readObject('data-bkt', 'big.bin').toString(), 'complete old version');
+  assert.equal(filesUnder(path.join(p.storage.root, 'data-bkt')).length, 1);
+  p.close();
+});
+
+test('a process killed mid-upload: the object is absent (new) or complete (overwrite); recover removes the leftovers', async () => {
+  const p = openWithBucket();
+  await p.storage.putObject('data-bkt', 'old.bin', 'the complete old content');
+  const dataDir = p.dataDir;
+  p.close();
+  // The child streams 64 KiB chunks forever, printing after each; it is killed after the fifth.
+  const script = `import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
+    const p = Platform.open({ dataDir: process.argv[process.argv.length - 2] });
+    async function* slow() {
+      for (let i = 0; ; i++) {
+        yield Buffer.alloc(65536, i % 256);
+        process.stdout.write('chunk\\n');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await p.storage.putObject('data-bkt', process.argv[process.argv.length - 1], slow());`;
+  for (const name of ['new.bin', 'old.bin']) {
+    let seen = 0;
+    const r = await runScript(script, [dataDir, name], (chunk, kill) => {
+      seen += chunk.split('\n').length - 1;
+      if (seen >= 5) kill();
+    });
+    assert.equal(r.signal, 'SIGKILL', r.err);
+  }
+  const q = Platform.open({ dataDir });
+  throwsCode(() => q.storage.statObject('data-bkt', 'new.bin'), 'NOT_FOUND', /does not exist/);
+  assert.equal(q.storage.readObject('data-bkt', 'old.bin').toString(), 'the complete old content');
+  const dir = path.join(q.storage.root, 'data-bkt');
+  const leftovers = fs.readdirSync(dir).filter((f) => f.startsWith('.tmp-'));
+  assert.equal(leftovers.length, 2, 'the killed uploads left their temporary files');
+  assert.ok(fs.statSync(path.join(dir, leftovers[0]!)).size >= 5 * 65536);
+  // An orphan blob (renamed, never committed) is removed once it is old enough.
+  const orphan = path.join(dir, 'f'.repeat(32));
+  fs.writeFileSync(orphan, 'orphan');
+  assert.deepEqual(q.storage.recover({ minAgeMs: 60_000 }).removed.sort(), leftovers.map((f) => path.join(dir, f)).sort());
+  assert.ok(fs.existsSync(orphan), 'a young unreferenced blob may be an upload about to commit');
+  assert.deepEqual(q.storage.recover({ minAgeMs: 0 }).removed, [orphan]);
+  assert.equal(fs.readdirSync(dir).length, 1);
+  assert.equal(q.storage.readObject('data-bkt', 'old.bin').toString(), 'the complete old content');
+  q.close();
+});
+
+test('list: prefix, delimiter roll-up, pages that cover everything once', async () => {
+  const p = openWithBucket();
+  const names = ['a.txt', 'ds/1.jsonl', 'ds/2.jsonl', 'ds/sub/3.jsonl', 'ds/sub/4.jsonl', 'ds2/x', 'logs/1', 'logs/2', 'z'];
+  for (const n of names) p.storage.putObjectSync('data-bkt', n, n);
+  const s = p.storage;
+  assert.deepEqual(s.listObjects('data-bkt').objects.map((o) => o.name), names);
+  const top = s.listObjects('data-bkt', { delimiter: '/' });
+  assert.deepEqual(top.objects.map((o) => o.name), ['a.txt', 'z']);
+  assert.deepEqual(top.prefixes, ['ds/', 'ds2/', 'logs/']);
+  const ds = s.listObjects('data-bkt', { prefix: 'ds/', delimiter: '/' });
+  assert.deepEqual(ds.objects.map((o) => o.name), ['ds/1.jsonl', 'ds/2.jsonl']);
+  assert.deepEqual(ds.prefixes, ['ds/sub/']);
+  assert.deepEqual(s.listObjects('data-bkt', { prefix: 'ds' }).objects.map((o) => o.name), names.slice(1, 6));
+  assert.deepEqual(s.listObjects('data-bkt', { prefix: 'nothing/' }), { objects: [], prefixes: [] });
+  for (const delimiter of [undefined, '/']) {
+    for (const pageSize of [1, 2, 3]) {
+      const seen: string[] = [];
+      let pageToken: string | undefined;
+      let pages = 0;
+      do {
+        const page = s.listObjects('data-bkt', { delimiter, pageSize, pageToken });
+        assert.ok(page.objects.length + page.prefixes.length <= pageSize);
+        seen.push(...page.prefixes, ...page.objects.map((o) => o.name));
+        pageToken = page.nextPageToken;
+        pages++;
+      } while (pageToken);
+      const expected = delimiter ? ['a.txt', 'ds/', 'ds2/', 'logs/', 'z'] : names;
+      assert.deepEqual(seen.sort(), [...expected].sort());
+      assert.equal(pages, Math.ceil(expected.length / pageSize));
+    }
+  }
+  throwsCode(() => s.listObjects('data-bkt', { pageSize: 0 }), 'INVALID_ARGUMENT', /pageSize must be an integer in \[1, 1000\], got 0/);
+  throwsCode(() => s.listObjects('data-bkt', { pageToken: '!!' }), 'INVALID_ARGUMENT', /pageToken "!!" is not valid/);
+  throwsCode(() => s.listObjects('missing-bkt'), 'NOT_FOUND', /bucket gs:\/\/missing-bkt does not exist/);
+  p.close();
+});
+
+test('resolveGsUri names what is missing; data sovereignty compares locations', async () => {
+  const p = openWithBucket('europe-west4');
+  await p.storage.putObject('data-bkt', 'ds/train.jsonl', '{"contents":[]}\n');
+  const r = p.storage.resolveGsUri('gs://data-bkt/ds/train.jsonl');
+  assert.equal(r.bucket, 'data-bkt');
+  assert.equal(r.name, 'ds/train.jsonl');
+  assert.equal(r.location, 'europe-west4');
+  assert.equal(r.project, 'proj');
+  assert.equal(r.uri, 'gs://data-bkt/ds/train.jsonl');
+  assert.equal(fs.readFileSync(r.filePath, 'utf8'), '{"contents":[]}\n');
+  throwsCode(() => p.storage.resolveGsUri('gs://other-bkt/ds/train.jsonl'), 'NOT_FOUND', /^bucket gs:\/\/other-bkt does not exist \(from gs:\/\/other-bkt\/ds\/train\.jsonl\)$/);
+  throwsCode(() => p.storage.resolveGsUri('gs://data-bkt/ds/missing.jsonl'), 'NOT_FOUND', /^object gs:\/\/data-bkt\/ds\/missing\.jsonl does not exist$/);
+  throwsCode(() => p.storage.resolveGsUri('gs://data-bkt'), 'INVALID_ARGUMENT', /names a bucket, not an object/);
+  assertSameLocation(r.location, 'europe-west4');
+  throwsCode(() => assertSameLocation(r.location, 'us-central1', r.uri), 'FAILED_PRECONDITION',
+    /data sovereignty: gs:\/\/data-bkt\/ds\/train\.jsonl is stored in europe-west4, but the job runs in us-central1/);
+  p.close();
+});
