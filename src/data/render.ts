@@ -186,6 +186,22 @@ function candidates(content: string): string[] {
  * when a text starts or ends with whitespace the template may have trimmed.
  */
 function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
+  // The sentinel conversation depends only on the roles (and options), so its rendering is remembered
+  // per tokenizer: datasets repeat a handful of role sequences.
+  let cache = skeletonCache.get(tokenizer);
+  if (!cache) skeletonCache.set(tokenizer, (cache = new Map()));
+  const key = `${opts.enableThinking}:${messages.map((m) => m.role).join(',')}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit;
+  const skeleton = renderSkeletonUncached(messages, tokenizer, opts);
+  if (cache.size >= 1000) cache.clear();
+  cache.set(key, skeleton);
+  return skeleton;
+}
+
+const skeletonCache = new WeakMap<Tokenizer, Map<string, string[] | null>>();
+
+function renderSkeletonUncached(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
   const sentinel = (i: number): string => `\u27e6tunekit-${i}\u27e7`;
   let rendered: string;
   try {
