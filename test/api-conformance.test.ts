@@ -13,38 +13,71 @@ import { tinyModelDir } from './helpers/tiny-models.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-conformance-'));
-let server: ChildProcess;
+
+interface Served {
+  url: string;
+  stdout: string;
+  stderr: string;
+  stop(): Promise<void>;
+}
+
+/** `tunekit serve --port 0 ...` as a child process, resolved once it prints its URL. */
+function serve(args: string[]): Promise<Served> {
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const served = { url: '', stdout: '', stderr: '' } as Served;
+  served.stop = async () => {
+    if (child.exitCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  };
+  child.stderr!.on('data', (d: Buffer) => { served.stderr += d.toString(); });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      served.stdout += d.toString();
+      const m = / at (http:\/\/\S+)/.exec(served.stdout);
+      if (m && !served.url) {
+        served.url = m[1]!;
+        resolve(served);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`tunekit serve exited with ${code}: ${served.stderr}`)));
+  });
+}
+
+let server: Served;
 let baseUrl = '';
-let stderr = '';
+let adminKey = '';
 
 before(async () => {
   execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
-  server = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--insecure-no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  baseUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    server.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /at (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    server.once('exit', (code) => reject(new Error(`tunekit serve exited with ${code}: ${stderr}`)));
-  });
+  server = await serve(['--data-dir', dataDir]);
+  baseUrl = server.url;
+  adminKey = /^(tk1\.\S+)$/m.exec(server.stdout)?.[1] ?? '';
 });
 
 after(async () => {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  await server.stop();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-const client = (apiKey = 'test-key') => new GoogleGenAI({
+const client = (apiKey = adminKey) => new GoogleGenAI({
   vertexai: true, project: 'p', location: 'us-central1', apiKey, httpOptions: { baseUrl },
 });
 
-test('serve warns loudly without auth and prints its URL', () => {
-  assert.match(stderr, /WARNING: --insecure-no-auth/);
+test('first start prints the URL and the bootstrap admin key once; --insecure-no-auth warns loudly', async () => {
   assert.match(baseUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.match(adminKey, /^tk1\./);
+  const again = await serve(['--data-dir', dataDir, '--insecure-no-auth']);
+  try {
+    assert.doesNotMatch(again.stdout, /tk1\./);
+    assert.match(again.stderr, /WARNING: --insecure-no-auth/);
+    const r = await client('anything').models.countTokens({ model: 'gemma3-tiny', contents: 'hi' }).catch((e: unknown) => e);
+    assert.ok(r instanceof ApiError); // `client` points at the authenticated server
+    const open = new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'anything', httpOptions: { baseUrl: again.url } });
+    assert.ok((await open.models.countTokens({ model: 'gemma3-tiny', contents: 'hi' })).totalTokens! > 0);
+  } finally {
+    await again.stop();
+  }
 });
 
 test('generateContent, generateContentStream, countTokens, computeTokens through the SDK', async () => {
@@ -98,6 +131,11 @@ test('failures arrive as ApiError with the status and the server\'s message', as
   assert.equal(missing.status, 404);
   assert.match(missing.message, /Publisher Model `publishers\/google\/models\/no-such-model` not found/);
 
+  // A tuned model is called by its full endpoint name; the SDK sends it as is under /v1beta1/.
+  const endpoint = await apiError(ai.models.generateContent({ model: 'projects/p/locations/us-central1/endpoints/123', contents: 'hi' }));
+  assert.equal(endpoint.status, 404);
+  assert.match(endpoint.message, /Endpoint `?projects\/p\/locations\/us-central1\/endpoints\/123/);
+
   const two = await apiError(ai.models.generateContent({ model: 'gemma3-tiny', contents: 'hi', config: { candidateCount: 2 } }));
   assert.equal(two.status, 400);
   assert.match(two.message, /candidate_count/);
@@ -109,6 +147,15 @@ test('failures arrive as ApiError with the status and the server\'s message', as
     for await (const _ of await ai.models.generateContentStream({ model: 'no-such-model', contents: 'hi' })) { /* none */ }
   })());
   assert.equal(streamMissing.status, 404);
+
+  const wrongKey = await apiError(client('tk1.000000000000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').models.generateContent({ model: 'gemma3-tiny', contents: 'hi' }));
+  assert.equal(wrongKey.status, 401);
+  assert.match(wrongKey.message, /API key not valid/);
+
+  const location = await apiError(new GoogleGenAI({ vertexai: true, project: 'p', location: 'mars-north1', apiKey: adminKey, httpOptions: { baseUrl } })
+    .models.generateContent({ model: 'gemma3-tiny', contents: 'hi' }));
+  assert.equal(location.status, 400);
+  assert.match(location.message, /Supported locations: us-central1, europe-west4/);
 
   // Still serving.
   assert.ok((await ai.models.countTokens({ model: 'gemma3-tiny', contents: 'hi' })).totalTokens! > 0);

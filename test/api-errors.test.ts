@@ -87,7 +87,7 @@ test('unknown model, unknown method, unknown route, unsupported location', async
     'The requested URL /v1/projects/p/locations/us-central1/publishers/google/models/gemma3-tiny:predictLong was not found on this server.');
   await expectStatus(await api.request('/v2/whatever'), 404, 'NOT_FOUND', 'The requested URL /v2/whatever was not found on this server.');
   await expectStatus(await api.post('/v1beta1/projects/p/locations/mars-north1/publishers/google/models/gemma3-tiny:generateContent', userText('hi')), 400, 'INVALID_ARGUMENT',
-    'Location `mars-north1` is not supported. Supported locations: us-central1, europe-west4.');
+    'Location "mars-north1" is not supported: the resource is unavailable there. Supported locations: us-central1, europe-west4.');
 });
 
 test('library errors map by code; unknown errors are a logged 500 without internals', () => {

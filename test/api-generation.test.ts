@@ -225,3 +225,22 @@ test('thinkingBudget caps thinking; includeThoughts returns thought parts; usage
   assert.equal((off.usageMetadata as Record<string, number>).thoughtsTokenCount, undefined);
   assert.ok((off.candidates[0]!.content.parts ?? []).every((p) => !(p as { thought?: boolean }).thought));
 });
+
+test('a client that drops an SSE stream frees the model at once (generation stops)', async () => {
+  const served = await api.catalog.served('google', 'gemma3-tiny');
+  const long = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutputTokens: 400 } };
+  const res = await api.post(`${PREFIX}/gemma3-tiny:streamGenerateContent?alt=sse`, long);
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  assert.ok(!first.done && new TextDecoder().decode(first.value).startsWith('data: '));
+  const t0 = performance.now();
+  await reader.cancel();
+  const release = await served.lock();
+  const freedMs = performance.now() - t0;
+  release();
+  const t1 = performance.now();
+  const whole = await generateJson('gemma3-tiny', long);
+  const wholeMs = performance.now() - t1;
+  assert.ok(whole.usageMetadata!.candidatesTokenCount > 50, 'the long generation is long');
+  assert.ok(freedMs * 5 < wholeMs, `freed after ${freedMs.toFixed(1)} ms; the whole generation takes ${wholeMs.toFixed(1)} ms`);
+});

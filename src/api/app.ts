@@ -5,9 +5,11 @@
 import { Hono } from 'hono';
 import { insecureNoAuth, type Authenticator } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
-import { DEFAULT_LOCATIONS, errorResponse, type ApiContext } from './context.js';
+import { assertLocation } from '../platform/config.js';
+import { errorResponse, type ApiContext } from './context.js';
 import { notFound } from './errors.js';
 import { DEFAULT_BODY_LIMIT } from './proto-json.js';
+import { noEndpoints, registerEndpointRoutes, type EndpointResolver } from './routes/endpoints.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
 
 export const API_VERSIONS = ['v1', 'v1beta1'] as const;
@@ -16,7 +18,10 @@ export interface ApiOptions {
   catalog: ModelCatalog;
   /** Defaults to no authentication at all (tests, --insecure-no-auth). */
   auth?: Authenticator;
-  locations?: string[];
+  /** The location check (the platform's configured locations); default us-central1 and europe-west4. */
+  assertLocation?: (location: string) => void;
+  /** What each endpoint serves (the registry); default: no endpoints. */
+  endpoints?: EndpointResolver;
   /** Request body limit in bytes (default 16 MiB). */
   bodyLimit?: number;
   log?: (err: unknown) => void;
@@ -26,12 +31,13 @@ export function createApp(opts: ApiOptions): Hono {
   const api: ApiContext = {
     catalog: opts.catalog,
     auth: opts.auth ?? insecureNoAuth,
-    locations: opts.locations ?? DEFAULT_LOCATIONS,
+    assertLocation: opts.assertLocation ?? ((l) => assertLocation(l)),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     log: opts.log ?? ((err) => process.stderr.write(`tunekit api: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)),
   };
   const routes = new Hono();
   registerPublisherModelRoutes(routes, api);
+  registerEndpointRoutes(routes, api, opts.endpoints ?? noEndpoints);
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();

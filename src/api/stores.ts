@@ -1,16 +1,16 @@
-// Where the API keeps its state: the data directory and the registration store in it.
+// Where the API keeps its state: the data directory and the platform database in it.
 
-import * as os from 'node:os';
 import * as path from 'node:path';
-import type { RegistrationStore } from './catalog.js';
-import { JsonRegistrationStore } from './json-store.js';
+import { defaultDataDir, PlatformDb } from '../platform/db.js';
+import { DbRegistrationStore } from './db-store.js';
 
 /** --data-dir, else $TUNEKIT_DATA_DIR, else ~/.tunekit. */
 export function resolveDataDir(flag?: string): string {
-  const dir = flag ?? process.env.TUNEKIT_DATA_DIR ?? path.join(os.homedir(), '.tunekit');
-  return path.resolve(dir === '~' || dir.startsWith('~/') ? path.join(os.homedir(), dir.slice(1)) : dir);
+  return path.resolve(flag ?? defaultDataDir());
 }
 
-export function openRegistrationStore(dataDir: string): RegistrationStore & { close?(): void } {
-  return new JsonRegistrationStore(dataDir);
+/** The registration store of a data directory; close() closes its database. */
+export function openRegistrationStore(dataDir: string): DbRegistrationStore & { close(): void } {
+  const db = PlatformDb.open(dataDir);
+  return Object.assign(new DbRegistrationStore(db), { close: () => db.close() });
 }
