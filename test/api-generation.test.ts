@@ -10,7 +10,8 @@ import { generate } from '../src/generate/generate.js';
 import { loadModel } from '../src/models/model.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { registerPublisherModel } from '../src/api/catalog.js';
+import { createApp } from '../src/api/app.js';
+import { ModelCatalog, registerPublisherModel } from '../src/api/catalog.js';
 import { scratchCopy, tinyModelDir } from './helpers/tiny-models.js';
 
 const api = tinyApi();
@@ -243,4 +244,29 @@ test('a client that drops an SSE stream frees the model at once (generation stop
   const wholeMs = performance.now() - t1;
   assert.ok(whole.usageMetadata!.candidatesTokenCount > 50, 'the long generation is long');
   assert.ok(freedMs * 5 < wholeMs, `freed after ${freedMs.toFixed(1)} ms; the whole generation takes ${wholeMs.toFixed(1)} ms`);
+});
+
+test('an error mid-stream ends the SSE body with a bare {"error": ...} event; the model is freed', async () => {
+  let calls = 0;
+  const failing = new ModelCatalog(api.store, async (dir) => {
+    const m = await loadModel(dir);
+    const forward = m.transformer.forward.bind(m.transformer);
+    m.transformer.forward = ((ids: number[], cache: Parameters<typeof forward>[1]) => {
+      if (++calls === 4) throw new Error('simulated kernel failure');
+      return forward(ids, cache);
+    }) as typeof m.transformer.forward;
+    return m;
+  });
+  const logged: unknown[] = [];
+  const app = createApp({ catalog: failing, log: (e) => logged.push(e) });
+  const res = await app.request(`${PREFIX}/gemma3-tiny:streamGenerateContent?alt=sse`, {
+    method: 'POST', body: JSON.stringify({ ...userText('hi'), generationConfig: { temperature: 0, maxOutputTokens: 20 } }),
+  });
+  assert.equal(res.status, 200);
+  const events = (await res.text()).split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
+  assert.deepEqual(events[events.length - 1], { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } });
+  assert.ok(events.length >= 2);
+  assert.match(String(logged[0]), /simulated kernel failure/);
+  const served = await failing.served('google', 'gemma3-tiny');
+  (await served.lock())();
 });
