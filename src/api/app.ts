@@ -11,6 +11,9 @@ import { notFound } from './errors.js';
 import { DEFAULT_BODY_LIMIT } from './proto-json.js';
 import { noEndpoints, registerEndpointRoutes, type EndpointResolver } from './routes/endpoints.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
+import { registerRegistryRoutes, registryEndpoints } from './routes/registry.js';
+import { registerTuningJobRoutes } from './routes/tuning-jobs.js';
+import type { TuningService } from '../platform/jobs/service.js';
 
 export const API_VERSIONS = ['v1', 'v1beta1'] as const;
 
@@ -22,6 +25,8 @@ export interface ApiOptions {
   assertLocation?: (location: string) => void;
   /** What each endpoint serves (the registry); default: no endpoints. */
   endpoints?: EndpointResolver;
+  /** Tuning jobs, the model registry and endpoints (src/platform/jobs); without it those routes are 404. */
+  tuning?: TuningService;
   /** Request body limit in bytes (default 16 MiB). */
   bodyLimit?: number;
   log?: (err: unknown) => void;
@@ -37,7 +42,9 @@ export function createApp(opts: ApiOptions): Hono {
   };
   const routes = new Hono();
   registerPublisherModelRoutes(routes, api);
-  registerEndpointRoutes(routes, api, opts.endpoints ?? noEndpoints);
+  if (opts.tuning) registerTuningJobRoutes(routes, api, opts.tuning);
+  if (opts.tuning) registerRegistryRoutes(routes, api, opts.tuning);
+  registerEndpointRoutes(routes, api, opts.endpoints ?? (opts.tuning ? registryEndpoints(opts.tuning) : noEndpoints));
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();

@@ -11,6 +11,7 @@ import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
 import { intOption } from '../options.js';
+import { TuningService } from '../../platform/jobs/service.js';
 
 interface ServeCliOptions {
   port: number;
@@ -43,18 +44,21 @@ export function registerServeCommand(program: Command): void {
           '*** Anyone who can reach this port can run and read everything. Local use only.  ***\n\n',
         );
       }
+      const tuning = new TuningService(platform);
       const app = createApp({
+        tuning,
         catalog: new ModelCatalog(new DbRegistrationStore(platform.db)),
         auth: platform.iam,
         assertLocation: (l) => platform.config.assertLocation(l),
       });
       const server = await listen(app, { port: o.port, host: o.host });
+      tuning.runner.start();
       process.stdout.write(`tunekit: serving ${dataDir} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
-          void server.close().then(() => {
+          void server.close().then(() => tuning.runner.stop()).then(() => {
             platform.close();
             resolve();
           });

@@ -1,0 +1,123 @@
+// The model registry and endpoints as resources: `projects/{p}/locations/{l}/models` get/list and
+// `.../endpoints` get/list, :deployModel, :undeployModel, in Vertex's JSON. Tuning jobs fill both
+// (src/platform/jobs/registry.ts); generation on an endpoint (routes/endpoints.ts) resolves what it
+// serves through `registryEndpoints`.
+
+import type { Context, Hono } from 'hono';
+import { guard } from '../auth.js';
+import { body, checkLocation, type ApiContext } from '../context.js';
+import { invalidArgument, notFound } from '../errors.js';
+import type { EndpointResolver } from './endpoints.js';
+import type { EndpointRecord, ModelRecord } from '../../platform/jobs/registry.js';
+import type { TuningService } from '../../platform/jobs/service.js';
+
+const V = 'google.cloud.aiplatform.v1';
+
+/** What endpoints serve, from the registry: the tuned model's base and its adapter (copied out of the store). */
+export function registryEndpoints(tuning: TuningService): EndpointResolver {
+  return {
+    async resolve(project, location, endpoint) {
+      const { model, version } = tuning.registry.endpointTarget(project, location, endpoint);
+      const m = /^publishers\/([^/]+)\/models\/([^/]+)$/.exec(model.baseModel);
+      if (!m) throw new Error(`model ${model.name} has a malformed base model ${JSON.stringify(model.baseModel)}`);
+      return { publisher: m[1]!, model: m[2]!, adapterDir: await tuning.adapterDir(version.adapterUri), modelVersion: `${model.name}@${version.version}` };
+    },
+  };
+}
+
+export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
+  const parent = '/projects/:project/locations/:location';
+
+  app.get(`${parent}/models`, async (c) => {
+    const { project, location } = c.req.param();
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
+    const { models, nextPageToken } = tuning.registry.listModels(project, location, listOptions(c));
+    return c.json({ ...(models.length ? { models: models.map((m) => modelJson(m)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+  });
+
+  app.get(`${parent}/models/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.models.get', project);
+    const model = tuning.registry.getModel(project, location, id);
+    return c.json(modelJson(model, tuning.registry.modelVersion(model, id).version));
+  });
+
+  app.get(`${parent}/endpoints`, async (c) => {
+    const { project, location } = c.req.param();
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.list', project);
+    const { endpoints, nextPageToken } = tuning.registry.listEndpoints(project, location, listOptions(c));
+    return c.json({ ...(endpoints.length ? { endpoints: endpoints.map(endpointJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+  });
+
+  app.get(`${parent}/endpoints/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.get', project);
+    return c.json(endpointJson(tuning.registry.getEndpoint(project, location, id)));
+  });
+
+  // :deployModel / :undeployModel answer the finished operation's response inline (no long-running operation).
+  for (const verb of ['deployModel', 'undeployModel'] as const) {
+    app.post(`${parent}/endpoints/:call{.+:${verb}}`, async (c) => {
+      const { project, location, call } = c.req.param();
+      checkLocation(api, location);
+      const id = call.slice(0, -(verb.length + 1));
+      await guard(api.auth, c.req.raw.headers, verb === 'deployModel' ? 'aiplatform.endpoints.deploy' : 'aiplatform.endpoints.undeploy', project);
+      const request = await body(api, c);
+      if (verb === 'deployModel') {
+        const dm = request.message('deployedModel', `${V}.DeployedModel`);
+        const model = dm?.string('model');
+        if (!dm || !model) throw invalidArgument("'deployed_model.model' is required: projects/P/locations/L/models/ID[@VERSION].");
+        const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
+        if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
+        const d = tuning.registry.deploy(project, location, id, mm[1]!);
+        return c.json({ deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } });
+      }
+      const deployedModelId = request.string('deployedModelId');
+      if (!deployedModelId) throw invalidArgument("'deployed_model_id' is required.");
+      tuning.registry.undeploy(project, location, id, deployedModelId);
+      return c.json({});
+    });
+  }
+}
+
+function listOptions(c: Context): { pageSize?: number; pageToken?: string } {
+  const raw = c.req.query('pageSize') ?? c.req.query('page_size');
+  const n = raw === undefined || raw === '' ? undefined : Number(raw);
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw invalidArgument(`Invalid value at 'page_size' (TYPE_INT32), ${JSON.stringify(raw)}`);
+  const pageToken = c.req.query('pageToken') || c.req.query('page_token') || undefined;
+  return { ...(n ? { pageSize: n } : {}), ...(pageToken ? { pageToken } : {}) };
+}
+
+/** A Model in Vertex's JSON, at `version` (default the newest). */
+function modelJson(m: ModelRecord, version?: number): Record<string, unknown> {
+  const v = m.versions.find((x) => x.version === version) ?? m.versions[m.versions.length - 1];
+  const out: Record<string, unknown> = { name: m.name, displayName: m.displayName };
+  if (v) {
+    out.versionId = String(v.version);
+    out.versionAliases = v.version === m.versions[m.versions.length - 1]?.version ? ['default'] : [];
+    out.versionCreateTime = v.createTime;
+    out.artifactUri = v.adapterUri;
+    if (v.checkpoints.length) out.checkpoints = v.checkpoints.map((c) => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) }));
+  }
+  out.baseModelSource = { modelGardenSource: { publicModelName: m.baseModel } };
+  out.createTime = m.createTime;
+  out.updateTime = m.updateTime;
+  return out;
+}
+
+function endpointJson(e: EndpointRecord): Record<string, unknown> {
+  const prefix = `projects/${e.project}/locations/${e.location}`;
+  const out: Record<string, unknown> = { name: e.name, displayName: e.displayName };
+  if (e.deployedModels.length) {
+    out.deployedModels = e.deployedModels.map((d) => ({ id: d.id, model: `${prefix}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime }));
+    out.trafficSplit = Object.fromEntries(e.deployedModels.filter((d) => d.trafficPercent > 0).map((d) => [d.id, d.trafficPercent]));
+  }
+  out.createTime = e.createTime;
+  out.updateTime = e.updateTime;
+  return out;
+}

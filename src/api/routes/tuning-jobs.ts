@@ -1,0 +1,183 @@
+// Tuning jobs: `projects/{p}/locations/{l}/tuningJobs` create, get, list, :cancel, and /metrics.
+// Order in every handler: location (400), credentials and permission (401, 403), then the request.
+// The body is read as proto3 JSON (camelCase or snake_case, int64 as numbers or strings, enums by
+// name); everything else is checked by the tuning service (src/platform/jobs/service.ts) before a job
+// is queued.
+//
+// GET .../tuningJobs/{id}/metrics (tunekit's own, for loss curves) answers
+//   {"tuningJob": NAME, "metrics": [{"name": "/train_total_loss",
+//     "points": [{"step": "1", "epoch": "1", "value": 2.31, "time": RFC3339}, ...]}, ...]}
+// one series per metric (Vertex's names: /train_total_loss, /train_fraction_of_correct_next_step_preds,
+// /train_num_predictions, /learning_rate, and with a validation set /eval_total_loss,
+// /eval_fraction_of_correct_next_step_preds, /eval_num_predictions), points in step order, step and
+// epoch as int64 strings. Eval points carry the step after which they were measured.
+
+import type { Context, Hono } from 'hono';
+import { guard, type Principal } from '../auth.js';
+import { body, checkLocation, type ApiContext } from '../context.js';
+import { invalidArgument, notFound } from '../errors.js';
+import type { Message } from '../proto-json.js';
+import { DEFAULT_TUNE_OPTIONS } from '../../train/trainer.js';
+import type { JobState, TuningJobRecord } from '../../platform/jobs.js';
+import type { TuningService } from '../../platform/jobs/service.js';
+import { ADAPTER_SIZE_NAMES, adapterSizeName, type AdapterSizeName } from '../../platform/jobs/spec.js';
+
+const V = 'google.cloud.aiplatform.v1';
+const JOB_STATES: readonly JobState[] = [
+  'JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED',
+  'JOB_STATE_CANCELLING', 'JOB_STATE_CANCELLED', 'JOB_STATE_PAUSED', 'JOB_STATE_EXPIRED',
+];
+const UNSUPPORTED_SPECS = ['preferenceOptimizationSpec', 'distillationSpec', 'reinforcementTuningSpec', 'preTunedModel', 'partnerModelTuningSpec'];
+
+export const TUNING_PERMISSIONS = {
+  create: 'aiplatform.tuningJobs.create',
+  get: 'aiplatform.tuningJobs.get',
+  list: 'aiplatform.tuningJobs.list',
+  cancel: 'aiplatform.tuningJobs.cancel',
+  readDataset: 'storage.objects.get',
+} as const;
+
+export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
+  const base = '/projects/:project/locations/:location/tuningJobs';
+
+  app.post(base, async (c) => {
+    const { project, location } = c.req.param();
+    checkLocation(api, location);
+    const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
+    const request = await body(api, c);
+    const job = await tuning.create(parseCreate(api, request, project, location, principal));
+    return c.json(tuningJobJson(job));
+  });
+
+  app.get(base, async (c) => {
+    const { project, location } = c.req.param();
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.list, project);
+    const { jobs, nextPageToken } = tuning.jobs.list(project, location, {
+      pageSize: pageSize(c), pageToken: c.req.query('pageToken') || c.req.query('page_token') || undefined,
+      states: parseFilter(c.req.query('filter')),
+    });
+    return c.json({ ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+  });
+
+  app.get(`${base}/:id/metrics`, async (c) => {
+    const { project, location, id } = c.req.param();
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
+    const job = tuning.jobs.get(project, location, id);
+    const series = new Map<string, Record<string, unknown>[]>();
+    for (const p of tuning.jobs.metrics(job.id)) {
+      let points = series.get(p.name);
+      if (!points) series.set(p.name, (points = []));
+      points.push({ step: String(p.step), ...(p.epoch !== undefined ? { epoch: String(p.epoch) } : {}), value: p.value, time: p.time });
+    }
+    return c.json({ tuningJob: job.name, metrics: [...series].map(([name, points]) => ({ name, points })) });
+  });
+
+  app.get(`${base}/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
+    return c.json(tuningJobJson(tuning.jobs.get(project, location, id)));
+  });
+
+  app.post(`${base}/:call`, async (c) => {
+    const { project, location, call } = c.req.param();
+    const colon = call.lastIndexOf(':');
+    if (colon < 0 || call.slice(colon + 1) !== 'cancel') throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+    checkLocation(api, location);
+    await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.cancel, project);
+    await body(api, c);
+    tuning.cancel(project, location, call.slice(0, colon));
+    return c.json({});
+  });
+}
+
+/** A CreateTuningJob body as the service's request; INVALID_ARGUMENT naming the field otherwise. */
+function parseCreate(api: ApiContext, m: Message, project: string, location: string, principal: Principal) {
+  for (const name of UNSUPPORTED_SPECS) {
+    if (m.has(name)) throw invalidArgument(`'${m.fieldPath(name)}' is not supported by tunekit: only supervised tuning (supervised_tuning_spec) of a publisher model.`);
+  }
+  const baseModelField = m.string('baseModel');
+  if (!baseModelField) throw invalidArgument("'base_model' is required: the publisher model to tune, e.g. \"gemma3-tiny\" or \"publishers/google/models/gemma3-tiny\".");
+  const { publisher, name } = parseBaseModel(baseModelField);
+  const registration = api.catalog.store.get(publisher, name);
+  if (!registration) {
+    const known = api.catalog.store.list().map((r) => `publishers/${r.publisher}/models/${r.name}`);
+    throw invalidArgument(`base_model ${JSON.stringify(baseModelField)} is not a model tunekit can tune here. Registered models: ${known.join(', ') || '(none: run `tunekit models register DIR --name NAME`)'}.`);
+  }
+  const spec = m.message('supervisedTuningSpec', `${V}.SupervisedTuningSpec`);
+  if (!spec) throw invalidArgument("'supervised_tuning_spec' is required, with training_dataset_uri.");
+  const trainingDatasetUri = spec.string('trainingDatasetUri');
+  if (!trainingDatasetUri) throw invalidArgument(`'${spec.fieldPath('trainingDatasetUri')}' is required: a gs:// URI of a JSONL dataset.`);
+  const validationDatasetUri = spec.string('validationDatasetUri') || undefined;
+  const hp = spec.message('hyperParameters', `${V}.SupervisedHyperParameters`);
+  const adapter = hp?.enumOf('adapterSize', ADAPTER_SIZE_NAMES, `${V}.SupervisedHyperParameters.AdapterSize`);
+  const mode = spec.string('tuningMode');
+  if (mode !== undefined && mode !== 'TUNING_MODE_UNSPECIFIED' && mode !== 'TUNING_MODE_PEFT_ADAPTER') {
+    throw invalidArgument(`Invalid value at '${spec.fieldPath('tuningMode')}', ${JSON.stringify(mode)}: tunekit's tuning jobs train LoRA adapters (TUNING_MODE_PEFT_ADAPTER).`);
+  }
+  if (hp?.has('batchSize')) throw invalidArgument(`'${hp.fieldPath('batchSize')}' is not supported by tunekit: steps are packed to a token budget.`);
+  const labels = m.raw('labels');
+  if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels) || Object.values(labels as object).some((v) => typeof v !== 'string'))) {
+    throw m.invalid('labels', 'map<string, string>', labels);
+  }
+  return {
+    project, location,
+    baseModel: `publishers/${publisher}/models/${name}`, baseDir: registration.dir,
+    tunedModelDisplayName: m.string('tunedModelDisplayName') || `${name}-tuned`,
+    description: m.string('description'),
+    labels: labels as Record<string, string> | undefined,
+    trainingDatasetUri, validationDatasetUri,
+    epochCount: hp?.int64('epochCount') ?? DEFAULT_TUNE_OPTIONS.epochs,
+    adapterSize: (adapter && adapter !== 'ADAPTER_SIZE_UNSPECIFIED' ? adapter : adapterSizeName(DEFAULT_TUNE_OPTIONS.adapterSize)) as AdapterSizeName,
+    learningRateMultiplier: hp?.float('learningRateMultiplier') ?? DEFAULT_TUNE_OPTIONS.learningRateMultiplier,
+    learningRate: hp?.float('learningRate'),
+    authorizeRead: (bucketProject: string) => api.auth.authorize(principal, TUNING_PERMISSIONS.readDataset, bucketProject),
+  };
+}
+
+/** "NAME", "publishers/PUB/models/NAME" or "projects/P/locations/L/publishers/PUB/models/NAME". */
+function parseBaseModel(s: string): { publisher: string; name: string } {
+  const full = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/([^/]+)\/models\/([^/@]+)(?:@[^/]+)?$/.exec(s);
+  if (full) return { publisher: full[1]!, name: full[2]! };
+  if (/^[^/]+$/.test(s)) return { publisher: 'google', name: s.replace(/@.*$/, '') };
+  throw invalidArgument(`base_model ${JSON.stringify(s)} is not a model name: use "NAME" or "publishers/PUBLISHER/models/NAME".`);
+}
+
+function pageSize(c: Context): number | undefined {
+  const raw = c.req.query('pageSize') ?? c.req.query('page_size');
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw invalidArgument(`Invalid value at 'page_size' (TYPE_INT32), ${JSON.stringify(raw)}`);
+  return n === 0 ? undefined : n;
+}
+
+/** `state="JOB_STATE_X"` terms joined by OR (quotes optional); empty: every state. */
+function parseFilter(filter: string | undefined): JobState[] | undefined {
+  if (filter === undefined || filter.trim() === '') return undefined;
+  const states: JobState[] = [];
+  for (const term of filter.split(/\s+OR\s+/)) {
+    const m = /^\s*state\s*[=:]\s*"?([A-Z_]+)"?\s*$/.exec(term);
+    if (!m || !(JOB_STATES as readonly string[]).includes(m[1]!)) {
+      throw invalidArgument(`filter ${JSON.stringify(filter)} is not supported: use state="JOB_STATE_..." terms joined by OR.`);
+    }
+    states.push(m[1] as JobState);
+  }
+  return states;
+}
+
+/** The TuningJob in proto3 JSON: the request as created, its state and times, and what the run produced. */
+export function tuningJobJson(job: TuningJobRecord): Record<string, unknown> {
+  const { tuningDataStats, ...request } = job.request as Record<string, unknown>;
+  const result = (job.result ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = { name: job.name, ...request, state: job.state, createTime: job.createTime };
+  if (job.startTime) out.startTime = job.startTime;
+  if (job.endTime) out.endTime = job.endTime;
+  out.updateTime = job.updateTime;
+  if (job.error) out.error = job.error;
+  if (result.tunedModel) out.tunedModel = result.tunedModel;
+  if (tuningDataStats) out.tuningDataStats = tuningDataStats;
+  return out;
+}

@@ -1,0 +1,266 @@
+// The model registry and endpoints as tuning jobs fill them (tables models, model_versions, endpoints,
+// deployed_models of migration 2). A succeeded job adds a version to a model — a new model, or the
+// next version (@2, @3, ...) of the model in the same project and location with the same display name
+// and base model (a re-tune) — and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
+// does all of that and ends the job in one IMMEDIATE transaction, so a crash leaves either nothing or
+// everything, and a job is never registered twice.
+
+import { NotFoundError, InvalidRequestError } from '../../errors.js';
+import { newNumericId, now, type PlatformDb } from '../db.js';
+import type { TuningJobs } from '../jobs.js';
+
+export interface CheckpointInfo {
+  checkpointId: string;
+  epoch: number;
+  step: number;
+}
+
+export interface ModelVersionRecord {
+  modelId: string;
+  version: number;
+  tuningJob?: string;
+  adapterUri: string;
+  checkpoints: CheckpointInfo[];
+  createTime: string;
+}
+
+export interface ModelRecord {
+  id: string;
+  /** projects/{p}/locations/{l}/models/{id} */
+  name: string;
+  project: string;
+  location: string;
+  displayName: string;
+  /** The publisher model it was tuned from: publishers/{pub}/models/{name}. */
+  baseModel: string;
+  createTime: string;
+  updateTime: string;
+  versions: ModelVersionRecord[];
+}
+
+export interface DeployedModelRecord {
+  id: string;
+  modelId: string;
+  modelVersion: number;
+  trafficPercent: number;
+  createTime: string;
+}
+
+export interface EndpointRecord {
+  id: string;
+  /** projects/{p}/locations/{l}/endpoints/{id} */
+  name: string;
+  project: string;
+  location: string;
+  displayName: string;
+  createTime: string;
+  updateTime: string;
+  deployedModels: DeployedModelRecord[];
+}
+
+/** What an endpoint serves: the base model and the adapter of one deployed model version. */
+export interface EndpointTarget {
+  endpoint: EndpointRecord;
+  deployed: DeployedModelRecord;
+  model: ModelRecord;
+  version: ModelVersionRecord;
+}
+
+interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string }
+interface VersionRow { model_id: string; version: number; tuning_job: string | null; adapter_uri: string; checkpoints: string | null; create_time: string }
+interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string }
+interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string }
+
+const MAX_PAGE = 100;
+
+export class Registry {
+  constructor(private readonly db: PlatformDb) {}
+
+  /**
+   * Registers the adapter of a succeeded job as a model version, deploys it on a new endpoint and ends
+   * the job SUCCEEDED with `result(model, version, endpoint)` as its result, all in one transaction.
+   * If the job already has a registered version (a worker re-run after a crash past this point), that
+   * registration is kept and returned.
+   */
+  commitTunedModel(
+    jobs: TuningJobs,
+    job: { id: string; project: string; location: string; displayName: string; baseModel: string },
+    version: { adapterUri: string; checkpoints: CheckpointInfo[] },
+    result: (t: { model: string; endpoint: string }) => unknown,
+  ): { model: string; endpoint: string; finished: boolean } {
+    return this.db.immediate(() => {
+      const existing = this.db.sqlite
+        .prepare(
+          `SELECT v.model_id, v.version, d.endpoint_id FROM model_versions v
+             LEFT JOIN deployed_models d ON d.model_id = v.model_id AND d.model_version = v.version
+           WHERE v.tuning_job = ? LIMIT 1`,
+        )
+        .get(job.id) as { model_id: string; version: number; endpoint_id: string | null } | undefined;
+      const prefix = `projects/${job.project}/locations/${job.location}`;
+      let model: string;
+      let endpoint: string;
+      if (existing) {
+        model = `${prefix}/models/${existing.model_id}@${existing.version}`;
+        endpoint = `${prefix}/endpoints/${existing.endpoint_id ?? ''}`;
+      } else {
+        const t = now();
+        const same = this.db.sqlite
+          .prepare('SELECT id FROM models WHERE project = ? AND location = ? AND display_name = ? AND base_model = ? ORDER BY create_time LIMIT 1')
+          .get(job.project, job.location, job.displayName, job.baseModel) as { id: string } | undefined;
+        let modelId: string;
+        if (same) {
+          modelId = same.id;
+          this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, modelId);
+        } else {
+          modelId = newNumericId();
+          this.db.sqlite
+            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?)')
+            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t);
+        }
+        const v = (this.db.sqlite.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?').get(modelId) as { v: number }).v;
+        this.db.sqlite
+          .prepare('INSERT INTO model_versions (model_id, version, tuning_job, adapter_uri, checkpoints, create_time) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(modelId, v, job.id, version.adapterUri, JSON.stringify(version.checkpoints), t);
+        const endpointId = newNumericId();
+        this.db.sqlite
+          .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(endpointId, job.project, job.location, job.displayName, t, t);
+        this.db.sqlite
+          .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)')
+          .run(newNumericId(), endpointId, modelId, v, t);
+        model = `${prefix}/models/${modelId}@${v}`;
+        endpoint = `${prefix}/endpoints/${endpointId}`;
+      }
+      const finished = jobs.finish(job.id, { state: 'JOB_STATE_SUCCEEDED', result: result({ model, endpoint }) });
+      return { model, endpoint, finished };
+    });
+  }
+
+  // ---- models ----
+
+  /** `id` may carry a version (`123@2`); NOT_FOUND naming the model otherwise. */
+  getModel(project: string, location: string, id: string): ModelRecord {
+    const { modelId } = splitVersion(id);
+    const row = this.db.sqlite.prepare('SELECT * FROM models WHERE id = ? AND project = ? AND location = ?').get(modelId, project, location) as ModelRow | undefined;
+    if (!row) throw new NotFoundError(`Model projects/${project}/locations/${location}/models/${id} does not exist.`);
+    return this.toModel(row);
+  }
+
+  listModels(project: string, location: string, opts: { pageSize?: number; pageToken?: string } = {}): { models: ModelRecord[]; nextPageToken?: string } {
+    const { size, offset } = page(opts);
+    const rows = this.db.sqlite
+      .prepare('SELECT * FROM models WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
+      .all(project, location, size + 1, offset) as ModelRow[];
+    const models = rows.slice(0, size).map((r) => this.toModel(r));
+    return rows.length > size ? { models, nextPageToken: pageToken(offset + size) } : { models };
+  }
+
+  /** A version of a model: `@N`, or the newest when `id` carries none. */
+  modelVersion(model: ModelRecord, id: string): ModelVersionRecord {
+    const { version } = splitVersion(id);
+    const v = version === undefined ? model.versions[model.versions.length - 1] : model.versions.find((x) => x.version === version);
+    if (!v) throw new NotFoundError(`Model ${model.name}@${version ?? ''} does not exist.`);
+    return v;
+  }
+
+  // ---- endpoints ----
+
+  getEndpoint(project: string, location: string, id: string): EndpointRecord {
+    const row = this.db.sqlite.prepare('SELECT * FROM endpoints WHERE id = ? AND project = ? AND location = ?').get(id, project, location) as EndpointRow | undefined;
+    if (!row) throw new NotFoundError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} does not exist.`);
+    return this.toEndpoint(row);
+  }
+
+  listEndpoints(project: string, location: string, opts: { pageSize?: number; pageToken?: string } = {}): { endpoints: EndpointRecord[]; nextPageToken?: string } {
+    const { size, offset } = page(opts);
+    const rows = this.db.sqlite
+      .prepare('SELECT * FROM endpoints WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
+      .all(project, location, size + 1, offset) as EndpointRow[];
+    const endpoints = rows.slice(0, size).map((r) => this.toEndpoint(r));
+    return rows.length > size ? { endpoints, nextPageToken: pageToken(offset + size) } : { endpoints };
+  }
+
+  /** The model version an endpoint serves (the deployed model with the most traffic); FAILED_PRECONDITION if none. */
+  endpointTarget(project: string, location: string, id: string): EndpointTarget {
+    const endpoint = this.getEndpoint(project, location, id);
+    const deployed = [...endpoint.deployedModels].sort((a, b) => b.trafficPercent - a.trafficPercent)[0];
+    if (!deployed) throw new InvalidRequestError(`Endpoint ${endpoint.name} has no deployed model.`);
+    const model = this.getModel(project, location, deployed.modelId);
+    const version = this.modelVersion(model, `${deployed.modelId}@${deployed.modelVersion}`);
+    return { endpoint, deployed, model, version };
+  }
+
+  /** Deploys a model version on an endpoint with 100% of its traffic (others keep 0). */
+  deploy(project: string, location: string, endpointId: string, modelName: string): DeployedModelRecord {
+    return this.db.immediate(() => {
+      const endpoint = this.getEndpoint(project, location, endpointId);
+      const model = this.getModel(project, location, modelName);
+      const v = this.modelVersion(model, modelName);
+      const t = now();
+      const id = newNumericId();
+      this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = 0 WHERE endpoint_id = ?').run(endpoint.id);
+      this.db.sqlite
+        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)')
+        .run(id, endpoint.id, model.id, v.version, t);
+      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(t, endpoint.id);
+      return { id, modelId: model.id, modelVersion: v.version, trafficPercent: 100, createTime: t };
+    });
+  }
+
+  undeploy(project: string, location: string, endpointId: string, deployedModelId: string): void {
+    const endpoint = this.getEndpoint(project, location, endpointId);
+    const r = this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
+    if (r.changes === 0) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
+    this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+  }
+
+  private toModel(r: ModelRow): ModelRecord {
+    const versions = (this.db.sqlite.prepare('SELECT * FROM model_versions WHERE model_id = ? ORDER BY version').all(r.id) as VersionRow[]).map((v) => {
+      const rec: ModelVersionRecord = {
+        modelId: v.model_id, version: v.version, adapterUri: v.adapter_uri,
+        checkpoints: v.checkpoints ? JSON.parse(v.checkpoints) as CheckpointInfo[] : [], createTime: v.create_time,
+      };
+      if (v.tuning_job !== null) rec.tuningJob = v.tuning_job;
+      return rec;
+    });
+    return {
+      id: r.id, name: `projects/${r.project}/locations/${r.location}/models/${r.id}`, project: r.project, location: r.location,
+      displayName: r.display_name, baseModel: r.base_model, createTime: r.create_time, updateTime: r.update_time, versions,
+    };
+  }
+
+  private toEndpoint(r: EndpointRow): EndpointRecord {
+    const deployedModels = (this.db.sqlite.prepare('SELECT * FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time, id').all(r.id) as DeployedRow[])
+      .map((d) => ({ id: d.id, modelId: d.model_id, modelVersion: d.model_version, trafficPercent: d.traffic_percent, createTime: d.create_time }));
+    return {
+      id: r.id, name: `projects/${r.project}/locations/${r.location}/endpoints/${r.id}`, project: r.project, location: r.location,
+      displayName: r.display_name, createTime: r.create_time, updateTime: r.update_time, deployedModels,
+    };
+  }
+}
+
+/** `123@2` -> model 123, version 2; `123` -> no version. */
+export function splitVersion(id: string): { modelId: string; version?: number } {
+  const at = id.lastIndexOf('@');
+  if (at < 0) return { modelId: id };
+  const v = Number(id.slice(at + 1));
+  if (!Number.isInteger(v) || v < 1) throw new InvalidRequestError(`model version in ${JSON.stringify(id)} is not valid: expected MODEL@N with N >= 1`);
+  return { modelId: id.slice(0, at), version: v };
+}
+
+function page(opts: { pageSize?: number; pageToken?: string }): { size: number; offset: number } {
+  const pageSize = opts.pageSize ?? MAX_PAGE;
+  if (!Number.isInteger(pageSize) || pageSize < 0) throw new InvalidRequestError(`pageSize must be a non-negative integer, got ${pageSize}`);
+  let offset = 0;
+  if (opts.pageToken) {
+    offset = Number(Buffer.from(opts.pageToken, 'base64url').toString('utf8'));
+    if (!Number.isInteger(offset) || offset < 0 || pageToken(offset) !== opts.pageToken) {
+      throw new InvalidRequestError(`pageToken ${JSON.stringify(opts.pageToken)} is not valid`);
+    }
+  }
+  return { size: Math.min(pageSize === 0 ? MAX_PAGE : pageSize, MAX_PAGE), offset };
+}
+
+function pageToken(offset: number): string {
+  return Buffer.from(String(offset), 'utf8').toString('base64url');
+}

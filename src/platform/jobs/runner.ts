@@ -1,0 +1,129 @@
+// The job runner inside `tunekit serve`: moves PENDING jobs to RUNNING and forks a worker process for
+// each (worker.ts), so training never blocks the API's event loop. Rules it keeps:
+// - One server per data directory: at start every job still RUNNING or CANCELLING belonged to a server
+//   that died; RUNNING ones go back to PENDING and their new worker resumes from the last epoch
+//   checkpoint, CANCELLING ones end CANCELLED. No job stays RUNNING without a worker.
+// - The worker writes progress and the outcome itself; the runner only settles what a worker could not:
+//   a worker that died without ending its job fails it (or cancels it, if a cancel was asked).
+// - Cancel of a RUNNING job (CANCELLING in the database) kills its worker; the runner then ends it
+//   CANCELLED. A poll also catches cancels made by other processes.
+// - stop() (server shutdown) kills the workers and puts their jobs back to PENDING for the next start.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { PlatformDb } from '../db.js';
+import type { TuningJobs } from '../jobs.js';
+
+export interface RunnerOptions {
+  /** Jobs trained at once (each worker uses every core); default 1. Quotas still bound each project. */
+  maxWorkers?: number;
+  /** How often to look for work and for cancels made elsewhere; default 500 ms. */
+  pollMs?: number;
+  /** Environment of the workers (default this process's). */
+  env?: NodeJS.ProcessEnv;
+  log?: (message: string) => void;
+}
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+export class JobRunner {
+  private readonly workers = new Map<string, ChildProcess>();
+  private readonly exited = new Map<string, Promise<void>>();
+  private readonly maxWorkers: number;
+  private readonly pollMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private scheduled = false;
+
+  constructor(private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions = {}) {
+    this.maxWorkers = opts.maxWorkers ?? 1;
+    this.pollMs = opts.pollMs ?? 500;
+  }
+
+  /** Recovers the jobs a dead server left behind and starts taking work. Returns the recovered job ids. */
+  start(): string[] {
+    const recovered = this.jobs.recoverInterrupted(() => false);
+    for (const id of recovered) this.log(`job ${id}: interrupted by a server stop; it resumes from its last checkpoint`);
+    this.timer = setInterval(() => this.tick(), this.pollMs);
+    this.timer.unref();
+    this.kick();
+    return recovered;
+  }
+
+  /** Looks for work soon (after a create). */
+  kick(): void {
+    if (this.scheduled || this.stopping) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.tick();
+    });
+  }
+
+  /** After TuningJobs.cancel: stops the job's worker, if this runner has one. */
+  cancel(jobId: string): void {
+    this.workers.get(jobId)?.kill('SIGKILL');
+  }
+
+  /** Job ids with a live worker. */
+  running(): string[] {
+    return [...this.workers.keys()];
+  }
+
+  /** Kills the workers; their jobs go back to PENDING and resume at the next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const w of this.workers.values()) w.kill('SIGKILL');
+    await Promise.all(this.exited.values());
+    this.jobs.recoverInterrupted(() => false);
+  }
+
+  private tick(): void {
+    if (this.stopping || !this.db.sqlite.open) return;
+    try {
+      for (const [id, w] of this.workers) {
+        if (this.jobs.find(id)?.state === 'JOB_STATE_CANCELLING') w.kill('SIGKILL');
+      }
+      while (this.workers.size < this.maxWorkers) {
+        const job = this.jobs.claimNext(process.pid);
+        if (!job) break;
+        this.spawn(job.id);
+      }
+    } catch (err) {
+      this.log(`runner: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+
+  private spawn(jobId: string): void {
+    const child = fork(WORKER, [this.db.dataDir, jobId], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: this.opts.env ?? process.env });
+    this.workers.set(jobId, child);
+    this.exited.set(jobId, new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.workers.delete(jobId);
+        this.exited.delete(jobId);
+        if (!this.stopping) this.settle(jobId, code, signal);
+        resolve();
+        this.kick();
+      });
+    }));
+    child.once('error', (err) => this.log(`job ${jobId}: worker: ${err.message}`));
+  }
+
+  /** Ends a job its worker left RUNNING or CANCELLING. */
+  private settle(jobId: string, code: number | null, signal: NodeJS.Signals | null): void {
+    if (!this.db.sqlite.open) return;
+    const job = this.jobs.find(jobId);
+    if (job?.state === 'JOB_STATE_CANCELLING') {
+      this.jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
+    } else if (job?.state === 'JOB_STATE_RUNNING') {
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      this.jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: { code: 13, message: `The tuning worker ${how} before the job ended.` } });
+      this.log(`job ${jobId}: worker ${how}`);
+    }
+  }
+
+  private log(message: string): void {
+    (this.opts.log ?? ((m: string) => process.stderr.write(`tunekit: ${m}\n`)))(message);
+  }
+}

@@ -1,0 +1,253 @@
+// Tuning jobs as a service: what the API's routes call. Create checks everything before a job exists —
+// location, hyper-parameter ranges, the datasets (gs:// URIs that resolve, that the caller may read,
+// in a bucket of the job's own location), the concurrent-jobs quota, then the dataset contents with
+// the dataset module — and only then queues the job. Rules it keeps:
+// - Dataset problems that make rows unreadable (bad JSON, wrong roles, ...) fail the create with
+//   INVALID_ARGUMENT listing them by line; rows Vertex tolerates (over the token limit: dropped or
+//   truncated; nothing to train on) are left to the trainer and reported in tuningDataStats.
+// - The datasets are copied out of the object store as validated, into the job's staging directory
+//   (spec.ts): the job trains exactly what was checked.
+// - The quota is checked before the (slow) dataset checks, to fail fast, and again, atomically, when
+//   the job row is inserted (quota.ts), so concurrent creates cannot overshoot it.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import { loadModelConfig } from '../../models/loader.js';
+import { problemLocation, type DatasetProblem } from '../../data/errors.js';
+import { PROBLEM_KINDS, type ProblemKind } from '../../data/problems.js';
+import { RowStatus, type DatasetScan } from '../../data/scan.js';
+import { statsFromScan, type TuningDataStats } from '../../data/stats.js';
+import { validateDataset } from '../../data/validate.js';
+import type { PlatformConfig } from '../config.js';
+import type { PlatformDb } from '../db.js';
+import { parseGsUri } from '../gcs-names.js';
+import type { TuningJobRecord, TuningJobs } from '../jobs.js';
+import type { Quotas } from '../quota.js';
+import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../storage.js';
+import { Registry } from './registry.js';
+import { JobRunner, type RunnerOptions } from './runner.js';
+import {
+  ADAPTER_SIZES, commitJobDir, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
+  VALIDATION_FILE, type AdapterSizeName, type JobSpec,
+} from './spec.js';
+
+/** Error-severity dataset problems that only drop a row, as Vertex does; every other error fails the create. */
+export const TOLERATED_PROBLEMS: readonly ProblemKind[] = ['too_long_dropped', 'nothing_to_train'];
+/** Dataset problems listed in a failed create's message. */
+const PROBLEMS_SHOWN = 10;
+
+export interface CreateJobRequest {
+  project: string;
+  location: string;
+  /** publishers/{pub}/models/{name} */
+  baseModel: string;
+  /** The base model's directory. */
+  baseDir: string;
+  tunedModelDisplayName: string;
+  description?: string;
+  labels?: Record<string, string>;
+  trainingDatasetUri: string;
+  validationDatasetUri?: string;
+  epochCount: number;
+  adapterSize: AdapterSizeName;
+  learningRateMultiplier: number;
+  learningRate?: number;
+  /** Throws PERMISSION_DENIED unless the caller holds storage.objects.get in the bucket's project. */
+  authorizeRead: (bucketProject: string, resource: string) => void | Promise<void>;
+}
+
+export interface TuningServiceParts {
+  db: PlatformDb;
+  config: PlatformConfig;
+  jobs: TuningJobs;
+  quotas: Quotas;
+  storage: ObjectStore;
+}
+
+export class TuningService {
+  readonly db: PlatformDb;
+  readonly config: PlatformConfig;
+  readonly jobs: TuningJobs;
+  readonly quotas: Quotas;
+  readonly storage: ObjectStore;
+  readonly registry: Registry;
+  readonly runner: JobRunner;
+
+  constructor(parts: TuningServiceParts, runner: RunnerOptions = {}) {
+    ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
+    this.registry = new Registry(this.db);
+    this.runner = new JobRunner(this.db, this.jobs, runner);
+  }
+
+  /** Validates and queues a job (see the file comment for the order of checks). */
+  async create(req: CreateJobRequest): Promise<TuningJobRecord> {
+    this.config.assertLocation(req.location);
+    checkRanges(req);
+    const train = await this.readableDataset(req, req.trainingDatasetUri, 'supervised_tuning_spec.training_dataset_uri');
+    const validation = req.validationDatasetUri === undefined
+      ? undefined
+      : await this.readableDataset(req, req.validationDatasetUri, 'supervised_tuning_spec.validation_dataset_uri');
+    this.quotas.withTuningJobSlot(req.project, req.location, () => undefined);
+
+    const upload = newUploadDir(this.db.dataDir);
+    try {
+      const options = jobTuneOptions(
+        { epochs: req.epochCount, adapterSize: ADAPTER_SIZES[req.adapterSize], learningRateMultiplier: req.learningRateMultiplier, learningRate: req.learningRate },
+        loadModelConfig(req.baseDir).maxPositionEmbeddings,
+      );
+      const trainFile = path.join(upload, TRAIN_FILE);
+      const validationFile = path.join(upload, VALIDATION_FILE);
+      await this.storage.copyToFile(train.bucket, train.name, trainFile);
+      if (validation) await this.storage.copyToFile(validation.bucket, validation.name, validationFile);
+      const stats = await checkDatasets(
+        { file: trainFile, uri: train.uri }, validation && { file: validationFile, uri: validation.uri },
+        { dir: req.baseDir, limit: options.maxSeqLen }, req.epochCount,
+      );
+      const request = tuningJobJson(req, stats);
+      const job = this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });
+      const spec: JobSpec = {
+        jobId: job.id, project: req.project, location: req.location, baseModel: req.baseModel, baseDir: req.baseDir,
+        displayName: req.tunedModelDisplayName, hasValidation: validation !== undefined, options,
+      };
+      commitJobDir(this.db.dataDir, upload, spec);
+      this.runner.kick();
+      return job;
+    } catch (err) {
+      fs.rmSync(upload, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Cancels (best effort): PENDING ends at once, RUNNING once its worker is stopped. */
+  cancel(project: string, location: string, id: string): TuningJobRecord {
+    const job = this.jobs.cancel(project, location, id);
+    this.runner.cancel(id);
+    return job;
+  }
+
+  /**
+   * A local directory holding the adapter stored at `adapterUri` (gs://bucket/prefix/), copied out of
+   * the object store once per object generation into `<data-dir>/cache/adapters/`.
+   */
+  async adapterDir(adapterUri: string): Promise<string> {
+    const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
+    const { objects } = this.storage.listObjects(bucket, { prefix });
+    if (objects.length === 0) throw new NotFoundError(`no adapter files under ${adapterUri}`);
+    const key = createHash('sha256').update(JSON.stringify(objects.map((o) => [o.name, o.generation]))).digest('hex').slice(0, 24);
+    const dir = path.join(this.db.dataDir, 'cache', 'adapters', key);
+    if (fs.existsSync(dir)) return dir;
+    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+    fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    for (const o of objects) {
+      const base = o.name.slice(prefix.length);
+      if (base.includes('/')) continue;
+      await this.storage.copyToFile(bucket, o.name, path.join(tmp, base));
+    }
+    try {
+      fs.renameSync(tmp, dir);
+    } catch {
+      fs.rmSync(tmp, { recursive: true, force: true }); // another request put it in place first
+    }
+    return dir;
+  }
+
+  /** A dataset object the caller may read, in the job's location (404, 403, 400 otherwise). */
+  private async readableDataset(req: CreateJobRequest, uri: string, field: string): Promise<ResolvedObject> {
+    if (typeof uri !== 'string' || !uri.startsWith('gs://')) {
+      throw new InvalidRequestError(`${field} must be a gs:// URI (gs://BUCKET/OBJECT), got ${JSON.stringify(uri)}`);
+    }
+    const { bucket, object } = parseGsUri(uri);
+    const b = this.storage.findBucket(bucket);
+    if (!b) throw new NotFoundError(`Dataset ${uri} not found: bucket gs://${bucket} does not exist.`);
+    await req.authorizeRead(b.project, `projects/_/buckets/${bucket}/objects/${object}`);
+    let resolved: ResolvedObject;
+    try {
+      resolved = this.storage.resolveGsUri(uri);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`Dataset ${uri} not found: ${err.message}.`);
+      throw err;
+    }
+    assertSameLocation(resolved.location, req.location, uri);
+    return resolved;
+  }
+}
+
+function checkRanges(req: CreateJobRequest): void {
+  const hp = 'supervised_tuning_spec.hyper_parameters';
+  if (!Number.isInteger(req.epochCount) || req.epochCount < EPOCH_RANGE.min || req.epochCount > EPOCH_RANGE.max) {
+    throw new InvalidRequestError(`${hp}.epoch_count must be an integer in [${EPOCH_RANGE.min}, ${EPOCH_RANGE.max}], got ${req.epochCount}.`);
+  }
+  if (!(req.learningRateMultiplier > 0 && req.learningRateMultiplier <= LEARNING_RATE_MULTIPLIER_MAX)) {
+    throw new InvalidRequestError(`${hp}.learning_rate_multiplier must be in (0, ${LEARNING_RATE_MULTIPLIER_MAX}], got ${req.learningRateMultiplier}.`);
+  }
+  if (req.learningRate !== undefined && !(req.learningRate > 0 && req.learningRate < 1)) {
+    throw new InvalidRequestError(`${hp}.learning_rate must be in (0, 1), got ${req.learningRate}.`);
+  }
+  if (!(req.adapterSize in ADAPTER_SIZES)) {
+    throw new InvalidRequestError(`${hp}.adapter_size ${req.adapterSize} is not supported: use one of ${Object.keys(ADAPTER_SIZES).join(', ')}.`);
+  }
+  if ([...req.tunedModelDisplayName].length > 128) throw new InvalidRequestError('tuned_model_display_name must be at most 128 characters.');
+}
+
+/**
+ * Validates the datasets with the dataset module (token limits from the base model) and returns the
+ * training set's tuningDataStats; INVALID_ARGUMENT listing the problems by line when rows are unreadable
+ * or nothing would be trained.
+ */
+async function checkDatasets(
+  train: { file: string; uri: string }, validation: { file: string; uri: string } | undefined,
+  model: { dir: string; limit: number }, epochs: number,
+): Promise<TuningDataStats> {
+  const { report, scans } = await validateDataset(train.file, { validationFile: validation?.file, model, maxPerKind: PROBLEMS_SHOWN });
+  const uriOf = (file: string): string => (file === validation?.file ? validation.uri : file === train.file ? train.uri : file);
+  const fatal: DatasetProblem[] = [];
+  let count = 0;
+  for (const k of report.kinds) {
+    if (k.severity !== 'error' || TOLERATED_PROBLEMS.includes(k.kind)) continue;
+    count += k.count;
+    fatal.push(...k.first);
+  }
+  if (count > 0) {
+    fatal.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file === train.file ? -1 : 1));
+    const lines = fatal.slice(0, PROBLEMS_SHOWN).map((p) => `${problemLocation({ ...p, file: uriOf(p.file) })}: ${p.message}` +
+      (p.kind ? ` [${p.kind}: ${PROBLEM_KINDS[p.kind].title}]` : ''));
+    throw new InvalidRequestError(
+      `The dataset is not valid: ${count} problem${count === 1 ? '' : 's'} make${count === 1 ? 's' : ''} rows unreadable. ` +
+        `Fix ${count === 1 ? 'it' : 'them'} and create the job again.\n${lines.join('\n')}` +
+        (count > lines.length ? `\n... and ${count - lines.length} more (run \`tunekit validate\` on the file for all of them)` : ''),
+    );
+  }
+  for (const s of scans) {
+    if (trainedRows(s) === 0) {
+      throw new InvalidRequestError(`The dataset ${uriOf(s.file)} has no example to train on: every row was dropped (${s.dropped.slice(0, 3).map(([, r]) => r).join('; ')}).`);
+    }
+  }
+  return statsFromScan(scans[0]!, { epochs });
+}
+
+function trainedRows(scan: DatasetScan): number {
+  let n = 0;
+  for (let row = 1; row <= scan.rows; row++) {
+    const s = scan.columns.status.get(row);
+    if (s === RowStatus.Kept || s === RowStatus.Truncated) n++;
+  }
+  return n;
+}
+
+/** The TuningJob as created, in proto3 JSON (what the API serves with the job's state added). */
+function tuningJobJson(req: CreateJobRequest, stats: TuningDataStats): Record<string, unknown> {
+  const hyperParameters: Record<string, unknown> = {
+    epochCount: String(req.epochCount), learningRateMultiplier: req.learningRateMultiplier, adapterSize: req.adapterSize,
+  };
+  if (req.learningRate !== undefined) hyperParameters.learningRate = req.learningRate;
+  const spec: Record<string, unknown> = { trainingDatasetUri: req.trainingDatasetUri };
+  if (req.validationDatasetUri !== undefined) spec.validationDatasetUri = req.validationDatasetUri;
+  spec.hyperParameters = hyperParameters;
+  const job: Record<string, unknown> = { baseModel: req.baseModel, supervisedTuningSpec: spec, tunedModelDisplayName: req.tunedModelDisplayName };
+  if (req.description) job.description = req.description;
+  if (req.labels && Object.keys(req.labels).length) job.labels = req.labels;
+  job.tuningDataStats = stats;
+  return job;
+}

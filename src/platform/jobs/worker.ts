@@ -1,0 +1,120 @@
+// A tuning job's worker process: `node worker.js <data-dir> <job-id>`, forked by the runner (runner.ts)
+// for a job it has moved to RUNNING. The worker owns the run end to end and writes everything to the
+// database itself, so nothing depends on the server staying up:
+// - trains with the job's options (spec.ts), resuming from the newest complete epoch checkpoint in the
+//   job's output directory when there is one (the trainer's resume is exact);
+// - records per-step metrics under Vertex's names and the last checkpoint as it goes;
+// - on success uploads the adapter to the location's tunekit bucket, registers the model version,
+//   deploys it on an endpoint and ends the job SUCCEEDED, in one transaction (registry.ts);
+// - on a training error ends the job FAILED with a google.rpc.Status.
+// Between steps it stops (exit 0) when the job is no longer RUNNING (cancelled) or when its parent is
+// gone (the server died: the next server resumes the job from its checkpoint, so no orphan keeps
+// training). The training loop does not yield to the event loop, so these checks run in the step
+// callback, not on IPC events.
+// TUNEKIT_JOB_STEP_DELAY_MS (tests) sleeps that long after each step, to make a run slow enough to kill.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TunekitError } from '../../errors.js';
+import { tune, type TrainEvent } from '../../train/trainer.js';
+import { PlatformConfig } from '../config.js';
+import { PlatformDb } from '../db.js';
+import { TuningJobs } from '../jobs.js';
+import { Quotas } from '../quota.js';
+import { ObjectStore } from '../storage.js';
+import { gsUri } from '../gcs-names.js';
+import { Registry, type CheckpointInfo } from './registry.js';
+import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
+import { jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
+
+async function run(dataDir: string, jobId: string): Promise<void> {
+  const db = PlatformDb.open(dataDir);
+  const config = new PlatformConfig(db);
+  const jobs = new TuningJobs(db, new Quotas(db, config));
+  const storage = new ObjectStore(db, config);
+  const parent = process.ppid;
+  const delayMs = Number(process.env.TUNEKIT_JOB_STEP_DELAY_MS ?? 0);
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+  const stillMine = (): void => {
+    if (process.ppid !== parent) process.exit(0); // the server is gone; the next one resumes the job
+    const job = jobs.find(jobId);
+    if (!job || job.state !== 'JOB_STATE_RUNNING') process.exit(0); // cancelled: the runner ends it
+  };
+  const onEvent = (e: TrainEvent): void => {
+    if (e.type === 'step') {
+      jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.train), e.metrics.epoch);
+      if (delayMs > 0) Atomics.wait(sleeper, 0, 0, delayMs);
+      stillMine();
+    } else if (e.type === 'eval') {
+      jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.eval), e.metrics.epoch);
+    } else if (e.type === 'checkpoint') {
+      jobs.setCheckpoint(jobId, e.dir);
+      stillMine();
+    }
+  };
+
+  let spec: JobSpec | undefined;
+  try {
+    const dir = jobDir(dataDir, jobId);
+    spec = readJobSpec(dir);
+    const outDir = path.join(dir, 'out');
+    const resume = listCheckpoints(outDir).pop()?.dir;
+    stillMine();
+    await tune({
+      ...spec.options, baseDir: spec.baseDir, trainFile: path.join(dir, TRAIN_FILE),
+      ...(spec.hasValidation ? { validationFile: path.join(dir, VALIDATION_FILE) } : {}),
+      outDir, ...(resume ? { resume } : {}), onEvent,
+    });
+    stillMine();
+    commit(db, jobs, storage, spec, outDir);
+  } catch (err) {
+    const job = jobs.find(jobId);
+    if (job?.state === 'JOB_STATE_CANCELLING') jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
+    else jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: jobError(err) });
+    if (!(err instanceof TunekitError)) process.stderr.write(`tunekit worker: job ${jobId}: ${err instanceof Error ? err.stack : String(err)}\n`);
+  } finally {
+    db.close();
+  }
+}
+
+/** Uploads the adapter, registers and deploys it, and ends the job SUCCEEDED. */
+function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: JobSpec, outDir: string): void {
+  const bucket = ensureManagedBucket(storage, spec.project, spec.location);
+  const prefix = `tuningJobs/${spec.jobId}/adapter/`;
+  for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
+    storage.putObjectSync(bucket, prefix + f, fs.readFileSync(path.join(outDir, f)));
+  }
+  const checkpoints: CheckpointInfo[] = listCheckpoints(outDir).map((c) => ({ checkpointId: String(c.epoch), epoch: c.epoch, step: c.step }));
+  new Registry(db).commitTunedModel(
+    jobs,
+    { id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel },
+    { adapterUri: gsUri(bucket, prefix), checkpoints },
+    ({ model, endpoint }) => ({
+      tunedModel: {
+        model, endpoint,
+        checkpoints: checkpoints.map((c, i) => ({
+          checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step), ...(i === checkpoints.length - 1 ? { endpoint } : {}),
+        })),
+      },
+    }),
+  );
+}
+
+function pick(metrics: object, names: Record<string, string>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, name] of Object.entries(names)) {
+    const v = (metrics as Record<string, unknown>)[k];
+    if (typeof v === 'number' && Number.isFinite(v)) out[name] = v;
+  }
+  return out;
+}
+
+const [dataDir, jobId] = process.argv.slice(2);
+if (process.argv[1] === fileURLToPath(import.meta.url) && dataDir && jobId) {
+  run(dataDir, jobId).then(() => process.exit(0), (err: unknown) => {
+    process.stderr.write(`tunekit worker: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
