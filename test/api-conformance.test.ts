@@ -107,6 +107,9 @@ test('generateContent, generateContentStream, countTokens, computeTokens through
   const counted = await ai.models.countTokens({ model: 'gemma3-tiny', contents: 'Say something.', config: { systemInstruction: 'Be brief.' } });
   assert.equal(counted.totalTokens, usage.promptTokenCount);
 
+  const got = await ai.models.get({ model: 'gemma3-tiny' });
+  assert.equal(got.name, 'publishers/google/models/gemma3-tiny');
+
   const computed = await ai.models.computeTokens({ model: 'gemma3-tiny', contents: 'Say something.' });
   const info = computed.tokensInfo![0]!;
   assert.equal(info.role, 'user');
