@@ -75,6 +75,9 @@ test('storage: user errors are one line, exit code 1', () => {
   userError(cli(d, 'storage', 'cp', path.join(d, 'nope.jsonl'), 'gs://ok-bucket/x'), /local file .*nope\.jsonl does not exist/);
   userError(cli(d, 'storage', 'cp', 'gs://ok-bucket/absent', path.join(d, 'out')), /object gs:\/\/ok-bucket\/absent does not exist/);
   userError(cli(d, 'storage', 'cp', src, path.join(d, 'y')), /one of source and destination must be a gs:\/\/ URI/);
+  assert.equal(cli(d, 'storage', 'cp', src, 'gs://ok-bucket/x.jsonl').code, 0);
+  userError(cli(d, 'storage', 'cp', 'gs://ok-bucket/x.jsonl', path.join(d, 'no-dir', 'x.jsonl')), /local directory .*no-dir does not exist/);
+  userError(cli(d, 'storage', 'cp', d, 'gs://ok-bucket/dir'), /is not a regular file/);
   userError(cli(d, 'storage', 'ls', 'gs://missing-bucket'), /bucket gs:\/\/missing-bucket does not exist/);
   userError(cli(d, 'storage', 'rm', 'gs://ok-bucket/absent'), /does not exist/);
   assert.ok(!fs.existsSync(path.join(path.dirname(d), 'escape')));

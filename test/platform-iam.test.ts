@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Platform } from '../src/platform/platform.js';
 import { ADMIN_EMAIL, INSECURE_PRINCIPAL, hashKey, type Principal } from '../src/platform/iam.js';
 import { PERMISSIONS, ROLES } from '../src/platform/roles.js';
-import { tempDirs, throwsCode } from './helpers/platform.js';
+import { platformDir, runScript, tempDirs, throwsCode } from './helpers/platform.js';
 
 const freshDir = tempDirs('platform-iam');
 const TRAINER = 'trainer@proj-a.iam.gserviceaccount.com';
@@ -168,6 +168,25 @@ test('bootstrap: an owner-everywhere admin key, returned once, also when two ins
   const c = Platform.open({ dataDir: dir });
   assert.equal(c.iam.bootstrap(), undefined, 'not again after a restart');
   c.close();
+});
+
+test('bootstrap from six processes starting together on a fresh data dir: one key in all', async () => {
+  const dir = freshDir();
+  const start = Date.now() + 1000;
+  const script = `import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
+    while (Date.now() < ${start}) {}
+    const p = Platform.open({ dataDir: process.argv[process.argv.length - 1] });
+    const k = p.iam.bootstrap();
+    p.close();
+    process.stdout.write(k ? k.key : '-');`;
+  const runs = await Promise.all(Array.from({ length: 6 }, () => runScript(script, [dir])));
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const keys = runs.map((r) => r.out).filter((o) => o !== '-');
+  assert.equal(keys.length, 1);
+  const p = Platform.open({ dataDir: dir });
+  assert.equal(p.iam.authenticate({ authorization: `Bearer ${keys[0]}` }).email, ADMIN_EMAIL);
+  assert.equal(p.iam.listKeys(ADMIN_EMAIL).length, 1);
+  p.close();
 });
 
 test('insecure no-auth: everything allowed, whatever the headers; the principal is refused by a secure Iam', () => {

@@ -215,6 +215,29 @@ test('a process killed mid-upload: the object is absent (new) or complete (overw
   q.close();
 });
 
+test('four processes overwriting one object at once: it ends as one complete version, with no stray files', async () => {
+  const p = openWithBucket();
+  const dataDir = p.dataDir;
+  p.close();
+  const start = Date.now() + 1000;
+  const script = `import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
+    const id = Number(process.argv[process.argv.length - 1]);
+    const p = Platform.open({ dataDir: process.argv[process.argv.length - 2] });
+    while (Date.now() < ${start}) {}
+    for (let i = 0; i < 10; i++) await p.storage.putObject('data-bkt', 'shared.bin', Buffer.alloc(200_000 + id, id));
+    p.close();`;
+  const runs = await Promise.all([1, 2, 3, 4].map((id) => runScript(script, [dataDir, String(id)])));
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const q = Platform.open({ dataDir });
+  const bytes = q.storage.readObject('data-bkt', 'shared.bin');
+  const id = bytes.length - 200_000;
+  assert.ok(id >= 1 && id <= 4);
+  assert.ok(bytes.equals(Buffer.alloc(200_000 + id, id)));
+  assert.equal(q.storage.statObject('data-bkt', 'shared.bin').size, bytes.length);
+  assert.equal(fs.readdirSync(path.join(q.storage.root, 'data-bkt')).length, 1);
+  q.close();
+});
+
 test('list: prefix, delimiter roll-up, pages that cover everything once', async () => {
   const p = openWithBucket();
   const names = ['a.txt', 'ds/1.jsonl', 'ds/2.jsonl', 'ds/sub/3.jsonl', 'ds/sub/4.jsonl', 'ds2/x', 'logs/1', 'logs/2', 'z'];

@@ -259,6 +259,7 @@ export class ObjectStore {
   async copyToFile(bucketName: string, name: string, localPath: string): Promise<ObjectInfo> {
     const info = this.statObject(bucketName, name);
     const dest = path.resolve(localPath);
+    if (!fs.existsSync(path.dirname(dest))) throw new NotFoundError(`local directory ${path.dirname(dest)} does not exist`);
     const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await fs.promises.writeFile(tmp, this.createReadStream(bucketName, name));
