@@ -270,3 +270,14 @@ test('an error mid-stream ends the SSE body with a bare {"error": ...} event; th
   const served = await failing.served('google', 'gemma3-tiny');
   (await served.lock())();
 });
+
+test('the server stays responsive while a generation runs: other requests are answered between tokens', async () => {
+  const long = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutputTokens: 300 } };
+  let finished = false;
+  const running = generateJson('gemma3-tiny', long).then((r) => { finished = true; return r; });
+  await new Promise((r) => setTimeout(r, 20));
+  const count = await api.post(`${PREFIX}/gemma3-tiny:countTokens`, userText('quick'));
+  assert.equal(count.status, 200);
+  assert.equal(finished, false, 'countTokens was answered before the generation finished');
+  assert.ok((await running).usageMetadata!.candidatesTokenCount > 50);
+});
