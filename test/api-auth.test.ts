@@ -45,3 +45,11 @@ test('a user generates with x-goog-api-key or Authorization: Bearer; not in anot
   const other = GEN.replace('/projects/p/', '/projects/q/');
   assert.equal((await api.post(other, body, { headers: { 'x-goog-api-key': user } })).status, 403);
 });
+
+test('express mode (no project in the path): the key\'s own project is checked', async () => {
+  const EXPRESS = '/v1beta1/publishers/google/models/gemma3-tiny:generateContent';
+  assert.equal((await api.post(EXPRESS, body, { headers: { 'x-goog-api-key': user } })).status, 200);
+  assert.deepEqual(await status(await api.post(EXPRESS, body, { headers: { 'x-goog-api-key': viewer } })), [403, 'PERMISSION_DENIED',
+    "Permission 'aiplatform.endpoints.predict' denied on resource 'projects/p' (or it may not exist)."]);
+  assert.deepEqual((await status(await api.post(EXPRESS, body))).slice(0, 2), [401, 'UNAUTHENTICATED']);
+});

@@ -107,6 +107,11 @@ test('generateContent, generateContentStream, countTokens, computeTokens through
   const counted = await ai.models.countTokens({ model: 'gemma3-tiny', contents: 'Say something.', config: { systemInstruction: 'Be brief.' } });
   assert.equal(counted.totalTokens, usage.promptTokenCount);
 
+  // Express mode: an API key and no project; the SDK drops the projects/{p}/locations/{l} prefix.
+  const express = new GoogleGenAI({ vertexai: true, apiKey: adminKey, httpOptions: { baseUrl } });
+  const e = await express.models.generateContent({ model: 'gemma3-tiny', contents: 'Say something.', config });
+  assert.equal(e.text, r.text);
+
   const got = await ai.models.get({ model: 'gemma3-tiny' });
   assert.equal(got.name, 'publishers/google/models/gemma3-tiny');
 

@@ -6,6 +6,8 @@
 export interface Principal {
   /** e.g. "serviceAccount:trainer@p.iam.tunekit" or "anonymous". */
   readonly id: string;
+  /** The service account's email (NAME@PROJECT.iam.gserviceaccount.com), when the caller is one. */
+  readonly email?: string;
 }
 
 export interface Authenticator {

@@ -3,11 +3,11 @@
 // Order in every handler: location, permission, model (404), body, then (generate-methods.ts) the
 // model's lock for generation, so bad requests never wait behind a running generation.
 
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { guard, PERMISSIONS } from '../auth.js';
 import { body, checkLocation, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
-import { handle, splitVerb } from './generate-methods.js';
+import { handle, splitVerb, type Verb } from './generate-methods.js';
 
 function publisherModelJson(served: { publisher: string; name: string; createTime: string }): Record<string, unknown> {
   return {
@@ -46,11 +46,26 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
-    const { name, verb } = method;
+    return generation(c, publisher, method.name, method.verb);
+  });
+
+  // Express mode: an SDK given an API key and no project sends publishers/{pub}/models/{m}:verb. The
+  // project is the one the key's service account belongs to (any project without authentication).
+  app.post('/publishers/:publisher/models/:call', async (c) => {
+    const { publisher, call } = c.req.param();
+    const method = splitVerb(call);
+    if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+    const principal = await api.auth.authenticate(c.req.raw.headers);
+    const project = principal.email ? principal.email.split('@')[1]!.split('.')[0]! : 'express';
+    await api.auth.authorize(principal, PERMISSIONS.predict, project);
+    return generation(c, publisher, method.name, method.verb);
+  });
+
+  async function generation(c: Context, publisher: string, name: string, verb: Verb): Promise<Response> {
     api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
     const request = await body(api, c);
     const served = await api.catalog.served(publisher, name);
     return handle(api, verb, served, request, c.req.query('alt'));
-  });
+  }
 }
 
