@@ -2,7 +2,8 @@
 // file of Vertex-layout conversations under .cache/bench/ (once; reused while its size matches), then
 // validates it in fresh child processes: without a model (parsing and every check) and with token
 // counting by the tiny Llama model (chat template + tokenizer in worker threads, one per core).
-// Prints MB/s and peak RSS (the child's maxRSS: main thread and workers together).
+// Prints MB/s, CPU seconds (all threads; MB per CPU second is what a busy shared machine cannot
+// distort) and peak RSS (the child's maxRSS: main thread and workers together).
 // Goals (issue 4): >= 50 MB/s without a model, >= 10 MB/s with token counting, peak RSS < 300 MB.
 // BENCH_DATA_MB sets the file size; BENCH_DATA_WORKERS the worker count (default: all cores).
 
@@ -73,15 +74,17 @@ function generate(file: string, bytes: number): void {
   fs.closeSync(fd);
 }
 
-interface Run { seconds: number; maxRssMB: number; examples: number; errors: number; warnings: number }
+interface Run { seconds: number; cpuSeconds: number; maxRssMB: number; examples: number; errors: number; warnings: number }
 
 /** In the child: validate once and print the timing as JSON. */
 async function child(withModel: boolean): Promise<void> {
   const { validateDataset } = await import('../src/data/validate.js');
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const { report } = await validateDataset(dataFile, withModel ? { model: { dir: modelDir, threads: WORKERS } } : {});
   const seconds = (performance.now() - t0) / 1000;
-  const run: Run = { seconds, maxRssMB: process.resourceUsage().maxRSS / 1024, examples: report.files[0].validExamples, errors: report.errors, warnings: report.warnings };
+  const cpu = process.cpuUsage(cpu0); // all threads of the process, workers included
+  const run: Run = { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, maxRssMB: process.resourceUsage().maxRSS / 1024, examples: report.files[0].validExamples, errors: report.errors, warnings: report.warnings };
   process.stdout.write(JSON.stringify(run) + '\n');
 }
 
@@ -107,7 +110,7 @@ async function main(): Promise<void> {
   const report = (label: string, run: Run, goal: number): void => {
     const speed = size / run.seconds;
     process.stdout.write(`${label.padEnd(34)} ${run.seconds.toFixed(2).padStart(7)} s ${speed.toFixed(1).padStart(7)} MB/s ` +
-      `(goal >= ${goal})  peak RSS ${run.maxRssMB.toFixed(0)} MB (goal < 300)  ${run.examples} examples, ${run.errors} errors, ${run.warnings} warnings\n`);
+      `(goal >= ${goal}), ${run.cpuSeconds.toFixed(1)} CPU s (${(size / run.cpuSeconds).toFixed(1)} MB per CPU s)  peak RSS ${run.maxRssMB.toFixed(0)} MB (goal < 300)  ${run.examples} examples, ${run.errors} errors, ${run.warnings} warnings\n`);
   };
   report('validate, no model', measure(false), 50);
   report(`validate + token counts (${WORKERS} workers)`, measure(true), 10);

@@ -85,10 +85,13 @@ export function alternationProblem(conv: Conversation, format: DatasetFormat): D
 /** A short digest of what an example says (system, roles, texts, weights), for equality tests. */
 export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns'>, salt = ''): string {
   // Length-prefixed fields: unambiguous without escaping anything.
+  // Fed to the hash piece by piece: no concatenated copy of the texts.
+  const hash = crypto.createHash('sha1').update(salt);
   const sys = conv.systemInstruction;
-  let canonical = sys === undefined ? '-' : `${sys.length}:${sys}`;
-  for (const t of conv.turns) canonical += `${t.role === 'model' ? 'm' : 'u'}${t.weight ?? 1}${t.text.length}:${t.text}`;
-  return crypto.createHash('sha1').update(salt + canonical).digest('base64').slice(0, 20);
+  if (sys === undefined) hash.update('-');
+  else hash.update(`${sys.length}:`).update(sys);
+  for (const t of conv.turns) hash.update(`${t.role === 'model' ? 'm' : 'u'}${t.weight ?? 1}${t.text.length}:`).update(t.text);
+  return hash.digest('base64').slice(0, 20);
 }
 
 /** Unicode code points in a string (what Vertex's character counts count). */
