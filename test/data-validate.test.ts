@@ -191,6 +191,13 @@ test('CLI: exit 1 with errors, 0 with warnings only; --json is the report', () =
   assert.equal(ok.status, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /CRLF line ends \[crlf\]: 2 \(tolerated/);
   assert.match(ok.stdout, /\nOK: no errors, 3 warnings\n$/);
+  const val = path.join(dir, 'good-val.jsonl');
+  fs.writeFileSync(val, [valid(2), valid(3)].map((v) => JSON.stringify(v)).join('\n') + '\n');
+  const both = spawnSync(process.execPath, [CLI, 'validate', good, '--validation', val, '--model', tinyModelDir('llama')], { encoding: 'utf8' });
+  assert.equal(both.status, 0, both.stdout + both.stderr);
+  assert.match(both.stdout, /^training file .*good\.jsonl .*\n  2 lines, 2 examples: 2 valid, 0 invalid; token limit 2048: 0 truncated, 0 dropped; 0 errors, 3 warnings\n/);
+  assert.match(both.stdout, /\nvalidation file .*good-val\.jsonl .*\n  2 lines, 2 examples: 2 valid, 0 invalid; token limit 2048: 0 truncated, 0 dropped; 0 errors, 1 warnings\n/);
+  assert.ok(both.stdout.includes(`in both training and validation [train_validation_overlap]: 1 (validation examples seen in training make the eval metrics look better than they are)\n    ${val}:1: the same example as line 2 of the training file\n`), both.stdout);
   const missing = spawnSync(process.execPath, [CLI, 'validate', path.join(dir, 'nope.jsonl')], { encoding: 'utf8' });
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^tunekit: error: dataset file .*nope\.jsonl does not exist\n$/);

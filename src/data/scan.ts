@@ -122,6 +122,15 @@ export interface DatasetScan {
 }
 
 const MAX_REASONS = 1000;
+
+/** Inserts item into a list sorted by row, keeping only the MAX_REASONS smallest rows. */
+function keepSmallest<T>(list: T[], item: T, row: number, rowOf: (t: T) => number): void {
+  if (list.length >= MAX_REASONS && row >= rowOf(list[list.length - 1])) return;
+  let i = list.length;
+  while (i > 0 && rowOf(list[i - 1]) > row) i--;
+  list.splice(i, 0, item);
+  if (list.length > MAX_REASONS) list.pop();
+}
 const SYSTEM_PROMPTS_KEPT = 100;
 
 function defaultLimit(dir: string): number {
@@ -141,12 +150,7 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   };
   const noteDropped = (row: number, reason: string): void => {
     scan.droppedCount++;
-    if (scan.dropped.length < MAX_REASONS || row < scan.dropped[scan.dropped.length - 1][0]) {
-      let i = scan.dropped.length;
-      while (i > 0 && scan.dropped[i - 1][0] > row) i--;
-      scan.dropped.splice(i, 0, [row, reason]);
-      if (scan.dropped.length > MAX_REASONS) scan.dropped.pop();
-    }
+    keepSmallest<[number, string]>(scan.dropped, [row, reason], row, (d) => d[0]);
   };
 
   let pool: TokenCounterPool | null = null;
@@ -164,11 +168,7 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
       else if (c.fate === 'truncated') {
         columns.status.set(c.row, RowStatus.Truncated);
         scan.truncatedCount++;
-        if (scan.truncatedRows.length < MAX_REASONS || c.row < scan.truncatedRows[scan.truncatedRows.length - 1]) {
-          scan.truncatedRows.push(c.row);
-          scan.truncatedRows.sort((a, b) => a - b);
-          if (scan.truncatedRows.length > MAX_REASONS) scan.truncatedRows.pop();
-        }
+        keepSmallest(scan.truncatedRows, c.row, c.row, (r) => r);
       } else {
         columns.status.set(c.row, RowStatus.Dropped);
         noteDropped(c.row, `example ${c.row} (line ${c.line}): ${c.problem?.message ?? 'dropped'}`);
