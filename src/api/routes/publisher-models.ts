@@ -1,5 +1,6 @@
 // Publisher models: `projects/{p}/locations/{l}/publishers/{pub}/models/{m}` get, and the methods
-// :generateContent, :streamGenerateContent (alt=sse), :countTokens, :computeTokens on them.
+// :generateContent, :streamGenerateContent (alt=sse), :countTokens, :computeTokens on them; the same
+// without the project prefix (`publishers/{pub}/models` list and get, and express-mode generation).
 // Order in every handler: location, permission, model (404), body, then (generate-methods.ts) the
 // model's lock for generation, so bad requests never wait behind a running generation.
 
