@@ -86,7 +86,7 @@ export function alternationProblem(conv: Conversation, format: DatasetFormat): D
 export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns'>, salt = ''): string {
   // Length-prefixed fields: unambiguous without escaping anything.
   // Fed to the hash piece by piece: no concatenated copy of the texts.
-  const hash = crypto.createHash('sha1').update(salt);
+  const hash = crypto.createHash('sha256').update(salt);
   const sys = conv.systemInstruction;
   if (sys === undefined) hash.update('-');
   else hash.update(`${sys.length}:`).update(sys);
@@ -96,16 +96,10 @@ export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns
 
 /** Unicode code points in a string (what Vertex's character counts count). */
 export function codePoints(text: string): number {
+  SURROGATE_PAIR.lastIndex = 0;
   let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const d = text.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n--;
-        i++;
-      }
-    }
-  }
+  while (SURROGATE_PAIR.test(text)) n--;
   return n;
 }
+
+const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;

@@ -21,6 +21,11 @@ export class FormatConsistency {
     return this.first?.format ?? null;
   }
 
+  /** Starts from a layout seen elsewhere (a parallel scan's other half). */
+  seed(format: DatasetFormat, line: number): void {
+    this.first ??= { format, line };
+  }
+
   check(format: DatasetFormat | null, line: number): DatasetProblem | null {
     if (format === null) return null;
     if (this.first === null) {

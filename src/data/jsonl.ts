@@ -8,6 +8,7 @@
 //   reported and skipped (a validator collecting every problem); without it the first one is thrown.
 
 import fs from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { NotFoundError } from '../errors.js';
 import { DatasetError, type DatasetProblem } from './errors.js';
 
@@ -26,10 +27,11 @@ export interface JsonlOptions {
   onProblem?: (problem: DatasetProblem) => void;
   /** Receives what is tolerated (kinds bom, crlf, blank_line), one call per occurrence. */
   onNotice?: (problem: DatasetProblem) => void;
+  /** Read only bytes [start, end) (start at a line start), numbering lines from firstLine. */
+  range?: { start: number; end: number; firstLine: number };
 }
 
 const NEWLINE = 0x0a;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function report(problem: DatasetProblem, opts: JsonlOptions): void {
   if (!opts.onProblem) throw new DatasetError(problem);
@@ -41,22 +43,22 @@ export async function* readLines(file: string, opts: JsonlOptions = {}): AsyncGe
   let stream: fs.ReadStream;
   try {
     await fs.promises.access(file, fs.constants.R_OK);
-    stream = fs.createReadStream(file, { highWaterMark: 1 << 16 });
+    const range = opts.range ? { start: opts.range.start, end: opts.range.end - 1 } : {};
+    stream = fs.createReadStream(file, { highWaterMark: 1 << 16, ...range });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`dataset file ${file} does not exist`);
     throw e;
   }
   let pending: Buffer[] = [];
-  let line = 0;
+  let line = (opts.range?.firstLine ?? 1) - 1;
   const finish = (bytes: Buffer): JsonlLine | null => {
     line++;
-    let text: string;
-    try {
-      text = utf8.decode(bytes);
-    } catch {
+    // isUtf8 + toString: the same strict check as a fatal TextDecoder, about twice as fast.
+    if (!isUtf8(bytes)) {
       report({ file, line, path: '', message: 'the line is not valid UTF-8; save the file as UTF-8', kind: 'invalid_utf8' }, opts);
       return null;
     }
+    let text = bytes.toString('utf8');
     const notice = opts.onNotice;
     if (line === 1 && text.startsWith('\uFEFF')) {
       text = text.slice(1);

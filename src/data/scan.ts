@@ -6,6 +6,7 @@
 // a row is valid when it parses to a Conversation with alternating roles.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import { loadModelConfig } from '../models/loader.js';
 import type { Conversation } from './conversation.js';
 import { FormatConsistency } from './dataset.js';
@@ -34,6 +35,22 @@ export interface ScanOptions {
   maxPerKind?: number;
   /** Keys of another file's examples (key -> line): rows found there are train/validation overlap. */
   overlapWith?: Map<string, number>;
+  /**
+   * Without a model or onProblem, files at least this large are scanned in two halves on two worker
+   * threads (scan-parallel.ts); default 16 MB. Infinity: never.
+   */
+  parallelMinBytes?: number;
+  /** Internal (scan-parallel.ts): scan bytes [start, end) whose first line and row numbers are known. */
+  range?: ScanRange;
+}
+
+export interface ScanRange {
+  start: number;
+  end: number;
+  firstLine: number;
+  firstRow: number;
+  /** The layout the file's first example has, and its line. */
+  format?: { format: DatasetFormat; line: number };
 }
 
 /** Row status. */
@@ -139,6 +156,11 @@ function defaultLimit(dir: string): number {
 
 export async function scanDataset(file: string, opts: ScanOptions = {}): Promise<DatasetScan> {
   const bytes = (await fs.promises.stat(file).catch(() => null))?.size ?? 0;
+  if (!opts.model && !opts.onProblem && !opts.range && bytes >= (opts.parallelMinBytes ?? 16 << 20) && os.availableParallelism() >= 2) {
+    const { scanParallel } = await import('./scan-parallel.js');
+    const scan = await scanParallel(file, bytes, opts);
+    if (scan) return scan;
+  }
   const problems = new ProblemLog(opts.maxPerKind ?? 20, opts.onProblem);
   const columns = {
     status: new Column(), line: new Column(), messages: new Column(), chars: new Column(),
@@ -177,6 +199,9 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   }
 
   const formats = new FormatConsistency(file);
+  const range = opts.range;
+  if (range?.format) formats.seed(range.format.format, range.format.line);
+  if (range) scan.rows = range.firstRow - 1;
   const notice = (p: DatasetProblem): void => {
     if (p.line > scan.lines) scan.lines = p.line;
     problems.add(p);
@@ -189,7 +214,8 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
     }
   };
   try {
-    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice })) {
+    const lineRange = range ? { start: range.start, end: range.end, firstLine: range.firstLine } : undefined;
+    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice, range: lineRange })) {
       scan.lines = line;
       const row = ++scan.rows;
       columns.line.set(row, line);
