@@ -7,12 +7,14 @@
 //   a worker that died without ending its job fails it (or cancels it, if a cancel was asked).
 // - Cancel of a RUNNING job (CANCELLING in the database) kills its worker; the runner then ends it
 //   CANCELLED. A poll also catches cancels made by other processes.
+// - Datasets staged by creates that crashed before their job existed are removed at start.
 // - stop() (server shutdown) kills the workers and puts their jobs back to PENDING for the next start.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
+import { removeStaleUploads } from './spec.js';
 
 export interface RunnerOptions {
   /** Jobs trained at once (each worker uses every core); default 1. Quotas still bound each project. */
@@ -43,6 +45,7 @@ export class JobRunner {
   /** Recovers the jobs a dead server left behind and starts taking work. Returns the recovered job ids. */
   start(): string[] {
     const recovered = this.jobs.recoverInterrupted(() => false);
+    removeStaleUploads(this.db.dataDir);
     for (const id of recovered) this.log(`job ${id}: interrupted by a server stop; it resumes from its last checkpoint`);
     this.timer = setInterval(() => this.tick(), this.pollMs);
     this.timer.unref();

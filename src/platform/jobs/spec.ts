@@ -75,6 +75,34 @@ export function newUploadDir(dataDir: string): string {
   return dir;
 }
 
+/** Removes uploads left by creates that crashed (their process is gone). */
+export function removeStaleUploads(dataDir: string): string[] {
+  const root = path.join(dataDir, 'staging', 'uploads');
+  const removed: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(root);
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    const pid = Number(/^(\d+)-[0-9a-f]+$/.exec(e)?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    fs.rmSync(path.join(root, e), { recursive: true, force: true });
+    removed.push(e);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Moves a staged upload into place as the job's directory, with its job.json. */
 export function commitJobDir(dataDir: string, uploadDir: string, spec: JobSpec): string {
   fs.writeFileSync(path.join(uploadDir, JOB_FILE), JSON.stringify(spec, null, 2) + '\n');
