@@ -25,15 +25,19 @@ const NEWLINE = 0x0a;
 export async function scanParallel(file: string, bytes: number, opts: ScanOptions): Promise<DatasetScan | null> {
   const cut = await lineStartAfter(file, Math.floor(bytes / 2));
   if (cut <= 0 || cut >= bytes) return null;
-  const { lines, rows } = await countLinesAndRows(file, cut);
-  const format = await firstFormat(file);
   const maxPerKind = opts.maxPerKind ?? 20;
-  const halves: ScanRange[] = [
-    { start: 0, end: cut, firstLine: 1, firstRow: 1, ...(format ? { format } : {}) },
-    { start: cut, end: bytes, firstLine: lines + 1, firstRow: rows + 1, ...(format ? { format } : {}) },
-  ];
-  const [a, b] = await Promise.all(halves.map((range) => runWorker(file, range, maxPerKind, opts.overlapWith)));
-  return merge(file, bytes, a, b, maxPerKind);
+  // The first half starts at once; the second once its first line, row and the file's layout are known.
+  const first = runWorker(file, { start: 0, end: cut, firstLine: 1, firstRow: 1 }, maxPerKind, opts.overlapWith);
+  try {
+    const { lines, rows } = await countLinesAndRows(file, cut);
+    const format = await firstFormat(file);
+    const second = runWorker(file, { start: cut, end: bytes, firstLine: lines + 1, firstRow: rows + 1, ...(format ? { format } : {}) }, maxPerKind, opts.overlapWith);
+    const [a, b] = await Promise.all([first, second]);
+    return merge(file, bytes, a, b, maxPerKind);
+  } catch (e) {
+    await first.catch(() => undefined);
+    throw e;
+  }
 }
 
 function runWorker(file: string, range: ScanRange, maxPerKind: number, overlapWith?: Map<string, number>): Promise<Shipped> {
