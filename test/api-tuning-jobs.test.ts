@@ -162,5 +162,23 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   assert.equal((await call('GET', `${JOBS}?filter=bogus`, keys.viewer)).status, 400);
   assert.equal((await call('GET', `${JOBS}/123`, keys.viewer)).status, 404);
   assert.equal((await call('POST', JOBS, keys.viewer, {})).status, 403);
+
+  // Deploy @1 on the @2 endpoint: it takes the traffic; undeploy it and @2 serves again.
+  const endpoint = done.tunedModel.endpoint;
+  const deployed = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model: succeeded.tunedModel.model } });
+  assert.equal(deployed.status, 200, JSON.stringify(deployed.json));
+  assert.equal(deployed.json.deployedModel.modelVersionId, '1');
+  let e = (await call('GET', `/v1/${endpoint}`, keys.viewer)).json;
+  assert.equal(e.deployedModels.length, 2);
+  assert.deepEqual(e.trafficSplit, { [deployed.json.deployedModel.id]: 100 });
+  const prompt = { contents: [{ role: 'user', parts: [{ text: 'blue' }] }], generationConfig: { maxOutputTokens: 2 } };
+  assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).json.modelVersion, succeeded.tunedModel.model);
+  assert.equal((await call('POST', `/v1/${endpoint}:deployModel`, keys.viewer, { deployedModel: { model: succeeded.tunedModel.model } })).status, 403);
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: deployed.json.deployedModel.id })).status, 200);
+  e = (await call('GET', `/v1/${endpoint}`, keys.viewer)).json;
+  assert.equal(e.deployedModels.length, 1);
+  assert.deepEqual(e.trafficSplit, { [e.deployedModels[0].id]: 100 });
+  assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).json.modelVersion, done.tunedModel.model);
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: '1' })).status, 404);
   assert.deepEqual(t.errors, []);
 });

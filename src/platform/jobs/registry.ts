@@ -207,11 +207,18 @@ export class Registry {
     });
   }
 
+  /** Removes a deployed model; if no remaining one has traffic, the newest remaining gets 100%. */
   undeploy(project: string, location: string, endpointId: string, deployedModelId: string): void {
-    const endpoint = this.getEndpoint(project, location, endpointId);
-    const r = this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
-    if (r.changes === 0) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
-    this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+    this.db.immediate(() => {
+      const endpoint = this.getEndpoint(project, location, endpointId);
+      const r = this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
+      if (r.changes === 0) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
+      const left = this.db.sqlite.prepare('SELECT id, traffic_percent AS t FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time DESC, id DESC').all(endpoint.id) as { id: string; t: number }[];
+      if (left.length > 0 && left.every((d) => d.t === 0)) {
+        this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = 100 WHERE id = ?').run(left[0]!.id);
+      }
+      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+    });
   }
 
   private toModel(r: ModelRow): ModelRecord {
