@@ -86,7 +86,9 @@ test('generation on the endpoint is the base model with the adapter', async () =
 
 test('create validates the request, the data access and the data before queueing', async () => {
   const err = async (key: string | undefined, body: unknown, status: number, message: RegExp, url = JOBS) => {
-    const r = await call('POST', url, key, body);
+    const r = typeof body === 'string'
+      ? await Promise.resolve(t.app.request(url, { method: 'POST', headers: { 'x-goog-api-key': key ?? '' }, body })).then(async (res: Response) => ({ status: res.status, json: await res.json() as Record<string, any> }))
+      : await call('POST', url, key, body);
     assert.equal(r.status, status, JSON.stringify(r.json));
     assert.match(r.json.error.message, message);
   };
@@ -98,6 +100,14 @@ test('create validates the request, the data access and the data before queueing
   await err(keys.trainer, createBody({ adapterSize: 'ADAPTER_SIZE_THREE' }), 400, /adapter_size/);
   await err(keys.trainer, createBody({ epochs: 0 }), 400, /epoch_count must be an integer in \[1, 100\]/);
   await err(keys.trainer, createBody({ lrm: 0 }), 400, /learning_rate_multiplier/);
+  const typed = createBody() as any;
+  typed.supervised_tuning_spec = typed.supervisedTuningSpec;
+  delete typed.supervisedTuningSpec;
+  typed.supervised_tuning_spec.hyperParameters.epochCount = 'three';
+  await err(keys.trainer, typed, 400, /supervised_tuning_spec\.hyper_parameters\.epoch_count.*"three"/);
+  await err(keys.trainer, 'not json', 400, /Invalid JSON payload/);
+  await err(keys.trainer, { ...createBody(), supervisedTuningSpec: undefined }, 400, /supervised_tuning_spec' is required/);
+  await err(keys.trainer, { ...createBody(), preTunedModel: { tunedModelName: 'x' } }, 400, /pre_tuned_model' is not supported/);
   await err(keys.trainer, createBody({ train: 'gs://us-data/missing.jsonl' }), 404, /gs:\/\/us-data\/missing\.jsonl/);
   await err(keys.trainer, createBody({ train: 'gs://no-bucket/x.jsonl' }), 404, /no-bucket/);
   await err(keys.trainer, createBody({ train: 'gs://us-data/../x' }), 400, /not valid/);
@@ -161,6 +171,9 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   assert.deepEqual(ok.tuningJobs.map((j: any) => j.name).sort(), [succeeded.name, retune.json.name].sort());
   assert.equal((await call('GET', `${JOBS}?filter=bogus`, keys.viewer)).status, 400);
   assert.equal((await call('GET', `${JOBS}/123`, keys.viewer)).status, 404);
+  assert.equal((await call('GET', `${JOBS}/..%2F..%2Fetc`, keys.viewer)).status, 404);
+  assert.equal((await call('GET', `/v1/projects/other/locations/us-central1/tuningJobs`, keys.viewer)).status, 403);
+  assert.equal((await call('POST', `${JOBS}/123:pause`, keys.trainer, {})).status, 404);
   assert.equal((await call('POST', JOBS, keys.viewer, {})).status, 403);
 
   // Deploy @1 on the @2 endpoint: it takes the traffic; undeploy it and @2 serves again.
