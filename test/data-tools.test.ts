@@ -34,10 +34,11 @@ const OPENAI = [
 ];
 
 test('data show: every token with its loss flag, as renderForTraining makes them, for each family', async () => {
-  const file = write([{}, OPENAI[0]]);
+  const file = path.join(dir, 'show.jsonl');
+  fs.writeFileSync(file, Buffer.concat([Buffer.from('{}\n'), Buffer.from([0xff, 0x0a]), Buffer.from(JSON.stringify(OPENAI[0]) + '\n')]));
   for (const family of FAMILIES) {
     const model = tinyModelDir(family);
-    const shown = await showExample(file, 2, model);
+    const shown = await showExample(file, 3, model);
     const tokenizer = await Tokenizer.load(model);
     const { conversations } = await readDataset(write([OPENAI[0]]));
     const r = renderForTraining(conversations[0], tokenizer);
@@ -49,9 +50,10 @@ test('data show: every token with its loss flag, as renderForTraining makes them
     assert.ok(trained.startsWith('Hello!') && tokenizer.isSpecial(shown.tokens.filter((t) => t.loss).at(-1)!.id), `${family}: ${trained}`);
     const text = formatShownExample(shown, { color: false });
     assert.ok(text.includes(`[[${shown.tokens.filter((t) => t.loss).map((t) => t.text).join('|')}]]`), text);
-    assert.match(text, new RegExp(`^line 2: ${shown.total} tokens, ${shown.output} carry loss`));
+    assert.match(text, new RegExp(`^line 3: ${shown.total} tokens, ${shown.output} carry loss`));
   }
   await assert.rejects(showExample(file, 1, tinyModelDir('llama')), (e: unknown) => e instanceof DatasetError && e.line === 1);
+  await assert.rejects(showExample(file, 2, tinyModelDir('llama')), (e: unknown) => e instanceof DatasetError && e.line === 2 && e.kind === 'invalid_utf8');
   await assert.rejects(showExample(file, 9, tinyModelDir('llama')), /has no example on line 9/);
 });
 

@@ -3,7 +3,7 @@
 
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { InvalidRequestError } from '../errors.js';
-import { DatasetError } from './errors.js';
+import { DatasetError, type DatasetProblem } from './errors.js';
 import { parseExample } from './formats.js';
 import { parseJsonLine, readLines } from './jsonl.js';
 import { renderForTraining } from './render.js';
@@ -27,7 +27,10 @@ export interface ShownExample {
 /** Renders the example on 1-based `line` of the file with the tokenizer in `modelDir`. */
 export async function showExample(file: string, line: number, modelDir: string): Promise<ShownExample> {
   let text: string | null = null;
-  for await (const l of readLines(file)) {
+  const onProblem = (p: DatasetProblem): void => {
+    if (p.line === line) throw new DatasetError(p); // other lines' problems are not this command's business
+  };
+  for await (const l of readLines(file, { onProblem })) {
     if (l.line === line) {
       text = l.text;
       break;
