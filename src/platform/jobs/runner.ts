@@ -1,8 +1,10 @@
 // The job runner inside `tunekit serve`: moves PENDING jobs to RUNNING and forks a worker process for
 // each (worker.ts), so training never blocks the API's event loop. Rules it keeps:
-// - One server per data directory: at start every job still RUNNING or CANCELLING belonged to a server
-//   that died; RUNNING ones go back to PENDING and their new worker resumes from the last epoch
-//   checkpoint, CANCELLING ones end CANCELLED. No job stays RUNNING without a worker.
+// - A job's worker_pid is the pid of the server whose runner claimed it. At start, every job still
+//   RUNNING or CANCELLING whose server is gone (not this process, and no live `tunekit serve` with that
+//   pid) is recovered: RUNNING ones go back to PENDING and their new worker resumes from the last epoch
+//   checkpoint, CANCELLING ones end CANCELLED. No job stays RUNNING without a worker. Run one server per
+//   data directory: a second one leaves the first one's jobs alone but does not watch them.
 // - The worker writes progress and the outcome itself; the runner only settles what a worker could not:
 //   a worker that died without ending its job fails it (or cancels it, if a cancel was asked).
 // - Cancel of a RUNNING job (CANCELLING in the database) kills its worker; the runner then ends it
@@ -11,6 +13,7 @@
 // - stop() (server shutdown) kills the workers and puts their jobs back to PENDING for the next start.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
@@ -44,7 +47,7 @@ export class JobRunner {
 
   /** Recovers the jobs a dead server left behind and starts taking work. Returns the recovered job ids. */
   start(): string[] {
-    const recovered = this.jobs.recoverInterrupted(() => false);
+    const recovered = this.jobs.recoverInterrupted((pid) => pid !== process.pid && isServer(pid));
     removeStaleUploads(this.db.dataDir);
     for (const id of recovered) this.log(`job ${id}: interrupted by a server stop; it resumes from its last checkpoint`);
     this.timer = setInterval(() => this.tick(), this.pollMs);
@@ -128,5 +131,19 @@ export class JobRunner {
 
   private log(message: string): void {
     (this.opts.log ?? ((m: string) => process.stderr.write(`tunekit: ${m}\n`)))(message);
+  }
+}
+
+/** Whether `pid` is a live `tunekit serve` (Linux: its command line; elsewhere: any live process). */
+function isServer(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('serve');
+  } catch {
+    return !fs.existsSync('/proc/self');
   }
 }
