@@ -170,6 +170,15 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   const ok = (await call('GET', `${JOBS}?filter=${encodeURIComponent('state="JOB_STATE_SUCCEEDED"')}`, keys.viewer)).json;
   assert.deepEqual(ok.tuningJobs.map((j: any) => j.name).sort(), [succeeded.name, retune.json.name].sort());
   assert.equal((await call('GET', `${JOBS}?filter=bogus`, keys.viewer)).status, 400);
+  const list = async (filter: string, extra = '') => (await call('GET', `${JOBS}?filter=${encodeURIComponent(filter)}${extra}`, keys.viewer)).json;
+  const named = await list('tuned_model_display_name="tone" AND (state="JOB_STATE_SUCCEEDED" OR state="JOB_STATE_FAILED")');
+  assert.deepEqual(named.tuningJobs.map((j: any) => j.name), [retune.json.name, succeeded.name]);
+  const first = await list('tuned_model_display_name="tone"', '&pageSize=1');
+  assert.equal(first.tuningJobs.length, 1);
+  const rest = await list('tuned_model_display_name="tone"', `&pageSize=1&pageToken=${first.nextPageToken}`);
+  assert.notEqual(rest.tuningJobs[0].name, first.tuningJobs[0].name);
+  assert.deepEqual(await list('tuned_model_display_name="nobody"'), {});
+  assert.deepEqual(await list('state="JOB_STATE_RUNNING" AND state="JOB_STATE_SUCCEEDED"'), {});
   assert.equal((await call('GET', `${JOBS}/123`, keys.viewer)).status, 404);
   assert.equal((await call('GET', `${JOBS}/..%2F..%2Fetc`, keys.viewer)).status, 404);
   assert.equal((await call('GET', `/v1/projects/other/locations/us-central1/tuningJobs`, keys.viewer)).status, 403);

@@ -2,7 +2,8 @@
 // Order in every handler: location (400), credentials and permission (401, 403), then the request.
 // The body is read as proto3 JSON (camelCase or snake_case, int64 as numbers or strings, enums by
 // name); everything else is checked by the tuning service (src/platform/jobs/service.ts) before a job
-// is queued.
+// is queued. List filters: `state="JOB_STATE_..."` terms joined by OR and `tuned_model_display_name="..."`,
+// joined by AND.
 //
 // GET .../tuningJobs/{id}/metrics (tunekit's own, for loss curves) answers
 //   {"tuningJob": NAME, "metrics": [{"name": "/train_total_loss",
@@ -53,10 +54,14 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const { project, location } = c.req.param();
     checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.list, project);
-    const { jobs, nextPageToken } = tuning.jobs.list(project, location, {
-      pageSize: pageSize(c), pageToken: c.req.query('pageToken') || c.req.query('page_token') || undefined,
-      states: parseFilter(c.req.query('filter')),
-    });
+    const filter = parseFilter(c.req.query('filter'));
+    const size = pageSize(c);
+    const token = c.req.query('pageToken') || c.req.query('page_token') || undefined;
+    const { jobs, nextPageToken } = filter.states?.length === 0 // clauses no state satisfies
+      ? { jobs: [], nextPageToken: undefined }
+      : filter.displayName === undefined
+      ? tuning.jobs.list(project, location, { pageSize: size, pageToken: token, states: filter.states })
+      : listByDisplayName(tuning, project, location, filter.displayName, filter.states, size, token);
     return c.json({ ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
   });
 
@@ -154,18 +159,58 @@ function pageSize(c: Context): number | undefined {
   return n === 0 ? undefined : n;
 }
 
-/** `state="JOB_STATE_X"` terms joined by OR (quotes optional); empty: every state. */
-function parseFilter(filter: string | undefined): JobState[] | undefined {
-  if (filter === undefined || filter.trim() === '') return undefined;
-  const states: JobState[] = [];
-  for (const term of filter.split(/\s+OR\s+/)) {
-    const m = /^\s*state\s*[=:]\s*"?([A-Z_]+)"?\s*$/.exec(term);
-    if (!m || !(JOB_STATES as readonly string[]).includes(m[1]!)) {
-      throw invalidArgument(`filter ${JSON.stringify(filter)} is not supported: use state="JOB_STATE_..." terms joined by OR.`);
+/**
+ * Filters: clauses joined by AND, each `state="JOB_STATE_X"` terms joined by OR (in parentheses or not),
+ * or `tuned_model_display_name="NAME"` (also `display_name`); quotes optional for states. Empty: all jobs.
+ */
+function parseFilter(filter: string | undefined): { states?: JobState[]; displayName?: string } {
+  const out: { states?: JobState[]; displayName?: string } = {};
+  if (filter === undefined || filter.trim() === '') return out;
+  const bad = () => invalidArgument(
+    `filter ${JSON.stringify(filter)} is not supported: use state="JOB_STATE_..." terms joined by OR, and tuned_model_display_name="NAME", joined by AND.`,
+  );
+  for (const clause of filter.split(/\s+AND\s+/)) {
+    const name = /^\s*(?:tuned_model_display_name|display_name|tunedModelDisplayName|displayName)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(clause);
+    if (name) {
+      if (out.displayName !== undefined) throw bad();
+      out.displayName = JSON.parse(`"${name[1]}"`) as string;
+      continue;
     }
-    states.push(m[1] as JobState);
+    const states: JobState[] = [];
+    for (const term of clause.trim().replace(/^\((.*)\)$/, '$1').split(/\s+OR\s+/)) {
+      const m = /^\s*state\s*[=:]\s*"?([A-Z_]+)"?\s*$/.exec(term);
+      if (!m || !(JOB_STATES as readonly string[]).includes(m[1]!)) throw bad();
+      states.push(m[1] as JobState);
+    }
+    out.states = out.states ? out.states.filter((x) => states.includes(x)) : states;
   }
-  return states;
+  return out;
+}
+
+/**
+ * A display-name filter, newest first: the project's jobs (of `states`) are read in full pages and
+ * filtered here (a location holds few jobs); the page token is an offset into that list.
+ */
+function listByDisplayName(
+  tuning: TuningService, project: string, location: string, displayName: string, states: JobState[] | undefined,
+  size: number | undefined, token: string | undefined,
+): { jobs: TuningJobRecord[]; nextPageToken?: string } {
+  let offset = 0;
+  if (token !== undefined) {
+    const m = /^n([0-9]+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
+    if (!m) throw invalidArgument(`pageToken ${JSON.stringify(token)} is not valid`);
+    offset = Number(m[1]);
+  }
+  const matching: TuningJobRecord[] = [];
+  let page: string | undefined;
+  do {
+    const r = tuning.jobs.list(project, location, { pageSize: 100, pageToken: page, states });
+    matching.push(...r.jobs.filter((j) => j.displayName === displayName));
+    page = r.nextPageToken;
+  } while (page);
+  const n = Math.min(size ?? 100, 100);
+  const jobs = matching.slice(offset, offset + n);
+  return offset + n < matching.length ? { jobs, nextPageToken: Buffer.from(`n${offset + n}`).toString('base64url') } : { jobs };
 }
 
 /** The TuningJob in proto3 JSON: the request as created, its state and times, and what the run produced. */
