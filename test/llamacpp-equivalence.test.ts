@@ -17,6 +17,7 @@
 //   sliding window gives |Δ log p| of 0.3 to 4 from position 8 on.
 
 import { test } from 'node:test';
+import { argmax } from '../src/generate/sampler.js';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,7 +32,7 @@ import { parseModelConfig } from '../src/models/config.js';
 import { tensorSpecs } from '../src/models/weights.js';
 import { Random } from '../src/engine/random.js';
 import type { Family } from '../src/models/config.js';
-import { greedyDecode, openGguf, type LlamaCppSession } from './helpers/llamacpp.js';
+import { greedyDecode, openGguf, type LlamaCppSession, logSoftmax } from './helpers/llamacpp.js';
 
 const FAMILIES: Family[] = ['llama', 'qwen3', 'gemma3'];
 const SEED = 1;
@@ -75,21 +76,6 @@ function makeModel(family: Family, variant: 'tied' | 'untied', dtype: 'F32' | 'F
   initTinyModel({ family, size: 'tiny', seed: SEED, out: dir, dtype });
   if (variant === 'untied') rewriteTinyModel(dir, (cfg) => (cfg.tie_word_embeddings = false), SEED + 100);
   return dir;
-}
-
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of logits) max = Math.max(max, x);
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (x) => x - lse);
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
 }
 
 interface Diff {

@@ -17,6 +17,7 @@
 // differences of order 0.1 to 10.
 
 import { test } from 'node:test';
+import { argmax } from '../src/generate/sampler.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,7 +36,7 @@ import { initTinyModel } from '../src/models/tiny.js';
 import { defaultLoraConfig, initLoraAdapter, type LoraAdapter } from '../src/lora/lora.js';
 import { saveAdapter } from '../src/lora/peft.js';
 import { applyAdapterForInference } from '../src/lora/apply.js';
-import { cpuLlama, greedyDecode, openGguf, type LlamaCppSession } from './helpers/llamacpp.js';
+import { greedyDecode, logSoftmax, openGguf, type LlamaCppSession } from './helpers/llamacpp.js';
 
 const FAMILIES: Family[] = ['llama', 'qwen3', 'gemma3'];
 const STEPS = 32;
@@ -72,45 +73,6 @@ function randomAdapter(config: ModelConfig, seed: number): LoraAdapter {
   return a;
 }
 
-/** Like openGguf, with a LoRA adapter applied to the context at scale 1. */
-async function openGgufWithLora(file: string, lora: string): Promise<LlamaCppSession> {
-  const llama = await cpuLlama();
-  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: false });
-  const context = await model.createContext({
-    contextSize: 256,
-    batchSize: 256,
-    threads: 1,
-    flashAttention: false,
-    experimentalKvCacheKeyType: 'F32',
-    experimentalKvCacheValueType: 'F32',
-    sequences: 1,
-    lora: { adapters: [{ filePath: lora, scale: 1 }] },
-  });
-  const sequence = context.getSequence();
-  return {
-    llama, model, context, sequence,
-    async dispose() {
-      sequence.dispose();
-      await context.dispose();
-      await model.dispose();
-    },
-  };
-}
-
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of logits) max = Math.max(max, x);
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (x) => x - lse);
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
-}
 
 interface Diff {
   maxLogP: number;
@@ -196,7 +158,7 @@ for (const family of FAMILIES) {
     assert.notDeepEqual(ours.tokens, baseGreedy.tokens, `${family}: the adapter changes the greedy continuation`);
 
     const V = base.config.vocabSize;
-    const s = await openGgufWithLora(baseGguf, loraGguf);
+    const s = await openGguf(baseGguf, { lora: loraGguf });
     const dPrompt: Diff = { maxLogP: 0, compared: 0 };
     const dGen: Diff = { maxLogP: 0, compared: 0 };
     let theirs: number[];

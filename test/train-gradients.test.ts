@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../src/models/model.js';
-import { defaultLoraConfig, initLoraAdapter, loraParameterCount } from '../src/lora/lora.js';
+import { defaultLoraConfig, initLoraAdapter, loraParameterCount, type LoraConfig } from '../src/lora/lora.js';
+import type { ModelConfig } from '../src/models/config.js';
 import { TrainableModel, type TrainBatch } from '../src/train/trainable-model.js';
 import { tensorSpecs, getTensor, assembleWeights } from '../src/models/weights.js';
 import { Random } from '../src/engine/random.js';
@@ -41,6 +42,19 @@ function checkEntries(name: string, params: Float32Array, grads: Float32Array, c
   return worst;
 }
 
+/** A LoRA adapter with B drawn at random (so A gets gradients too) and zeroed gradient buffers, each one flat vector. */
+function randomLora(config: ModelConfig, lc: LoraConfig) {
+  const n = loraParameterCount(config, lc);
+  const params = new Float32Array(n);
+  const grads = new Float32Array(n);
+  const lora = initLoraAdapter(config, lc, 7, params);
+  const rng = new Random(3);
+  for (const layer of lora.layers) for (const p of Object.values(layer)) rng.fillNormal(p!.B, 0, 0.05);
+  const loraGrads = initLoraAdapter(config, lc, 7, grads);
+  grads.fill(0);
+  return { lora, loraGrads, params, grads };
+}
+
 function batchFor(vocab: number): TrainBatch {
   return randomPackedBatch([9, 14, 20], vocab, 5);
 }
@@ -50,13 +64,7 @@ for (const family of FAMILIES) {
     const m = await loadModel(tinyModelDir(family));
     const lc = defaultLoraConfig(4);
     const n = loraParameterCount(m.config, lc);
-    const params = new Float32Array(n);
-    const grads = new Float32Array(n);
-    const lora = initLoraAdapter(m.config, lc, 7, params);
-    const rng = new Random(3);
-    for (const layer of lora.layers) for (const p of Object.values(layer)) rng.fillNormal(p!.B, 0, 0.05);
-    const loraGrads = initLoraAdapter(m.config, lc, 7, grads);
-    grads.fill(0);
+    const { lora, loraGrads, grads } = randomLora(m.config, lc);
     const batch = batchFor(m.tokenizer.size);
     const tm = new TrainableModel(m.config, m.weights, { maxTokens: batch.N, lora, loraGrads });
     const { count } = tm.forwardBackward(batch, 1);
@@ -100,15 +108,7 @@ for (const family of FAMILIES) {
 
 test('LoRA dropout: gradients match finite differences of the loss under the same masks', async () => {
   const m = await loadModel(tinyModelDir('llama'));
-  const lc = defaultLoraConfig(4, { dropout: 0.3 });
-  const n = loraParameterCount(m.config, lc);
-  const params = new Float32Array(n);
-  const grads = new Float32Array(n);
-  const lora = initLoraAdapter(m.config, lc, 7, params);
-  const rng = new Random(3);
-  for (const layer of lora.layers) for (const p of Object.values(layer)) rng.fillNormal(p!.B, 0, 0.05);
-  const loraGrads = initLoraAdapter(m.config, lc, 7, grads);
-  grads.fill(0);
+  const { lora, loraGrads, params, grads } = randomLora(m.config, defaultLoraConfig(4, { dropout: 0.3 }));
   const batch = batchFor(m.tokenizer.size);
   const tm = new TrainableModel(m.config, m.weights, { maxTokens: batch.N, lora, loraGrads });
   const seed = 1234;

@@ -32,6 +32,8 @@ export interface LlamaCppSessionOptions {
   threads?: number;
   /** KV cache element type; F32 (the default) keeps the reference exact to float32 rounding. */
   kvCacheType?: 'F32' | 'F16';
+  /** A GGUF LoRA adapter applied to the context at scale 1. */
+  lora?: string;
 }
 
 /** Loads a GGUF file and opens one context sequence on it. */
@@ -47,6 +49,7 @@ export async function openGguf(file: string, opts: LlamaCppSessionOptions = {}):
     experimentalKvCacheKeyType: kv,
     experimentalKvCacheValueType: kv,
     sequences: 1,
+    ...(opts.lora ? { lora: { adapters: [{ filePath: opts.lora, scale: 1 }] } } : {}),
   });
   const sequence = context.getSequence();
   return {
@@ -90,4 +93,14 @@ export async function greedyDecode(
     if (out.length >= steps) break;
   }
   return out;
+}
+
+/** log softmax in float64, to compare with llama.cpp's probabilities. */
+export function logSoftmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const x of logits) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of logits) sum += Math.exp(x - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(logits, (x) => x - lse);
 }
