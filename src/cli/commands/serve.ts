@@ -23,7 +23,7 @@ interface ServeCliOptions {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('serve the Vertex AI compatible API (models, generation; tuning jobs and endpoints as they land)')
+    .description('serve the Vertex AI compatible API: tuning jobs, models, endpoints, generation')
     .option('--port <n>', 'port (0 picks a free one)', intOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
