@@ -21,6 +21,9 @@ export interface GenerateOptions extends SamplingOptions {
   thinkingBudget?: number;
 }
 
+/** Prompt tokens per forward call before yielding to the event loop. */
+const PREFILL_CHUNK = 256;
+
 export type FinishReason = 'stop' | 'stop_sequence' | 'length';
 
 export interface GenerationResult {
@@ -69,7 +72,13 @@ export async function* generateStream(
   const cache = model.transformer.createCache(contextSize);
 
   const t0 = performance.now();
-  let logits = model.transformer.forward(promptIds, cache);
+  // The prompt goes in chunks with a turn of the event loop between them, so a server stays responsive
+  // while a long prompt is processed (chunked prefill gives the same logits; tested).
+  let logits!: Float32Array;
+  for (let i = 0; i < promptIds.length; i += PREFILL_CHUNK) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    logits = model.transformer.forward(promptIds.slice(i, i + PREFILL_CHUNK), cache);
+  }
   const promptSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const tokenIds: number[] = [];
