@@ -74,6 +74,31 @@ export class ServedModel {
   }
 }
 
+/** How many models the catalog keeps in memory; the least recently used beyond these are dropped. */
+export interface CatalogLimits {
+  baseModels: number;
+  /** Base models with an adapter merged in (each a copy of the weights the adapter changes). */
+  tunedModels: number;
+}
+
+export const DEFAULT_CATALOG_LIMITS: CatalogLimits = { baseModels: 4, tunedModels: 8 };
+
+/** Get from a Map used as an LRU: a hit moves the entry to the most recent end. */
+function touch<K, V>(map: Map<K, V>, key: K): V | undefined {
+  const v = map.get(key);
+  if (v !== undefined) {
+    map.delete(key);
+    map.set(key, v);
+  }
+  return v;
+}
+
+function insertBounded<K, V>(map: Map<K, V>, key: K, value: V, limit: number): void {
+  map.set(key, value);
+  // Requests already holding an evicted model finish with it; it is freed when they let go.
+  while (map.size > Math.max(1, limit)) map.delete(map.keys().next().value as K);
+}
+
 export class ModelCatalog {
   private readonly loaded = new Map<string, Promise<ServedModel>>();
   private readonly tuned = new Map<string, Promise<ServedModel>>();
@@ -81,6 +106,7 @@ export class ModelCatalog {
   constructor(
     readonly store: RegistrationStore,
     private readonly load: (dir: string) => Promise<LoadedModel> = loadModel,
+    private readonly limits: CatalogLimits = DEFAULT_CATALOG_LIMITS,
   ) {}
 
   /** The registration of publishers/{publisher}/models/{name}, or 404. */
@@ -94,14 +120,14 @@ export class ModelCatalog {
   async served(publisher: string, name: string): Promise<ServedModel> {
     const r = this.registration(publisher, name);
     const key = `${publisher}/${name}`;
-    let p = this.loaded.get(key);
+    let p = touch(this.loaded, key);
     if (p) {
       const m = await p;
       if (m.registration.dir === r.dir) return m;
       this.loaded.delete(key); // re-registered from another directory
     }
     p = this.load(r.dir).then((model) => new ServedModel(r, model));
-    this.loaded.set(key, p);
+    insertBounded(this.loaded, key, p, this.limits.baseModels);
     p.catch(() => this.loaded.delete(key));
     return p;
   }
@@ -112,10 +138,10 @@ export class ModelCatalog {
    */
   async servedWithAdapter(publisher: string, name: string, adapterDir: string, modelVersion: string): Promise<ServedModel> {
     const key = `${publisher}/${name}\u0000${path.resolve(adapterDir)}\u0000${modelVersion}`;
-    let p = this.tuned.get(key);
+    let p = touch(this.tuned, key);
     if (!p) {
       p = this.served(publisher, name).then((base) => new ServedModel(base.registration, applyAdapterForInference(base.model, adapterDir), modelVersion));
-      this.tuned.set(key, p);
+      insertBounded(this.tuned, key, p, this.limits.tunedModels);
       p.catch(() => this.tuned.delete(key));
     }
     return p;

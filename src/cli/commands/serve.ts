@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
-import { ModelCatalog } from '../../api/catalog.js';
+import { DEFAULT_CATALOG_LIMITS, ModelCatalog } from '../../api/catalog.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
@@ -18,6 +18,8 @@ interface ServeCliOptions {
   host: string;
   dataDir?: string;
   insecureNoAuth?: boolean;
+  maxModels: number;
+  maxTunedModels: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -28,6 +30,8 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
     .option('--insecure-no-auth', 'accept every request without credentials (local experiments only)')
+    .option('--max-models <n>', 'base models kept in memory (least recently used dropped)', intOption('--max-models', 1), DEFAULT_CATALOG_LIMITS.baseModels)
+    .option('--max-tuned-models <n>', 'tuned models (base + merged adapter) kept in memory', intOption('--max-tuned-models', 1), DEFAULT_CATALOG_LIMITS.tunedModels)
     .action(async (o: ServeCliOptions) => {
       const dataDir = resolveDataDir(o.dataDir);
       const platform = Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false });
@@ -47,7 +51,7 @@ export function registerServeCommand(program: Command): void {
       const tuning = new TuningService(platform);
       const app = createApp({
         tuning,
-        catalog: new ModelCatalog(new DbRegistrationStore(platform.db)),
+        catalog: new ModelCatalog(new DbRegistrationStore(platform.db), undefined, { baseModels: o.maxModels, tunedModels: o.maxTunedModels }),
         auth: platform.iam,
         assertLocation: (l) => platform.config.assertLocation(l),
       });
