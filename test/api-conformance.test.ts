@@ -3,60 +3,31 @@
 
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, GoogleGenAI } from '@google/genai';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import { startServe, type ServeProcess } from './helpers/serve.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-conformance-'));
 
-interface Served {
-  url: string;
-  stdout: string;
-  stderr: string;
-  stop(): Promise<void>;
-}
-
-/** `tunekit serve --port 0 ...` as a child process, resolved once it prints its URL. */
-function serve(args: string[]): Promise<Served> {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const served = { url: '', stdout: '', stderr: '' } as Served;
-  served.stop = async () => {
-    if (child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-  };
-  child.stderr!.on('data', (d: Buffer) => { served.stderr += d.toString(); });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      served.stdout += d.toString();
-      const m = / at (http:\/\/\S+)/.exec(served.stdout);
-      if (m && !served.url) {
-        served.url = m[1]!;
-        resolve(served);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`tunekit serve exited with ${code}: ${served.stderr}`)));
-  });
-}
-
-let server: Served;
+let server: ServeProcess;
 let baseUrl = '';
 let adminKey = '';
 
 before(async () => {
   execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
-  server = await serve(['--data-dir', dataDir]);
+  server = await startServe(dataDir);
   baseUrl = server.url;
   adminKey = /^(tk1\.\S+)$/m.exec(server.stdout)?.[1] ?? '';
 });
 
 after(async () => {
-  await server.stop();
+  await server.kill();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -67,7 +38,7 @@ const client = (apiKey = adminKey) => new GoogleGenAI({
 test('first start prints the URL and the bootstrap admin key once; --insecure-no-auth warns loudly', async () => {
   assert.match(baseUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.match(adminKey, /^tk1\./);
-  const again = await serve(['--data-dir', dataDir, '--insecure-no-auth']);
+  const again = await startServe(dataDir, {}, ['--insecure-no-auth']);
   try {
     assert.doesNotMatch(again.stdout, /tk1\./);
     assert.match(again.stderr, /WARNING: --insecure-no-auth/);
@@ -76,7 +47,7 @@ test('first start prints the URL and the bootstrap admin key once; --insecure-no
     const open = new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'anything', httpOptions: { baseUrl: again.url } });
     assert.ok((await open.models.countTokens({ model: 'gemma3-tiny', contents: 'hi' })).totalTokens! > 0);
   } finally {
-    await again.stop();
+    await again.kill();
   }
 });
 

@@ -1,4 +1,4 @@
-// `tunekit serve` as a child process for the jobs-* and api-tuning-* tests: started on a free port over
+// `tunekit serve` as a child process for the api-conformance, jobs-* and api-tuning-* tests: started on a free port over
 // a data directory, resolved once it prints its URL; kill() sends a signal and waits for the exit.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,8 +15,8 @@ export interface ServeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startServe(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
+export function startServe(dataDir: string, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<ServeProcess> {
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   const s = { url: '', pid: child.pid!, stdout: '', stderr: '' } as ServeProcess;
