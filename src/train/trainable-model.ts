@@ -171,19 +171,18 @@ export class TrainableModel {
    * accumulate into the gradient buffers, so batches of one step can be summed and divided once.
    */
   forwardBackward(batch: TrainBatch, lossDenominator: number, dropoutSeed = 0): CrossEntropyResult {
-    const cfg = this.config;
-    const { hiddenSize: C, vocabSize: V } = cfg;
-    const N = batch.N;
     this.dropoutSeed = dropoutSeed;
     try {
-      return this.forwardBackwardInner(batch, lossDenominator, N, C, V);
+      return this.forwardBackwardInner(batch, lossDenominator);
     } finally {
       this.dropoutSeed = null;
     }
   }
 
-  private forwardBackwardInner(batch: TrainBatch, lossDenominator: number, N: number, C: number, V: number): CrossEntropyResult {
+  private forwardBackwardInner(batch: TrainBatch, lossDenominator: number): CrossEntropyResult {
     const cfg = this.config;
+    const { hiddenSize: C, vocabSize: V } = cfg;
+    const N = batch.N;
     this.forward(batch);
     const wg = this.opts.weightGrads;
     // d(loss)/d(xf); the lm_head gradient lands on the embedding when the two are tied.

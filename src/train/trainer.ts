@@ -236,8 +236,8 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
 function runStep(tm: TrainableModel, step: StepPlan, groups: ParamGroup[], dropoutSeed: number) {
   for (const g of groups) g.grad.fill(0);
   let lossSum = 0, correct = 0, count = 0;
-  for (const b of step.batches) {
-    const r = tm.forwardBackward(b, step.targets, dropoutKey(dropoutSeed, count));
+  for (const [i, b] of step.batches.entries()) {
+    const r = tm.forwardBackward(b, step.targets, dropoutKey(dropoutSeed, i));
     lossSum += r.lossSum;
     correct += r.correct;
     count += r.count;
