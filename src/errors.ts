@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'ALREADY_EXISTS'
-  | 'RESOURCE_EXHAUSTED';
+  | 'RESOURCE_EXHAUSTED'
+  | 'CANCELLED';
 
 export class TunekitError extends Error {
   readonly code: ErrorCode;
@@ -88,4 +89,19 @@ export class FailedPreconditionError extends TunekitError {
   constructor(message: string) {
     super('FAILED_PRECONDITION', message);
   }
+}
+
+/**
+ * Work stopped because whoever asked for it is gone (a client disconnected, the server is shutting
+ * down): thrown at the next point where the work checks its AbortSignal.
+ */
+export class CancelledError extends TunekitError {
+  constructor(message = 'The operation was cancelled.') {
+    super('CANCELLED', message);
+  }
+}
+
+/** Throws CancelledError when `signal` has fired; the message is the signal's reason when it is a string. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError(typeof signal.reason === 'string' ? signal.reason : undefined);
 }
