@@ -8,6 +8,7 @@ import type { ModelCatalog } from './catalog.js';
 import { assertLocation } from '../platform/config.js';
 import { errorResponse, type ApiContext } from './context.js';
 import { notFound } from './errors.js';
+import { PromptTokenizer } from './prompt-tokenizer.js';
 import { DEFAULT_BODY_LIMIT } from './proto-json.js';
 import { noEndpoints, registerEndpointRoutes, type EndpointResolver } from './routes/endpoints.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
@@ -29,6 +30,10 @@ export interface ApiOptions {
   tuning?: TuningService;
   /** Request body limit in bytes (default 16 MiB). */
   bodyLimit?: number;
+  /** Tokenization of large prompts off the event loop (default: a pool of up to 2 worker threads). */
+  tokenizer?: PromptTokenizer;
+  /** Aborting it stops in-flight work (server shutdown); requests cut short answer 503. */
+  shutdown?: AbortSignal;
   log?: (err: unknown) => void;
 }
 
@@ -38,6 +43,8 @@ export function createApp(opts: ApiOptions): Hono {
     auth: opts.auth ?? insecureNoAuth,
     assertLocation: opts.assertLocation ?? ((l) => assertLocation(l)),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    tokenizer: opts.tokenizer ?? new PromptTokenizer(),
+    shutdown: opts.shutdown ?? new AbortController().signal,
     log: opts.log ?? ((err) => process.stderr.write(`tunekit api: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)),
   };
   const routes = new Hono();
@@ -48,6 +55,12 @@ export function createApp(opts: ApiOptions): Hono {
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();
+  // @hono/node-server creates a request's AbortController on first access of `signal` and aborts it when
+  // the client disconnects only if it exists by then: touch it on arrival so requestSignal() works.
+  app.use(async (c, next) => {
+    void c.req.raw.signal;
+    await next();
+  });
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
   app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));
   app.onError((err) => errorResponse(api, err));

@@ -5,7 +5,7 @@
 // tokens because generation yields to the event loop after each one).
 
 import * as path from 'node:path';
-import { InvalidRequestError, NotFoundError } from '../errors.js';
+import { CancelledError, InvalidRequestError, NotFoundError, throwIfAborted } from '../errors.js';
 import { applyAdapterForInference } from '../lora/apply.js';
 import { loadModel, type LoadedModel } from '../models/model.js';
 import { loadModelConfig } from '../models/loader.js';
@@ -57,20 +57,43 @@ export class ServedModel {
   /** `modelVersion` is what responses report: the publisher model's name, or the tuned model's. */
   constructor(readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string = registration.name) {}
 
-  /** Waits for the model to be free; the returned function frees it (idempotent). */
-  async lock(): Promise<() => void> {
+  /**
+   * Waits for the model to be free; the returned function frees it (idempotent). When `signal` fires
+   * while waiting, the wait ends with CancelledError and the turn passes straight to the next waiter,
+   * so a client that gives up in the queue never holds the model.
+   */
+  async lock(signal?: AbortSignal): Promise<() => void> {
+    throwIfAborted(signal);
     let release!: () => void;
     const next = new Promise<void>((resolve) => { release = resolve; });
     const previous = this.tail;
     this.tail = previous.then(() => next);
-    await previous;
     let released = false;
-    return () => {
+    const free = (): void => {
       if (!released) {
         released = true;
         release();
       }
     };
+    if (signal) {
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => {
+          free();
+          reject(new CancelledError(typeof signal.reason === 'string' ? signal.reason : undefined));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      aborted.catch(() => undefined);
+      try {
+        await Promise.race([previous, aborted]);
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    } else {
+      await previous;
+    }
+    return free;
   }
 }
 

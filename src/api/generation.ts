@@ -67,15 +67,25 @@ export function parsePrompt(body: Message, requireContents = true): PromptReques
   return { dialogue };
 }
 
-/** The text of a Content's parts, thought parts left out (earlier reasoning is not prompt). */
+/**
+ * The text of a Content's parts, thought parts left out (earlier reasoning is not prompt). A Content
+ * needs at least one part and every text part some text, as Vertex requires.
+ */
 function partsText(content: Message): string {
   let text = '';
-  for (const part of content.messages('parts', `${V}.Part`)) {
+  const parts = content.messages('parts', `${V}.Part`);
+  if (parts.length === 0) {
+    throw invalidArgument(`Unable to submit request because it must include at least one parts field, which describes the prompt input: '${content.fieldPath('parts')}' is empty.`);
+  }
+  for (const part of parts) {
     const keys = Object.keys(part.value).filter((k) => part.value[k] !== null && !['text', 'thought', 'thoughtSignature', 'thought_signature'].includes(k));
     if (keys.length > 0 || !part.has('text')) {
       throw invalidArgument(`Invalid value at '${part.path}': only text parts are supported${keys.length ? `, got "${keys[0]}"` : ''}.`);
     }
     const t = part.string('text') ?? '';
+    if (t === '') {
+      throw invalidArgument(`Unable to submit request because it has an empty text parameter: '${part.fieldPath('text')}'. Add a value to the parameter and try again.`);
+    }
     if (part.bool('thought') === true) continue;
     text += t;
   }
@@ -154,8 +164,27 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
 }
 
 /** Prompt token ids exactly as generation sees them. */
-export function promptIds(tokenizer: Tokenizer, req: GenerationRequest): number[] {
+export function promptIds(tokenizer: Tokenizer, req: Pick<GenerationRequest, 'dialogue' | 'enableThinking'>): number[] {
   return renderPrompt(req.dialogue, tokenizer, { enableThinking: req.enableThinking }).tokens;
+}
+
+/**
+ * INVALID_ARGUMENT when the contents cannot fit `context` tokens, decided from their length alone,
+ * before any tokenizing: the text of user turns and the system instruction (templates keep it, at
+ * most trimmed) is at least length / tokenizer.maxCharsPerToken tokens. `room` tokens must stay free
+ * (1 for generation: the model must be able to write a token).
+ */
+export function assertMayFit(tokenizer: Tokenizer, prompt: PromptRequest, context: number, room: number): void {
+  const perToken = tokenizer.maxCharsPerToken;
+  if (perToken === null) return;
+  let chars = prompt.dialogue.systemInstruction?.trim().length ?? 0;
+  for (const t of prompt.dialogue.turns) if (t.role === 'user') chars += t.text.trim().length;
+  const atLeast = Math.ceil(chars / perToken);
+  if (atLeast + room > context) {
+    throw invalidArgument(
+      `The input token count (at least ${atLeast}) exceeds the maximum number of tokens allowed (${context - room}): the model's context is ${context} tokens.`,
+    );
+  }
 }
 
 /**
@@ -170,11 +199,19 @@ export function countPromptTokens(tokenizer: Tokenizer, prompt: PromptRequest): 
   return tokenizer.encode(text, { addSpecialTokens: false }).length;
 }
 
-/** computeTokens: each content's text tokenized on its own, ids as int64 strings, pieces as bytes. */
-export function computeTokensJson(tokenizer: Tokenizer, prompt: PromptRequest): Record<string, unknown> {
-  const tokensInfo = prompt.dialogue.turns.map((turn) => {
-    const ids = tokenizer.encode(turn.text, { addSpecialTokens: false });
-    return { tokenIds: ids.map(int64), tokens: ids.map((id) => bytes(tokenBytes(tokenizer, id))), role: turn.role };
+/**
+ * computeTokens: each content's ids (tokenized on its own) as int64 strings, pieces as bytes. At most
+ * `limit` tokens in all (the model's context): the response stays bounded.
+ */
+export function computeTokensJson(tokenizer: Tokenizer, prompt: PromptRequest, ids: ArrayLike<number>[], limit: number): Record<string, unknown> {
+  let total = 0;
+  for (const turnIds of ids) total += turnIds.length;
+  if (total > limit) {
+    throw invalidArgument(`computeTokens answers at most ${limit} tokens (the model's context); these contents are ${total} tokens.`);
+  }
+  const tokensInfo = prompt.dialogue.turns.map((turn, i) => {
+    const turnIds = Array.from(ids[i]!);
+    return { tokenIds: turnIds.map(int64), tokens: turnIds.map((id) => bytes(tokenBytes(tokenizer, id))), role: turn.role };
   });
   return { tokensInfo };
 }

@@ -4,7 +4,9 @@
 // field in Google's words: `Invalid value at 'generation_config.temperature' (TYPE_FLOAT), "hot"`.
 // Output helpers write what proto3 JSON writes: int64 as strings, bytes as base64, RFC 3339 times.
 // Unknown fields are ignored (the SDK sends fields of newer API versions); known ones are checked.
+// Bodies must be UTF-8 (not repaired to U+FFFD) and nested at most 100 levels, as protobuf parsers require.
 
+import { CancelledError } from '../errors.js';
 import { invalidArgument } from './errors.js';
 
 /** Default request body limit: 16 MiB. */
@@ -23,7 +25,13 @@ export async function readJsonBody(req: Request, limit = DEFAULT_BODY_LIMIT): Pr
   if (req.body) {
     const reader = req.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        throw new CancelledError('The client closed the connection while sending the request body.');
+      }
+      const { done, value } = chunk;
       if (done) break;
       size += value.byteLength;
       if (size > limit) {
@@ -33,7 +41,13 @@ export async function readJsonBody(req: Request, limit = DEFAULT_BODY_LIMIT): Pr
       chunks.push(value);
     }
   }
-  const text = new TextDecoder('utf-8').decode(Buffer.concat(chunks));
+  const bytes = Buffer.concat(chunks);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw invalidArgument(`Invalid JSON payload received. The body is not valid UTF-8 (first bad byte at offset ${firstInvalidUtf8(bytes)}).`);
+  }
   if (text.trim() === '') return new Message({}, '');
   let value: unknown;
   try {
@@ -44,15 +58,79 @@ export async function readJsonBody(req: Request, limit = DEFAULT_BODY_LIMIT): Pr
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgument('Invalid JSON payload received. Expected an object at the top level.');
   }
+  const depth = nestingDepth(value, MAX_NESTING);
+  if (depth > MAX_NESTING) {
+    throw invalidArgument(`Invalid JSON payload received. Nesting deeper than ${MAX_NESTING} levels (protobuf's recursion limit).`);
+  }
   return new Message(value as Record<string, unknown>, '');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Objects and arrays nested deeper than this are refused, as protobuf parsers refuse them. */
+export const MAX_NESTING = 100;
+
+/** Offset of the first byte that is not part of well-formed UTF-8. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, found by bisection on the decoder (offsets inside a character are invalid too).
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      utf8.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  // lo is a valid prefix; the next character (up to 4 bytes) is the bad one.
+  return lo;
+}
+
+/** Whether a JSON value has at most `limit` objects, arrays and leaves in all (cheap to print). */
+function nodesWithin(value: unknown, limit: number): boolean {
+  const stack: unknown[] = [value];
+  let n = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (++n > limit) return false;
+    if (v !== null && typeof v === 'object') {
+      const children = Array.isArray(v) ? v : Object.values(v);
+      if (children.length > limit) return false;
+      stack.push(...children);
+    }
+  }
+  return true;
+}
+
+/** The nesting depth of a JSON value, counted without recursion; stops counting past `limit`. */
+function nestingDepth(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    }
+  }
+  return max;
 }
 
 export function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
+/** A short rendering of a value for an error message (at most 80 characters, any size or depth). */
 function show(value: unknown): string {
-  const s = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  let s: string;
+  if (typeof value === 'string') s = JSON.stringify(value.length > 100 ? value.slice(0, 100) : value);
+  else if (value === null || typeof value !== 'object') s = String(value);
+  else if (nodesWithin(value, 64)) s = JSON.stringify(value);
+  else s = Array.isArray(value) ? `[an array of ${value.length} items]` : `{an object with ${Object.keys(value).length} fields}`;
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 

@@ -1,9 +1,10 @@
 // Autoregressive generation on one sequence: prefill the prompt into a KV cache, then sample one
 // token at a time until an end-of-turn token, a stop sequence or the token limit. Streaming is an
-// async iterator of text pieces; the final result carries the whole text and why it ended.
+// async iterator of text pieces; the final result carries the whole text and why it ended. An abort
+// signal stops it at the next prompt chunk or token (work for a client that left is not finished).
 
 import { Random } from '../engine/random.js';
-import { InvalidRequestError } from '../errors.js';
+import { InvalidRequestError, throwIfAborted } from '../errors.js';
 import type { LoadedModel } from '../models/model.js';
 import { sampleToken, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopSequenceMatcher } from './stop-sequences.js';
@@ -19,6 +20,8 @@ export interface GenerateOptions extends SamplingOptions {
   contextSize?: number;
   /** Vertex's thinkingBudget: -1 (default) the model decides, 0 no thinking, N at most N thinking tokens. */
   thinkingBudget?: number;
+  /** Stops the generation (CancelledError) before the next prompt chunk or token once it fires. */
+  signal?: AbortSignal;
 }
 
 /** Prompt tokens per forward call before yielding to the event loop. */
@@ -77,6 +80,7 @@ export async function* generateStream(
   let logits!: Float32Array;
   for (let i = 0; i < promptIds.length; i += PREFILL_CHUNK) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    throwIfAborted(opts.signal);
     logits = model.transformer.forward(promptIds.slice(i, i + PREFILL_CHUNK), cache);
   }
   const promptSeconds = (performance.now() - t0) / 1000;
@@ -117,6 +121,7 @@ export async function* generateStream(
     }
     if (tokenIds.length >= opts.maxTokens || cache.length + feed.length > contextSize) break;
     await new Promise<void>((resolve) => setImmediate(resolve));
+    throwIfAborted(opts.signal);
     logits = model.transformer.forward(feed, cache);
   }
   const thoughtRest = thoughtDecoder.flush();

@@ -12,6 +12,8 @@
 //   complete, and all pushes plus flush concatenate to decode(all ids) with the same options.
 // - Malformed files are InvalidModelError naming the file and field; unknown components are
 //   UnsupportedModelError.
+// - maxCharsPerToken bounds how much text one token can stand for, so a caller can tell that a text
+//   cannot fit a context without tokenizing it (null where the normalizer could delete text).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -124,6 +126,40 @@ function countIds(tokenizer: Json): number {
   return max + 1;
 }
 
+/**
+ * How many input UTF-16 units a normalizer can turn into one (1: none or one-for-one replacements,
+ * 4: Unicode composition), or null for normalizers that can remove text.
+ */
+function contraction(normalizer: unknown): number | null {
+  if (normalizer === undefined || normalizer === null) return 1;
+  if (typeof normalizer !== 'object') return null;
+  const n = normalizer as Json;
+  switch (n.type) {
+    case 'Sequence': {
+      let factor = 1;
+      for (const part of Array.isArray(n.normalizers) ? n.normalizers : [null]) {
+        const f = contraction(part);
+        if (f === null || part === null) return null;
+        factor *= f;
+      }
+      return factor;
+    }
+    case 'NFC': case 'NFKC': case 'NFD': case 'NFKD':
+      return 4;
+    case 'Prepend': case 'Lowercase': case 'BertNormalizer':
+      return n.type === 'BertNormalizer' ? null : 1;
+    case 'Replace': {
+      const pattern = n.pattern as Json | undefined;
+      const from = typeof pattern?.String === 'string' ? pattern.String : null;
+      const to = typeof n.content === 'string' ? n.content : null;
+      if (from === null || to === null || to.length === 0) return null;
+      return Math.max(1, Math.ceil(from.length / to.length));
+    }
+    default:
+      return null;
+  }
+}
+
 export class Tokenizer {
   readonly size: number;
   readonly bosTokenId: number | null;
@@ -139,6 +175,9 @@ export class Tokenizer {
   private readonly addFlags: { bos: boolean; eos: boolean } | null;
   private readonly eosTokenId: number | null;
   private template: Template | null = null;
+  /** How many input UTF-16 units the normalizer can fold into one; null when it may delete text. */
+  private readonly normalizerContraction: number | null;
+  private maxChars: number | null | undefined;
 
   /** Reads a tokenizer directory. Async for the callers' sake; the work is synchronous. */
   static async load(dir: string, opts: { vocabSize?: number } = {}): Promise<Tokenizer> {
@@ -231,6 +270,25 @@ export class Tokenizer {
       : null;
 
     this.chatTemplate = pickChatTemplate(config.chat_template) ?? files.chatTemplateFile ?? null;
+    this.normalizerContraction = contraction(tj.normalizer);
+  }
+
+  /**
+   * The most UTF-16 units of input text one token can cover: the longest piece in the vocabulary
+   * (byte-level pieces spell one byte per character, so a piece of n characters covers at most n input
+   * characters), times what the normalizer can fold into one character (NFC composes at most 4 code
+   * points into one). A text of L characters is therefore at least L / maxCharsPerToken tokens. Null
+   * when the normalizer can delete text (strip, arbitrary replacements): then no such bound holds.
+   */
+  get maxCharsPerToken(): number | null {
+    if (this.maxChars !== undefined) return this.maxChars;
+    if (this.normalizerContraction === null) return (this.maxChars = null);
+    let longest = 1;
+    for (let id = 0; id < this.size; id++) {
+      const piece = this.hf.id_to_token(id);
+      if (piece !== undefined && piece.length > longest) longest = piece.length;
+    }
+    return (this.maxChars = longest * this.normalizerContraction);
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {

@@ -1,11 +1,12 @@
 // Generation on endpoints: `projects/{p}/locations/{l}/endpoints/{e}` :generateContent,
 // :streamGenerateContent, :countTokens, :computeTokens. What an endpoint serves (a registered base
 // model plus, for a tuned model, its adapter directory) comes from an EndpointResolver, which the
-// registry implements; without one every endpoint is 404.
+// registry implements; without one every endpoint is 404. Credentials and permission (401, 403) are
+// checked before the location (400), so an anonymous caller never learns the supported locations.
 
 import type { Hono } from 'hono';
 import { guard, PERMISSIONS } from '../auth.js';
-import { body, checkLocation, type ApiContext } from '../context.js';
+import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { handle, splitVerb } from './generate-methods.js';
 
@@ -36,13 +37,13 @@ export function registerEndpointRoutes(app: Hono, api: ApiContext, endpoints: En
     const { project, location, call } = c.req.param();
     const method = splitVerb(call);
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
+    checkLocation(api, location);
     const target = await endpoints.resolve(project, location, method.name);
     const request = await body(api, c);
     const served = target.adapterDir === undefined
       ? await api.catalog.served(target.publisher, target.model)
       : await api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
-    return handle(api, method.verb, served, request, c.req.query('alt'));
+    return handle(api, method.verb, served, request, c.req.query('alt'), requestSignal(api, c));
   });
 }

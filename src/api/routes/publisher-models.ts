@@ -1,12 +1,13 @@
 // Publisher models: `projects/{p}/locations/{l}/publishers/{pub}/models/{m}` get, and the methods
 // :generateContent, :streamGenerateContent (alt=sse), :countTokens, :computeTokens on them; the same
 // without the project prefix (`publishers/{pub}/models` list and get, and express-mode generation).
-// Order in every handler: location, permission, model (404), body, then (generate-methods.ts) the
+// Order in every handler: credentials and permission (401, 403), location (400: the supported
+// locations are told only to callers who may use them), model (404), body, then (generate-methods.ts) the
 // model's lock for generation, so bad requests never wait behind a running generation.
 
 import type { Context, Hono } from 'hono';
 import { guard, PERMISSIONS } from '../auth.js';
-import { body, checkLocation, type ApiContext } from '../context.js';
+import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { handle, splitVerb, type Verb } from './generate-methods.js';
 
@@ -36,8 +37,8 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
 
   app.get('/projects/:project/locations/:location/publishers/:publisher/models/:model', async (c) => {
     const { project, location, publisher, model } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.publisherModelsGet, project);
+    checkLocation(api, location);
     return c.json(publisherModelJson(api.catalog.registration(publisher, model)));
   });
 
@@ -45,8 +46,8 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     const { project, location, publisher, call } = c.req.param();
     const method = splitVerb(call);
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
+    checkLocation(api, location);
     return generation(c, publisher, method.name, method.verb);
   });
 
@@ -66,7 +67,7 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
     const request = await body(api, c);
     const served = await api.catalog.served(publisher, name);
-    return handle(api, verb, served, request, c.req.query('alt'));
+    return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c));
   }
 }
 
