@@ -124,6 +124,7 @@ export class PromptTokenizer {
       if (slot.idle) clearTimeout(slot.idle);
       slot.idle = null;
       slot.job = job;
+      slot.worker.ref(); // a task in flight keeps the process alive; an idle worker does not
       slot.worker.postMessage({ id: this.nextId++, dir: job.dir, task: job.task } satisfies WorkerTask);
     }
   }
@@ -134,6 +135,7 @@ export class PromptTokenizer {
     worker.on('message', (reply: WorkerReply) => {
       const job = slot.job;
       slot.job = null;
+      worker.unref();
       if (job) {
         if (reply.ok) job.resolve(reply.result);
         else job.reject(reply.code ? new TunekitError(reply.code, reply.message) : Object.assign(new Error(reply.message), { stack: reply.stack }));
