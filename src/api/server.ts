@@ -1,5 +1,7 @@
 // The API app behind a socket: @hono/node-server adapts Node's http server to the app's
 // Request -> Response function. Resolves once listening, with the URL clients should use.
+// close() is a graceful stop: no new connections, idle keep-alive connections closed at once, requests
+// in flight given until the deadline to finish, then every connection is cut.
 
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -9,7 +11,8 @@ import type { Hono } from 'hono';
 export interface RunningServer {
   url: string;
   port: number;
-  close(): Promise<void>;
+  /** Stops accepting, waits up to `deadlineMs` (default 0) for requests in flight, then cuts the rest. */
+  close(deadlineMs?: number): Promise<void>;
 }
 
 export function listen(app: Hono, opts: { port: number; host: string }): Promise<RunningServer> {
@@ -23,9 +26,16 @@ export function listen(app: Hono, opts: { port: number; host: string }): Promise
       resolve({
         url: `http://${host}:${port}`,
         port,
-        close: () => new Promise<void>((done) => {
-          server.close(() => done());
-          server.closeAllConnections();
+        close: (deadlineMs = 0) => new Promise<void>((done) => {
+          const cut = setTimeout(() => server.closeAllConnections(), deadlineMs);
+          server.close(() => {
+            clearTimeout(cut);
+            done();
+          });
+          server.closeIdleConnections();
+          // Connections that finish their response while closing are ended instead of kept alive.
+          server.on('request', (_req, res) => res.setHeader('connection', 'close'));
+          if (deadlineMs <= 0) server.closeAllConnections();
         }),
       });
     });

@@ -1,12 +1,15 @@
 // `tunekit serve`: the Vertex-compatible API server over a data directory. At first start it prints
 // the bootstrap admin key, once. Requests authenticate with x-goog-api-key or Authorization: Bearer;
-// `--insecure-no-auth` accepts everything and says so loudly. Prints the URL it listens on; stops on
-// SIGINT or SIGTERM.
+// `--insecure-no-auth` accepts everything and says so loudly. Prints the URL it listens on. On SIGINT
+// or SIGTERM it stops cleanly: no new connections, work in flight cancelled (503 to its clients) and
+// given --shutdown-seconds to finish, tokenizer workers and job workers stopped (their jobs resume at
+// the next start), the database closed last, then the process exits. A second signal exits at once.
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
 import { DEFAULT_CATALOG_LIMITS, ModelCatalog } from '../../api/catalog.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
+import { PromptTokenizer } from '../../api/prompt-tokenizer.js';
 import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
@@ -20,6 +23,7 @@ interface ServeCliOptions {
   insecureNoAuth?: boolean;
   maxModels: number;
   maxTunedModels: number;
+  shutdownSeconds: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -32,6 +36,7 @@ export function registerServeCommand(program: Command): void {
     .option('--insecure-no-auth', 'accept every request without credentials (local experiments only)')
     .option('--max-models <n>', 'base models kept in memory (least recently used dropped)', intOption('--max-models', 1), DEFAULT_CATALOG_LIMITS.baseModels)
     .option('--max-tuned-models <n>', 'tuned models (base + merged adapter) kept in memory', intOption('--max-tuned-models', 1), DEFAULT_CATALOG_LIMITS.tunedModels)
+    .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .action(async (o: ServeCliOptions) => {
       const dataDir = resolveDataDir(o.dataDir);
       const platform = Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false });
@@ -49,26 +54,42 @@ export function registerServeCommand(program: Command): void {
         );
       }
       const tuning = new TuningService(platform);
+      const shutdown = new AbortController();
+      const tokenizer = new PromptTokenizer();
       const app = createApp({
         tuning,
         catalog: new ModelCatalog(new DbRegistrationStore(platform.db), undefined, { baseModels: o.maxModels, tunedModels: o.maxTunedModels }),
         auth: platform.iam,
         assertLocation: (l) => platform.config.assertLocation(l),
+        tokenizer,
+        shutdown: shutdown.signal,
       });
       const server = await listen(app, { port: o.port, host: o.host });
       tuning.runner.start();
       process.stdout.write(`tunekit: serving ${dataDir} at ${server.url}\n`);
       await new Promise<void>((resolve) => {
-        const stop = () => {
+        const stop = (signal: NodeJS.Signals) => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
-          void server.close().then(() => tuning.runner.stop()).then(() => {
-            platform.close();
+          // A second signal while stopping exits at once.
+          process.once('SIGINT', () => process.exit(130));
+          process.once('SIGTERM', () => process.exit(143));
+          process.stderr.write(`tunekit: ${signal}: shutting down (in-flight requests get up to ${o.shutdownSeconds} s)\n`);
+          void (async () => {
+            // In-flight work (generation, tokenizing, dataset checks) stops at its next check and answers 503.
+            shutdown.abort();
+            await server.close(o.shutdownSeconds * 1000);
+            await tokenizer.close();
+            await tuning.runner.stop();
+            platform.close(); // last: nothing may use the database after this
             resolve();
-          });
+          })();
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
       });
+      process.stderr.write('tunekit: stopped\n');
+      // Whatever is still pending (a request past the deadline) must not run against the closed database.
+      process.exit(0);
     });
 }

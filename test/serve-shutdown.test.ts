@@ -1,0 +1,87 @@
+// SIGTERM to a real `tunekit serve` during each kind of work (issue 8): the process stops accepting,
+// its clients in flight get 503 UNAVAILABLE (a status, or a last SSE error event), it exits 0 with
+// "stopped", and a new server on the same data directory finds everything as it was.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tinyModelDir } from './helpers/tiny-models.js';
+import { startServe, type ServeProcess } from './helpers/serve.js';
+import { PREFIX, userText } from './helpers/api-app.js';
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-'));
+after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
+
+const LONG = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutputTokens: 4000 } };
+
+async function serve(): Promise<ServeProcess> {
+  return startServe(dataDir, {}, ['--insecure-no-auth']);
+}
+
+/** SIGTERM, then the exit; fails the test if the process outlives a generous guard. */
+async function terminate(s: ServeProcess): Promise<void> {
+  const guard = setTimeout(() => void s.kill('SIGKILL'), 30_000);
+  await s.kill('SIGTERM');
+  clearTimeout(guard);
+  assert.match(s.stderr, /SIGTERM: shutting down/);
+  assert.match(s.stderr, /tunekit: stopped/, `the server did not stop cleanly:\n${s.stderr}`);
+  assert.doesNotMatch(s.stderr, /internal error|database connection is not open|Controller is already closed/i);
+}
+
+const post = (s: ServeProcess, verb: string, body: unknown) =>
+  fetch(`${s.url}${PREFIX}/gemma3-tiny:${verb}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+
+test('SIGTERM while generating: the non-streaming client gets 503, the SSE client a 503 error event', async () => {
+  const s = await serve();
+  const sse = await post(s, 'streamGenerateContent?alt=sse', LONG);
+  assert.equal(sse.status, 200);
+  const reader = sse.body!.getReader();
+  assert.ok(!(await reader.read()).done, 'the stream started');
+  const plain = post(s, 'generateContent', LONG); // queued behind the stream
+  await new Promise((r) => setTimeout(r, 100));
+  const stopped = terminate(s);
+  let rest = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    rest += new TextDecoder().decode(value);
+  }
+  const events = rest.split('\r\n\r\n').filter((e) => e !== '');
+  assert.deepEqual(JSON.parse(events[events.length - 1]!.slice('data: '.length)), {
+    error: { code: 503, message: 'The server is shutting down; retry the request.', status: 'UNAVAILABLE' },
+  });
+  const res = await plain;
+  assert.equal(res.status, 503);
+  assert.equal(((await res.json()) as { error: { status: string } }).error.status, 'UNAVAILABLE');
+  await stopped;
+});
+
+test('SIGTERM while a large prompt is tokenized on a worker thread: 503, and the process exits', async () => {
+  const s = await serve();
+  const counting = post(s, 'countTokens', userText('fox jumps '.repeat(6000)));
+  await new Promise((r) => setTimeout(r, 50));
+  await terminate(s);
+  const res = await counting;
+  assert.equal(res.status, 503);
+});
+
+test('SIGTERM when idle exits at once; connections are refused afterwards; a new server sees the same data', async () => {
+  const s = await serve();
+  const before = await (await fetch(`${s.url}/v1/publishers/google/models`)).json();
+  await terminate(s);
+  await assert.rejects(fetch(`${s.url}/v1/publishers/google/models`));
+  const again = await serve();
+  try {
+    assert.deepEqual(await (await fetch(`${again.url}/v1/publishers/google/models`)).json(), before);
+    const r = await post(again, 'generateContent', { ...userText('hi'), generationConfig: { maxOutputTokens: 2 } });
+    assert.equal(r.status, 200);
+  } finally {
+    await terminate(again);
+  }
+});
