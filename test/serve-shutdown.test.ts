@@ -85,3 +85,32 @@ test('SIGTERM when idle exits at once; connections are refused afterwards; a new
     await terminate(again);
   }
 });
+
+test('clients that disconnect mid-stream, queued or mid-body leave no noise in the log and the model free', async () => {
+  const s = await serve();
+  try {
+    const { request } = await import('node:http');
+    const giveUp = (verb: string, body: string, ms: number, partial = false) => new Promise<void>((resolve) => {
+      const req = request(`${s.url}${PREFIX}/gemma3-tiny:${verb}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(partial ? { 'content-length': String(body.length * 2) } : {}) } }, (res) => res.resume());
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      if (partial) req.write(body);
+      else req.end(body);
+      setTimeout(() => req.destroy(), ms);
+    });
+    const long = JSON.stringify(LONG);
+    await Promise.all([
+      giveUp('streamGenerateContent?alt=sse', long, 300),
+      giveUp('streamGenerateContent?alt=sse', long, 100),
+      giveUp('generateContent', long, 200),
+      giveUp('countTokens', long, 100, true),
+    ]);
+    const r = await post(s, 'generateContent', { ...userText('hi'), generationConfig: { maxOutputTokens: 2 } });
+    assert.equal(r.status, 200);
+    await r.json();
+  } finally {
+    await terminate(s);
+  }
+  assert.equal(s.stderr.replace(/.*(SIGTERM: shutting down|tunekit: stopped|no BLAS library found|matrix products via|\*\*\*|WARNING).*\n?/g, '').trim(), '', 'stderr');
+  assert.doesNotMatch(s.stdout, /aborted|Error/);
+});
