@@ -1,7 +1,9 @@
 // The model registry and endpoints as resources: `projects/{p}/locations/{l}/models` get/list and
 // `.../endpoints` get/list, :deployModel, :undeployModel, in Vertex's JSON. Tuning jobs fill both
 // (src/platform/jobs/registry.ts); generation on an endpoint (routes/endpoints.ts) resolves what it
-// serves through `registryEndpoints`.
+// serves through `registryEndpoints`. Every handler checks credentials and permission (401, 403) before
+// the location (400), so only callers who may use a location learn which ones exist. List pages hold at
+// most 100 items and about 4 MiB of JSON (src/platform/limits.ts); models and endpoints carry no labels.
 
 import type { Context, Hono } from 'hono';
 import { guard } from '../auth.js';
@@ -10,6 +12,7 @@ import { invalidArgument, notFound } from '../errors.js';
 import type { EndpointResolver } from './endpoints.js';
 import type { EndpointRecord, ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
+import { checkDisplayName, jsonBytes } from '../../platform/limits.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -30,33 +33,33 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
 
   app.get(`${parent}/models`, async (c) => {
     const { project, location } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
-    const { models, nextPageToken } = tuning.registry.listModels(project, location, listOptions(c));
+    checkLocation(api, location);
+    const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), sizeOf: (m) => jsonBytes(modelJson(m)) });
     return c.json({ ...(models.length ? { models: models.map((m) => modelJson(m)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
   });
 
   app.get(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.get', project);
+    checkLocation(api, location);
     const model = tuning.registry.getModel(project, location, id);
     return c.json(modelJson(model, tuning.registry.modelVersion(model, id).version));
   });
 
   app.get(`${parent}/endpoints`, async (c) => {
     const { project, location } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.list', project);
-    const { endpoints, nextPageToken } = tuning.registry.listEndpoints(project, location, listOptions(c));
+    checkLocation(api, location);
+    const { endpoints, nextPageToken } = tuning.registry.listEndpoints(project, location, { ...listOptions(c), sizeOf: (e) => jsonBytes(endpointJson(e)) });
     return c.json({ ...(endpoints.length ? { endpoints: endpoints.map(endpointJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
   });
 
   app.get(`${parent}/endpoints/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.get', project);
+    checkLocation(api, location);
     return c.json(endpointJson(tuning.registry.getEndpoint(project, location, id)));
   });
 
@@ -64,14 +67,16 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
   for (const verb of ['deployModel', 'undeployModel'] as const) {
     app.post(`${parent}/endpoints/:call{.+:${verb}}`, async (c) => {
       const { project, location, call } = c.req.param();
-      checkLocation(api, location);
       const id = call.slice(0, -(verb.length + 1));
       await guard(api.auth, c.req.raw.headers, verb === 'deployModel' ? 'aiplatform.endpoints.deploy' : 'aiplatform.endpoints.undeploy', project);
+      checkLocation(api, location);
       const request = await body(api, c);
       if (verb === 'deployModel') {
         const dm = request.message('deployedModel', `${V}.DeployedModel`);
         const model = dm?.string('model');
         if (!dm || !model) throw invalidArgument("'deployed_model.model' is required: projects/P/locations/L/models/ID[@VERSION].");
+        const displayName = dm.string('displayName');
+        if (displayName !== undefined) checkDisplayName(displayName, dm.fieldPath('displayName'));
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
         const d = tuning.registry.deploy(project, location, id, mm[1]!);

@@ -3,11 +3,13 @@
 // next version (@2, @3, ...) of the model in the same project and location with the same display name
 // and base model (a re-tune) — and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
 // does all of that and ends the job in one IMMEDIATE transaction, so a crash leaves either nothing or
-// everything, and a job is never registered twice.
+// everything, and a job is never registered twice. Lists are newest first, in pages bounded in items
+// and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT.
 
 import { NotFoundError, InvalidRequestError } from '../../errors.js';
 import { newNumericId, now, type PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
+import { fitPage, LIMITS, type PageOptions } from '../limits.js';
 
 export interface CheckpointInfo {
   checkpointId: string;
@@ -71,7 +73,7 @@ interface VersionRow { model_id: string; version: number; tuning_job: string | n
 interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string }
 interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string }
 
-const MAX_PAGE = 100;
+const MAX_PAGE = LIMITS.pageSize.models;
 
 export class Registry {
   constructor(private readonly db: PlatformDb) {}
@@ -146,13 +148,15 @@ export class Registry {
     return this.toModel(row);
   }
 
-  listModels(project: string, location: string, opts: { pageSize?: number; pageToken?: string } = {}): { models: ModelRecord[]; nextPageToken?: string } {
+  /** Newest first; pages of at most `pageSize` (100) models and about LIMITS.listPageBytes of JSON (by `sizeOf`). */
+  listModels(project: string, location: string, opts: PageOptions<ModelRecord> = {}): { models: ModelRecord[]; nextPageToken?: string } {
     const { size, offset } = page(opts);
     const rows = this.db.sqlite
       .prepare('SELECT * FROM models WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
       .all(project, location, size + 1, offset) as ModelRow[];
-    const models = rows.slice(0, size).map((r) => this.toModel(r));
-    return rows.length > size ? { models, nextPageToken: pageToken(offset + size) } : { models };
+    const all = rows.slice(0, size).map((r) => this.toModel(r));
+    const models = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
+    return rows.length > models.length ? { models, nextPageToken: pageToken(offset + models.length) } : { models };
   }
 
   /** A version of a model: `@N`, or the newest when `id` carries none. */
@@ -171,13 +175,15 @@ export class Registry {
     return this.toEndpoint(row);
   }
 
-  listEndpoints(project: string, location: string, opts: { pageSize?: number; pageToken?: string } = {}): { endpoints: EndpointRecord[]; nextPageToken?: string } {
+  /** Newest first; pages of at most `pageSize` (100) endpoints and about LIMITS.listPageBytes of JSON (by `sizeOf`). */
+  listEndpoints(project: string, location: string, opts: PageOptions<EndpointRecord> = {}): { endpoints: EndpointRecord[]; nextPageToken?: string } {
     const { size, offset } = page(opts);
     const rows = this.db.sqlite
       .prepare('SELECT * FROM endpoints WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
       .all(project, location, size + 1, offset) as EndpointRow[];
-    const endpoints = rows.slice(0, size).map((r) => this.toEndpoint(r));
-    return rows.length > size ? { endpoints, nextPageToken: pageToken(offset + size) } : { endpoints };
+    const all = rows.slice(0, size).map((r) => this.toEndpoint(r));
+    const endpoints = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
+    return rows.length > endpoints.length ? { endpoints, nextPageToken: pageToken(offset + endpoints.length) } : { endpoints };
   }
 
   /** The model version an endpoint serves (the deployed model with the most traffic); FAILED_PRECONDITION if none. */
@@ -255,13 +261,15 @@ export function splitVersion(id: string): { modelId: string; version?: number } 
   return { modelId: id.slice(0, at), version: v };
 }
 
+/** Page size and offset; the token is the offset in decimal digits (base64url), anything else is INVALID_ARGUMENT. */
 function page(opts: { pageSize?: number; pageToken?: string }): { size: number; offset: number } {
   const pageSize = opts.pageSize ?? MAX_PAGE;
   if (!Number.isInteger(pageSize) || pageSize < 0) throw new InvalidRequestError(`pageSize must be a non-negative integer, got ${pageSize}`);
   let offset = 0;
   if (opts.pageToken) {
-    offset = Number(Buffer.from(opts.pageToken, 'base64url').toString('utf8'));
-    if (!Number.isInteger(offset) || offset < 0 || pageToken(offset) !== opts.pageToken) {
+    const digits = Buffer.from(opts.pageToken, 'base64url').toString('utf8');
+    offset = /^(0|[1-9][0-9]{0,14})$/.test(digits) ? Number(digits) : NaN; // not 1e+300, -0, 0x10 nor past 2^53
+    if (!Number.isSafeInteger(offset) || pageToken(offset) !== opts.pageToken) {
       throw new InvalidRequestError(`pageToken ${JSON.stringify(opts.pageToken)} is not valid`);
     }
   }
