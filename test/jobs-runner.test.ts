@@ -1,7 +1,9 @@
 // The job runner without HTTP: a server stop (runner.stop) puts a running job back to PENDING and the
 // next runner resumes it to SUCCEEDED; a worker that cannot run its job ends it FAILED with a
 // google.rpc.Status; a job whose worker dies is FAILED, never left RUNNING; uploads of creates that
-// crashed are removed at start.
+// crashed are removed at start; a job's staging directory goes when the job ends (cancelled while
+// PENDING or RUNNING, failed) and at start for jobs that ended unwatched; one worker is shared fairly
+// across projects (A queues 3 jobs, then B 1: B's runs second).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,7 @@ import * as path from 'node:path';
 import { Platform } from '../src/platform/platform.js';
 import { TuningService, type CreateJobRequest } from '../src/platform/jobs/service.js';
 import { jobDir, listCheckpoints, TRAIN_FILE } from '../src/platform/jobs/spec.js';
+import type { TuningJobRecord } from '../src/platform/jobs.js';
 import { seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 
@@ -91,8 +94,71 @@ test('a worker that cannot run its job ends it FAILED with a status; a killed wo
 test('uploads left by crashed creates are removed at start', async () => {
   const stale = path.join(dataDir, 'staging', 'uploads', '999999999-0123abcd');
   fs.mkdirSync(stale, { recursive: true });
+  const adapterCopy = path.join(dataDir, 'cache', 'adapters', `${'0'.repeat(24)}.tmp-999999999-1700000000000`);
+  fs.mkdirSync(adapterCopy, { recursive: true });
   const service = new TuningService(platform);
   service.runner.start();
   await service.runner.stop();
   assert.ok(!fs.existsSync(stale));
+  assert.ok(!fs.existsSync(adapterCopy), 'a half-made adapter copy of a crashed server is removed too');
+});
+
+test('a job\'s staging directory is removed when it ends, and at start for jobs that ended unwatched', async () => {
+  platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
+  try {
+    const service = new TuningService(platform, { pollMs: 50, env: { ...process.env, TUNEKIT_JOB_STEP_DELAY_MS: '400' } });
+    // Cancelled while PENDING (the runner has not started): at once.
+    const pending = await service.create(request(1));
+    assert.ok(fs.existsSync(jobDir(dataDir, pending.id)));
+    assert.equal(service.cancel('p', 'us-central1', pending.id).state, 'JOB_STATE_CANCELLED');
+    assert.ok(!fs.existsSync(jobDir(dataDir, pending.id)), 'a cancelled PENDING job keeps no staging directory');
+
+    // Ended while no runner watched (another process cancelled it): at the next start.
+    const unwatched = await service.create(request(1));
+    platform.jobs.cancel('p', 'us-central1', unwatched.id);
+    assert.ok(fs.existsSync(jobDir(dataDir, unwatched.id)));
+    // A job that may still run keeps its directory (a resume after a crash needs it).
+    const queued = await service.create(request(3));
+    service.runner.start();
+    assert.ok(!fs.existsSync(jobDir(dataDir, unwatched.id)), 'removed at start');
+    assert.ok(fs.existsSync(jobDir(dataDir, queued.id)));
+
+    // Cancelled while RUNNING: once its worker is gone.
+    await until('the job to run', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_RUNNING' && service.runner.running().includes(queued.id));
+    await until('a checkpoint or a step', () => platform.jobs.metrics(queued.id).length > 0);
+    service.cancel('p', 'us-central1', queued.id);
+    await until('the job to be cancelled', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_CANCELLED');
+    await until('its staging directory to go', () => !fs.existsSync(jobDir(dataDir, queued.id)));
+
+    // Failed (no dataset): once its worker is gone.
+    const broken = await service.create(request(1));
+    fs.rmSync(path.join(jobDir(dataDir, broken.id), TRAIN_FILE));
+    await until('the job to fail', () => platform.jobs.find(broken.id)!.state === 'JOB_STATE_FAILED');
+    await until('its staging directory to go', () => !fs.existsSync(jobDir(dataDir, broken.id)));
+    await service.runner.stop();
+  } finally {
+    platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
+  }
+});
+
+test('one worker for all projects, shared fairly: A queues 3 jobs, then B queues 1; B\'s job runs second, not fourth', async () => {
+  platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
+  try {
+    const service = new TuningService(platform, { pollMs: 50 });
+    const a: TuningJobRecord[] = [];
+    for (let i = 0; i < 3; i++) a.push(await service.create({ ...request(1), project: 'proj-a' }));
+    const b = await service.create({ ...request(1), project: 'proj-b' });
+    // Short runs: without its dataset a worker fails at once. What is tested is the order they run in.
+    for (const j of [...a, b]) fs.rmSync(path.join(jobDir(dataDir, j.id), TRAIN_FILE));
+    service.runner.start();
+    const ended = await until('the four jobs to end', () => {
+      const js = [...a, b].map((j) => platform.jobs.find(j.id)!);
+      return js.every((j) => j.state === 'JOB_STATE_FAILED') ? js : undefined;
+    });
+    await service.runner.stop();
+    const order = [...ended].sort((x, y) => x.startTime!.localeCompare(y.startTime!)).map((j) => j.project);
+    assert.deepEqual(order, ['proj-a', 'proj-b', 'proj-a', 'proj-a']);
+  } finally {
+    platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
+  }
 });

@@ -1,6 +1,7 @@
 // The object store: bucket and object name validation (path traversal in every spelling), nothing
 // written outside the store (symlinks included), atomic uploads (a failing source or a killed process
-// leaves the old object or none, never part of one), listing with prefix/delimiter/pages, gs:// URIs.
+// leaves the old object or none, never part of one), listing with prefix/delimiter/pages, gs:// URIs;
+// `tunekit serve` removes at start what a killed `tunekit storage cp` left, not what a live one writes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,9 @@ import { createHash } from 'node:crypto';
 import { Platform } from '../src/platform/platform.js';
 import { assertSameLocation } from '../src/platform/storage.js';
 import { parseGsUri, validateBucketName, validateObjectName } from '../src/platform/gcs-names.js';
-import { platformDir, rejectsCode, runScript, tempDirs, throwsCode } from './helpers/platform.js';
+import { spawn } from 'node:child_process';
+import { cliMain, platformDir, rejectsCode, runScript, tempDirs, throwsCode } from './helpers/platform.js';
+import { startServe } from './helpers/serve.js';
 
 const freshDir = tempDirs('platform-storage');
 
@@ -212,6 +215,15 @@ test('a process killed mid-upload: the object is absent (new) or complete (overw
   assert.deepEqual(q.storage.recover({ minAgeMs: 0 }).removed, [orphan]);
   assert.equal(fs.readdirSync(dir).length, 1);
   assert.equal(q.storage.readObject('data-bkt', 'old.bin').toString(), 'the complete old content');
+  // A restarted container reuses pids: a temporary file named after this process but older than it
+  // is a leftover; one written since it started is an upload in progress.
+  const mine = (id: string) => path.join(dir, `.tmp-${process.pid}-${id.repeat(32)}`);
+  fs.writeFileSync(mine('a'), 'from before this process');
+  const old = (Date.now() - process.uptime() * 1000 - 60_000) / 1000;
+  fs.utimesSync(mine('a'), old, old);
+  fs.writeFileSync(mine('b'), 'in progress');
+  assert.deepEqual(q.storage.recover().removed, [mine('a')]);
+  fs.rmSync(mine('b'));
   q.close();
 });
 
@@ -292,4 +304,70 @@ test('resolveGsUri names what is missing; data sovereignty compares locations', 
   throwsCode(() => assertSameLocation(r.location, 'us-central1', r.uri), 'FAILED_PRECONDITION',
     /data sovereignty: gs:\/\/data-bkt\/ds\/train\.jsonl is stored in europe-west4, but the job runs in us-central1/);
   p.close();
+});
+
+test('tunekit serve removes at start what a killed `storage cp` left; a live upload keeps its file; objects stay intact', async () => {
+  const p = openWithBucket();
+  p.storage.putObjectSync('data-bkt', 'kept.txt', 'committed before the crash');
+  const dataDir = p.dataDir;
+  const dir = path.join(p.storage.root, 'data-bkt');
+  p.close();
+  const temps = () => fs.readdirSync(dir).filter((f) => f.startsWith('.tmp-'));
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  // A real `tunekit storage cp` of a large (sparse) file, killed once its upload is under way.
+  const src = freshDir();
+  fs.mkdirSync(src, { recursive: true });
+  const big = path.join(src, 'big.bin');
+  fs.writeFileSync(big, '');
+  fs.truncateSync(big, 8 * 1024 ** 3);
+  const cp = spawn(process.execPath, [cliMain, 'storage', 'cp', big, 'gs://data-bkt/big.bin', '--data-dir', dataDir], { stdio: 'ignore' });
+  const cpExit = new Promise((r) => cp.once('exit', r));
+  for (let t0 = Date.now(); !temps().some((f) => fs.statSync(path.join(dir, f)).size > 1 << 20);) {
+    assert.ok(Date.now() - t0 < 60_000, 'storage cp never started writing');
+    await sleep(5);
+  }
+  cp.kill('SIGKILL');
+  await cpExit;
+  fs.rmSync(big);
+  const killed = temps();
+  assert.equal(killed.length, 1, 'the killed copy left its temporary file');
+
+  // Another upload in progress (a live process) while the server starts.
+  let stopUploader: (() => void) | undefined;
+  const uploader = runScript(`import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
+    const p = Platform.open({ dataDir: process.argv[process.argv.length - 1] });
+    async function* slow() {
+      for (;;) {
+        yield Buffer.alloc(65536, 7);
+        process.stdout.write('chunk\\n');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await p.storage.putObject('data-bkt', 'live.bin', slow());`, [dataDir], (_chunk, kill) => { stopUploader = kill; });
+  for (let t0 = Date.now(); !stopUploader || temps().length < 2;) {
+    assert.ok(Date.now() - t0 < 60_000, 'the live upload never started');
+    await sleep(10);
+  }
+  const live = temps().filter((f) => !killed.includes(f));
+  assert.equal(live.length, 1);
+
+  const server = await startServe(dataDir);
+  try {
+    const left = temps();
+    assert.deepEqual(left, live, 'the killed copy\'s file is gone; the live upload\'s is not');
+    assert.match(server.stderr, /storage: removed 1 file left by interrupted uploads/);
+  } finally {
+    await server.kill();
+    stopUploader!();
+    await uploader;
+  }
+  const q = Platform.open({ dataDir });
+  try {
+    assert.equal(q.storage.readObject('data-bkt', 'kept.txt').toString(), 'committed before the crash');
+    throwsCode(() => q.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
+    assert.equal(fs.readdirSync(dir).filter((f) => !f.startsWith('.tmp-')).length, 1, 'one blob: the committed object');
+  } finally {
+    q.close();
+  }
 });

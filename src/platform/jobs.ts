@@ -1,5 +1,7 @@
 // Tuning-job records: the state machine and its timestamps, kept in the tuning_jobs table. The HTTP
-// layer turns records into TuningJob JSON; a runner (later) claims PENDING jobs and reports progress.
+// layer turns records into TuningJob JSON; the runner (jobs/runner.ts) claims PENDING jobs, round-robin
+// across projects (oldest first within one), and workers report progress. Lists are newest first, in
+// pages bounded in items and in bytes (limits.ts).
 // States: PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED; cancel of a PENDING job ends it at once,
 // of a RUNNING one asks the worker (CANCELLING) and the worker ends it. A job holds a quota slot while
 // it is in ACTIVE_JOB_STATES. Every transition is one UPDATE guarded by the state it expects.
@@ -7,6 +9,7 @@
 import { FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
 import { newNumericId, now, type PlatformDb } from './db.js';
 import type { Quotas } from './quota.js';
+import { fitPage, LIMITS, type PageOptions } from './limits.js';
 
 export type JobState =
   | 'JOB_STATE_QUEUED' | 'JOB_STATE_PENDING' | 'JOB_STATE_RUNNING' | 'JOB_STATE_SUCCEEDED' | 'JOB_STATE_FAILED'
@@ -56,7 +59,7 @@ interface JobRow {
   attempts: number; create_time: string; start_time: string | null; end_time: string | null; update_time: string;
 }
 
-const MAX_PAGE = 100;
+const MAX_PAGE = LIMITS.pageSize.tuningJobs;
 
 export class TuningJobs {
   constructor(private readonly db: PlatformDb, private readonly quotas: Quotas) {}
@@ -88,8 +91,12 @@ export class TuningJobs {
     return row && toRecord(row);
   }
 
-  /** Newest first. The page token is opaque (the last job's create time and id). */
-  list(project: string, location: string, opts: { pageSize?: number; pageToken?: string; states?: readonly JobState[] } = {}): {
+  /**
+   * Newest first, optionally only `states` and only jobs whose tuned model display name is `displayName`.
+   * A page holds at most `pageSize` jobs (100 at most) and about LIMITS.listPageBytes of JSON (measured by
+   * `sizeOf`); the page token is opaque (the last job's create time and id).
+   */
+  list(project: string, location: string, opts: PageOptions<TuningJobRecord> & { states?: readonly JobState[]; displayName?: string } = {}): {
     jobs: TuningJobRecord[];
     nextPageToken?: string;
   } {
@@ -107,15 +114,17 @@ export class TuningJobs {
     }
     const states = opts.states ?? [];
     const stateSql = states.length ? `AND state IN (${states.map(() => '?').join(', ')})` : '';
+    const nameSql = opts.displayName === undefined ? '' : 'AND display_name = ?';
     const rows = this.db.sqlite
       .prepare(
-        `SELECT * FROM tuning_jobs WHERE project = ? AND location = ? AND (create_time, id) < (?, ?) ${stateSql}
+        `SELECT * FROM tuning_jobs WHERE project = ? AND location = ? AND (create_time, id) < (?, ?) ${stateSql} ${nameSql}
          ORDER BY create_time DESC, id DESC LIMIT ?`,
       )
-      .all(project, location, after[0], after[1], ...states, size + 1) as JobRow[];
-    const jobs = rows.slice(0, size).map(toRecord);
+      .all(project, location, after[0], after[1], ...states, ...(opts.displayName === undefined ? [] : [opts.displayName]), size + 1) as JobRow[];
+    const records = rows.slice(0, size).map(toRecord);
+    const jobs = records.slice(0, fitPage(records, opts.sizeOf, opts.maxBytes));
     const last = jobs[jobs.length - 1];
-    return rows.length > size && last
+    return (rows.length > jobs.length) && last
       ? { jobs, nextPageToken: Buffer.from(JSON.stringify([last.createTime, last.id])).toString('base64url') }
       : { jobs };
   }
@@ -141,12 +150,21 @@ export class TuningJobs {
     });
   }
 
-  /** For a runner: moves the oldest PENDING job to RUNNING for `workerPid`, or returns undefined. */
-  claimNext(workerPid: number): TuningJobRecord | undefined {
+  /**
+   * For a runner: moves a PENDING job to RUNNING for `workerPid`, or returns undefined. Fair across
+   * projects: the job is the oldest PENDING one of the project whose last turn (`lastTurn`: project ->
+   * a number that grows with each claim, kept by the runner) is the oldest; projects that never had a
+   * turn come first, the one with the oldest PENDING job first among them. So one project's queue never
+   * holds another's job back by more than one job per project.
+   */
+  claimNext(workerPid: number, lastTurn: ReadonlyMap<string, number> = new Map()): TuningJobRecord | undefined {
     return this.db.immediate(() => {
-      const row = this.db.sqlite
-        .prepare("SELECT id FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' ORDER BY rowid LIMIT 1")
-        .get() as { id: string } | undefined;
+      const heads = this.db.sqlite
+        .prepare("SELECT project, MIN(rowid) AS first FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' GROUP BY project")
+        .all() as { project: string; first: number }[];
+      const turn = (p: string): number => lastTurn.get(p) ?? -Infinity;
+      const head = heads.sort((a, b) => turn(a.project) - turn(b.project) || a.first - b.first)[0];
+      const row = head && this.db.sqlite.prepare('SELECT id FROM tuning_jobs WHERE rowid = ?').get(head.first) as { id: string } | undefined;
       if (!row) return undefined;
       const t = now();
       this.db.sqlite

@@ -16,6 +16,7 @@ import { now, type PlatformDb } from './db.js';
 import type { PlatformConfig } from './config.js';
 import { gsUri, parseGsUri, validateBucketName, validateObjectName } from './gcs-names.js';
 import { Projects } from './projects.js';
+import { LIMITS } from './limits.js';
 
 export interface Bucket {
   name: string;
@@ -79,7 +80,7 @@ interface ObjectRow {
 
 const BLOB = /^[0-9a-f]{32}$/;
 const TMP = /^\.tmp-(\d+)-[0-9a-f]{32}$/;
-const MAX_PAGE = 1000;
+const MAX_PAGE = LIMITS.pageSize.objects;
 
 export class ObjectStore {
   /** Real path of the store's root directory (`<data-dir>/objects` by default). */
@@ -325,8 +326,11 @@ export class ObjectStore {
   }
 
   /**
-   * Removes what crashed uploads left: temporary files of processes that are gone, and blobs no row
-   * points to that are older than `minAgeMs` (younger ones may belong to an upload about to commit).
+   * Removes what crashed uploads left: temporary files of processes that are gone (or of this process's
+   * pid from before it started: a restarted container reuses pids), and blobs no row points to that are
+   * older than `minAgeMs` (younger ones may belong to an upload about to commit: it renames the blob into
+   * place, then commits the row). An upload in progress in a live process (a concurrent `storage cp`)
+   * keeps its temporary file. `tunekit serve` calls this at start and hourly (jobs/runner.ts).
    */
   recover(opts: { minAgeMs?: number } = {}): { removed: string[] } {
     const minAgeMs = opts.minAgeMs ?? 60_000;
@@ -344,9 +348,11 @@ export class ObjectStore {
       for (const entry of fs.readdirSync(dir)) {
         const file = path.join(dir, entry);
         const tmp = TMP.exec(entry);
+        // (A file may vanish meanwhile: an upload renaming its temporary file, an overwrite unlinking a blob.)
+        const mtime = (): number => fs.lstatSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
         const stale = tmp
-          ? !processAlive(Number(tmp[1]))
-          : BLOB.test(entry) && !referenced.has(entry) && Date.now() - fs.lstatSync(file).mtimeMs >= minAgeMs;
+          ? isLeftover(Number(tmp[1]), mtime)
+          : BLOB.test(entry) && !referenced.has(entry) && Date.now() - mtime() >= minAgeMs;
         if (stale) {
           fs.rmSync(file, { force: true });
           removed.push(file);
@@ -443,6 +449,24 @@ function fsyncDir(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** When this process started (less a margin for coarse file timestamps). */
+const PROCESS_START_MS = Date.now() - process.uptime() * 1000 - 2000;
+
+/**
+ * Whether a temporary file or directory named after process `pid` was left by a process that is gone:
+ * `pid` is not alive, or it is this process but the file predates it (pid reuse across a restart).
+ */
+export function isLeftover(pid: number, mtimeMs: () => number): boolean {
+  if (pid === process.pid) {
+    try {
+      return mtimeMs() < PROCESS_START_MS;
+    } catch {
+      return false;
+    }
+  }
+  return !processAlive(pid);
 }
 
 function processAlive(pid: number): boolean {

@@ -9,15 +9,24 @@
 //   a worker that died without ending its job fails it (or cancels it, if a cancel was asked).
 // - Cancel of a RUNNING job (CANCELLING in the database) kills its worker; the runner then ends it
 //   CANCELLED. A poll also catches cancels made by other processes.
-// - Datasets staged by creates that crashed before their job existed are removed at start.
+// - One worker pool for every project (maxWorkers, default 1), shared fairly: the next job is the oldest
+//   PENDING one of the project that has waited longest since its last turn (round-robin by project), so
+//   a project with many queued jobs delays another project's job by at most one job per project.
+// - Leftovers are removed at start and hourly: datasets staged by creates that crashed before their
+//   job existed, the staging directories of jobs that ended (a job needs its directory only while it may
+//   run: PENDING, RUNNING, CANCELLING), and the object store's temporary files of uploads whose process
+//   is gone (ObjectStore.recover; a live upload, e.g. a concurrent `tunekit storage cp`, keeps its own).
+//   A job's staging directory is also removed as soon as it ends: when its worker exits, or at once for
+//   a cancel of a PENDING job.
 // - stop() (server shutdown) kills the workers and puts their jobs back to PENDING for the next start.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { PlatformDb } from '../db.js';
-import type { TuningJobs } from '../jobs.js';
-import { removeStaleUploads } from './spec.js';
+import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
+import type { ObjectStore } from '../storage.js';
+import { removeEndedJobDirs, removeJobDir, removeStaleUploads } from './spec.js';
 
 export interface RunnerOptions {
   /** Jobs trained at once (each worker uses every core); default 1. Quotas still bound each project. */
@@ -30,6 +39,8 @@ export interface RunnerOptions {
 }
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+/** How often leftovers are swept while the server runs (they are also swept at start). */
+const SWEEP_MS = 60 * 60 * 1000;
 
 export class JobRunner {
   private readonly workers = new Map<string, ChildProcess>();
@@ -37,10 +48,18 @@ export class JobRunner {
   private readonly maxWorkers: number;
   private readonly pollMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private started = false;
   private stopping = false;
   private scheduled = false;
+  /** Project -> the claim number of its last turn (fair scheduling across projects). */
+  private readonly turns = new Map<string, number>();
+  private claims = 0;
+  private lastSweep = 0;
 
-  constructor(private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions = {}) {
+  constructor(
+    private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions = {},
+    private readonly storage?: ObjectStore,
+  ) {
     this.maxWorkers = opts.maxWorkers ?? 1;
     this.pollMs = opts.pollMs ?? 500;
   }
@@ -48,7 +67,8 @@ export class JobRunner {
   /** Recovers the jobs a dead server left behind and starts taking work. Returns the recovered job ids. */
   start(): string[] {
     const recovered = this.jobs.recoverInterrupted((pid) => pid !== process.pid && isServer(pid));
-    removeStaleUploads(this.db.dataDir);
+    this.sweep();
+    this.started = true;
     for (const id of recovered) this.log(`job ${id}: interrupted by a server stop; it resumes from its last checkpoint`);
     this.timer = setInterval(() => this.tick(), this.pollMs);
     this.timer.unref();
@@ -56,9 +76,9 @@ export class JobRunner {
     return recovered;
   }
 
-  /** Looks for work soon (after a create). */
+  /** Looks for work soon (after a create); nothing before start(). */
   kick(): void {
-    if (this.scheduled || this.stopping) return;
+    if (this.scheduled || this.stopping || !this.started) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -66,9 +86,11 @@ export class JobRunner {
     });
   }
 
-  /** After TuningJobs.cancel: stops the job's worker, if this runner has one. */
+  /** After TuningJobs.cancel: stops the job's worker, if this runner has one; else cleans up an ended job. */
   cancel(jobId: string): void {
-    this.workers.get(jobId)?.kill('SIGKILL');
+    const worker = this.workers.get(jobId);
+    if (worker) worker.kill('SIGKILL');
+    else this.cleanUpIfEnded(jobId);
   }
 
   /** Job ids with a live worker. */
@@ -86,18 +108,49 @@ export class JobRunner {
   }
 
   private tick(): void {
-    if (this.stopping || !this.db.sqlite.open) return;
+    if (!this.started || this.stopping || !this.db.sqlite.open) return;
     try {
       for (const [id, w] of this.workers) {
         if (this.jobs.find(id)?.state === 'JOB_STATE_CANCELLING') w.kill('SIGKILL');
       }
       while (this.workers.size < this.maxWorkers) {
-        const job = this.jobs.claimNext(process.pid);
+        const job = this.jobs.claimNext(process.pid, this.turns);
         if (!job) break;
+        this.turns.set(job.project, ++this.claims);
         this.spawn(job.id);
       }
     } catch (err) {
       this.log(`runner: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+    if (Date.now() - this.lastSweep >= SWEEP_MS) this.sweep();
+  }
+
+  /** Removes leftovers (see the file comment); errors are logged, never thrown. */
+  private sweep(): void {
+    this.lastSweep = Date.now();
+    try {
+      const dataDir = this.db.dataDir;
+      removeStaleUploads(dataDir);
+      removeEndedJobDirs(dataDir, (id) => {
+        if (this.workers.has(id)) return true;
+        const job = this.jobs.find(id);
+        return job !== undefined && !TERMINAL_JOB_STATES.includes(job.state);
+      });
+      const removed = this.storage?.recover().removed ?? [];
+      if (removed.length) this.log(`storage: removed ${removed.length} file${removed.length === 1 ? '' : 's'} left by interrupted uploads`);
+    } catch (err) {
+      this.log(`runner: cleaning up: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+
+  /** Removes the staging directory of a job that has ended. */
+  private cleanUpIfEnded(jobId: string): void {
+    try {
+      if (!this.db.sqlite.open) return;
+      const job = this.jobs.find(jobId);
+      if (job && TERMINAL_JOB_STATES.includes(job.state)) removeJobDir(this.db.dataDir, jobId);
+    } catch (err) {
+      this.log(`job ${jobId}: cleaning up: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
@@ -108,7 +161,10 @@ export class JobRunner {
       child.once('exit', (code, signal) => {
         this.workers.delete(jobId);
         this.exited.delete(jobId);
-        if (!this.stopping) this.settle(jobId, code, signal);
+        if (!this.stopping) {
+          this.settle(jobId, code, signal);
+          this.cleanUpIfEnded(jobId);
+        }
         resolve();
         this.kick();
       });

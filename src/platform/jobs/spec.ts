@@ -2,13 +2,16 @@
 // staging directory `<data-dir>/staging/tuning-jobs/<id>/`, which also holds the datasets as validated
 // (copied out of the object store, so a later overwrite of the gs:// object cannot change a run or
 // break a resume) and the trainer's output (`out/`, with `out/checkpoints/epoch-N`). The worker reads
-// only this; the API reads only the database.
+// only this; the API reads only the database. The directory lives while the job may run (PENDING,
+// RUNNING, CANCELLING); the runner removes it when the job ends (the adapter is in the object store by
+// then) and, at start, removes those of jobs that ended while no server watched.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../../train/trainer.js';
 import { CHECKPOINT_FILES } from '../../train/checkpoint.js';
+import { isLeftover } from '../storage.js';
 
 /** Vertex's AdapterSize enum and the LoRA rank of each. */
 export const ADAPTER_SIZES = {
@@ -75,31 +78,50 @@ export function newUploadDir(dataDir: string): string {
   return dir;
 }
 
-/** Removes uploads left by creates that crashed (their process is gone). */
+/**
+ * Removes uploads left by creates that crashed (their process is gone), and copies of adapters that a
+ * crashed server was putting in `<data-dir>/cache/adapters/` (service.ts adapterDir).
+ */
 export function removeStaleUploads(dataDir: string): string[] {
-  const root = path.join(dataDir, 'staging', 'uploads');
   const removed: string[] = [];
-  let entries: string[] = [];
-  try {
-    entries = fs.readdirSync(root);
-  } catch {
-    return removed;
-  }
-  for (const e of entries) {
-    const pid = Number(/^(\d+)-[0-9a-f]+$/.exec(e)?.[1]);
-    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
-    fs.rmSync(path.join(root, e), { recursive: true, force: true });
+  const sweep = (root: string, name: RegExp): void => {
+    for (const e of readdir(root)) {
+      const pid = Number(name.exec(e)?.[1]);
+      const p = path.join(root, e);
+      if (!Number.isInteger(pid) || !isLeftover(pid, () => fs.statSync(p).mtimeMs)) continue;
+      fs.rmSync(p, { recursive: true, force: true });
+      removed.push(e);
+    }
+  };
+  sweep(path.join(dataDir, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
+  sweep(path.join(dataDir, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
+  return removed;
+}
+
+/** Removes a job's staging directory (its datasets and trainer output): once it has ended, nothing reads it. */
+export function removeJobDir(dataDir: string, jobId: string): void {
+  fs.rmSync(jobDir(dataDir, jobId), { recursive: true, force: true });
+}
+
+/**
+ * Removes the staging directories of jobs that have ended (or that the database does not know): a job
+ * needs its directory only while it may still run (PENDING, RUNNING, CANCELLING: resume after a crash).
+ */
+export function removeEndedJobDirs(dataDir: string, mayRun: (jobId: string) => boolean): string[] {
+  const removed: string[] = [];
+  for (const e of readdir(stagingRoot(dataDir))) {
+    if (!/^\d+$/.test(e) || mayRun(e)) continue;
+    removeJobDir(dataDir, e);
     removed.push(e);
   }
   return removed;
 }
 
-function processAlive(pid: number): boolean {
+function readdir(dir: string): string[] {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 
