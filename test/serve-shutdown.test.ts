@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { tinyModelDir } from './helpers/tiny-models.js';
 import { startServe, type ServeProcess } from './helpers/serve.js';
 import { PREFIX, userText } from './helpers/api-app.js';
+import { Platform } from '../src/platform/platform.js';
+import { jobDir } from '../src/platform/jobs/spec.js';
+import { createBody, JOBS, makeKeys, seedData, waitForJob } from './helpers/tuning.js';
+import { childPids } from './helpers/serve.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-'));
@@ -113,4 +117,46 @@ test('clients that disconnect mid-stream, queued or mid-body leave no noise in t
   }
   assert.equal(s.stderr.replace(/.*(SIGTERM: shutting down|tunekit: stopped|no BLAS library found|matrix products via|\*\*\*|WARNING).*\n?/g, '').trim(), '', 'stderr');
   assert.doesNotMatch(s.stdout, /aborted|Error/);
+});
+
+test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PENDING and the next server finishes it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-job-'));
+  try {
+    const setup = Platform.open({ dataDir: dir });
+    execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dir]);
+    seedData(setup);
+    const keys = makeKeys(setup);
+    setup.close();
+    const call = (s: ServeProcess) => async (method: string, url: string, body?: unknown): Promise<Record<string, any>> => {
+      const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      return await res.json() as Record<string, any>;
+    };
+    const first = await startServe(dir, { TUNEKIT_JOB_STEP_DELAY_MS: '300' });
+    const job = await call(first)('POST', JOBS, createBody({ epochs: 2 }));
+    assert.equal(job.state, 'JOB_STATE_PENDING', JSON.stringify(job));
+    const id = job.name.split('/').pop();
+    const t0 = Date.now();
+    while ((await call(first)('GET', `/v1/${job.name}`)).state !== 'JOB_STATE_RUNNING') {
+      assert.ok(Date.now() - t0 < 60_000, 'the job never ran');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const workers = childPids(first.pid);
+    assert.equal(workers.length, 1);
+    await terminate(first);
+    assert.deepEqual(workers.filter((pid) => fs.existsSync(`/proc/${pid}`)), [], 'no orphaned worker');
+    const stopped = Platform.open({ dataDir: dir });
+    assert.equal(stopped.jobs.find(id)?.state, 'JOB_STATE_PENDING');
+    stopped.close();
+    assert.ok(fs.existsSync(jobDir(dir, id)), 'the staged datasets are kept for the resumed run');
+
+    const second = await startServe(dir);
+    try {
+      const done = await waitForJob(() => call(second)('GET', `/v1/${job.name}`));
+      assert.equal(done.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(done.error));
+    } finally {
+      await terminate(second);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
