@@ -2,7 +2,9 @@
 // enums, ranges, dataset access, location, contents, quota — also under concurrent creates), a job
 // runs in a worker process to SUCCEEDED with metrics, a registered model version, its adapter in the
 // object store and an endpoint whose generation equals base + adapter; cancel, list paging and
-// filters, and re-tunes as versions.
+// filters, and re-tunes as versions; size limits on display names, descriptions and labels; malformed
+// filters and page tokens are 400, never 500; credentials are checked before the location, so an
+// anonymous caller never learns the supported locations.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -203,4 +205,87 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).json.modelVersion, done.tunedModel.model);
   assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: '1' })).status, 404);
   assert.deepEqual(t.errors, []);
+});
+
+test('display name, description and labels are limited as Vertex states; each refusal names its field', async () => {
+  // A missing dataset (404) after the limits shows that the request passed them, without queueing a job.
+  const body = (extra: Record<string, unknown>) => ({ ...createBody({ train: 'gs://us-data/missing.jsonl' }), ...extra });
+  const post = async (extra: Record<string, unknown>) => call('POST', JOBS, keys.trainer, body(extra));
+  const refused = async (extra: Record<string, unknown>, message: RegExp) => {
+    const r = await post(extra);
+    assert.equal(r.status, 400, JSON.stringify(r.json).slice(0, 500));
+    assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+    assert.match(r.json.error.message, message);
+    assert.ok(r.json.error.message.length < 500, 'the message does not echo the value in full');
+  };
+  const accepted = async (extra: Record<string, unknown>) => {
+    const r = await post(extra);
+    assert.equal(r.status, 404, JSON.stringify(r.json).slice(0, 500));
+  };
+  await refused({ description: 'x'.repeat(15_000_000) }, /^Invalid value at 'description'.*at most 2048 characters/);
+  await refused({ description: 'x'.repeat(2049) }, /'description'/);
+  await accepted({ description: 'é'.repeat(2048) });
+  await refused({ tunedModelDisplayName: 'n'.repeat(129) }, /^Invalid value at 'tuned_model_display_name'.*at most 128 characters/);
+  await accepted({ tunedModelDisplayName: '模型'.repeat(64) });
+  await refused({ labels: { Team: 'x' } }, /^Invalid value at 'labels'.*key "Team"/);
+  await refused({ labels: { team: 'x'.repeat(64) } }, /^Invalid value at 'labels\["team"\]'/);
+  await refused({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, /^Invalid value at 'labels'.*at most 64 labels/);
+  await refused({ labels: { team: 3 } }, /^Invalid value at 'labels'/);
+  await accepted({ labels: { team: 'research', 'équipe': 'données', env: '' } });
+  assert.deepEqual(t.errors, []);
+});
+
+test('malformed list filters and page tokens are 400 naming them, never 500', async () => {
+  const status = async (url: string) => {
+    const r = await call('GET', url, keys.viewer);
+    return [r.status, r.json.error?.message ?? ''] as const;
+  };
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  for (const filter of ['tuned_model_display_name="a\\x41"', 'display_name="\\u12"', 'tuned_model_display_name="\\"']) {
+    const [code, message] = await status(`${JOBS}?filter=${encodeURIComponent(filter)}`);
+    assert.equal(code, 400, `${filter}: ${message}`);
+    assert.match(message, /filter/);
+  }
+  const parent = '/v1/projects/p/locations/us-central1';
+  for (const list of [`${parent}/tuningJobs`, `${parent}/models`, `${parent}/endpoints`]) {
+    for (const token of [b64('1e+300'), '1e+300', b64('-1'), b64('[1]'), 'x']) {
+      const [code, message] = await status(`${list}?pageToken=${encodeURIComponent(token)}`);
+      assert.equal(code, 400, `${list} ${token}: ${message}`);
+      assert.match(message, /pageToken/);
+    }
+  }
+  const [code] = await status(`${JOBS}?filter=${encodeURIComponent('tuned_model_display_name="tone"')}&pageToken=${b64('n1')}`);
+  assert.equal(code, 400);
+  assert.deepEqual(t.errors, []);
+});
+
+test('credentials before location: an anonymous caller gets 401, not the supported locations; a caller without permission 403', async () => {
+  const mars = '/v1/projects/p/locations/mars-north1';
+  const requests: [string, string, unknown?][] = [
+    ['POST', `${mars}/tuningJobs`, createBody()],
+    ['GET', `${mars}/tuningJobs`],
+    ['GET', `${mars}/tuningJobs/123`],
+    ['GET', `${mars}/tuningJobs/123/metrics`],
+    ['POST', `${mars}/tuningJobs/123:cancel`, {}],
+    ['GET', `${mars}/models`],
+    ['GET', `${mars}/models/123`],
+    ['GET', `${mars}/endpoints`],
+    ['GET', `${mars}/endpoints/123`],
+    ['POST', `${mars}/endpoints/123:deployModel`, { deployedModel: { model: `${mars.slice(4)}/models/1` } }],
+    ['POST', `${mars}/endpoints/123:undeployModel`, { deployedModelId: '1' }],
+    ['POST', `${mars}/endpoints/123:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }],
+  ];
+  for (const [method, url, body] of requests) {
+    const anonymous = await call(method, url, undefined, body);
+    assert.equal(anonymous.status, 401, `${method} ${url}: ${JSON.stringify(anonymous.json)}`);
+    assert.doesNotMatch(anonymous.json.error.message, /us-central1|europe-west4|mars-north1/);
+    const badKey = await call(method, url, 'not-a-key', body);
+    assert.equal(badKey.status, 401, `${method} ${url}`);
+    const other = await call(method, url.replace('/projects/p/', '/projects/other/'), keys.trainer, body);
+    assert.equal(other.status, 403, `${method} ${url} in another project: ${JSON.stringify(other.json)}`);
+    assert.doesNotMatch(other.json.error.message, /us-central1|europe-west4/);
+    const allowed = await call(method, url, keys.trainer, body);
+    assert.equal(allowed.status, 400, `${method} ${url} for an authorised caller: ${JSON.stringify(allowed.json)}`);
+    assert.match(allowed.json.error.message, /mars-north1.*Supported locations: us-central1, europe-west4/);
+  }
 });

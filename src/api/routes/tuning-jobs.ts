@@ -1,9 +1,11 @@
 // Tuning jobs: `projects/{p}/locations/{l}/tuningJobs` create, get, list, :cancel, and /metrics.
-// Order in every handler: location (400), credentials and permission (401, 403), then the request.
+// Order in every handler: credentials and permission (401, 403), then the location (400: the supported
+// locations are told only to callers who may use them), then the request.
 // The body is read as proto3 JSON (camelCase or snake_case, int64 as numbers or strings, enums by
 // name); everything else is checked by the tuning service (src/platform/jobs/service.ts) before a job
-// is queued. List filters: `state="JOB_STATE_..."` terms joined by OR and `tuned_model_display_name="..."`,
-// joined by AND.
+// is queued, sizes included (display name, description, labels: src/platform/limits.ts). List filters:
+// `state="JOB_STATE_..."` terms joined by OR and `tuned_model_display_name="..."`, joined by AND; list
+// pages hold at most 100 jobs and about 4 MiB of JSON (a page stops early, with a nextPageToken).
 //
 // GET .../tuningJobs/{id}/metrics (tunekit's own, for loss curves) answers
 //   {"tuningJob": NAME, "metrics": [{"name": "/train_total_loss",
@@ -20,6 +22,7 @@ import { invalidArgument, notFound } from '../errors.js';
 import type { Message } from '../proto-json.js';
 import { DEFAULT_TUNE_OPTIONS } from '../../train/trainer.js';
 import type { JobState, TuningJobRecord } from '../../platform/jobs.js';
+import { jsonBytes } from '../../platform/limits.js';
 import type { TuningService } from '../../platform/jobs/service.js';
 import { ADAPTER_SIZE_NAMES, adapterSizeName, type AdapterSizeName } from '../../platform/jobs/spec.js';
 
@@ -43,8 +46,8 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
 
   app.post(base, async (c) => {
     const { project, location } = c.req.param();
-    checkLocation(api, location);
     const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
+    checkLocation(api, location);
     const request = await body(api, c);
     const job = await tuning.create(parseCreate(api, request, project, location, principal));
     return c.json(tuningJobJson(job));
@@ -52,23 +55,23 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
 
   app.get(base, async (c) => {
     const { project, location } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.list, project);
+    checkLocation(api, location);
     const filter = parseFilter(c.req.query('filter'));
     const size = pageSize(c);
     const token = c.req.query('pageToken') || c.req.query('page_token') || undefined;
     const { jobs, nextPageToken } = filter.states?.length === 0 // clauses no state satisfies
       ? { jobs: [], nextPageToken: undefined }
-      : filter.displayName === undefined
-      ? tuning.jobs.list(project, location, { pageSize: size, pageToken: token, states: filter.states })
-      : listByDisplayName(tuning, project, location, filter.displayName, filter.states, size, token);
+      : tuning.jobs.list(project, location, {
+        pageSize: size, pageToken: token, states: filter.states, displayName: filter.displayName, sizeOf: (j) => jsonBytes(tuningJobJson(j)),
+      });
     return c.json({ ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
   });
 
   app.get(`${base}/:id/metrics`, async (c) => {
     const { project, location, id } = c.req.param();
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
+    checkLocation(api, location);
     const job = tuning.jobs.get(project, location, id);
     const series = new Map<string, Record<string, unknown>[]>();
     for (const p of tuning.jobs.metrics(job.id)) {
@@ -82,8 +85,8 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
   app.get(`${base}/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
+    checkLocation(api, location);
     return c.json(tuningJobJson(tuning.jobs.get(project, location, id)));
   });
 
@@ -91,8 +94,8 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const { project, location, call } = c.req.param();
     const colon = call.lastIndexOf(':');
     if (colon < 0 || call.slice(colon + 1) !== 'cancel') throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
-    checkLocation(api, location);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.cancel, project);
+    checkLocation(api, location);
     await body(api, c);
     tuning.cancel(project, location, call.slice(0, colon));
     return c.json({});
@@ -173,7 +176,11 @@ function parseFilter(filter: string | undefined): { states?: JobState[]; display
     const name = /^\s*(?:tuned_model_display_name|display_name|tunedModelDisplayName|displayName)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(clause);
     if (name) {
       if (out.displayName !== undefined) throw bad();
-      out.displayName = JSON.parse(`"${name[1]}"`) as string;
+      try {
+        out.displayName = JSON.parse(`"${name[1]}"`) as string; // JSON's escapes; `\x41` and the like are not
+      } catch {
+        throw bad();
+      }
       continue;
     }
     const states: JobState[] = [];
@@ -185,32 +192,6 @@ function parseFilter(filter: string | undefined): { states?: JobState[]; display
     out.states = out.states ? out.states.filter((x) => states.includes(x)) : states;
   }
   return out;
-}
-
-/**
- * A display-name filter, newest first: the project's jobs (of `states`) are read in full pages and
- * filtered here (a location holds few jobs); the page token is an offset into that list.
- */
-function listByDisplayName(
-  tuning: TuningService, project: string, location: string, displayName: string, states: JobState[] | undefined,
-  size: number | undefined, token: string | undefined,
-): { jobs: TuningJobRecord[]; nextPageToken?: string } {
-  let offset = 0;
-  if (token !== undefined) {
-    const m = /^n([0-9]+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
-    if (!m) throw invalidArgument(`pageToken ${JSON.stringify(token)} is not valid`);
-    offset = Number(m[1]);
-  }
-  const matching: TuningJobRecord[] = [];
-  let page: string | undefined;
-  do {
-    const r = tuning.jobs.list(project, location, { pageSize: 100, pageToken: page, states });
-    matching.push(...r.jobs.filter((j) => j.displayName === displayName));
-    page = r.nextPageToken;
-  } while (page);
-  const n = Math.min(size ?? 100, 100);
-  const jobs = matching.slice(offset, offset + n);
-  return offset + n < matching.length ? { jobs, nextPageToken: Buffer.from(`n${offset + n}`).toString('base64url') } : { jobs };
 }
 
 /** The TuningJob in proto3 JSON: the request as created, its state and times, and what the run produced. */

@@ -1,5 +1,6 @@
 // Tuning jobs as a service: what the API's routes call. Create checks everything before a job exists —
-// location, hyper-parameter ranges, the datasets (gs:// URIs that resolve, that the caller may read,
+// location, hyper-parameter ranges, the sizes of display name, description and labels (limits.ts),
+// the datasets (gs:// URIs that resolve, that the caller may read,
 // in a bucket of the job's own location), the concurrent-jobs quota, then the dataset contents with
 // the dataset module — and only then queues the job. Rules it keeps:
 // - Dataset problems that make rows unreadable (bad JSON, wrong roles, ...) fail the create with
@@ -25,6 +26,7 @@ import type { PlatformDb } from '../db.js';
 import { parseGsUri } from '../gcs-names.js';
 import type { TuningJobRecord, TuningJobs } from '../jobs.js';
 import type { Quotas } from '../quota.js';
+import { checkDescription, checkDisplayName, checkLabels } from '../limits.js';
 import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../storage.js';
 import { Registry } from './registry.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
@@ -78,7 +80,7 @@ export class TuningService {
   constructor(parts: TuningServiceParts, runner: RunnerOptions = {}) {
     ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
     this.registry = new Registry(this.db);
-    this.runner = new JobRunner(this.db, this.jobs, runner);
+    this.runner = new JobRunner(this.db, this.jobs, runner, this.storage);
   }
 
   /** Validates and queues a job (see the file comment for the order of checks). */
@@ -188,7 +190,9 @@ function checkRanges(req: CreateJobRequest): void {
   if (!(req.adapterSize in ADAPTER_SIZES)) {
     throw new InvalidRequestError(`${hp}.adapter_size ${req.adapterSize} is not supported: use one of ${Object.keys(ADAPTER_SIZES).join(', ')}.`);
   }
-  if ([...req.tunedModelDisplayName].length > 128) throw new InvalidRequestError('tuned_model_display_name must be at most 128 characters.');
+  checkDisplayName(req.tunedModelDisplayName, 'tuned_model_display_name');
+  if (req.description !== undefined) checkDescription(req.description, 'description');
+  checkLabels(req.labels, 'labels');
 }
 
 /**
