@@ -25,6 +25,10 @@
 //   token, found as the first special token after the text whose id is in tokenizer.eosTokenIds or
 //   is the template's turn terminator. Anything a template put between the two would be trained too
 //   (the model must produce it before it can stop); none of the three families puts anything there.
+// Cost: linear in the size of the example. The template is rendered twice (the example and its
+// skeleton), each text is looked for only inside its own turn, and "the next end-of-turn token after
+// position p" is answered from one index of every terminator occurrence (built in one pass), never by
+// scanning the rest of the text again; so an example of many turns costs what its length costs.
 
 import { InvalidRequestError, UnsupportedModelError } from '../errors.js';
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
@@ -101,17 +105,18 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
   }
 
   const terminators = endOfTurnTokens(tokenizer);
+  const ends = new TerminatorIndex(text, terminators);
   const skeleton = renderSkeleton(messages, tokenizer, opts);
-  const found = locateMessages(messages, text, skeleton, terminators);
-  const spans: [number, number][] = [];
   const offset = messages.length - conv.turns.length; // 1 when there is a system message
+  const found = locateMessages(messages, text, skeleton, ends, offset);
+  const spans: [number, number][] = [];
   conv.turns.forEach((turn, i) => {
     const at = found[offset + i];
     const which = `${turn.role} turn ${i + 1} of ${conv.turns.length}`;
     if (!at) throw fail(`the chat template rewrote the text of ${which}, so its tokens cannot be located for the loss mask`);
     if (turn.role !== 'model' || turn.weight === 0) return;
     const limit = found[offset + i + 1]?.start ?? text.length;
-    const end = firstOf(text, terminators, at.end, limit);
+    const end = ends.firstEnd(at.end, limit);
     if (end < 0) throw fail(`the chat template puts no end-of-turn token (${terminators.join(', ')}) after ${which}`);
     spans.push([at.start, end]);
   });
@@ -158,14 +163,49 @@ export function endOfTurnTokens(tokenizer: Tokenizer): string[] {
   return strings;
 }
 
-/** End of the earliest occurrence of any of `needles` in text[from, limit), or -1. */
-function firstOf(text: string, needles: string[], from: number, limit: number): number {
-  let best = -1;
-  for (const n of needles) {
-    const i = text.indexOf(n, from);
-    if (i >= 0 && i + n.length <= limit && (best < 0 || i + n.length < best)) best = i + n.length;
+/**
+ * Every occurrence of the terminator strings in one rendered text, found in one pass per terminator,
+ * so that "the end of the earliest terminator in text[from, limit)" costs a binary search instead of
+ * an indexOf over the rest of the text (which, once per turn, made long examples quadratic).
+ */
+class TerminatorIndex {
+  /** Per terminator: the start of each occurrence (overlapping ones included), ascending. */
+  private readonly starts: number[][];
+
+  constructor(text: string, private readonly needles: string[]) {
+    this.starts = needles.map((n) => {
+      const at: number[] = [];
+      for (let i = text.indexOf(n); i >= 0; i = text.indexOf(n, i + 1)) at.push(i);
+      return at;
+    });
   }
-  return best;
+
+  /**
+   * End of the earliest occurrence of any terminator within text[from, limit), or -1: for each
+   * terminator, its first occurrence at or after `from`, kept when it ends by `limit`.
+   */
+  firstEnd(from: number, limit: number): number {
+    let best = -1;
+    this.needles.forEach((n, k) => {
+      const starts = this.starts[k]!;
+      let lo = 0;
+      let hi = starts.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (starts[mid]! < from) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo === starts.length) return;
+      const end = starts[lo]! + n.length;
+      if (end <= limit && (best < 0 || end < best)) best = end;
+    });
+    return best;
+  }
+
+  /** Whether a terminator starts at position i. */
+  startsAt(text: string, i: number): boolean {
+    return this.needles.some((t) => text.startsWith(t, i));
+  }
 }
 
 /** The forms a template may have rendered a message's text in, most faithful first. */
@@ -187,7 +227,9 @@ function candidates(content: string): string[] {
  */
 function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
   // The sentinel conversation depends only on the roles (and options), so its rendering is remembered
-  // per tokenizer: datasets repeat a handful of role sequences.
+  // per tokenizer: datasets repeat a handful of role sequences. Long ones are rendered each time (it
+  // costs what rendering the example costs), so the cache stays small whatever the dataset holds.
+  if (messages.length > SKELETON_CACHE_MAX_MESSAGES) return renderSkeletonUncached(messages, tokenizer, opts);
   let cache = skeletonCache.get(tokenizer);
   if (!cache) skeletonCache.set(tokenizer, (cache = new Map()));
   const key = `${opts.enableThinking}:${messages.map((m) => m.role).join(',')}`;
@@ -200,6 +242,7 @@ function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: Ren
 }
 
 const skeletonCache = new WeakMap<Tokenizer, Map<string, string[] | null>>();
+const SKELETON_CACHE_MAX_MESSAGES = 256;
 
 function renderSkeletonUncached(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
   const sentinel = (i: number): string => `\u27e6tunekit-${i}\u27e7`;
@@ -233,14 +276,18 @@ type Span = { start: number; end: number };
  * searched for from the cursor: first inside its own turn (up to the next end-of-turn token),
  * preferring a match directly followed by that token, so a short text that also occurs in the markup
  * before it (a reply "assistant" after Llama's "<|start_header_id|>assistant") is found in the right
- * place.
+ * place. Messages from index `required` on must all be found (the caller fails on the first missing
+ * one), so after one is missing the rest are left null unsearched.
  */
-function locateMessages(messages: ChatMessage[], text: string, skeleton: string[] | null, terminators: string[]): (Span | null)[] {
+function locateMessages(messages: ChatMessage[], text: string, skeleton: string[] | null, ends: TerminatorIndex, required: number): (Span | null)[] {
   let cursor = 0;
+  let missing = false;
   return messages.map((m, i) => {
+    if (missing) return null;
     const forms = candidates(m.content);
-    const found = (skeleton && alignWithSkeleton(text, cursor, forms, skeleton[i], skeleton[i + 1])) ?? search(text, cursor, forms, terminators);
+    const found = (skeleton && alignWithSkeleton(text, cursor, forms, skeleton[i], skeleton[i + 1])) ?? search(text, cursor, forms, ends);
     if (found) cursor = found.end;
+    else if (i >= required) missing = true;
     return found;
   });
 }
@@ -253,18 +300,20 @@ function alignWithSkeleton(text: string, cursor: number, forms: string[], before
   return form === undefined ? null : { start, end: start + form.length };
 }
 
-function search(text: string, cursor: number, forms: string[], terminators: string[]): Span | null {
-  const turnEnd = firstOf(text, terminators, cursor, text.length);
+function search(text: string, cursor: number, forms: string[], ends: TerminatorIndex): Span | null {
+  const turnEnd = ends.firstEnd(cursor, text.length);
   const limit = turnEnd < 0 ? text.length : turnEnd;
-  const within = (start: number, form: string): boolean => start >= 0 && start + form.length <= limit;
+  // The turn alone: matches that end by `limit` are exactly the matches inside this slice (matches
+  // further on start later, so end later too), and looking for them never reads past the turn.
+  const turn = text.slice(cursor, limit);
   for (const form of forms) {
-    for (let i = text.indexOf(form, cursor); within(i, form); i = text.indexOf(form, i + 1)) {
-      if (terminators.some((t) => text.startsWith(t, i + form.length))) return { start: i, end: i + form.length };
+    for (let j = turn.indexOf(form); j >= 0; j = turn.indexOf(form, j + 1)) {
+      if (ends.startsAt(text, cursor + j + form.length)) return { start: cursor + j, end: cursor + j + form.length };
     }
   }
   for (const form of forms) {
-    const i = text.indexOf(form, cursor);
-    if (within(i, form)) return { start: i, end: i + form.length };
+    const j = turn.indexOf(form);
+    if (j >= 0) return { start: cursor + j, end: cursor + j + form.length };
   }
   for (const form of forms) {
     const i = text.indexOf(form, cursor);
