@@ -5,6 +5,10 @@
 // - Unknown fields are warnings: tunekit ignores them, but a misspelt key usually means lost data.
 // - Turns must alternate user, model, user, ... starting with user: Gemma's chat template raises on
 //   anything else, and Vertex's own docs ask for it.
+// - At most MAX_TURNS_PER_EXAMPLE (32,768) turns per example: each turn renders to at least 4 tokens
+//   in every supported chat template (a role header, the text, an end-of-turn token), so more turns
+//   than that can never fit in Vertex's 131,072-token limit; refusing them keeps the work per example
+//   bounded (rendering and token counting are linear in the turns, but not free).
 // - Two examples are the same when their system instruction and turns (role, text, weight) are equal,
 //   whatever their layout or JSON whitespace.
 
@@ -80,6 +84,19 @@ export function alternationProblem(conv: Conversation, format: DatasetFormat): D
     return { ...conv.source, path: `${turnPath(conv, format, i)}.role`, kind: 'roles_not_alternating', message };
   }
   return null;
+}
+
+/** Turns per example that validation accepts (see the file comment): 131,072 tokens / 4 per turn. */
+export const MAX_TURNS_PER_EXAMPLE = 32_768;
+
+/** A problem at the first turn past MAX_TURNS_PER_EXAMPLE, or null. */
+export function turnCountProblem(conv: Conversation, format: DatasetFormat): DatasetProblem | null {
+  const n = conv.turns.length;
+  if (n <= MAX_TURNS_PER_EXAMPLE) return null;
+  return {
+    ...conv.source, path: turnPath(conv, format, MAX_TURNS_PER_EXAMPLE), kind: 'too_many_turns',
+    message: `${n} turns, over the limit of ${MAX_TURNS_PER_EXAMPLE} per example (every turn renders to at least 4 tokens, so this many can never fit in the 131,072-token limit); split the conversation into several examples`,
+  };
 }
 
 /** A short digest of what an example says (system, roles, texts, weights), for equality tests. */

@@ -1,8 +1,9 @@
 // Dataset problems as data, and the error that carries one. Parsers collect DatasetProblems so a
 // validator can report every bad line at once; callers that want the first one thrown wrap it in a
-// DatasetError. Messages say what is wrong with which field and what is expected.
+// DatasetError. Messages say what is wrong with which field and what is expected. Checks whose caller
+// went away (an AbortSignal fired) reject with cancelledError's CancelledError (code CANCELLED).
 
-import { TunekitError } from '../errors.js';
+import { CancelledError, TunekitError } from '../errors.js';
 import type { ProblemKind } from './problems.js';
 
 export interface DatasetProblem {
@@ -44,4 +45,14 @@ export class DatasetError extends TunekitError {
   get problem(): DatasetProblem {
     return { file: this.file, line: this.line, path: this.path, message: this.reason, ...(this.kind ? { kind: this.kind } : {}) };
   }
+}
+
+/** The error a dataset check rejects with when its AbortSignal fires (code CANCELLED). */
+export function cancelledError(signal: AbortSignal): CancelledError {
+  return new CancelledError(typeof signal.reason === 'string' ? signal.reason : 'The dataset check was cancelled: its caller is gone.');
+}
+
+/** Throws cancelledError(signal) when the signal has fired. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelledError(signal);
 }

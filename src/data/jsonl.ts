@@ -6,11 +6,13 @@
 //   `onNotice` each of these (and each blank line) is reported as a warning-kind problem.
 // - Bad UTF-8 and invalid JSON are DatasetProblems naming file:line. With `onProblem` the line is
 //   reported and skipped (a validator collecting every problem); without it the first one is thrown.
+// - With `signal`, reading stops at the next chunk once it fires (CancelledError, code CANCELLED), so
+//   even one huge line is not read to its end for a caller that is gone.
 
 import fs from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { NotFoundError } from '../errors.js';
-import { DatasetError, type DatasetProblem } from './errors.js';
+import { DatasetError, throwIfCancelled, type DatasetProblem } from './errors.js';
 
 export interface JsonlLine {
   line: number;
@@ -29,6 +31,8 @@ export interface JsonlOptions {
   onNotice?: (problem: DatasetProblem) => void;
   /** Read only bytes [start, end) (start at a line start), numbering lines from firstLine. */
   range?: { start: number; end: number; firstLine: number };
+  /** Stops reading (CancelledError) at the next chunk once it fires. */
+  signal?: AbortSignal;
 }
 
 const NEWLINE = 0x0a;
@@ -73,6 +77,7 @@ export async function* readLines(file: string, opts: JsonlOptions = {}): AsyncGe
     return null;
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
+    throwIfCancelled(opts.signal);
     let start = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
       const piece = chunk.subarray(start, nl);

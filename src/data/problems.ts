@@ -8,7 +8,7 @@ export type ProblemKind =
   | 'invalid_utf8' | 'invalid_json' | 'not_object' | 'missing_contents' | 'mixed_layout' | 'wrong_type'
   | 'unknown_role' | 'empty_content' | 'non_string_content' | 'no_model_turn' | 'last_turn_not_model'
   | 'roles_not_alternating' | 'misplaced_system' | 'multimodal' | 'unsupported_part' | 'bad_weight'
-  | 'render_failed' | 'too_long_dropped' | 'nothing_to_train' | 'no_examples'
+  | 'too_many_turns' | 'render_failed' | 'too_long_dropped' | 'nothing_to_train' | 'no_examples'
   // Warnings.
   | 'bom' | 'crlf' | 'blank_line' | 'unknown_field' | 'too_long_truncated' | 'system_prompts_differ'
   | 'too_few_examples' | 'duplicate' | 'train_validation_overlap' | 'validation_too_large' | 'file_too_large';
@@ -40,6 +40,7 @@ export const PROBLEM_KINDS: Record<ProblemKind, KindInfo> = {
   multimodal: { severity: 'error', title: 'non-text parts' },
   unsupported_part: { severity: 'error', title: 'tool calls / code execution' },
   bad_weight: { severity: 'error', title: 'bad message weight' },
+  too_many_turns: { severity: 'error', title: 'too many turns', note: 'at most 32,768 turns per example: more can never fit in the 131,072-token limit' },
   render_failed: { severity: 'error', title: 'chat template cannot render it' },
   too_long_dropped: { severity: 'error', title: 'over the token limit: dropped', note: 'nothing the model would train on fits in the limit; Vertex lists such rows in droppedExampleReasons' },
   nothing_to_train: { severity: 'error', title: 'no token to train on', note: 'every model turn has weight 0; the example would be dropped' },

@@ -5,11 +5,12 @@
 // the second half (and makes second-half duplicate messages name the first-half line), and the union
 // of system prompts. Used without a model (token counting has its own
 // workers) and without onProblem (problems arrive per half). Returns null when the file cannot be
-// cut (a single huge line) so the caller scans sequentially.
+// cut (a single huge line) so the caller scans sequentially. With opts.signal, an abort terminates
+// both workers and stops the byte passes; the scan rejects with CancelledError (code CANCELLED).
 
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { DatasetProblem } from './errors.js';
+import { cancelledError, throwIfCancelled, type DatasetProblem } from './errors.js';
 import { detectFormat } from './formats.js';
 import { parseJsonLine, readLines } from './jsonl.js';
 import type { ProblemKind } from './problems.js';
@@ -26,12 +27,15 @@ export async function scanParallel(file: string, bytes: number, opts: ScanOption
   const cut = await lineStartAfter(file, Math.floor(bytes / 2));
   if (cut <= 0 || cut >= bytes) return null;
   const maxPerKind = opts.maxPerKind ?? 20;
+  const signal = opts.signal;
+  throwIfCancelled(signal);
   // The first half starts at once; the second once its first line, row and the file's layout are known.
-  const first = runWorker(file, { start: 0, end: cut, firstLine: 1, firstRow: 1 }, maxPerKind, opts.overlapWith);
+  const first = runWorker(file, { start: 0, end: cut, firstLine: 1, firstRow: 1 }, maxPerKind, opts.overlapWith, signal);
+  first.catch(() => undefined); // handled below; never an unhandled rejection while the byte pass runs
   try {
-    const { lines, rows } = await countLinesAndRows(file, cut);
-    const format = await firstFormat(file);
-    const second = runWorker(file, { start: cut, end: bytes, firstLine: lines + 1, firstRow: rows + 1, ...(format ? { format } : {}) }, maxPerKind, opts.overlapWith);
+    const { lines, rows } = await countLinesAndRows(file, cut, signal);
+    const format = await firstFormat(file, signal);
+    const second = runWorker(file, { start: cut, end: bytes, firstLine: lines + 1, firstRow: rows + 1, ...(format ? { format } : {}) }, maxPerKind, opts.overlapWith, signal);
     const [a, b] = await Promise.all([first, second]);
     return merge(file, bytes, a, b, maxPerKind);
   } catch (e) {
@@ -40,14 +44,32 @@ export async function scanParallel(file: string, bytes: number, opts: ScanOption
   }
 }
 
-function runWorker(file: string, range: ScanRange, maxPerKind: number, overlapWith?: Map<string, number>): Promise<Shipped> {
+function runWorker(file: string, range: ScanRange, maxPerKind: number, overlapWith: Map<string, number> | undefined, signal: AbortSignal | undefined): Promise<Shipped> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(cancelledError(signal));
+      return;
+    }
     const worker = new Worker(new URL('./scan-worker.js', import.meta.url), { workerData: { file, range, maxPerKind, overlapWith } });
+    const onAbort = (): void => {
+      reject(cancelledError(signal!));
+      void worker.terminate();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => signal?.removeEventListener('abort', onAbort);
     worker.once('message', (m: Shipped) => {
+      done();
       resolve(m);
       void worker.terminate();
     });
-    worker.once('error', reject);
+    worker.once('error', (e) => {
+      done();
+      reject(e);
+    });
+    worker.once('exit', (code) => {
+      done();
+      reject(new Error(`the scan worker exited (code ${code}) without a result`)); // no-op once settled
+    });
   });
 }
 
@@ -68,7 +90,7 @@ async function lineStartAfter(file: string, from: number): Promise<number> {
 }
 
 /** Lines and non-blank lines (rows) in bytes [0, end), counted the way readLines does. */
-async function countLinesAndRows(file: string, end: number): Promise<{ lines: number; rows: number }> {
+async function countLinesAndRows(file: string, end: number, signal: AbortSignal | undefined): Promise<{ lines: number; rows: number }> {
   let lines = 0;
   let rows = 0;
   let pending: Buffer[] = [];
@@ -88,6 +110,7 @@ async function countLinesAndRows(file: string, end: number): Promise<{ lines: nu
     if (text.trim() !== '' || text.includes('\uFFFD')) rows++;
   };
   for await (const chunk of fs.createReadStream(file, { start: 0, end: end - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    throwIfCancelled(signal);
     let start = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
       const piece = chunk.subarray(start, nl);
@@ -102,9 +125,9 @@ async function countLinesAndRows(file: string, end: number): Promise<{ lines: nu
 }
 
 /** The layout of the first line that has one (within the first 10,000 lines), and that line. */
-async function firstFormat(file: string): Promise<ScanRange['format'] | undefined> {
+async function firstFormat(file: string, signal: AbortSignal | undefined): Promise<ScanRange['format'] | undefined> {
   let seen = 0;
-  for await (const { line, text } of readLines(file, { onProblem: () => {} })) {
+  for await (const { line, text } of readLines(file, { onProblem: () => {}, signal })) {
     const parsed = parseJsonLine(text, file, line);
     const format = 'value' in parsed ? detectFormat(parsed.value) : null;
     if (format) return { format, line };

@@ -3,18 +3,23 @@
 // longest line, a few numbers per example (typed columns), one short key per distinct example and the
 // first `maxPerKind` problems of each kind; every problem still goes to `onProblem` as it is found.
 // Rows: every non-blank line is a row (1-based), the unit Vertex's truncatedExampleIndices count in;
-// a row is valid when it parses to a Conversation with alternating roles.
+// a row is valid when it parses to a Conversation with alternating roles and at most
+// MAX_TURNS_PER_EXAMPLE turns (checks.ts), so the work per row is bounded as well as linear.
+// Cancellable: with `signal`, the scan stops between rows (and between the reader's chunks) once it
+// fires, terminates its worker threads and rejects with CancelledError (code CANCELLED); token counting
+// then always runs on worker threads (at least one), so an abort ends even an example being counted
+// and the calling thread (an API server's) is never blocked by tokenization.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import { loadModelConfig } from '../models/loader.js';
 import type { Conversation } from './conversation.js';
 import { FormatConsistency } from './dataset.js';
-import type { DatasetProblem } from './errors.js';
+import { throwIfCancelled, type DatasetProblem } from './errors.js';
 import { parseExample, type DatasetFormat } from './formats.js';
 import { parseJsonLine, readLines } from './jsonl.js';
 import { isError, type ProblemKind } from './problems.js';
-import { alternationProblem, codePoints, exampleKey, unknownFields } from './checks.js';
+import { alternationProblem, codePoints, exampleKey, turnCountProblem, unknownFields } from './checks.js';
 import { TokenCounterPool } from './token-pool.js';
 import { VERTEX_TOKEN_LIMIT, type TokenCount } from './tokens.js';
 
@@ -23,7 +28,10 @@ export interface ModelOptions {
   dir: string;
   /** Token limit per example; default min(131,072, the model's context). */
   limit?: number;
-  /** Worker threads for tokenization (0: inline). Default: all cores for files over 4 MB, else 0. */
+  /**
+   * Worker threads for tokenization (0: inline). Default: all cores for files over 4 MB, else 0 (1 when
+   * the scan has a signal, so an abort can stop it mid-example).
+   */
   threads?: number;
 }
 
@@ -42,6 +50,8 @@ export interface ScanOptions {
   parallelMinBytes?: number;
   /** Internal (scan-parallel.ts): scan bytes [start, end) whose first line and row numbers are known. */
   range?: ScanRange;
+  /** Stops the scan: it rejects with CancelledError (code CANCELLED) and leaves no worker running. */
+  signal?: AbortSignal;
 }
 
 export interface ScanRange {
@@ -155,7 +165,10 @@ function defaultLimit(dir: string): number {
 }
 
 export async function scanDataset(file: string, opts: ScanOptions = {}): Promise<DatasetScan> {
+  const signal = opts.signal;
+  throwIfCancelled(signal);
   const bytes = (await fs.promises.stat(file).catch(() => null))?.size ?? 0;
+  throwIfCancelled(signal);
   if (!opts.model && !opts.onProblem && !opts.range && bytes >= (opts.parallelMinBytes ?? 16 << 20) && os.availableParallelism() >= 2) {
     const { scanParallel } = await import('./scan-parallel.js');
     const scan = await scanParallel(file, bytes, opts);
@@ -179,7 +192,7 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   if (opts.model) {
     const limit = opts.model.limit ?? defaultLimit(opts.model.dir);
     scan.limit = limit;
-    const threads = opts.model.threads ?? (bytes > 4 << 20 ? undefined : 0);
+    const threads = opts.model.threads ?? (bytes > 4 << 20 ? undefined : signal ? 1 : 0);
     pool = new TokenCounterPool(opts.model.dir, limit, (c: TokenCount) => {
       columns.tokens.set(c.row, c.tokens);
       columns.output.set(c.row, c.output);
@@ -195,7 +208,7 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
         columns.status.set(c.row, RowStatus.Dropped);
         noteDropped(c.row, `example ${c.row} (line ${c.line}): ${c.problem?.message ?? 'dropped'}`);
       }
-    }, threads);
+    }, threads, signal);
   }
 
   const formats = new FormatConsistency(file);
@@ -215,7 +228,8 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   };
   try {
     const lineRange = range ? { start: range.start, end: range.end, firstLine: range.firstLine } : undefined;
-    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice, range: lineRange })) {
+    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice, range: lineRange, signal })) {
+      throwIfCancelled(signal);
       scan.lines = line;
       const row = ++scan.rows;
       columns.line.set(row, line);
@@ -234,8 +248,10 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
         for (const w of unknownFields(parsed.value, format, { file, line })) problems.add(w);
         if (!mixed && result.conversation && format) {
           const alt = alternationProblem(result.conversation, format);
+          const long = turnCountProblem(result.conversation, format);
           if (alt) lineProblems.push(alt);
-          else conv = result.conversation;
+          if (long) lineProblems.push(long);
+          if (!alt && !long) conv = result.conversation;
         }
       }
       for (const p of lineProblems) problems.add(p);
@@ -270,6 +286,7 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
       if (pool) await pool.submit({ row, conv });
     }
     if (pool) await pool.drain();
+    throwIfCancelled(signal);
   } finally {
     await pool?.close();
   }

@@ -2,9 +2,11 @@
 // compute is spent, from one streaming pass each (scan.ts), plus the dataset-wide warnings the seed
 // article gives: different system prompts, too few examples, duplicates, train/validation overlap, a
 // validation set over Vertex's 5,000. Errors make `ok` false (the CLI exits 1); warnings do not.
+// With `signal` it is cancellable: once the signal fires the scans stop between rows, their worker
+// threads are terminated and it rejects with CancelledError (code CANCELLED).
 
 import type { DatasetProblem } from './errors.js';
-import { problemLocation } from './errors.js';
+import { problemLocation, throwIfCancelled } from './errors.js';
 import { FORMAT_NAMES } from './formats.js';
 import { PROBLEM_KINDS, isError, type ProblemKind } from './problems.js';
 import { scanDataset, type DatasetScan, type ModelOptions } from './scan.js';
@@ -17,6 +19,8 @@ export interface ValidateOptions {
   model?: ModelOptions;
   onProblem?: (p: DatasetProblem) => void;
   maxPerKind?: number;
+  /** Stops the check: rejects with CancelledError (code CANCELLED), no worker left running. */
+  signal?: AbortSignal;
 }
 
 export interface FileSummary {
@@ -55,14 +59,18 @@ export interface ValidationReport {
 
 export async function validateDataset(file: string, opts: ValidateOptions = {}): Promise<{ report: ValidationReport; scans: DatasetScan[] }> {
   const maxPerKind = opts.maxPerKind ?? 20;
-  const train = await scanDataset(file, { model: opts.model, onProblem: opts.onProblem, maxPerKind });
+  const signal = opts.signal;
+  throwIfCancelled(signal);
+  const train = await scanDataset(file, { model: opts.model, onProblem: opts.onProblem, maxPerKind, signal });
   datasetWarnings(train, 'training');
   const scans = [train];
   if (opts.validationFile) {
-    const validation = await scanDataset(opts.validationFile, { model: opts.model, onProblem: opts.onProblem, maxPerKind, overlapWith: train.keys });
+    throwIfCancelled(signal);
+    const validation = await scanDataset(opts.validationFile, { model: opts.model, onProblem: opts.onProblem, maxPerKind, overlapWith: train.keys, signal });
     datasetWarnings(validation, 'validation');
     scans.push(validation);
   }
+  throwIfCancelled(signal);
   return { report: buildReport(scans, maxPerKind), scans };
 }
 
