@@ -45,11 +45,15 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
   const base = '/projects/:project/locations/:location/tuningJobs';
 
   app.post(base, async (c) => {
+    // First, before any await: @hono/node-server makes the request's AbortController on the first
+    // read of .signal and aborts it when the client's socket closes only if it exists by then. The
+    // create (and its dataset check) stops with CANCELLED once the client is gone.
+    const signal = c.req.raw.signal;
     const { project, location } = c.req.param();
     const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
     checkLocation(api, location);
     const request = await body(api, c);
-    const job = await tuning.create(parseCreate(api, request, project, location, principal));
+    const job = await tuning.create({ ...parseCreate(api, request, project, location, principal), signal });
     return c.json(tuningJobJson(job));
   });
 

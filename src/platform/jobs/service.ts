@@ -10,11 +10,13 @@
 //   (spec.ts): the job trains exactly what was checked.
 // - The quota is checked before the (slow) dataset checks, to fail fast, and again, atomically, when
 //   the job row is inserted (quota.ts), so concurrent creates cannot overshoot it.
+// - A create whose request signal fires (the client went away) stops between its steps (copy, check,
+//   insert) and inside the dataset check, with CANCELLED; it leaves no job row and no upload directory.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { InvalidRequestError, NotFoundError } from '../../errors.js';
+import { InvalidRequestError, NotFoundError, throwIfAborted } from '../../errors.js';
 import { loadModelConfig } from '../../models/loader.js';
 import { problemLocation, type DatasetProblem } from '../../data/errors.js';
 import { PROBLEM_KINDS, type ProblemKind } from '../../data/problems.js';
@@ -58,6 +60,8 @@ export interface CreateJobRequest {
   learningRate?: number;
   /** Throws PERMISSION_DENIED unless the caller holds storage.objects.get in the bucket's project. */
   authorizeRead: (bucketProject: string, resource: string) => void | Promise<void>;
+  /** The request's: once it fires the create stops with CANCELLED and leaves nothing behind. */
+  signal?: AbortSignal;
 }
 
 export interface TuningServiceParts {
@@ -92,6 +96,7 @@ export class TuningService {
       ? undefined
       : await this.readableDataset(req, req.validationDatasetUri, 'supervised_tuning_spec.validation_dataset_uri');
     this.quotas.withTuningJobSlot(req.project, req.location, () => undefined);
+    throwIfAborted(req.signal);
 
     const upload = newUploadDir(this.db.dataDir);
     try {
@@ -103,10 +108,12 @@ export class TuningService {
       const validationFile = path.join(upload, VALIDATION_FILE);
       await this.storage.copyToFile(train.bucket, train.name, trainFile);
       if (validation) await this.storage.copyToFile(validation.bucket, validation.name, validationFile);
+      throwIfAborted(req.signal);
       const stats = await checkDatasets(
         { file: trainFile, uri: train.uri }, validation && { file: validationFile, uri: validation.uri },
-        { dir: req.baseDir, limit: options.maxSeqLen }, req.epochCount,
+        { dir: req.baseDir, limit: options.maxSeqLen }, req.epochCount, req.signal,
       );
+      throwIfAborted(req.signal);
       const request = tuningJobJson(req, stats);
       const job = this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });
       const spec: JobSpec = {
@@ -202,9 +209,9 @@ function checkRanges(req: CreateJobRequest): void {
  */
 async function checkDatasets(
   train: { file: string; uri: string }, validation: { file: string; uri: string } | undefined,
-  model: { dir: string; limit: number }, epochs: number,
+  model: { dir: string; limit: number }, epochs: number, signal?: AbortSignal,
 ): Promise<TuningDataStats> {
-  const { report, scans } = await validateDataset(train.file, { validationFile: validation?.file, model, maxPerKind: PROBLEMS_SHOWN });
+  const { report, scans } = await validateDataset(train.file, { validationFile: validation?.file, model, maxPerKind: PROBLEMS_SHOWN, signal });
   const uriOf = (file: string): string => (file === validation?.file ? validation.uri : file === train.file ? train.uri : file);
   const fatal: DatasetProblem[] = [];
   let count = 0;
