@@ -17,7 +17,7 @@
 
 import type { Context, Hono } from 'hono';
 import { guard, type Principal } from '../auth.js';
-import { body, checkLocation, type ApiContext } from '../context.js';
+import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { invalidArgument, notFound } from '../errors.js';
 import type { Message } from '../proto-json.js';
 import { DEFAULT_TUNE_OPTIONS } from '../../train/trainer.js';
@@ -45,10 +45,11 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
   const base = '/projects/:project/locations/:location/tuningJobs';
 
   app.post(base, async (c) => {
-    // First, before any await: @hono/node-server makes the request's AbortController on the first
-    // read of .signal and aborts it when the client's socket closes only if it exists by then. The
-    // create (and its dataset check) stops with CANCELLED once the client is gone.
-    const signal = c.req.raw.signal;
+    // First, before any await (app.ts also touches it on arrival): @hono/node-server makes the
+    // request's AbortController on the first read of .signal and aborts it when the client's socket
+    // closes only if it exists by then. The create (and its dataset check) stops with CANCELLED once
+    // the client is gone, or 503 when the server shuts down.
+    const signal = requestSignal(api, c);
     const { project, location } = c.req.param();
     const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
     checkLocation(api, location);
