@@ -7,8 +7,8 @@
 // MAX_TURNS_PER_EXAMPLE turns (checks.ts), so the work per row is bounded as well as linear.
 // Cancellable: with `signal`, the scan stops between rows (and between the reader's chunks) once it
 // fires, terminates its worker threads and rejects with CancelledError (code CANCELLED); token counting
-// then always runs on worker threads (at least one), so an abort ends even an example being counted
-// and the calling thread (an API server's) is never blocked by tokenization.
+// then runs on worker threads by default (at least one), so an abort ends even an example being
+// counted and the calling thread (an API server's) is not blocked by tokenization.
 
 import fs from 'node:fs';
 import os from 'node:os';
