@@ -1,7 +1,7 @@
 // The proof that our adapters are the real thing: llama.cpp (node-llama-cpp's prebuilt CPU backend,
 // float32 KV cache), given the base model's GGUF and our GGUF LoRA export of a random nonzero adapter
 // (applied with scale 1, unmerged: W·x + (alpha/r)·B·(A·x)), must agree with tunekit running base +
-// adapter (applyAdapterForInference, merged weights) on
+// adapter (applyAdapterForInference: unmerged, the base weights shared) on
 // - the greedy continuation, token for token (32 tokens after a 40+ token prompt);
 // - the next-token distribution over the whole vocabulary at every prompt position and every generated
 //   step: max |Δ log p| over all tokens with p > 1e-20 below the tolerance stated below.

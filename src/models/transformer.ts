@@ -1,78 +1,67 @@
-// The decoder-only transformer shared by Llama, Qwen3 and Gemma 3. Family differences are config
-// flags (ModelConfig): Gemma's (1+w) norms, sandwich norms, GeGLU, scaled embeddings and sliding
-// layers; Qwen3/Gemma3 q/k norms. The forward pass appends to a KV cache and returns logits.
-// Dimension letters: T tokens in this call, C hidden, F intermediate, NH/NKV heads, HD head dim, V vocab.
+// One sequence at a time on the model core (src/core/decoder.ts): a KVCache is a KV store holding one
+// sequence, and forward(tokens, cache) runs them as a one-sequence batch. This is what tools, tests,
+// benchmarks and `tunekit generate` use; servers batch many sequences through the core directly
+// (src/serve). An adapter runs unmerged: withAdapter shares the base weights and the decoder.
+// Dimension letters: T tokens in a call, V vocab.
 
 import type { ModelConfig } from './config.js';
 import type { ModelWeights } from './weights.js';
+import type { LoraAdapter } from '../lora/lora.js';
+import { Decoder, type AdapterLookup } from '../core/decoder.js';
+import { KVStore } from '../core/kv-store.js';
+import { sequenceBatch } from '../core/batch.js';
 import { InvalidRequestError } from '../errors.js';
-import { matmulForward } from '../engine/matmul.js';
-import { ropeForward, ropeInverseFrequencies, ropeTables } from '../engine/rope.js';
-import { attentionForward, attentionScratchFits, createAttentionScratch, type AttentionScratch } from '../engine/attention.js';
-import { runSplit, sharedCopy, sharedFloat32 } from '../engine/kernel-pool.js';
-import { addInPlace, embeddingForward } from '../engine/elementwise.js';
-import { rmsnormForward } from '../engine/rmsnorm.js';
-import { profileMark, profileStart } from '../engine/profile.js';
 
-/** Keys and values of one sequence, per layer; `length` tokens are filled. */
+/** Keys and values of one sequence; `length` tokens are filled. */
 export class KVCache {
-  readonly k: Float32Array[]; // L x (maxSeq, NKV*HD)
-  readonly v: Float32Array[]; // L x (maxSeq, NKV*HD)
-  length = 0;
+  readonly store: KVStore;
+  readonly seq: number;
   constructor(config: ModelConfig, readonly maxSeq: number) {
-    const size = maxSeq * config.numKvHeads * config.headDim;
-    this.k = Array.from({ length: config.numLayers }, () => new Float32Array(size));
-    this.v = Array.from({ length: config.numLayers }, () => new Float32Array(size));
+    this.store = new KVStore(config);
+    this.seq = this.store.allocate(maxSeq);
   }
+
+  get length(): number {
+    return this.store.length(this.seq);
+  }
+
   /** Forgets everything after the first n tokens (their slots are overwritten later). */
   truncate(n: number): void {
-    this.length = Math.min(this.length, n);
+    this.store.truncate(this.seq, n);
   }
 }
 
 /** Tokens per forward chunk: bounds activation memory for long prompts. */
 const MAX_CHUNK = 512;
 
-interface Workspace {
-  capacity: number;
-  x: Float32Array; // (T, C) residual stream
-  xn: Float32Array; // (T, C) normed input of a sub-layer
-  q: Float32Array; // (T, NH*HD)
-  att: Float32Array; // (T, NH*HD)
-  proj: Float32Array; // (T, C)
-  gate: Float32Array; // (T, F)
-  up: Float32Array; // (T, F)
-  cos: Float32Array; // (T, HD/2)
-  sin: Float32Array;
-  attention: AttentionScratch;
-}
+/** Id of the adapter in one-sequence batches. */
+const ADAPTER = 0;
 
 export class Transformer {
-  private readonly invFreqGlobal: Float32Array;
-  private readonly invFreqLocal: Float32Array;
-  private ws: Workspace | undefined;
-  /** Norm weights copied into shared memory, so the kernel pool's workers can read them. */
-  private readonly sharedNorms = new Map<Float32Array, Float32Array>();
+  readonly decoder: Decoder;
+  readonly adapter: LoraAdapter | undefined;
+  private readonly adapters: AdapterLookup | undefined;
 
-  constructor(readonly config: ModelConfig, readonly weights: ModelWeights) {
-    this.invFreqGlobal = ropeInverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
-    this.invFreqLocal = config.family === 'gemma3'
-      ? ropeInverseFrequencies(config.headDim, config.ropeLocalTheta, null)
-      : this.invFreqGlobal;
+  constructor(config: ModelConfig, weights: ModelWeights, adapter?: LoraAdapter);
+  constructor(decoder: Decoder, adapter?: LoraAdapter);
+  constructor(a: ModelConfig | Decoder, b?: ModelWeights | LoraAdapter, c?: LoraAdapter) {
+    this.decoder = a instanceof Decoder ? a : new Decoder(a, b as ModelWeights);
+    this.adapter = a instanceof Decoder ? b as LoraAdapter | undefined : c;
+    const entry = this.adapter ? { adapter: this.adapter } : undefined;
+    this.adapters = entry ? { get: (id) => (id === ADAPTER ? entry : undefined) } : undefined;
   }
 
-  private shared(w: Float32Array): Float32Array {
-    return sharedCopy(this.sharedNorms, w);
+  get config(): ModelConfig {
+    return this.decoder.config;
   }
 
-  /** out = rmsnorm(inp) over N rows of C, split across the kernel pool. */
-  private norm(out: Float32Array, inp: Float32Array, weight: Float32Array, N: number, C: number): void {
-    runSplit('rmsnorm', N, N * C, [out, inp, this.shared(weight)], [C, this.config.rmsNormEps, this.config.normWeightOffset]);
+  get weights(): ModelWeights {
+    return this.decoder.weights;
   }
 
-  /** x += delta, then out = rmsnorm(x), over N rows of C. */
-  private addNorm(x: Float32Array, delta: Float32Array, out: Float32Array, weight: Float32Array, N: number, C: number): void {
-    runSplit('addRmsnorm', N, N * C, [x, delta, out, this.shared(weight)], [C, this.config.rmsNormEps, this.config.normWeightOffset]);
+  /** The same base model with `adapter` applied, unmerged; the base weights are shared, not copied. */
+  withAdapter(adapter: LoraAdapter | undefined): Transformer {
+    return new Transformer(this.decoder, adapter);
   }
 
   createCache(maxSeq = Math.min(this.config.maxPositionEmbeddings, 4096)): KVCache {
@@ -91,136 +80,22 @@ export class Transformer {
       throw new InvalidRequestError(`the prompt and output need ${cache.length + T} tokens but the context holds ${cache.maxSeq}`);
     }
     for (let i = 0; i < T; i++) {
-      const id = tokens[i];
+      const id = tokens[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new InvalidRequestError(`token id ${id} at index ${i} is outside the vocabulary (0..${V - 1})`);
     }
     const logits = new Float32Array(opts.allLogits ? T * V : V);
+    const R = this.adapter?.config.rank ?? 0;
     for (let t0 = 0; t0 < T; t0 += MAX_CHUNK) {
       const n = Math.min(MAX_CHUNK, T - t0);
-      const chunk = Array.prototype.slice.call(tokens, t0, t0 + n) as number[];
       const isLast = t0 + n === T;
-      this.forwardChunk(chunk, cache, opts.allLogits ? logits.subarray(t0 * V, (t0 + n) * V) : isLast ? logits : null);
+      const chunk = Array.prototype.slice.call(tokens, t0, t0 + n) as number[];
+      const batch = sequenceBatch(chunk, cache.seq, cache.length, {
+        adapter: this.adapter ? ADAPTER : undefined, logits: opts.allLogits ? 'all' : isLast ? 'last' : 'none',
+      });
+      const pass = this.decoder.forward(batch, this.decoder.inferenceWorkspace(n, R), { kv: cache.store, adapters: this.adapters });
+      if (opts.allLogits) this.decoder.logits(pass, logits.subarray(t0 * V, (t0 + n) * V));
+      else if (isLast) this.decoder.logits(pass, logits);
     }
     return logits;
-  }
-
-  private workspace(T: number, maxKeys: number): Workspace {
-    const { hiddenSize: C, intermediateSize: F, numHeads: NH, headDim: HD } = this.config;
-    const { numKvHeads: NKV } = this.config;
-    if (this.ws && this.ws.capacity >= T && !attentionScratchFits(this.ws.attention, maxKeys, NH, NKV)) {
-      this.ws.attention = createAttentionScratch(maxKeys, NH, NKV, HD, sharedFloat32);
-    }
-    if (!this.ws || this.ws.capacity < T) {
-      const cap = Math.max(T, this.ws?.capacity ?? 0);
-      this.ws = {
-        capacity: cap,
-        x: sharedFloat32(cap * C),
-        xn: sharedFloat32(cap * C),
-        q: sharedFloat32(cap * NH * HD),
-        att: sharedFloat32(cap * NH * HD),
-        proj: sharedFloat32(cap * C),
-        gate: sharedFloat32(cap * F),
-        up: sharedFloat32(cap * F),
-        cos: new Float32Array((cap * HD) / 2),
-        sin: new Float32Array((cap * HD) / 2),
-        attention: createAttentionScratch(maxKeys, NH, NKV, HD, sharedFloat32),
-      };
-    }
-    return this.ws;
-  }
-
-  /** One chunk of tokens; writes logits of the last token (or all when out has T*V room) into out. */
-  private forwardChunk(tokens: number[], cache: KVCache, out: Float32Array | null): void {
-    const cfg = this.config;
-    const w = this.weights;
-    const T = tokens.length;
-    const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD, vocabSize: V } = cfg;
-    const eps = cfg.rmsNormEps;
-    const off = cfg.normWeightOffset;
-    const pos0 = cache.length;
-    const kvs = NKV * HD;
-    // Scratch sized for the cache's capacity, so decoding step by step never reallocates it.
-    const ws = this.workspace(T, cache.maxSeq);
-    const x = ws.x.subarray(0, T * C);
-    const xn = ws.xn.subarray(0, T * C);
-    const q = ws.q.subarray(0, T * NH * HD);
-    const att = ws.att.subarray(0, T * NH * HD);
-    const proj = ws.proj.subarray(0, T * C);
-    const gate = ws.gate.subarray(0, T * F);
-    const up = ws.up.subarray(0, T * F);
-
-    const positions = Array.from({ length: T }, (_, t) => pos0 + t);
-    const half = HD / 2;
-    const cosG = ws.cos.subarray(0, T * half);
-    const sinG = ws.sin.subarray(0, T * half);
-    ropeTables(positions, T, this.invFreqGlobal, cosG, sinG);
-    let cosL = cosG;
-    let sinL = sinG;
-    if (this.invFreqLocal !== this.invFreqGlobal) {
-      cosL = new Float32Array(T * half);
-      sinL = new Float32Array(T * half);
-      ropeTables(positions, T, this.invFreqLocal, cosL, sinL);
-    }
-
-    profileStart();
-    embeddingForward(x, tokens, w.embed, T, C, cfg.embedScale);
-    profileMark('embed');
-    // xn always holds the normed input of the next sub-layer; each residual add is fused with the
-    // norm that follows it.
-    this.norm(xn, x, w.layers[0]!.attnNorm, T, C);
-    profileMark('norm');
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const lw = w.layers[l]!;
-      const sliding = cfg.layerTypes[l] === 'sliding_attention';
-      const kDst = cache.k[l]!.subarray(pos0 * kvs, (pos0 + T) * kvs);
-      const vDst = cache.v[l]!.subarray(pos0 * kvs, (pos0 + T) * kvs);
-
-      // attention block
-      matmulForward(q, xn, lw.q, T, C, NH * HD);
-      matmulForward(kDst, xn, lw.k, T, C, kvs);
-      matmulForward(vDst, xn, lw.v, T, C, kvs);
-      profileMark('qkv');
-      if (lw.qNorm && lw.kNorm) {
-        this.norm(q, q, lw.qNorm, T * NH, HD);
-        rmsnormForward(kDst, kDst, lw.kNorm, T * NKV, HD, eps, off);
-      }
-      ropeForward(q, T, NH, HD, NH * HD, sliding ? cosL : cosG, sliding ? sinL : sinG);
-      ropeForward(kDst, T, NKV, HD, kvs, sliding ? cosL : cosG, sliding ? sinL : sinG);
-      profileMark('qknorm+rope');
-      attentionForward(att, q, cache.k[l]!, cache.v[l]!, {
-        T, pos0, NH, NKV, HD, window: sliding ? cfg.slidingWindow : null, scale: cfg.attnScale,
-      }, ws.attention);
-      profileMark('attention');
-      matmulForward(proj, att, lw.o, T, NH * HD, C);
-      profileMark('o');
-      if (lw.postAttnNorm) this.norm(proj, proj, lw.postAttnNorm, T, C);
-      this.addNorm(x, proj, xn, lw.ffnNorm, T, C);
-      profileMark('norm');
-
-      // feed-forward block
-      matmulForward(gate, xn, lw.gate, T, C, F);
-      matmulForward(up, xn, lw.up, T, C, F);
-      profileMark('gate+up');
-      runSplit(cfg.hiddenAct === 'silu' ? 'swiglu' : 'gegluTanh', T * F, T * F, [gate, gate, up], []);
-      profileMark('act');
-      matmulForward(proj, gate, lw.down, T, F, C);
-      profileMark('down');
-      if (lw.postFfnNorm) this.norm(proj, proj, lw.postFfnNorm, T, C);
-      if (l + 1 < cfg.numLayers) this.addNorm(x, proj, xn, w.layers[l + 1]!.attnNorm, T, C);
-      else addInPlace(x, proj, T * C);
-      profileMark('norm');
-    }
-    cache.length = pos0 + T;
-    if (!out) return;
-    if (out.length === T * V) {
-      this.norm(xn, x, w.finalNorm, T, C);
-      matmulForward(out, xn, w.lmHead, T, C, V);
-    } else {
-      const last = x.subarray((T - 1) * C, T * C);
-      const lastN = xn.subarray(0, C);
-      rmsnormForward(lastN, last, w.finalNorm, 1, C, eps, off);
-      matmulForward(out, lastN, w.lmHead, 1, C, V);
-    }
-    profileMark('lm_head');
   }
 }
