@@ -14,11 +14,19 @@
 //   UnsupportedModelError.
 // - maxCharsPerToken bounds how much text one token can stand for, so a caller can tell that a text
 //   cannot fit a context without tokenizing it (null where the normalizer could delete text).
+// - Chat templates render as transformers renders them (Jinja2 with Python's string semantics; see
+//   ./chat-template.ts), with the same variables: the *_token strings, messages, tools (None when not
+//   given), documents (None), add_generation_prompt, and any extra keyword arguments.
+// - With vocabSize (the model's embedding rows), a tokenizer may define more ids than the model has only
+//   when every extra id is a special added token that is not BOS/EOS/PAD/UNK (published Gemma 3 checkpoints:
+//   <image_soft_token> is id 262144 of a 262144-row embedding). The model never emits them (generation
+//   samples below min(size, vocabSize)); encode() refuses text that spells one, naming it, and the
+//   tolerance is announced once per process on the notice channel (stderr by default).
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { Template } from '@huggingface/jinja';
+import { ChatTemplate } from './chat-template.js';
 import { InvalidModelError, InvalidRequestError, NotFoundError, UnsupportedModelError } from '../errors.js';
 
 export interface ChatMessage {
@@ -30,6 +38,34 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Passed to the template only when given (Qwen3 tests `enable_thinking is defined`). */
   enableThinking?: boolean;
+  /** JSON schemas of the tools the model may call (transformers' `tools`); None when not given. */
+  tools?: unknown[] | null;
+  /** Further template variables (transformers' **kwargs of apply_chat_template: date_string, ...). */
+  variables?: Record<string, unknown>;
+}
+
+/**
+ * A message as a chat template sees it: role and content, and whatever else the template reads
+ * (tool_calls, reasoning_content, ...). Content may be null or a list of parts, as in transformers.
+ */
+export interface TemplateMessage {
+  role: string;
+  content?: unknown;
+  [key: string]: unknown;
+}
+
+let notify: (message: string) => void = (message) => process.stderr.write(`tunekit: warning: ${message}\n`);
+const announced = new Set<string>();
+
+/** Where one-time notices about loaded tokenizers go (stderr by default; tests capture them). */
+export function setTokenizerNotices(fn: (message: string) => void): void {
+  notify = fn;
+}
+
+function noticeOnce(message: string): void {
+  if (announced.has(message)) return;
+  announced.add(message);
+  notify(message);
 }
 
 export interface StreamDecoder {
@@ -166,6 +202,11 @@ export class Tokenizer {
   readonly eosTokenIds: number[];
   readonly padTokenId: number | null;
   readonly chatTemplate: string | null;
+  /**
+   * Ids below this are ones the model has embedding rows for: min(size, vocabSize) when vocabSize was
+   * given, else size. encode() never returns an id at or above it.
+   */
+  readonly embeddingSize: number;
 
   private readonly hf: HfLike;
   private readonly special: Set<number>;
@@ -174,7 +215,7 @@ export class Tokenizer {
   /** Set for flag-driven classes: which of BOS/EOS encode() adds; null means the post-processor decides. */
   private readonly addFlags: { bos: boolean; eos: boolean } | null;
   private readonly eosTokenId: number | null;
-  private template: Template | null = null;
+  private template: ChatTemplate | null = null;
   /** How many input UTF-16 units the normalizer can fold into one; null when it may delete text. */
   private readonly normalizerContraction: number | null;
   private maxChars: number | null | undefined;
@@ -210,9 +251,7 @@ export class Tokenizer {
     if (!tj.model || typeof tj.model !== 'object') throw new InvalidModelError('tokenizer.json has no "model" object');
 
     this.size = countIds(tj);
-    if (opts.vocabSize !== undefined && this.size > opts.vocabSize) {
-      throw new InvalidModelError(`tokenizer.json defines ${this.size} tokens but config.json vocab_size is ${opts.vocabSize}`);
-    }
+    this.embeddingSize = opts.vocabSize === undefined ? this.size : Math.min(this.size, opts.vocabSize);
 
     // tokenizers.js insists on these keys being present; tokenizer.json may omit the null ones.
     const normalized = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tj };
@@ -271,6 +310,34 @@ export class Tokenizer {
 
     this.chatTemplate = pickChatTemplate(config.chat_template) ?? files.chatTemplateFile ?? null;
     this.normalizerContraction = contraction(tj.normalizer);
+    if (this.embeddingSize < this.size) this.checkTokensBeyondEmbedding(tj, opts.vocabSize!, unkId);
+  }
+
+  /**
+   * A tokenizer with more ids than the model's embedding: acceptable only when each extra id is a special
+   * added token the model is never asked to produce or read (not BOS/EOS/PAD/UNK, not a generation stop id).
+   */
+  private checkTokensBeyondEmbedding(tj: Json, vocabSize: number, unkId: number | null): void {
+    const added = new Map<number, Json>();
+    for (const t of (tj.added_tokens as Json[] | undefined) ?? []) if (typeof t.id === 'number') added.set(t.id, t);
+    const roles = new Map<number, string>();
+    for (const [id, role] of [[this.bosTokenId, 'bos_token'], [this.padTokenId, 'pad_token'], [unkId, 'unk_token']] as const) if (id !== null) roles.set(id, role);
+    for (const id of this.eosTokenIds) roles.set(id, 'an end-of-sequence token');
+    const extra: string[] = [];
+    for (let id = vocabSize; id < this.size; id++) {
+      const t = added.get(id);
+      const name = t ? JSON.stringify(t.content) : JSON.stringify(this.hf.id_to_token(id) ?? null);
+      const why = !t ? 'a vocabulary token, not an added one'
+        : t.special !== true ? 'an added token that is not special'
+          : roles.has(id) ? `the tokenizer's ${roles.get(id)}` : null;
+      if (why !== null) {
+        throw new InvalidModelError(`tokenizer.json defines ${this.size} tokens but config.json vocab_size is ${vocabSize}, and id ${id} (${name}) is ${why}: the model has no embedding row for it`);
+      }
+      extra.push(`${name} (${id})`);
+    }
+    const shown = extra.length > 4 ? `${extra.slice(0, 4).join(', ')} and ${extra.length - 4} more` : extra.join(', ');
+    noticeOnce(`tokenizer.json defines ${this.size} tokens but config.json vocab_size is ${vocabSize}; the special token${extra.length > 1 ? 's' : ''} ${shown} ` +
+      `beyond the embedding ${extra.length > 1 ? 'are' : 'is'} never generated, and text that spells ${extra.length > 1 ? 'one' : 'it'} is refused`);
   }
 
   /**
@@ -300,6 +367,13 @@ export class Tokenizer {
     if (ids.some((id) => id === undefined)) {
       throw new InvalidModelError(`tokenizer.json cannot encode ${JSON.stringify(text.slice(0, 40))}: a piece has no id and there is no unk_token`);
     }
+    if (this.embeddingSize < this.size) {
+      const beyond = ids.find((id) => id >= this.embeddingSize);
+      if (beyond !== undefined) {
+        throw new InvalidRequestError(`the text contains ${JSON.stringify(this.hf.id_to_token(beyond))}, a special token (id ${beyond}) that this model ` +
+          `has no embedding for (config.json vocab_size ${this.embeddingSize}); remove it from the text`);
+      }
+    }
     return ids;
   }
 
@@ -326,13 +400,13 @@ export class Tokenizer {
     return this.special.has(id);
   }
 
-  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
+  applyChatTemplate(messages: readonly (ChatMessage | TemplateMessage)[], opts: ChatTemplateOptions = {}): string {
     if (this.chatTemplate === null) {
       throw new InvalidRequestError('this model has no chat template (tokenizer_config.json chat_template is not set); send a plain prompt instead');
     }
     if (!this.template) {
       try {
-        this.template = new Template(this.chatTemplate);
+        this.template = new ChatTemplate(this.chatTemplate);
       } catch (e) {
         throw new InvalidModelError(`tokenizer_config.json chat_template does not parse: ${(e as Error).message}`);
       }
@@ -340,7 +414,10 @@ export class Tokenizer {
     const context: Record<string, unknown> = {
       ...this.templateTokens,
       messages: messages.map((m) => ({ ...m })),
+      tools: opts.tools ?? null,
+      documents: null,
       add_generation_prompt: opts.addGenerationPrompt ?? false,
+      ...opts.variables,
     };
     if (opts.enableThinking !== undefined) context.enable_thinking = opts.enableThinking;
     try {
