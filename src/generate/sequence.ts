@@ -1,0 +1,177 @@
+// What happens to one sequence between two forward passes, whoever runs the passes (generateStream for
+// one sequence, the serving engine for many in one batch): pick the next token from its logits with
+// the request's own sampler and seed, apply the thinking budget, decode the token to text, hold back
+// text that may start a stop sequence, and decide whether the sequence is finished. The caller feeds
+// `feed` to the model next and emits `chunks`.
+
+import { Random } from '../engine/random.js';
+import { InvalidRequestError } from '../errors.js';
+import type { ModelConfig } from '../models/config.js';
+import type { GenerationDefaults } from '../models/loader.js';
+import type { StreamDecoder, Tokenizer } from '../tokenizer/tokenizer.js';
+import { sampleToken, validateSampling, type SamplingOptions } from './sampler.js';
+import { StopSequenceMatcher } from './stop-sequences.js';
+import { ThinkingTracker } from './thinking.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxTokens: number;
+  seed?: number;
+  stopSequences?: string[];
+  /** Token ids that end generation; defaults to the model's end-of-sequence ids. */
+  stopTokenIds?: number[];
+  /** Context to allocate; defaults to prompt + maxTokens, capped by the model's maximum. */
+  contextSize?: number;
+  /** Vertex's thinkingBudget: -1 (default) the model decides, 0 no thinking, N at most N thinking tokens. */
+  thinkingBudget?: number;
+  /** Stops the generation (CancelledError) before the next prompt chunk or token once it fires. */
+  signal?: AbortSignal;
+  /** Sees the logits of every sampled position before sampling (tests, tools). */
+  onLogits?: (logits: Float32Array) => void;
+}
+
+export type FinishReason = 'stop' | 'stop_sequence' | 'length';
+
+export interface GenerationResult {
+  /** The answer, without the thinking. */
+  text: string;
+  /** What the model wrote inside its <think> block (markers removed). */
+  thoughtText: string;
+  /** Generated tokens spent thinking (markers and a forced closing marker included). */
+  thoughtTokens: number;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  /** Seconds spent on the prompt and on the generated tokens. */
+  promptSeconds: number;
+  generateSeconds: number;
+}
+
+export interface GenerationChunk {
+  text: string;
+  tokenId: number;
+  /** Part of the model's thinking rather than its answer. */
+  thought?: boolean;
+}
+
+/** What a sequence needs of its model: tokenizer, defaults, shape. */
+export interface SequenceModel {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  defaults: GenerationDefaults;
+}
+
+export class SequenceState {
+  readonly contextSize: number;
+  readonly tokenIds: number[] = [];
+  private readonly stopIds: Set<number>;
+  private readonly rng: Random;
+  private readonly stops: StopSequenceMatcher;
+  private readonly decoder: StreamDecoder;
+  private readonly thoughtDecoder: StreamDecoder;
+  private readonly thinking: ThinkingTracker;
+  private readonly tokenizerSize: number;
+  private text = '';
+  private thoughtText = '';
+  private finishReason: FinishReason = 'length';
+  private done = false;
+
+  /** Checks the request (InvalidRequestError names what is wrong) and sets up its sampler and matchers. */
+  constructor(model: SequenceModel, readonly promptIds: readonly number[], readonly opts: GenerateOptions) {
+    validateSampling(opts);
+    if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new InvalidRequestError(`maxTokens must be a positive integer, got ${opts.maxTokens}`);
+    if (promptIds.length === 0) throw new InvalidRequestError('the prompt is empty');
+    const maxContext = model.config.maxPositionEmbeddings;
+    if (promptIds.length >= maxContext) {
+      throw new InvalidRequestError(`the prompt is ${promptIds.length} tokens but the model's context is ${maxContext} tokens`);
+    }
+    this.contextSize = Math.min(opts.contextSize ?? promptIds.length + opts.maxTokens, maxContext);
+    if (promptIds.length >= this.contextSize) {
+      throw new InvalidRequestError(`the prompt is ${promptIds.length} tokens but the context is ${this.contextSize} tokens`);
+    }
+    this.stopIds = new Set(opts.stopTokenIds ?? model.defaults.eosTokenIds);
+    this.rng = new Random(opts.seed ?? ((Math.random() * 2 ** 32) >>> 0));
+    this.stops = new StopSequenceMatcher(opts.stopSequences ?? []);
+    this.decoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
+    this.thoughtDecoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
+    this.thinking = new ThinkingTracker(model.tokenizer, opts.thinkingBudget ?? -1, [...promptIds]);
+    this.tokenizerSize = Math.min(model.tokenizer.size, model.config.vocabSize);
+  }
+
+  /**
+   * Takes the logits (V) of the sequence's next position (they may be modified). Returns the text pieces
+   * to emit, and the tokens to run next — empty when the sequence is finished.
+   */
+  next(logits: Float32Array): { chunks: GenerationChunk[]; feed: number[] } {
+    if (this.done) throw new Error('internal: next() on a finished sequence');
+    const chunks: GenerationChunk[] = [];
+    this.opts.onLogits?.(logits);
+    if (this.thinking.banned >= 0) logits[this.thinking.banned] = -Infinity;
+    const id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
+    if (this.stopIds.has(id)) return this.finish('stop', chunks);
+    const { kinds, feed } = this.thinking.accept(id);
+    for (let k = 0; k < feed.length; k++) {
+      const t = feed[k]!;
+      this.tokenIds.push(t);
+      if (kinds[k] === 'thought') {
+        if (this.thinking.isMarker(t)) continue;
+        const piece = this.thoughtDecoder.push(t);
+        if (piece) {
+          this.thoughtText += piece;
+          chunks.push({ text: piece, tokenId: t, thought: true });
+        }
+        continue;
+      }
+      const { emit, stopped } = this.stops.push(this.decoder.push(t));
+      if (emit) {
+        this.text += emit;
+        chunks.push({ text: emit, tokenId: t });
+      }
+      if (stopped) return this.finish('stop_sequence', chunks);
+    }
+    // The prompt and every token fed so far must fit the context.
+    if (this.tokenIds.length >= this.opts.maxTokens || this.promptIds.length + this.tokenIds.length > this.contextSize) {
+      return this.finish('length', chunks);
+    }
+    return { chunks, feed };
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Text still held back by the stream decoders and the stop matcher, emitted when the sequence ends. */
+  private finish(reason: FinishReason, chunks: GenerationChunk[]): { chunks: GenerationChunk[]; feed: number[] } {
+    this.done = true;
+    this.finishReason = reason;
+    const last = this.tokenIds[this.tokenIds.length - 1] ?? -1;
+    const thoughtRest = this.thoughtDecoder.flush();
+    if (thoughtRest) {
+      this.thoughtText += thoughtRest;
+      chunks.push({ text: thoughtRest, tokenId: last, thought: true });
+    }
+    if (reason !== 'stop_sequence') {
+      const { emit, stopped } = this.stops.push(this.decoder.flush());
+      const rest = emit + (stopped ? '' : this.stops.flush());
+      if (stopped) this.finishReason = 'stop_sequence';
+      if (rest) {
+        this.text += rest;
+        chunks.push({ text: rest, tokenId: last });
+      }
+    }
+    return { chunks, feed: [] };
+  }
+
+  /** The result of a finished sequence. */
+  result(promptSeconds: number, generateSeconds: number): GenerationResult {
+    return {
+      text: this.text,
+      thoughtText: this.thoughtText,
+      thoughtTokens: this.thinking.thoughtTokens,
+      tokenIds: this.tokenIds,
+      finishReason: this.finishReason,
+      promptTokens: this.promptIds.length,
+      promptSeconds,
+      generateSeconds,
+    };
+  }
+}
