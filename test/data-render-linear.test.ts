@@ -79,7 +79,12 @@ function refCandidates(content: string): string[] {
   const close = content.lastIndexOf('</think>');
   if (close >= 0) {
     const answer = content.slice(close + '</think>'.length).replace(/^\n+/, '');
-    forms.push(answer, answer.trim());
+    // Since issue 9 a reply's reasoning is also looked for in the layout Qwen3's template renders it in
+    // (test/data-render-reasoning.test.ts); the reference follows that definition.
+    const before = content.slice(0, content.indexOf('</think>')).replace(/\n+$/, '');
+    const open = before.lastIndexOf('<think>');
+    const reasoning = (open >= 0 ? before.slice(open + '<think>'.length) : before).replace(/^\n+/, '').replace(/\n+$/, '');
+    forms.push(`<think>\n${reasoning}\n</think>\n\n${answer}`, answer, answer.trim());
   }
   return [...new Set(forms)].filter((f) => f !== '');
 }

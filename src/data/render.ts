@@ -17,8 +17,8 @@
 // - Templates may rewrite a message's text: Llama's and Gemma's trim it; Qwen3's keeps it as written
 //   except that it drops the <think>...</think> reasoning of model turns before the last user message
 //   and strips leading newlines from the replies after it. Each message is looked
-//   up as written, trimmed, then (for reasoning) as its answer part; what the template kept is what
-//   is trained. Text the template inserts around a turn is never trained, e.g. Qwen3's empty
+//   up as written, trimmed, then (for reasoning) in the template's reasoning layout and as its answer
+//   part; what the template kept is what is trained, whichever layout the data wrote reasoning in. Text the template inserts around a turn is never trained, e.g. Qwen3's empty
 //   "<think>\n\n</think>\n\n" before the final model turn when it has no reasoning (that prefix is
 //   context, the same as an inference prompt rendered with enableThinking: false).
 // - The loss span runs from the first character of the turn's text to the end of its end-of-turn
@@ -208,13 +208,24 @@ class TerminatorIndex {
   }
 }
 
-/** The forms a template may have rendered a message's text in, most faithful first. */
+/**
+ * The forms a template may have rendered a message's text in, most faithful first. A reply with
+ * reasoning also has the form Qwen3's template gives it when it keeps the reasoning (the final turns):
+ * "<think>\n" + reasoning without its surrounding newlines + "\n</think>\n\n" + answer without leading
+ * newlines, whatever layout the data used ("<think>x</think>y" included), so the reasoning is trained
+ * wherever it is rendered; where the template drops it (turns before the last user message), only the
+ * answer part is found.
+ */
 function candidates(content: string): string[] {
   const forms = [content, content.trim()];
   const close = content.lastIndexOf('</think>');
   if (close >= 0) {
     const answer = content.slice(close + '</think>'.length).replace(/^\n+/, '');
-    forms.push(answer, answer.trim());
+    // As the template computes it: the text before the first </think>, after the last <think> in it.
+    const before = content.slice(0, content.indexOf('</think>')).replace(/\n+$/, '');
+    const open = before.lastIndexOf('<think>');
+    const reasoning = (open >= 0 ? before.slice(open + '<think>'.length) : before).replace(/^\n+/, '').replace(/\n+$/, '');
+    forms.push(`<think>\n${reasoning}\n</think>\n\n${answer}`, answer, answer.trim());
   }
   return [...new Set(forms)].filter((f) => f !== '');
 }
