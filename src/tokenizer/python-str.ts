@@ -39,13 +39,35 @@ export function pyLen(s: string): number {
 
 /** str.strip / lstrip / rstrip: chars null or undefined means whitespace; '' strips nothing. */
 export function pyStrip(s: string, chars: string | null | undefined, side: 'both' | 'left' | 'right'): string {
-  const strip = chars === null || chars === undefined ? isPySpace : ((set) => (c: string) => set.has(c))(new Set(codePoints(chars)));
-  const cps = codePoints(s);
   let a = 0;
-  let b = cps.length;
-  if (side !== 'right') while (a < b && strip(cps[a]!)) a++;
-  if (side !== 'left') while (b > a && strip(cps[b - 1]!)) b--;
-  return a === 0 && b === cps.length ? s : cps.slice(a, b).join('');
+  let b = s.length;
+  if (chars === null || chars === undefined) {
+    // Python's whitespace is all in the BMP: UTF-16 units are code points here.
+    if (side !== 'right') while (a < b && PY_WHITESPACE.has(s.charCodeAt(a))) a++;
+    if (side !== 'left') while (b > a && PY_WHITESPACE.has(s.charCodeAt(b - 1))) b--;
+    return a === 0 && b === s.length ? s : s.slice(a, b);
+  }
+  const set = new Set(codePoints(chars));
+  if (side !== 'right') {
+    while (a < b) {
+      const c = String.fromCodePoint(s.codePointAt(a)!);
+      if (!set.has(c)) break;
+      a += c.length;
+    }
+  }
+  if (side !== 'left') {
+    while (b > a) {
+      let start = b - 1;
+      const low = s.charCodeAt(start);
+      if (low >= 0xdc00 && low <= 0xdfff && start > a) {
+        const high = s.charCodeAt(start - 1);
+        if (high >= 0xd800 && high <= 0xdbff) start--;
+      }
+      if (!set.has(s.slice(start, b))) break;
+      b = start;
+    }
+  }
+  return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
 /** str.split(sep=None, maxsplit=-1). */
