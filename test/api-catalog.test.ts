@@ -21,7 +21,7 @@ test('base models beyond the limit are evicted least-recently-used first and rel
     loads.push(dir);
     return { dir } as unknown as LoadedModel;
   };
-  const catalog = new ModelCatalog(store, fake, { baseModels: 2, tunedModels: 2 });
+  const catalog = new ModelCatalog(store, fake, { baseModels: 2 });
   await catalog.served('google', 'a');
   await catalog.served('google', 'b');
   await catalog.served('google', 'a'); // a is now the most recent

@@ -1,6 +1,8 @@
 // Clients that give up, at every stage of a request, and a server that shuts down: the work stops at
-// the next prompt chunk or token and the model is free for the next caller. Work is observed by
-// counting forward passes (each prompt chunk and each generated token is one), never by timing.
+// the next prompt chunk or token and the engine's slot is free for the next caller. Work is observed by
+// counting the core's forward passes (each engine pass — a prompt chunk or a generated token of a lone
+// request — is one), never by timing. The engine runs one request at a time here (parallel 1), so a
+// second request waits in its queue behind a busy one.
 // Regression tests for issue 8: a streaming client that gave up while queued held the model's lock
 // forever; abandoned non-streaming requests ran to completion.
 
@@ -15,19 +17,20 @@ import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 
 const base = tinyApi();
 
-/** A catalog whose models count forward passes and can run a hook before each. */
+/** A catalog whose models count forward passes of the core and can run a hook before each. */
 function countingCatalog() {
   const counter = { calls: 0, onForward: (_n: number) => undefined as void };
   const catalog = new ModelCatalog(base.store, async (dir) => {
     const m = await loadModel(dir);
-    const forward = m.transformer.forward.bind(m.transformer);
-    m.transformer.forward = ((ids: number[], cache: Parameters<typeof forward>[1]) => {
+    const decoder = m.transformer.decoder;
+    const forward = decoder.forward.bind(decoder);
+    decoder.forward = (...args: Parameters<typeof forward>) => {
       counter.calls++;
       counter.onForward(counter.calls);
-      return forward(ids, cache);
-    }) as typeof m.transformer.forward;
+      return forward(...args);
+    };
     return m;
-  });
+  }, { engine: { parallel: 1 } });
   return { catalog, counter };
 }
 
@@ -38,13 +41,17 @@ const LONG = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutp
 const post = (app: ReturnType<typeof createApp>, url: string, body: unknown, signal?: AbortSignal) =>
   app.request(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
 
-/** Resolves once the model's lock can be taken right away (and gives it back). */
+/** Resolves once the model's engine runs and queues nothing. */
 async function modelIsFree(catalog: ModelCatalog): Promise<void> {
-  const served = await catalog.served('google', 'gemma3-tiny');
-  (await served.lock())();
+  const { engine } = await catalog.served('google', 'gemma3-tiny');
+  await engine.idle();
+  const { running, queued } = engine.stats();
+  assert.deepEqual({ running, queued }, { running: 0, queued: 0 });
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 50));
+/** Resolves once `check` holds, polling between turns of the event loop. */
+const until = async (check: () => boolean) => { while (!check()) await new Promise((r) => setTimeout(r, 2)); };
 
 test('the long request used below really runs 400 tokens', async () => {
   const { catalog, counter } = countingCatalog();
@@ -58,11 +65,12 @@ test('the long request used below really runs 400 tokens', async () => {
 test('queued: a streaming client that gives up while waiting for a busy model does not hold it', async () => {
   const { catalog } = countingCatalog();
   const app = createApp({ catalog });
+  const { engine } = await catalog.served('google', 'gemma3-tiny');
   const busy = post(app, URL_GEN, LONG);
-  await settle();
+  await until(() => engine.stats().running === 1);
   const gaveUp = new AbortController();
   const queued = post(app, URL_SSE, LONG, gaveUp.signal);
-  await settle();
+  await until(() => engine.stats().queued === 1);
   gaveUp.abort('client went away');
   const queuedRes = await queued;
   assert.equal(queuedRes.status, 499);
@@ -77,11 +85,12 @@ test('queued: a streaming client that gives up while waiting for a busy model do
 test('queued: a non-streaming client that gives up never runs its generation', async () => {
   const { catalog, counter } = countingCatalog();
   const app = createApp({ catalog });
+  const { engine } = await catalog.served('google', 'gemma3-tiny');
   const busy = post(app, URL_GEN, LONG);
-  await settle();
+  await until(() => engine.stats().running === 1);
   const gaveUp = new AbortController();
   const queued = post(app, URL_GEN, LONG, gaveUp.signal);
-  await settle();
+  await until(() => engine.stats().queued === 1);
   gaveUp.abort();
   assert.equal((await queued).status, 499);
   assert.equal((await busy).status, 200);
@@ -145,22 +154,29 @@ test('shutdown: in-flight generations end with 503 UNAVAILABLE, streams with a 5
 test('over a socket: clients that disconnect while queued, during the prompt or mid-stream leave the model free', async () => {
   const { catalog, counter } = countingCatalog();
   const server = await listen(createApp({ catalog }), { port: 0, host: '127.0.0.1' });
-  try {
+  const { engine } = await catalog.served('google', 'gemma3-tiny');
+    try {
     const url = (path: string) => `${server.url}${path}`;
-    /** A raw HTTP request that is destroyed after `ms`, like curl -m. */
-    const giveUpAfter = (path: string, body: unknown, ms: number) => new Promise<void>((resolve) => {
-      const req = http.request(url(path), { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => res.resume());
+    /** A raw HTTP request destroyed (like curl -m) when `leave` resolves, or once its first bytes arrive. */
+    const giveUp = (path: string, body: unknown, leave?: Promise<unknown>) => new Promise<void>((resolve) => {
+      const req = http.request(url(path), { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.once('data', () => req.destroy());
+      });
       req.on('error', () => resolve());
       req.on('close', () => resolve());
       req.end(JSON.stringify(body));
-      setTimeout(() => req.destroy(), ms);
+      void leave?.then(() => req.destroy());
     });
     const busy = fetch(url(URL_GEN), { method: 'POST', body: JSON.stringify(LONG) });
-    await settle();
-    // Three streaming clients give up while the model is busy; two more mid-stream after it frees.
-    await Promise.all([0, 1, 2].map(() => giveUpAfter(URL_SSE, LONG, 100)));
+    await until(() => engine.stats().running === 1);
+    // Three streaming clients give up while the model is busy (all three in the engine's queue)...
+    const queued = until(() => engine.stats().queued === 3);
+    const left = Promise.all([0, 1, 2].map(() => giveUp(URL_SSE, LONG, queued)));
+    await left;
+    await until(() => engine.stats().queued === 0);
     assert.equal((await busy).status, 200);
-    await Promise.all([0, 1].map(() => giveUpAfter(URL_SSE, LONG, 300)));
+    // ...then two leave mid-stream, each once its first event arrives.
+    await Promise.all([0, 1].map(() => giveUp(URL_SSE, LONG)));
     const callsAfterLeaving = counter.calls;
     const next = await fetch(url(URL_GEN), { method: 'POST', body: JSON.stringify({ ...userText('hi'), generationConfig: { maxOutputTokens: 3 } }) });
     assert.equal(next.status, 200);

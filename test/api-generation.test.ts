@@ -227,7 +227,7 @@ test('thinkingBudget caps thinking; includeThoughts returns thought parts; usage
   assert.ok((off.candidates[0]!.content.parts ?? []).every((p) => !(p as { thought?: boolean }).thought));
 });
 
-test('a client that drops an SSE stream frees the model at once (generation stops)', async () => {
+test('a client that drops an SSE stream frees its slot at once (generation stops)', async () => {
   const served = await api.catalog.served('google', 'gemma3-tiny');
   const long = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutputTokens: 400 } };
   const res = await api.post(`${PREFIX}/gemma3-tiny:streamGenerateContent?alt=sse`, long);
@@ -236,9 +236,8 @@ test('a client that drops an SSE stream frees the model at once (generation stop
   assert.ok(!first.done && new TextDecoder().decode(first.value).startsWith('data: '));
   const t0 = performance.now();
   await reader.cancel();
-  const release = await served.lock();
+  await served.engine.idle();
   const freedMs = performance.now() - t0;
-  release();
   const t1 = performance.now();
   const whole = await generateJson('gemma3-tiny', long);
   const wholeMs = performance.now() - t1;
@@ -250,11 +249,12 @@ test('an error mid-stream ends the SSE body with a bare {"error": ...} event; th
   let calls = 0;
   const failing = new ModelCatalog(api.store, async (dir) => {
     const m = await loadModel(dir);
-    const forward = m.transformer.forward.bind(m.transformer);
-    m.transformer.forward = ((ids: number[], cache: Parameters<typeof forward>[1]) => {
+    const decoder = m.transformer.decoder;
+    const forward = decoder.forward.bind(decoder);
+    decoder.forward = (...args: Parameters<typeof forward>) => {
       if (++calls === 4) throw new Error('simulated kernel failure');
-      return forward(ids, cache);
-    }) as typeof m.transformer.forward;
+      return forward(...args);
+    };
     return m;
   });
   const logged: unknown[] = [];
@@ -268,7 +268,8 @@ test('an error mid-stream ends the SSE body with a bare {"error": ...} event; th
   assert.ok(events.length >= 2);
   assert.match(String(logged[0]), /simulated kernel failure/);
   const served = await failing.served('google', 'gemma3-tiny');
-  (await served.lock())();
+  await served.engine.idle();
+  assert.deepEqual({ running: served.engine.stats().running, queued: served.engine.stats().queued }, { running: 0, queued: 0 });
 });
 
 test('the server stays responsive while a generation runs: other requests are answered between tokens', async () => {

@@ -1,15 +1,17 @@
 // The publisher-model catalog: base models registered from Hugging Face directories, served as
 // `publishers/{publisher}/models/{name}`. Registrations live in a RegistrationStore; models are
-// loaded on first use and cached, one in memory per name, and each has a lock so that generation on
-// one model runs one request at a time (it is CPU-bound; requests on other models interleave between
-// tokens because generation yields to the event loop after each one).
+// loaded on first use and cached, one in memory per name (least recently used dropped beyond the
+// limit). Each base model has one serving engine (src/serve/engine.ts), made on first generation:
+// its requests are batched together, and tuned models (base + LoRA adapter, behind endpoints) run
+// in the same engine on the same one copy of the base weights, their adapters unmerged.
 
 import * as path from 'node:path';
-import { CancelledError, InvalidRequestError, NotFoundError, throwIfAborted } from '../errors.js';
-import { applyAdapterForInference } from '../lora/apply.js';
+import { InvalidRequestError, NotFoundError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../models/model.js';
 import { loadModelConfig } from '../models/loader.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { GenerationChunk, GenerationResult } from '../generate/sequence.js';
+import { Engine, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type SubmitOptions } from '../serve/engine.js';
 
 export interface ModelRegistration {
   publisher: string;
@@ -50,61 +52,50 @@ export function registerPublisherModel(
   return registration;
 }
 
-/** A model in memory with its one-request-at-a-time lock. */
-export class ServedModel {
-  private tail: Promise<void> = Promise.resolve();
-
-  /** `modelVersion` is what responses report: the publisher model's name, or the tuned model's. */
-  constructor(readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string = registration.name) {}
-
-  /**
-   * Waits for the model to be free; the returned function frees it (idempotent). When `signal` fires
-   * while waiting, the wait ends with CancelledError and the turn passes straight to the next waiter,
-   * so a client that gives up in the queue never holds the model.
-   */
-  async lock(signal?: AbortSignal): Promise<() => void> {
-    throwIfAborted(signal);
-    let release!: () => void;
-    const next = new Promise<void>((resolve) => { release = resolve; });
-    const previous = this.tail;
-    this.tail = previous.then(() => next);
-    let released = false;
-    const free = (): void => {
-      if (!released) {
-        released = true;
-        release();
-      }
-    };
-    if (signal) {
-      let onAbort!: () => void;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => {
-          free();
-          reject(new CancelledError(typeof signal.reason === 'string' ? signal.reason : undefined));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-      aborted.catch(() => undefined);
-      try {
-        await Promise.race([previous, aborted]);
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
-    } else {
-      await previous;
-    }
-    return free;
+/** A base model's engine, made on first use and shared by the base and every tuned model on it. */
+class EngineHolder {
+  private engine: Engine | undefined;
+  constructor(private readonly make: () => Engine) {}
+  get(): Engine {
+    this.engine ??= this.make();
+    return this.engine;
   }
 }
 
-/** How many models the catalog keeps in memory; the least recently used beyond these are dropped. */
-export interface CatalogLimits {
-  baseModels: number;
-  /** Base models with an adapter merged in (each a copy of the weights the adapter changes). */
-  tunedModels: number;
+/** A model that answers generation requests: a base model, or a base model with an adapter (a tuned model). */
+export class ServedModel {
+  /** `modelVersion` is what responses report: the publisher model's name, or the tuned model's. */
+  constructor(
+    readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string,
+    private readonly holder: EngineHolder, readonly adapterDir?: string,
+  ) {}
+
+  /** The engine that runs this model's generations (shared with the base's other tuned models). */
+  get engine(): Engine {
+    return this.holder.get();
+  }
+
+  /** The same base with the PEFT adapter in `adapterDir` (loaded by the engine on first use). */
+  withAdapter(adapterDir: string, modelVersion: string): ServedModel {
+    return new ServedModel(this.registration, this.model, modelVersion, this.holder, path.resolve(adapterDir));
+  }
+
+  /**
+   * Queues a generation on the engine: chunks as they come, then the result. The request leaves the
+   * queue, or the running batch at the next token, when `signal` fires or the caller stops reading.
+   */
+  generate(promptIds: number[], opts: SubmitOptions, signal: AbortSignal): AsyncGenerator<GenerationChunk, GenerationResult> {
+    return this.engine.submit(promptIds, { ...opts, adapterDir: this.adapterDir, signal });
+  }
 }
 
-export const DEFAULT_CATALOG_LIMITS: CatalogLimits = { baseModels: 4, tunedModels: 8 };
+/** How many base models the catalog keeps in memory, and how each one's engine schedules. */
+export interface CatalogLimits {
+  baseModels: number;
+  engine: Partial<EngineOptions>;
+}
+
+export const DEFAULT_CATALOG_LIMITS: CatalogLimits = { baseModels: 4, engine: DEFAULT_ENGINE_OPTIONS };
 
 /** Get from a Map used as an LRU: a hit moves the entry to the most recent end. */
 function touch<K, V>(map: Map<K, V>, key: K): V | undefined {
@@ -124,13 +115,15 @@ function insertBounded<K, V>(map: Map<K, V>, key: K, value: V, limit: number): v
 
 export class ModelCatalog {
   private readonly loaded = new Map<string, Promise<ServedModel>>();
-  private readonly tuned = new Map<string, Promise<ServedModel>>();
+  private readonly limits: CatalogLimits;
 
   constructor(
     readonly store: RegistrationStore,
     private readonly load: (dir: string) => Promise<LoadedModel> = loadModel,
-    private readonly limits: CatalogLimits = DEFAULT_CATALOG_LIMITS,
-  ) {}
+    limits: Partial<CatalogLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_CATALOG_LIMITS, ...limits };
+  }
 
   /** The registration of publishers/{publisher}/models/{name}, or 404. */
   registration(publisher: string, name: string): ModelRegistration {
@@ -149,24 +142,17 @@ export class ModelCatalog {
       if (m.registration.dir === r.dir) return m;
       this.loaded.delete(key); // re-registered from another directory
     }
-    p = this.load(r.dir).then((model) => new ServedModel(r, model));
+    p = this.load(r.dir).then((model) => new ServedModel(r, model, r.name, new EngineHolder(() => new Engine(model, this.limits.engine))));
     insertBounded(this.loaded, key, p, this.limits.baseModels);
     p.catch(() => this.loaded.delete(key));
     return p;
   }
 
   /**
-   * A registered base model with a PEFT adapter applied (a tuned model behind an endpoint), cached by
-   * adapter directory; the base stays loaded and usable on its own.
+   * A registered base model with a PEFT adapter (a tuned model behind an endpoint). Nothing is copied:
+   * it runs in the base's engine, the adapter loaded there on first use.
    */
   async servedWithAdapter(publisher: string, name: string, adapterDir: string, modelVersion: string): Promise<ServedModel> {
-    const key = `${publisher}/${name}\u0000${path.resolve(adapterDir)}\u0000${modelVersion}`;
-    let p = touch(this.tuned, key);
-    if (!p) {
-      p = this.served(publisher, name).then((base) => new ServedModel(base.registration, applyAdapterForInference(base.model, adapterDir), modelVersion));
-      insertBounded(this.tuned, key, p, this.limits.tunedModels);
-      p.catch(() => this.tuned.delete(key));
-    }
-    return p;
+    return (await this.served(publisher, name)).withAdapter(adapterDir, modelVersion);
   }
 }

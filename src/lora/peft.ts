@@ -14,8 +14,8 @@ import * as path from 'node:path';
 import { InvalidModelError, InvalidRequestError, UnsupportedModelError } from '../errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { readJsonFile } from '../models/loader.js';
-import { readSafetensorsHeader, readTensorF32, writeSafetensors, type SafetensorsDtype, type TensorToWrite } from '../models/safetensors.js';
-import { LORA_TARGETS, TARGET_MODULE, targetShape, type LoraAdapter, type LoraConfig, type LoraPair, type LoraTarget } from './lora.js';
+import { readSafetensorsHeader, readTensorF32, writeSafetensors, type SafetensorsDtype, type SafetensorsHeader, type TensorToWrite } from '../models/safetensors.js';
+import { LORA_TARGETS, TARGET_MODULE, loraParameterCount, targetShape, type LoraAdapter, type LoraConfig, type LoraPair, type LoraTarget } from './lora.js';
 import {
   PEFT_ALL_LINEAR, PEFT_CONFIG_FIELDS, PEFT_FILES, PEFT_INFORMATIONAL_EXTRA_FIELDS, PEFT_TASK_CAUSAL_LM, PEFT_TYPE_LORA,
   peftTensorName, type PeftConfigField,
@@ -110,11 +110,22 @@ export function parsePeftConfig(json: Record<string, unknown>, file: string): Pe
   };
 }
 
+/** An adapter whose files are checked against a model and whose tensors are not read yet. */
+export interface OpenedAdapter {
+  dir: string;
+  config: LoraConfig;
+  baseModel?: string;
+  /** Bytes its float32 tensors take once read. */
+  bytes: number;
+  header: SafetensorsHeader;
+  model: ModelConfig;
+}
+
 /**
- * Loads the adapter in `dir` for a model of `model`'s shape: every layer, every target module, A (r, in)
- * and B (out, r), as float32.
+ * Checks the adapter in `dir` against a model of `model`'s shape (config, every tensor name and
+ * shape), reading no tensor data; errors name the file and the field or tensor.
  */
-export function loadAdapter(dir: string, model: ModelConfig): LoraAdapter {
+export function openAdapter(dir: string, model: ModelConfig): OpenedAdapter {
   const { lora, baseModel } = readAdapterConfig(dir);
   const file = path.join(dir, PEFT_FILES.weights);
   if (!fs.existsSync(file)) {
@@ -144,21 +155,32 @@ export function loadAdapter(dir: string, model: ModelConfig): LoraAdapter {
       throw new InvalidModelError(`${file}: tensor "${name}" has shape [${info.shape.join(', ')}] but r = ${lora.rank} and the model's ${model.architecture} config imply [${shape.join(', ')}] (is this adapter for another base model?)`);
     }
   }
-  const layers: LoraAdapter['layers'] = [];
-  for (let l = 0; l < model.numLayers; l++) {
-    const pairs: Partial<Record<LoraTarget, LoraPair>> = {};
-    for (const t of lora.targets) {
-      const { inFeatures, outFeatures } = targetShape(model, t);
-      pairs[t] = {
-        A: readTensorF32(header, peftTensorName(l, t, 'A')),
-        B: readTensorF32(header, peftTensorName(l, t, 'B')),
-        inFeatures,
-        outFeatures,
-      };
-    }
-    layers.push(pairs);
+  return { dir, config: lora, ...(baseModel !== undefined ? { baseModel } : {}), bytes: 4 * loraParameterCount(model, lora), header, model };
+}
+
+/** Layer l's pairs of an opened adapter, read as float32. */
+export function readAdapterLayer(a: OpenedAdapter, l: number): Partial<Record<LoraTarget, LoraPair>> {
+  const pairs: Partial<Record<LoraTarget, LoraPair>> = {};
+  for (const t of a.config.targets) {
+    const { inFeatures, outFeatures } = targetShape(a.model, t);
+    pairs[t] = {
+      A: readTensorF32(a.header, peftTensorName(l, t, 'A')),
+      B: readTensorF32(a.header, peftTensorName(l, t, 'B')),
+      inFeatures,
+      outFeatures,
+    };
   }
-  return { config: lora, layers, ...(baseModel !== undefined ? { baseModel } : {}) };
+  return pairs;
+}
+
+/**
+ * Loads the adapter in `dir` for a model of `model`'s shape: every layer, every target module, A (r, in)
+ * and B (out, r), as float32.
+ */
+export function loadAdapter(dir: string, model: ModelConfig): LoraAdapter {
+  const a = openAdapter(dir, model);
+  const layers = Array.from({ length: model.numLayers }, (_, l) => readAdapterLayer(a, l));
+  return { config: a.config, layers, ...(a.baseModel !== undefined ? { baseModel: a.baseModel } : {}) };
 }
 
 /** What each refused field does, for the error message. */

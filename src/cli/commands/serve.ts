@@ -4,15 +4,19 @@
 // or SIGTERM it stops cleanly: no new connections, work in flight cancelled (503 to its clients) and
 // given --shutdown-seconds to finish, tokenizer workers and job workers stopped (their jobs resume at
 // the next start), the database closed last, then the process exits. A second signal exits at once.
+// Generation runs on one serving engine per base model (continuous batching, --parallel requests in
+// the running batch, at most --max-queue waiting, tuned models' adapters unmerged in --adapter-memory).
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
 import { DEFAULT_CATALOG_LIMITS, ModelCatalog } from '../../api/catalog.js';
+import { DEFAULT_ENGINE_OPTIONS } from '../../serve/engine.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { PromptTokenizer } from '../../api/prompt-tokenizer.js';
 import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
+import { InvalidArgumentError } from 'commander';
 import { intOption } from '../options.js';
 import { TuningService } from '../../platform/jobs/service.js';
 
@@ -22,7 +26,9 @@ interface ServeCliOptions {
   dataDir?: string;
   insecureNoAuth?: boolean;
   maxModels: number;
-  maxTunedModels: number;
+  parallel: number;
+  maxQueue: number;
+  adapterMemory: number;
   shutdownSeconds: number;
 }
 
@@ -35,7 +41,9 @@ export function registerServeCommand(program: Command): void {
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
     .option('--insecure-no-auth', 'accept every request without credentials (local experiments only)')
     .option('--max-models <n>', 'base models kept in memory (least recently used dropped)', intOption('--max-models', 1), DEFAULT_CATALOG_LIMITS.baseModels)
-    .option('--max-tuned-models <n>', 'tuned models (base + merged adapter) kept in memory', intOption('--max-tuned-models', 1), DEFAULT_CATALOG_LIMITS.tunedModels)
+    .option('--parallel <n>', 'requests per base model in the running batch', intOption('--parallel', 1), DEFAULT_ENGINE_OPTIONS.parallel)
+    .option('--max-queue <n>', 'requests per base model waiting for a slot; beyond it 429 RESOURCE_EXHAUSTED', intOption('--max-queue', 0), DEFAULT_ENGINE_OPTIONS.maxQueue)
+    .option('--adapter-memory <size>', 'memory for loaded LoRA adapters per base model (bytes, or with K/M/G, e.g. 512M)', sizeOption('--adapter-memory'), DEFAULT_ENGINE_OPTIONS.adapterMemory)
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .action(async (o: ServeCliOptions) => {
       const dataDir = resolveDataDir(o.dataDir);
@@ -58,7 +66,10 @@ export function registerServeCommand(program: Command): void {
       const tokenizer = new PromptTokenizer();
       const app = createApp({
         tuning,
-        catalog: new ModelCatalog(new DbRegistrationStore(platform.db), undefined, { baseModels: o.maxModels, tunedModels: o.maxTunedModels }),
+        catalog: new ModelCatalog(new DbRegistrationStore(platform.db), undefined, {
+          baseModels: o.maxModels,
+          engine: { parallel: o.parallel, maxQueue: o.maxQueue, adapterMemory: o.adapterMemory },
+        }),
         auth: platform.iam,
         assertLocation: (l) => platform.config.assertLocation(l),
         tokenizer,
@@ -92,4 +103,14 @@ export function registerServeCommand(program: Command): void {
       // Whatever is still pending (a request past the deadline) must not run against the closed database.
       process.exit(0);
     });
+}
+
+/** A byte count: plain, or with a K, M or G suffix (powers of 1024; "MiB" and "MB" read the same). */
+function sizeOption(name: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(value.trim());
+    const n = m ? Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase())) : NaN;
+    if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be a size like 512M, 2G or a number of bytes, got "${value}"`);
+    return n;
+  };
 }
