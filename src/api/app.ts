@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { insecureNoAuth, type Authenticator } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
 import { assertLocation } from '../platform/config.js';
-import { errorResponse, type ApiContext } from './context.js';
+import { errorResponse, trackRequest, type ApiContext } from './context.js';
 import { notFound } from './errors.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { DEFAULT_BODY_LIMIT } from './proto-json.js';
@@ -55,11 +55,22 @@ export function createApp(opts: ApiOptions): Hono {
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();
-  // @hono/node-server creates a request's AbortController on first access of `signal` and aborts it when
-  // the client disconnects only if it exists by then: touch it on arrival so requestSignal() works.
+  // Every request gets its abort signal (client gone or server shutting down, see requestSignal); it
+  // is released when the response is complete: at once, or when a streamed body ends.
   app.use(async (c, next) => {
-    void c.req.raw.signal;
-    await next();
+    const done = trackRequest(api, c.req.raw);
+    try {
+      await next();
+    } catch (err) {
+      done();
+      throw err;
+    }
+    const body = c.res.body;
+    if (!body || !c.res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      done(); // the work is over once a whole response exists
+      return;
+    }
+    c.res = new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: done })), c.res);
   });
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
   app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));

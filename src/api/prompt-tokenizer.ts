@@ -71,8 +71,14 @@ export class PromptTokenizer {
     if (dialogueChars(task.dialogue) <= this.inlineChars) return runPromptTask(tokenizer, task);
     if (this.closed) throw new CancelledError('The server is shutting down.');
     return new Promise<PromptTaskResult<T>>((resolve, reject) => {
-      const job: Job = { dir, task, signal, resolve: resolve as (v: unknown) => void, reject };
-      signal?.addEventListener('abort', () => this.abort(job), { once: true });
+      const onAbort = (): void => this.abort(job);
+      // The listener goes when the task settles: nothing of the job stays reachable from the signal.
+      const settle = <A extends unknown[]>(f: (...a: A) => void) => (...a: A): void => {
+        signal?.removeEventListener('abort', onAbort);
+        f(...a);
+      };
+      const job: Job = { dir, task, signal, resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(job);
       this.pump();
     });
