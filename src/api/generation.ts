@@ -14,7 +14,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Dialogue, Turn } from '../data/conversation.js';
-import { renderPrompt, toChatMessages } from '../data/render.js';
+import { renderPromptText, toChatMessages } from '../data/render.js';
 import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult } from '../generate/generate.js';
 import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -163,22 +163,23 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   return request;
 }
 
-/** Prompt token ids exactly as generation sees them. */
-export function promptIds(tokenizer: Tokenizer, req: Pick<GenerationRequest, 'dialogue' | 'enableThinking'>): number[] {
-  return renderPrompt(req.dialogue, tokenizer, { enableThinking: req.enableThinking }).tokens;
-}
-
 /**
  * INVALID_ARGUMENT when the contents cannot fit `context` tokens, decided from their length alone,
- * before any tokenizing: the text of user turns and the system instruction (templates keep it, at
- * most trimmed) is at least length / tokenizer.maxCharsPerToken tokens. `room` tokens must stay free
- * (1 for generation: the model must be able to write a token).
+ * before any rendering or tokenizing: the text of user turns and the system instruction (templates keep
+ * it, at most trimmed) is at least length / tokenizer.maxCharsPerToken tokens. `room` tokens must stay
+ * free (1 for generation: the model must be able to write a token). Model turns are not counted here
+ * (a template may drop their reasoning); the rendered text is checked again before it is tokenized.
  */
 export function assertMayFit(tokenizer: Tokenizer, prompt: PromptRequest, context: number, room: number): void {
-  const perToken = tokenizer.maxCharsPerToken;
-  if (perToken === null) return;
   let chars = prompt.dialogue.systemInstruction?.trim().length ?? 0;
   for (const t of prompt.dialogue.turns) if (t.role === 'user') chars += t.text.trim().length;
+  assertTextMayFit(tokenizer, chars, context, room);
+}
+
+/** INVALID_ARGUMENT when text of `chars` UTF-16 units is sure to be more than `context - room` tokens. */
+export function assertTextMayFit(tokenizer: Tokenizer, chars: number, context: number, room: number): void {
+  const perToken = tokenizer.maxCharsPerToken;
+  if (perToken === null) return;
   const atLeast = Math.ceil(chars / perToken);
   if (atLeast + room > context) {
     throw invalidArgument(
@@ -188,15 +189,14 @@ export function assertMayFit(tokenizer: Tokenizer, prompt: PromptRequest, contex
 }
 
 /**
- * countTokens: the tokens generateContent would see for the same contents (template markup included);
- * contents that end with a model turn are rendered without a generation prompt.
+ * countTokens: the text generateContent would tokenize for the same contents (template markup
+ * included); contents that end with a model turn are rendered without a generation prompt.
  */
-export function countPromptTokens(tokenizer: Tokenizer, prompt: PromptRequest): number {
+export function countTokensText(tokenizer: Tokenizer, prompt: PromptRequest): string {
   const turns = prompt.dialogue.turns;
-  if (turns.length === 0 && prompt.dialogue.systemInstruction === undefined) return 0;
-  if (turns[turns.length - 1]?.role === 'user') return renderPrompt(prompt.dialogue, tokenizer).tokens.length;
-  const text = tokenizer.applyChatTemplate(toChatMessages(prompt.dialogue), { addGenerationPrompt: false });
-  return tokenizer.encode(text, { addSpecialTokens: false }).length;
+  if (turns.length === 0 && prompt.dialogue.systemInstruction === undefined) return '';
+  if (turns[turns.length - 1]?.role === 'user') return renderPromptText(prompt.dialogue, tokenizer);
+  return tokenizer.applyChatTemplate(toChatMessages(prompt.dialogue), { addGenerationPrompt: false });
 }
 
 /**

@@ -4,12 +4,18 @@
 
 import type { Dialogue } from '../data/conversation.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { countPromptTokens, promptIds } from './generation.js';
+import { renderPromptText } from '../data/render.js';
+import { assertTextMayFit, countTokensText } from './generation.js';
 
+/**
+ * `context`: the model's context in tokens. Rendered text that cannot fit it (judged from its length
+ * alone, see assertTextMayFit) is refused before it is tokenized: this catches what the cheap check on
+ * the raw request cannot, such as a huge model turn that the template keeps.
+ */
 export type PromptTask =
-  | { kind: 'prompt'; dialogue: Dialogue; enableThinking?: boolean }
-  | { kind: 'count'; dialogue: Dialogue }
-  | { kind: 'compute'; dialogue: Dialogue };
+  | { kind: 'prompt'; dialogue: Dialogue; enableThinking?: boolean; context: number }
+  | { kind: 'count'; dialogue: Dialogue; context: number }
+  | { kind: 'compute'; dialogue: Dialogue; context: number };
 
 export interface PromptTaskResults {
   /** Prompt ids exactly as generation sees them. */
@@ -23,13 +29,21 @@ export interface PromptTaskResults {
 export type PromptTaskResult<T extends PromptTask> = PromptTaskResults[T['kind']];
 
 export function runPromptTask<T extends PromptTask>(tokenizer: Tokenizer, task: T): PromptTaskResult<T> {
+  const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
   switch (task.kind) {
-    case 'prompt':
-      return Int32Array.from(promptIds(tokenizer, { dialogue: task.dialogue, enableThinking: task.enableThinking })) as PromptTaskResult<T>;
-    case 'count':
-      return countPromptTokens(tokenizer, { dialogue: task.dialogue }) as PromptTaskResult<T>;
+    case 'prompt': {
+      const text = renderPromptText(task.dialogue, tokenizer, { enableThinking: task.enableThinking });
+      assertTextMayFit(tokenizer, text.length, task.context, 1);
+      return Int32Array.from(encode(text)) as PromptTaskResult<T>;
+    }
+    case 'count': {
+      const text = countTokensText(tokenizer, { dialogue: task.dialogue });
+      assertTextMayFit(tokenizer, text.length, task.context, 0);
+      return encode(text).length as PromptTaskResult<T>;
+    }
     case 'compute':
-      return task.dialogue.turns.map((t) => Int32Array.from(tokenizer.encode(t.text, { addSpecialTokens: false }))) as PromptTaskResult<T>;
+      assertTextMayFit(tokenizer, dialogueChars({ turns: task.dialogue.turns }), task.context, 0);
+      return task.dialogue.turns.map((t) => Int32Array.from(encode(t.text))) as PromptTaskResult<T>;
   }
 }
 

@@ -27,6 +27,8 @@ export interface PromptTokenizerOptions {
 export interface WorkerTask {
   id: number;
   dir: string;
+  /** Loaded as the model loads it: ids from this one on have no embedding row. */
+  vocabSize: number;
   task: PromptTask;
 }
 
@@ -36,6 +38,7 @@ export type WorkerReply =
 
 interface Job {
   dir: string;
+  vocabSize: number;
   task: PromptTask;
   signal?: AbortSignal;
   resolve: (value: unknown) => void;
@@ -77,7 +80,7 @@ export class PromptTokenizer {
         signal?.removeEventListener('abort', onAbort);
         f(...a);
       };
-      const job: Job = { dir, task, signal, resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) };
+      const job: Job = { dir, vocabSize: tokenizer.embeddingSize, task, signal, resolve: settle(resolve as (v: unknown) => void), reject: settle(reject) };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(job);
       this.pump();
@@ -131,7 +134,7 @@ export class PromptTokenizer {
       slot.idle = null;
       slot.job = job;
       slot.worker.ref(); // a task in flight keeps the process alive; an idle worker does not
-      slot.worker.postMessage({ id: this.nextId++, dir: job.dir, task: job.task } satisfies WorkerTask);
+      slot.worker.postMessage({ id: this.nextId++, dir: job.dir, vocabSize: job.vocabSize, task: job.task } satisfies WorkerTask);
     }
   }
 

@@ -35,6 +35,11 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+/** A value as a problem message shows it: short strings and numbers as JSON, anything else by its type. */
+const shown = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v)
+  : typeof v === 'number' || typeof v === 'boolean' ? String(v)
+  : describe(v);
 const MULTIMODAL = 'multimodal examples are not supported by this base model; keep only text parts';
 const VERTEX_NON_TEXT = ['inlineData', 'fileData', 'videoMetadata'];
 const VERTEX_TOOLS = ['functionCall', 'functionResponse', 'executableCode', 'codeExecutionResult'];
@@ -86,7 +91,7 @@ function parseVertex(value: Json, problems: Problems): Conversation | null {
     if (!isObject(si)) problems.add('wrong_type', 'systemInstruction', `must be an object {"parts": [{"text": ...}]}, got ${describe(si)}`);
     else {
       if (si.role !== undefined && si.role !== 'system' && si.role !== 'user') {
-        problems.add('unknown_role', 'systemInstruction.role', `must be "system" (or left out), got ${JSON.stringify(si.role)}`);
+        problems.add('unknown_role', 'systemInstruction.role', `must be "system" (or left out), got ${shown(si.role)}`);
       }
       systemInstruction = vertexText(si.parts, 'systemInstruction.parts', problems);
     }
@@ -104,7 +109,7 @@ function parseVertex(value: Json, problems: Problems): Conversation | null {
     const text = vertexText(c.parts, `${path}.parts`, problems);
     if (c.role !== 'user' && c.role !== 'model') {
       const hint = c.role === 'system' ? '; put the system prompt in systemInstruction' : '';
-      problems.add('unknown_role', `${path}.role`, `unknown role ${JSON.stringify(c.role)} (expected "user" or "model")${hint}`);
+      problems.add('unknown_role', `${path}.role`, `unknown role ${shown(c.role)} (expected "user" or "model")${hint}`);
       return { path, turn: null, role: c.role };
     }
     return { path, turn: text === undefined ? null : { role: c.role, text }, role: c.role };
@@ -159,7 +164,7 @@ function parseMessages(messages: unknown[], format: DatasetFormat | null, proble
     const role = m.role;
     const isReply = typeof role === 'string' && replyRoles.includes(role);
     if (role !== 'system' && role !== 'user' && !isReply) {
-      problems.add('unknown_role', `${path}.role`, `unknown role ${JSON.stringify(role)} (expected ${expected})`);
+      problems.add('unknown_role', `${path}.role`, `unknown role ${shown(role)} (expected ${expected})`);
     }
     if (m.tool_calls !== undefined || m.function_call !== undefined) {
       problems.add('unsupported_part', `${path}.${m.tool_calls !== undefined ? 'tool_calls' : 'function_call'}`, 'tool calls are not supported; keep only text messages');
@@ -168,7 +173,7 @@ function parseMessages(messages: unknown[], format: DatasetFormat | null, proble
     const text = messageText(m.content, `${path}.content`, problems);
     let weight: 0 | 1 | undefined;
     if (m.weight !== undefined) {
-      if (m.weight !== 0 && m.weight !== 1) problems.add('bad_weight', `${path}.weight`, `must be 0 or 1, got ${JSON.stringify(m.weight)}`);
+      if (m.weight !== 0 && m.weight !== 1) problems.add('bad_weight', `${path}.weight`, `must be 0 or 1, got ${shown(m.weight)}`);
       else if (!isReply) problems.add('bad_weight', `${path}.weight`, `only ${replyRoles.join('/')} messages carry a weight; user and system text is never trained`);
       else weight = m.weight;
     }

@@ -58,13 +58,18 @@ export function toChatMessages(dialogue: Dialogue): ChatMessage[] {
 export function renderPrompt(
   input: Dialogue | ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions = {},
 ): { text: string; tokens: number[] } {
+  const text = renderPromptText(input, tokenizer, opts);
+  return { text, tokens: tokenizer.encode(text, { addSpecialTokens: false }) };
+}
+
+/** The inference prompt's rendered text alone (renderPrompt without the tokenizing). */
+export function renderPromptText(input: Dialogue | ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions = {}): string {
   const messages = Array.isArray(input) ? input : toChatMessages(input);
   const last = messages[messages.length - 1];
   if (!last || last.role !== 'user') {
     throw new InvalidRequestError('a prompt must end with a user turn (the model writes the next one)');
   }
-  const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, enableThinking: opts.enableThinking });
-  return { text, tokens: tokenizer.encode(text, { addSpecialTokens: false }) };
+  return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, enableThinking: opts.enableThinking });
 }
 
 /** A piece of the rendered example that is encoded on its own: loss-carrying or not. */

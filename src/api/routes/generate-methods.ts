@@ -38,17 +38,17 @@ export async function handle(
     case 'countTokens': {
       const prompt = parsePrompt(request, false);
       assertMayFit(model.tokenizer, prompt, context, 0);
-      return Response.json({ totalTokens: await tokenize({ kind: 'count', dialogue: prompt.dialogue }) });
+      return Response.json({ totalTokens: await tokenize({ kind: 'count', dialogue: prompt.dialogue, context }) });
     }
     case 'computeTokens': {
       const prompt = parsePrompt(request);
       assertMayFit(model.tokenizer, prompt, context, 0);
-      return Response.json(computeTokensJson(model.tokenizer, prompt, await tokenize({ kind: 'compute', dialogue: prompt.dialogue }), context));
+      return Response.json(computeTokensJson(model.tokenizer, prompt, await tokenize({ kind: 'compute', dialogue: prompt.dialogue, context }), context));
     }
     case 'generateContent': {
       const req = parseGenerateRequest(request, model);
       assertMayFit(model.tokenizer, req, context, 1);
-      const ids = Array.from(await tokenize({ kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking }));
+      const ids = Array.from(await tokenize({ kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context }));
       const header = responseHeader(served.modelVersion);
       const parts = outputParts(served, ids, req, signal);
       for (;;) {
@@ -98,7 +98,7 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   const { model } = served;
   const req = parseGenerateRequest(request, model);
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
-  const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking }, signal));
+  const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context: model.config.maxPositionEmbeddings }, signal));
   const header = responseHeader(served.modelVersion);
   const parts = outputParts(served, ids, req, signal);
   const stop = (): void => void parts.return(undefined as never).catch(() => undefined);
