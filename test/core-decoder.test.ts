@@ -2,7 +2,8 @@
 // (prompt chunks, single decode tokens), different adapters and rows with no adapter gives each
 // sequence the logits it gets alone, to float32 rounding; the KV store allocates, frees, reuses and
 // truncates sequences; a packed batch without a KV store (training's layout) gives the KV path's
-// logits; rows with no adapter cost exactly nothing; a fresh adapter (B = 0) is the base exactly.
+// logits; rows with no adapter cost exactly nothing; a fresh adapter (B = 0) is the base exactly;
+// two adapters trained in one packed batch get the gradients each gets alone.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -187,4 +188,53 @@ test('KV store: sequences are allocated, released and reused; truncation forgets
   kv.release(c);
   kv.allocate(40);
   assert.equal(kv.bytes, bytes, 'reuse allocates nothing');
+});
+
+test('training two adapters in one packed batch gives each the gradients it gets alone (adapter-set backward)', async () => {
+  const m = await loadModel(tinyModelDir('qwen3'));
+  const { config, weights } = m;
+  const decoder = new Decoder(config, weights);
+  const grads = (rank: number) => {
+    const g = initLoraAdapter(config, defaultLoraConfig(rank), 1);
+    for (const pairs of g.layers) for (const p of Object.values(pairs)) { p!.A.fill(0); p!.B.fill(0); }
+    return g;
+  };
+  const adapters = [randomAdapter(config, 4, 31), randomAdapter(config, 8, 32)];
+  const seqTokens = [tokens(15, m.tokenizer.size, 41), tokens(22, m.tokenizer.size, 42)];
+  const withTargets = (b: Batch): Batch => {
+    const targets = new Int32Array(b.N).fill(-1);
+    for (let t = 0; t + 1 < b.N; t++) if (b.seqIds[t] === b.seqIds[t + 1]) targets[t] = b.tokens[t + 1]!;
+    return { ...b, targets };
+  };
+  const run = (batch: Batch, lookup: Map<number, { adapter: LoraAdapter; grads: LoraAdapter }>) => {
+    const ws = createWorkspace(config, { maxTokens: batch.N, backward: true, loraRank: 8 });
+    const pass = decoder.forward(withTargets(batch), ws, { adapters: lookup });
+    return decoder.loss(pass, { scale: 1 });
+  };
+  // Alone: each sequence with its adapter.
+  const alone = adapters.map((adapter, i) => {
+    const g = grads(adapter.config.rank);
+    const loss = run(sequenceBatch(seqTokens[i]!, i, 0, { adapter: i, logits: 'none' }), new Map([[i, { adapter, grads: g }]]));
+    return { g, loss };
+  });
+  // Together: one packed batch, rows of sequence i on adapter i.
+  const together = adapters.map((a) => grads(a.config.rank));
+  const packed = concat(seqTokens.map((t, i) => sequenceBatch(t, i, 0, { adapter: i, logits: 'none' })));
+  const loss = run(packed, new Map(adapters.map((adapter, i) => [i, { adapter, grads: together[i]! }])));
+  assert.ok(Math.abs(loss.lossSum - (alone[0]!.loss.lossSum + alone[1]!.loss.lossSum)) < 1e-3);
+  let worst = 0;
+  let largest = 0;
+  together.forEach((g, i) => g.layers.forEach((pairs, l) => {
+    for (const [t, p] of Object.entries(pairs)) {
+      const ref = alone[i]!.g.layers[l]![t as keyof typeof pairs]!;
+      for (const k of ['A', 'B'] as const) {
+        for (let j = 0; j < p![k].length; j++) {
+          worst = Math.max(worst, Math.abs(p![k][j]! - ref[k][j]!));
+          largest = Math.max(largest, Math.abs(ref[k][j]!));
+        }
+      }
+    }
+  }));
+  assert.ok(largest > 1e-2, 'gradients are not trivially zero');
+  assert.ok(worst < 1e-4 * largest, `max |Δgrad| ${worst} of ${largest}`);
 });
