@@ -88,3 +88,18 @@ test('beyond --max-queue waiting requests: 429 RESOURCE_EXHAUSTED naming the lim
   assert.equal((await running).status, 200);
   assert.equal((await queued).status, 200);
 });
+
+test('the catalog never drops a base model whose engine is busy (no second copy while it runs)', async () => {
+  const api = tinyApi();
+  const catalog = new ModelCatalog(api.store, undefined, { baseModels: 1 });
+  const gemma = await catalog.served('google', 'gemma3-tiny');
+  const it = gemma.generate([5, 6, 7], { temperature: 0, maxTokens: 200, stopTokenIds: [] }, new AbortController().signal);
+  await it.next();
+  assert.ok(gemma.busy);
+  await catalog.served('google', 'qwen3-tiny'); // over the limit of 1, but gemma is busy
+  assert.equal(await catalog.served('google', 'gemma3-tiny'), gemma, 'the busy model stayed loaded');
+  for (;;) if ((await it.next()).done) break;
+  await gemma.engine.idle();
+  await catalog.served('google', 'qwen3-tiny'); // now gemma may go
+  assert.notEqual(await catalog.served('google', 'gemma3-tiny'), gemma, 'an idle model is dropped beyond the limit');
+});

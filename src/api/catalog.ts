@@ -60,6 +60,12 @@ class EngineHolder {
     this.engine ??= this.make();
     return this.engine;
   }
+
+  /** Requests run or wait on it. */
+  get busy(): boolean {
+    const s = this.engine?.stats();
+    return s !== undefined && s.running + s.queued > 0;
+  }
 }
 
 /** A model that answers generation requests: a base model, or a base model with an adapter (a tuned model). */
@@ -69,6 +75,11 @@ export class ServedModel {
     readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string,
     private readonly holder: EngineHolder, readonly adapterDir?: string,
   ) {}
+
+  /** Whether requests run or wait on this model's engine. */
+  get busy(): boolean {
+    return this.holder.busy;
+  }
 
   /** The engine that runs this model's generations (shared with the base's other tuned models). */
   get engine(): Engine {
@@ -107,14 +118,22 @@ function touch<K, V>(map: Map<K, V>, key: K): V | undefined {
   return v;
 }
 
-function insertBounded<K, V>(map: Map<K, V>, key: K, value: V, limit: number): void {
-  map.set(key, value);
-  // Requests already holding an evicted model finish with it; it is freed when they let go.
-  while (map.size > Math.max(1, limit)) map.delete(map.keys().next().value as K);
+/**
+ * Drops the least recently used entries of a Map used as an LRU beyond `limit`, except `current` and
+ * those `keep` says must stay (a model whose engine is busy: dropping it would let the next request
+ * load a second copy beside the one still running). The map stays over the limit until they finish.
+ */
+function trim<K, V>(map: Map<K, V>, limit: number, current: K, keep: (k: K) => boolean): void {
+  for (const k of [...map.keys()]) {
+    if (map.size <= Math.max(1, limit)) break;
+    if (k !== current && !keep(k)) map.delete(k);
+  }
 }
 
 export class ModelCatalog {
   private readonly loaded = new Map<string, Promise<ServedModel>>();
+  /** The models of `loaded` whose load finished. */
+  private readonly ready = new Map<string, ServedModel>();
   private readonly limits: CatalogLimits;
 
   constructor(
@@ -138,14 +157,26 @@ export class ModelCatalog {
     const key = `${publisher}/${name}`;
     let p = touch(this.loaded, key);
     if (p) {
+      this.trim(key);
       const m = await p;
       if (m.registration.dir === r.dir) return m;
       this.loaded.delete(key); // re-registered from another directory
     }
-    p = this.load(r.dir).then((model) => new ServedModel(r, model, r.name, new EngineHolder(() => new Engine(model, this.limits.engine))));
-    insertBounded(this.loaded, key, p, this.limits.baseModels);
+    p = this.load(r.dir).then((model) => {
+      const served = new ServedModel(r, model, r.name, new EngineHolder(() => new Engine(model, this.limits.engine)));
+      if (this.loaded.get(key) === p) this.ready.set(key, served);
+      return served;
+    });
+    this.loaded.set(key, p);
+    this.trim(key);
     p.catch(() => this.loaded.delete(key));
     return p;
+  }
+
+  /** Keeps at most `baseModels` models loaded, busy ones aside. */
+  private trim(current: string): void {
+    trim(this.loaded, this.limits.baseModels, current, (k) => this.ready.get(k)?.busy ?? false);
+    for (const k of this.ready.keys()) if (!this.loaded.has(k)) this.ready.delete(k);
   }
 
   /**
