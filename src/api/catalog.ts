@@ -1,7 +1,7 @@
 // The publisher-model catalog: base models registered from Hugging Face directories, served as
 // `publishers/{publisher}/models/{name}`. Registrations live in a RegistrationStore; models are
 // loaded on first use and cached, one in memory per name (least recently used dropped beyond the
-// limit). Each base model has one serving engine (src/serve/engine.ts), made on first generation:
+// limit, never while its engine has work). Each base model has one serving engine (src/serve/engine.ts), made on first generation:
 // its requests are batched together, and tuned models (base + LoRA adapter, behind endpoints) run
 // in the same engine on the same one copy of the base weights, their adapters unmerged.
 
