@@ -1,127 +1,641 @@
-// Fast exact token counts for byte-level BPE tokenizers with a regex pre-tokenizer (Llama 3, Qwen,
-// GPT-2 style), for validation and statistics over large files. BPE never merges across the
-// pre-tokenizer's pieces, so the count of a text is the sum of its pieces' counts, and pieces repeat a
-// lot: each distinct piece is encoded once with the real tokenizer and remembered.
-// Exactness rules:
-// - Used only when tokenizer.json has exactly the pipeline this mirrors: no normalizer; pre-tokenizer
-//   Split(Regex, Isolated) then ByteLevel(use_regex false, add_prefix_space false), or ByteLevel with
-//   the GPT-2 regex alone is not mirrored (null); a BPE model without dropout; added tokens with no
-//   lstrip/rstrip/single_word and not normalized. Anything else: forCounting returns null and callers
-//   encode with the tokenizer itself.
-// - Added tokens are cut out first, longest first, as the tokenizer does; each counts 1.
-// - A piece whose regex split alone is not itself (so encoding it alone could differ) is encoded as
-//   part of its whole section instead.
-// test/data-piece-counter.test.ts checks counts against tokenizer.encode on varied text for each family.
+// Fast exact token counts for BPE tokenizers, for validation and statistics over large files, without
+// the tokenizer library: tokenizer.json's vocabulary and merges are compiled once into flat typed
+// arrays (CounterTables, in SharedArrayBuffers, so every worker thread of a process reads one copy),
+// and a text's count is computed by our own BPE over its pieces. BPE never merges across a piece
+// boundary, so the count of a text is the sum of its pieces' counts; pieces repeat a lot, so each
+// distinct piece is counted once and remembered.
+// Pipelines mirrored (anything else: buildCounterTables returns null and callers encode with the
+// tokenizer itself), exactly as @huggingface/tokenizers runs them:
+// - Added tokens (no lstrip/rstrip/single_word; not normalized when there is a normalizer) are cut out
+//   first, leftmost-longest (the library's trie), each counting 1.
+// - Byte-level (Llama 3, Qwen3, GPT-2 style): optional NFC normalizer (applied to each section between
+//   added tokens, then split, as the library does); pre-tokenizer Split(Regex, Isolated) then
+//   ByteLevel(use_regex false, add_prefix_space false); each piece's UTF-8 bytes mapped to the byte
+//   alphabet are merged. The regex is rewritten to syntax Node 20 compiles: `(?i:...)` becomes a plain
+//   group whose ASCII letters match both cases ([sS]), which is what the library does too (ASCII
+//   folding only). Constructs the library rewrites in other ways (`.`, `^`, `$`, nested classes,
+//   possessive quantifiers, ...) are refused.
+// - SentencePiece-style (Gemma 3): normalizer Replace(' ' -> '▁') and a pre-tokenizer that then has
+//   nothing to split (Split on ' '), so the library merges a whole section as one word, code point
+//   symbols, byte fallback for characters outside the vocabulary. Here the normalized section is cut
+//   before each '▁' that follows a character c with no merge result containing c + '▁' (so no token
+//   can span the cut and merging the parts separately gives the same tokens).
+// - BPE without dropout, every merge's parts and result in the vocabulary, ignore_merges honoured, and
+//   no input that could produce an unknown token (byte-level alphabet complete, or byte fallback with
+//   all 256 <0xXX> tokens).
+// - Merge order: lowest merge rank first, leftmost first among equal ranks (the library's priority
+//   queue with its position bias).
+// test/data-piece-counter.test.ts checks counts against tokenizer.encode on a multilingual corpus and
+// adversarial text for the tiny tokenizers and the published Gemma 3, Qwen3 and Llama 3.1 ones.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 type Json = Record<string, unknown>;
-const CACHE_LIMIT = 500_000;
+const CACHE_LIMIT = 200_000;
 const SELF_CHECK = "It's 12345 o'clock;  they'LL   go!\n\n\tTabs\r\n  café naïve 東京 データ 🙂🙂 ответ ... x+y=z  \n end  ";
+
+/** Everything a PieceCounter needs; structured-clone friendly (its arrays share their buffers across threads). */
+export interface CounterTables {
+  kind: 'byte-level' | 'chars';
+  normalizer: 'none' | 'nfc' | 'metaspace';
+  /** JavaScript regex source of the byte-level Split pattern (rewritten), else null. */
+  pattern: string | null;
+  /** chars mode: the characters after which a cut before '▁' is not safe. */
+  noCutAfter: string;
+  added: string[];
+  ignoreMerges: boolean;
+  byteFallback: boolean;
+  /** Vocabulary strings, concatenated UTF-16 units; symbol s spans chars[starts[s], starts[s + 1]). */
+  chars: Uint16Array;
+  starts: Int32Array;
+  /** Open addressing, string hash -> symbol + 1 (0: empty). */
+  strTable: Int32Array;
+  /** Open addressing by (a, b): 4 ints per slot: a + 1 (0: empty), b, rank, result symbol. */
+  mergeTable: Int32Array;
+}
+
+function shared<T extends Int32Array | Uint16Array>(Ctor: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, n: number): T {
+  return new Ctor(new SharedArrayBuffer(Math.max(1, n) * Ctor.BYTES_PER_ELEMENT));
+}
+
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+function hashPair(a: number, b: number): number {
+  return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca6b)) >>> 0;
+}
+
+function tableSize(n: number): number {
+  let size = 1024;
+  while (size < n * 2) size *= 2;
+  return size;
+}
+
+// GPT-2's byte -> character alphabet (the library's BYTES_TO_UNICODE).
+const BYTE_CHARS: string[] = (() => {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const cs = bs.slice();
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  const out = new Array<string>(256);
+  bs.forEach((b, i) => (out[b] = String.fromCharCode(cs[i]!)));
+  return out;
+})();
+
+const ESCAPE = /[.*+?^${}()|[\]\\]/g;
+
+/**
+ * A tokenizer regex (Rust/Oniguruma syntax) as a JavaScript regex source with the same matches as the
+ * library's compiled pattern, or null for syntax this does not rewrite. `(?i:X)` becomes `(?:X')` where
+ * each ASCII letter of X matches both cases; inside such a group, character classes must hold no ASCII
+ * letters.
+ */
+export function rewriteSplitRegex(source: string): string | null {
+  let out = '';
+  const groups: boolean[] = []; // per open group: was it case-insensitive
+  let fold = false;
+  let lastQuantifier = false;
+  let i = 0;
+  const n = source.length;
+  const escape = (at: number): string | null => {
+    const c = source[at + 1];
+    if (c === undefined) return null;
+    if (c === 'p' || c === 'P') {
+      const m = /^\{[A-Za-z_=]+\}/.exec(source.slice(at + 2));
+      return m ? `\\${c}${m[0]}` : null;
+    }
+    if ('srntdSDwW'.includes(c)) return `\\${c}`;
+    if (/[A-Za-z0-9]/.test(c)) return null;
+    return `\\${c}`;
+  };
+  while (i < n) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const e = escape(i);
+      if (e === null) return null;
+      out += e;
+      i += e.length;
+      lastQuantifier = false;
+      continue;
+    }
+    if (c === '[') {
+      let j = i + 1;
+      let cls = '[';
+      if (source[j] === '^') {
+        cls += '^';
+        j++;
+      }
+      for (; j < n && source[j] !== ']'; ) {
+        const d = source[j]!;
+        if (d === '[' || (d === '&' && source[j + 1] === '&')) return null;
+        if (d === '\\') {
+          const e = escape(j);
+          if (e === null) return null;
+          cls += e;
+          j += e.length;
+          continue;
+        }
+        if (fold && /[A-Za-z]/.test(d)) return null;
+        cls += d;
+        j += d.length;
+      }
+      if (source[j] !== ']') return null;
+      out += cls + ']';
+      i = j + 1;
+      lastQuantifier = false;
+      continue;
+    }
+    if (c === '(') {
+      const rest = source.slice(i);
+      let prefix: string;
+      if (rest.startsWith('(?i:')) prefix = '(?i:';
+      else if (/^\(\?[:=!]/.test(rest)) prefix = rest.slice(0, 3);
+      else if (/^\(\?<[=!]/.test(rest)) prefix = rest.slice(0, 4);
+      else if (rest.startsWith('(?')) return null; // named groups, atomic groups, other flags
+      else prefix = '(';
+      groups.push(fold);
+      if (prefix === '(?i:') fold = true;
+      out += prefix === '(?i:' ? '(?:' : prefix;
+      i += prefix.length;
+      lastQuantifier = false;
+      continue;
+    }
+    if (c === ')') {
+      if (groups.length === 0) return null;
+      fold = groups.pop()!;
+      out += c;
+      i++;
+      lastQuantifier = false;
+      continue;
+    }
+    if (c === '*' || c === '+' || c === '{') {
+      if (lastQuantifier) return null; // possessive or stacked quantifiers: the library rewrites them
+      if (c === '{') {
+        const m = /^\{\d+(,\d*)?\}/.exec(source.slice(i));
+        if (!m) return null;
+        out += m[0];
+        i += m[0].length;
+      } else {
+        out += c;
+        i++;
+      }
+      lastQuantifier = true;
+      continue;
+    }
+    if (c === '?') {
+      out += c;
+      i++;
+      lastQuantifier = !lastQuantifier; // `X??` is lazy; a third would be stacked
+      continue;
+    }
+    if (c === '|') {
+      out += c;
+      i++;
+      lastQuantifier = false;
+      continue;
+    }
+    if (c === '.' || c === '^' || c === '$' || c === ']' || c === '}') return null;
+    const cp = String.fromCodePoint(source.codePointAt(i)!);
+    out += fold && /[A-Za-z]/.test(cp) ? `[${cp.toLowerCase()}${cp.toUpperCase()}]` : cp.replace(ESCAPE, '\\$&');
+    i += cp.length;
+    lastQuantifier = false;
+  }
+  if (groups.length) return null;
+  try {
+    new RegExp(out, 'gu');
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+function readJsonFile(file: string): Json | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Compiles a parsed tokenizer.json (and tokenizer_config.json, whose remove_space and lowercasing flags
+ * the library honours) into CounterTables, or null when its pipeline is not one this mirrors exactly.
+ */
+export function buildCounterTables(tj: Json, config: Json = {}): CounterTables | null {
+  if (config.remove_space === true || config.do_lowercase_and_remove_accent === true) return null;
+  const model = tj.model as Json | undefined;
+  if (!model || model.type !== 'BPE' || (model.dropout !== null && model.dropout !== undefined)) return null;
+  if (model.end_of_word_suffix || model.continuing_subword_prefix || model.continuing_subword_suffix) return null;
+  const vocab = model.vocab as Record<string, number> | undefined;
+  const merges = model.merges as (string | [string, string])[] | undefined;
+  if (!vocab || typeof vocab !== 'object' || !Array.isArray(merges)) return null;
+
+  const norm = tj.normalizer as Json | null | undefined;
+  const pre = tj.pre_tokenizer as Json | null | undefined;
+  let kind: CounterTables['kind'];
+  let normalizer: CounterTables['normalizer'];
+  let pattern: string | null = null;
+  if (norm && norm.type === 'Replace' && (norm.pattern as Json | undefined)?.String === ' ' && norm.content === '\u2581') {
+    // SentencePiece-style: the pre-tokenizer may only split on ' ', which no longer occurs.
+    normalizer = 'metaspace';
+    kind = 'chars';
+    if (pre) {
+      const p = pre.type === 'Sequence' && Array.isArray(pre.pretokenizers) && pre.pretokenizers.length === 1 ? (pre.pretokenizers[0] as Json) : pre;
+      if (p.type !== 'Split' || (p.pattern as Json | undefined)?.String !== ' ' || p.invert === true) return null;
+    }
+    if (model.byte_fallback !== true || model.ignore_merges === true) return null; // the library checks whole sections
+  } else {
+    if (norm === null || norm === undefined) normalizer = 'none';
+    else if (norm.type === 'NFC') normalizer = 'nfc';
+    else return null;
+    kind = 'byte-level';
+    if (!pre || pre.type !== 'Sequence' || !Array.isArray(pre.pretokenizers) || pre.pretokenizers.length !== 2) return null;
+    const [split, byteLevel] = pre.pretokenizers as Json[];
+    const regex = (split!.pattern as Json | undefined)?.Regex;
+    if (split!.type !== 'Split' || typeof regex !== 'string' || split!.behavior !== 'Isolated' || split!.invert === true) return null;
+    if (byteLevel!.type !== 'ByteLevel' || byteLevel!.use_regex !== false || byteLevel!.add_prefix_space === true) return null;
+    pattern = rewriteSplitRegex(regex);
+    if (pattern === null) return null;
+  }
+
+  const added: string[] = [];
+  for (const t of (tj.added_tokens as Json[] | undefined) ?? []) {
+    if (t.lstrip || t.rstrip || t.single_word || typeof t.content !== 'string' || t.content === '') return null;
+    const normalized = (t.normalized as boolean | undefined) ?? t.special !== true;
+    if (normalized && normalizer !== 'none') return null;
+    added.push(t.content);
+  }
+
+  // Symbols: the vocabulary strings, numbered here (ids do not matter, only counts).
+  const symbols = Object.keys(vocab);
+  const index = new Map<string, number>();
+  let totalChars = 0;
+  symbols.forEach((s, k) => {
+    index.set(s, k);
+    totalChars += s.length;
+  });
+  const chars = shared(Uint16Array, totalChars);
+  const starts = shared(Int32Array, symbols.length + 1);
+  let at = 0;
+  symbols.forEach((s, k) => {
+    starts[k] = at;
+    for (let i = 0; i < s.length; i++) chars[at++] = s.charCodeAt(i);
+  });
+  starts[symbols.length] = at;
+  const strSize = tableSize(symbols.length);
+  const strTable = shared(Int32Array, strSize);
+  symbols.forEach((s, k) => {
+    let h = hashString(s) & (strSize - 1);
+    while (strTable[h] !== 0) h = (h + 1) & (strSize - 1);
+    strTable[h] = k + 1;
+  });
+
+  if (kind === 'byte-level') {
+    for (const c of BYTE_CHARS) if (!index.has(c)) return null;
+  } else {
+    for (let b = 0; b < 256; b++) if (!index.has(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)) return null;
+  }
+
+  const mSize = tableSize(merges.length);
+  const mergeTable = shared(Int32Array, mSize * 4);
+  const noCut = new Set<string>();
+  for (let rank = 0; rank < merges.length; rank++) {
+    const m = merges[rank]!;
+    let a: string;
+    let b: string;
+    if (Array.isArray(m)) [a, b] = m;
+    else {
+      const sp = m.indexOf(' ');
+      if (sp < 0) return null;
+      a = m.slice(0, sp);
+      b = m.slice(sp + 1).split(' ')[0]!;
+    }
+    const ia = index.get(a);
+    const ib = index.get(b);
+    const ir = index.get(a + b);
+    if (ia === undefined || ib === undefined || ir === undefined) return null;
+    let h = hashPair(ia, ib) & (mSize - 1);
+    for (;;) {
+      const slot = h * 4;
+      if (mergeTable[slot] === 0) {
+        mergeTable[slot] = ia + 1;
+        mergeTable[slot + 1] = ib;
+        mergeTable[slot + 2] = rank;
+        mergeTable[slot + 3] = ir;
+        break;
+      }
+      if (mergeTable[slot] === ia + 1 && mergeTable[slot + 1] === ib) break; // a repeated merge keeps its first rank
+      h = (h + 1) & (mSize - 1);
+    }
+    if (kind === 'chars') {
+      const s = a + b;
+      for (let i = s.indexOf('\u2581', 1); i > 0; i = s.indexOf('\u2581', i + 1)) if (s[i - 1] !== '\u2581') noCut.add(s[i - 1]!);
+    }
+  }
+  return {
+    kind, normalizer, pattern, noCutAfter: [...noCut].join(''), added, ignoreMerges: model.ignore_merges === true,
+    byteFallback: model.byte_fallback === true, chars, starts, strTable, mergeTable,
+  };
+}
+
+/** CounterTables for the tokenizer directory `dir`, or null (unreadable, or a pipeline not mirrored). */
+export function counterTablesFor(dir: string): CounterTables | null {
+  const tj = readJsonFile(path.join(dir, 'tokenizer.json'));
+  if (!tj) return null;
+  return buildCounterTables(tj, readJsonFile(path.join(dir, 'tokenizer_config.json')) ?? {});
+}
+
+const enc = new TextEncoder();
 
 export class PieceCounter {
   private readonly cache = new Map<string, number>();
-  private readonly added: RegExp | null;
-  private readonly pieces: RegExp;
+  private readonly added: Set<string>;
+  /** First UTF-16 unit of an added token -> its distinct lengths, longest first. */
+  private readonly addedLengths = new Map<number, number[]>();
+  private readonly addedFirst: RegExp | null;
+  private readonly pieces: RegExp | null;
+  private readonly noCut: Set<number>;
+  private readonly strMask: number;
+  private readonly mergeMask: number;
+  private readonly byteSym: Int32Array = new Int32Array(256);
+  // Scratch space for one piece's merge (grown on demand).
+  private sym = new Int32Array(64);
+  private next = new Int32Array(64);
+  private prev = new Int32Array(64);
+  private extra = new Int32Array(64);
+  // At most n - 1 initial candidates and 2 per merge: 3n entries.
+  private heapKey = new Float64Array(256);
+  private heapNode = new Int32Array(256);
+  private heapL = new Int32Array(256);
+  private heapR = new Int32Array(256);
 
-  private constructor(private readonly tokenizer: Tokenizer, addedTokens: string[], pattern: string) {
-    const escaped = addedTokens.sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    this.added = escaped.length ? new RegExp(escaped.join('|'), 'g') : null;
-    this.pieces = new RegExp(pattern, 'gu');
+  constructor(private readonly t: CounterTables) {
+    this.added = new Set(t.added);
+    for (const a of t.added) {
+      const k = a.charCodeAt(0);
+      const list = this.addedLengths.get(k) ?? [];
+      if (!list.includes(a.length)) list.push(a.length);
+      list.sort((x, y) => y - x);
+      this.addedLengths.set(k, list);
+    }
+    const firsts = [...this.addedLengths.keys()].map((k) => String.fromCharCode(k));
+    // Lone surrogates cannot sit in a 'u' class; match the first units without it.
+    this.addedFirst = firsts.length ? new RegExp(`[${firsts.map((f) => `\\u${f.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}]`, 'g') : null;
+    this.pieces = t.pattern === null ? null : new RegExp(t.pattern, 'gu');
+    this.noCut = new Set([...t.noCutAfter].map((c) => c.charCodeAt(0)));
+    this.strMask = t.strTable.length - 1;
+    this.mergeMask = t.mergeTable.length / 4 - 1;
+    if (t.kind === 'byte-level') for (let b = 0; b < 256; b++) this.byteSym[b] = this.lookup(BYTE_CHARS[b]!);
   }
 
   /** A counter for the tokenizer in `dir`, or null when its pipeline is not one this mirrors exactly. */
   static forTokenizer(dir: string, tokenizer: Tokenizer): PieceCounter | null {
-    let tj: Json;
-    try {
-      tj = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as Json;
-    } catch {
-      return null;
-    }
-    if (tj.normalizer !== null && tj.normalizer !== undefined) return null;
-    const model = tj.model as Json | undefined;
-    if (!model || model.type !== 'BPE' || (model.dropout !== null && model.dropout !== undefined)) return null;
-    const pre = tj.pre_tokenizer as Json | undefined;
-    if (!pre || pre.type !== 'Sequence' || !Array.isArray(pre.pretokenizers) || pre.pretokenizers.length !== 2) return null;
-    const [split, byteLevel] = pre.pretokenizers as Json[];
-    const regex = (split.pattern as Json | undefined)?.Regex;
-    if (split.type !== 'Split' || typeof regex !== 'string' || split.behavior !== 'Isolated' || split.invert === true) return null;
-    if (byteLevel.type !== 'ByteLevel' || byteLevel.use_regex !== false || byteLevel.add_prefix_space === true) return null;
-    const added: string[] = [];
-    for (const t of (tj.added_tokens as Json[] | undefined) ?? []) {
-      if (t.lstrip || t.rstrip || t.single_word || (t.normalized && !t.special) || typeof t.content !== 'string') return null;
-      added.push(t.content);
-    }
-    let counter: PieceCounter;
-    try {
-      counter = new PieceCounter(tokenizer, added, regex);
-    } catch {
-      return null; // a pattern JavaScript cannot compile as written
-    }
-    // The tokenizer library rewrites some regex syntax; a probe text that exercises the pattern's
-    // branches must count the same both ways, else the fast path is not used.
-    const probe = SELF_CHECK + added.join(' x ');
-    return counter.count(probe) === counter.encodeLength(probe) ? counter : null;
+    const tables = counterTablesFor(dir);
+    if (!tables) return null;
+    const counter = new PieceCounter(tables);
+    // A last guard: a probe text that exercises the pipeline must count the same both ways.
+    const probe = SELF_CHECK + tables.added.slice(0, 300).join(' x ');
+    return counter.count(probe) === tokenizer.encode(probe, { addSpecialTokens: false }).length ? counter : null;
   }
 
   /** Equals tokenizer.encode(text, { addSpecialTokens: false }).length. */
   count(text: string): number {
-    if (!this.added) return this.countSection(text);
+    const first = this.addedFirst;
+    if (!first) return this.countSection(text);
     let n = 0;
     let at = 0;
-    this.added.lastIndex = 0;
-    for (let m = this.added.exec(text); m; m = this.added.exec(text)) {
-      if (m.index > at) n += this.countSection(text.slice(at, m.index));
+    first.lastIndex = 0;
+    for (let m = first.exec(text); m; m = first.exec(text)) {
+      const i = m.index;
+      let len = 0;
+      for (const l of this.addedLengths.get(text.charCodeAt(i))!) {
+        if (i + l <= text.length && this.added.has(text.substr(i, l))) {
+          len = l;
+          break;
+        }
+      }
+      if (len === 0) continue;
+      if (i > at) n += this.countSection(text.slice(at, i));
       n++;
-      at = m.index + m[0].length;
+      at = i + len;
+      first.lastIndex = at;
     }
-    if (at < text.length) n += this.countSection(text.slice(at));
+    if (at < text.length) n += this.countSection(at === 0 ? text : text.slice(at));
     return n;
   }
 
   private countSection(section: string): number {
+    if (this.t.normalizer === 'nfc') section = section.normalize('NFC');
+    else if (this.t.normalizer === 'metaspace') section = section.replaceAll(' ', '\u2581');
+    if (section === '') return 0;
     let n = 0;
-    let at = 0;
-    const re = this.pieces;
-    re.lastIndex = 0;
-    for (let m = re.exec(section); m; m = re.exec(section)) {
-      if (m[0] === '') {
-        re.lastIndex++;
-        continue;
+    if (this.pieces) {
+      const re = this.pieces;
+      let at = 0;
+      re.lastIndex = 0;
+      for (let m = re.exec(section); m; m = re.exec(section)) {
+        const p = m[0];
+        if (p === '') {
+          re.lastIndex += (section.codePointAt(re.lastIndex) ?? 0) > 0xffff ? 2 : 1;
+          continue;
+        }
+        if (m.index > at) n += this.piece(section.slice(at, m.index));
+        n += this.piece(p);
+        at = m.index + p.length;
       }
-      if (m.index > at) {
-        const gap = this.piece(section.slice(at, m.index));
-        if (gap < 0) return this.encodeLength(section);
-        n += gap;
-      }
-      const c = this.piece(m[0]);
-      if (c < 0) return this.encodeLength(section);
-      n += c;
-      at = m.index + m[0].length;
+      if (at < section.length) n += this.piece(at === 0 ? section : section.slice(at));
+      return n;
     }
-    if (at < section.length) {
-      const c = this.piece(section.slice(at));
-      if (c < 0) return this.encodeLength(section);
-      n += c;
+    // chars mode: cut before each '▁' that follows a character no merge joins to '▁'.
+    let start = 0;
+    for (let i = section.indexOf('\u2581', 1); i > 0; i = section.indexOf('\u2581', i + 1)) {
+      const c = section.charCodeAt(i - 1);
+      if (c === 0x2581 || this.noCut.has(c)) continue;
+      n += this.piece(section.slice(start, i));
+      start = i;
     }
+    n += this.piece(start === 0 ? section : section.slice(start));
     return n;
   }
 
-  /** Tokens of one piece, or -1 when the piece alone would split differently. */
   private piece(p: string): number {
     const hit = this.cache.get(p);
     if (hit !== undefined) return hit;
-    const re = new RegExp(this.pieces.source, 'gu');
-    const m = re.exec(p);
-    const count = m && m.index === 0 && m[0] === p ? this.encodeLength(p) : -1;
+    const count = this.bpe(p);
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(p, count);
     return count;
   }
 
-  encodeLength(text: string): number {
-    return this.tokenizer.encode(text, { addSpecialTokens: false }).length;
+  /** Symbol of a vocabulary string, or -1. */
+  private lookup(s: string): number {
+    const { strTable, starts, chars } = this.t;
+    for (let h = hashString(s) & this.strMask; ; h = (h + 1) & this.strMask) {
+      const e = strTable[h]!;
+      if (e === 0) return -1;
+      const k = e - 1;
+      const a = starts[k]!;
+      if (starts[k + 1]! - a !== s.length) continue;
+      let same = true;
+      for (let i = 0; i < s.length; i++) {
+        if (chars[a + i] !== s.charCodeAt(i)) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return k;
+    }
+  }
+
+  private mergeOf(a: number, b: number): number {
+    const mt = this.t.mergeTable;
+    for (let h = hashPair(a, b) & this.mergeMask; ; h = (h + 1) & this.mergeMask) {
+      const slot = h * 4;
+      const e = mt[slot]!;
+      if (e === 0) return -1;
+      if (e === a + 1 && mt[slot + 1] === b) return slot;
+    }
+  }
+
+  private grow(n: number): void {
+    if (this.sym.length >= n) return;
+    let size = this.sym.length;
+    while (size < n) size *= 2;
+    this.sym = new Int32Array(size);
+    this.next = new Int32Array(size);
+    this.prev = new Int32Array(size);
+    this.extra = new Int32Array(size);
+    this.heapKey = new Float64Array(size * 4);
+    this.heapNode = new Int32Array(size * 4);
+    this.heapL = new Int32Array(size * 4);
+    this.heapR = new Int32Array(size * 4);
+  }
+
+  /** Tokens of one piece (already normalized): its symbols merged by rank, leftmost first. */
+  private bpe(p: string): number {
+    const t = this.t;
+    let n = 0;
+    if (t.kind === 'byte-level') {
+      const bytes = enc.encode(p);
+      if (t.ignoreMerges) {
+        let mapped = '';
+        for (const b of bytes) mapped += BYTE_CHARS[b];
+        if (this.lookup(mapped) >= 0) return 1;
+      }
+      this.grow(bytes.length);
+      for (const b of bytes) this.sym[n++] = this.byteSym[b]!;
+    } else {
+      if (t.ignoreMerges && this.lookup(p) >= 0) return 1;
+      this.grow(p.length);
+      for (let i = 0; i < p.length; ) {
+        const cp = p.codePointAt(i)!;
+        const w = cp > 0xffff ? 2 : 1;
+        const k = this.lookup(w === 2 ? p.substr(i, 2) : p[i]!);
+        this.sym[n] = k;
+        // Bytes the character falls back to when it is not in the vocabulary.
+        this.extra[n] = k >= 0 ? 1 : cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        n++;
+        i += w;
+      }
+    }
+    if (n === 0) return 0;
+    if (n === 1) return t.kind === 'chars' ? this.extra[0]! : 1;
+    const { sym, next, prev } = this;
+    const mt = t.mergeTable;
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    // Binary min-heap of candidate merges keyed by rank * 2^32 + left position; stale entries skipped.
+    let size = 0;
+    const push = (left: number): void => {
+      const right = next[left]!;
+      if (right < 0) return;
+      const a = sym[left]!;
+      const b = sym[right]!;
+      if (a < 0 || b < 0) return;
+      const slot = this.mergeOf(a, b);
+      if (slot < 0) return;
+      const key = mt[slot + 2]! * 4294967296 + left;
+      let i = size++;
+      const hk = this.heapKey;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (hk[parent]! <= key) break;
+        hk[i] = hk[parent]!;
+        this.heapNode[i] = this.heapNode[parent]!;
+        this.heapL[i] = this.heapL[parent]!;
+        this.heapR[i] = this.heapR[parent]!;
+        i = parent;
+      }
+      hk[i] = key;
+      this.heapNode[i] = left;
+      this.heapL[i] = a;
+      this.heapR[i] = b;
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    let alive = n;
+    while (size > 0) {
+      const hk = this.heapKey;
+      const left = this.heapNode[0]!;
+      const la = this.heapL[0]!;
+      const rb = this.heapR[0]!;
+      const key = hk[0]!;
+      // pop
+      size--;
+      if (size > 0) {
+        const lk = hk[size]!;
+        const ln = this.heapNode[size]!;
+        const ll = this.heapL[size]!;
+        const lr = this.heapR[size]!;
+        let i = 0;
+        for (;;) {
+          let c = 2 * i + 1;
+          if (c >= size) break;
+          if (c + 1 < size && hk[c + 1]! < hk[c]!) c++;
+          if (hk[c]! >= lk) break;
+          hk[i] = hk[c]!;
+          this.heapNode[i] = this.heapNode[c]!;
+          this.heapL[i] = this.heapL[c]!;
+          this.heapR[i] = this.heapR[c]!;
+          i = c;
+        }
+        hk[i] = lk;
+        this.heapNode[i] = ln;
+        this.heapL[i] = ll;
+        this.heapR[i] = lr;
+      }
+      if (sym[left] !== la) continue; // merged since (a dead right node keeps no entry of its own: see below)
+      const right = next[left]!;
+      if (right < 0 || sym[right] !== rb) continue;
+      const rank = Math.floor(key / 4294967296);
+      const slot = this.mergeOf(la, rb);
+      if (slot < 0 || mt[slot + 2] !== rank) continue;
+      sym[left] = mt[slot + 3]!;
+      this.extra[left] = 1;
+      sym[right] = -2; // dead
+      next[left] = next[right]!;
+      if (next[left]! >= 0) prev[next[left]!] = left;
+      alive--;
+      if (prev[left]! >= 0) push(prev[left]!);
+      push(left);
+    }
+    if (t.kind === 'byte-level') return alive;
+    let count = 0;
+    for (let i = 0; i >= 0; i = next[i]!) count += sym[i]! >= 0 ? 1 : this.extra[i]!;
+    return count;
   }
 }
