@@ -2,17 +2,26 @@
 // quickstart (no pretrained weights exist on machines without a network). `small` uses the published
 // shapes of SmolLM2-135M, Qwen3-0.6B and Gemma-3-270M; `tiny` is a few hundred thousand parameters.
 // Each comes with a real byte-level BPE tokenizer carrying the family's chat markers and template.
+// Weights are drawn as Hugging Face's _init_weights draws them (`hf`, the default for `small`): linear
+// and embedding weights normal(0, initializer_range), the padding row zero, norms at their neutral
+// value (1 for Llama/Qwen3, 0 for Gemma's (1 + w)), so the first loss is about ln(V). `tiny` keeps
+// wider weights (`wide`: embeddings 0.5, linears 1/sqrt(fan_in), norms ±0.1 around neutral) because
+// the parity tests need distributions far from uniform to tell implementations apart.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Random } from '../engine/random.js';
 import { InvalidRequestError } from '../errors.js';
 import { generateTokenizer } from '../tokenizer/tiny-tokenizers.js';
-import { parseModelConfig, type Family } from './config.js';
+import { parseModelConfig, type Family, type ModelConfig } from './config.js';
 import { writeSafetensors, type SafetensorsDtype } from './safetensors.js';
 import { tensorSpecs } from './weights.js';
 
 export type TinySize = 'tiny' | 'small';
+export type InitScheme = 'hf' | 'wide';
+
+/** Hugging Face's default initializer_range for all three families. */
+export const INITIALIZER_RANGE = 0.02;
 
 /** config.json fields per family and size, vocab_size and token ids excluded (the tokenizer sets them). */
 const SHAPES: Record<Family, Record<TinySize, Record<string, unknown>>> = {
@@ -65,6 +74,8 @@ export interface TinyModelOptions {
   dtype?: SafetensorsDtype;
   /** Overrides the vocabulary size (rows of the embedding); must hold the tokenizer. */
   vocabSize?: number;
+  /** How weights are drawn; `hf` for `small`, `wide` for `tiny` unless given. */
+  init?: InitScheme;
 }
 
 export interface TinyModelSummary {
@@ -75,14 +86,17 @@ export interface TinyModelSummary {
   notes: string[];
 }
 
-export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
-  const { family, size, seed, out } = opts;
+/** The config.json a tiny/small model gets, with its generated tokenizer; nothing is written. */
+export function tinyModelSpec(opts: Omit<TinyModelOptions, 'out' | 'seed'>): {
+  config: Record<string, unknown>; parsed: ModelConfig; tokenizer: ReturnType<typeof generateTokenizer>; vocabSize: number; notes: string[];
+} {
+  const { family, size } = opts;
   if (!SHAPES[family]) throw new InvalidRequestError(`--arch ${family} is not one of ${Object.keys(SHAPES).join(', ')}`);
   if (!SHAPES[family][size]) throw new InvalidRequestError(`--size ${size} is not one of tiny, small`);
   const tokenizer = generateTokenizer(family, { merges: size === 'tiny' ? 400 : 2000 });
   const shape = { ...SHAPES[family][size] };
   const notes: string[] = [];
-  let vocabSize = opts.vocabSize ?? (shape.vocab_size as number | undefined) ?? Math.ceil(tokenizer.size / 64) * 64;
+  const vocabSize = opts.vocabSize ?? (shape.vocab_size as number | undefined) ?? Math.ceil(tokenizer.size / 64) * 64;
   delete shape.vocab_size;
   if (vocabSize < tokenizer.size) throw new InvalidRequestError(`--vocab-size ${vocabSize} is smaller than the tokenizer (${tokenizer.size} tokens)`);
   if (tokenizer.size < vocabSize) notes.push(`the tokenizer defines ${tokenizer.size} tokens; embedding rows ${tokenizer.size}..${vocabSize - 1} are unused, as in checkpoints whose vocabulary is padded`);
@@ -102,18 +116,16 @@ export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
     bos_token_id: tokenizer.bosTokenId,
     eos_token_id: tokenizer.eosTokenIds.length === 1 ? tokenizer.eosTokenIds[0] : tokenizer.eosTokenIds,
     pad_token_id: tokenizer.padTokenId,
+    initializer_range: INITIALIZER_RANGE,
     torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[opts.dtype ?? 'F32'],
   };
-  const parsed = parseModelConfig(config, 'generated config');
+  return { config, parsed: parseModelConfig(config, 'generated config'), tokenizer, vocabSize, notes };
+}
 
-  const rng = new Random(seed);
-  const tensors = tensorSpecs(parsed).map((spec) => {
-    const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
-    if (spec.kind === 'norm') rng.fillNormal(data, parsed.normWeightOffset === 1 ? 0 : 1, 0.1);
-    else if (spec.kind === 'embedding') rng.fillNormal(data, 0, 0.5);
-    else rng.fillNormal(data, 0, 1 / Math.sqrt(spec.shape[1]!));
-    return { name: spec.name, shape: spec.shape, data };
-  });
+export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
+  const { size, seed, out } = opts;
+  const { config, parsed, tokenizer, vocabSize, notes } = tinyModelSpec(opts);
+  const tensors = initialWeights(parsed, seed, opts.init ?? (size === 'small' ? 'hf' : 'wide'), INITIALIZER_RANGE);
 
   fs.mkdirSync(out, { recursive: true });
   const writeJson = (name: string, value: unknown) => fs.writeFileSync(path.join(out, name), JSON.stringify(value, null, 2) + '\n');
@@ -133,4 +145,30 @@ export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
     tokenizerSize: tokenizer.size,
     notes,
   };
+}
+
+/**
+ * Random tensors for every weight of `config`, in tensorSpecs order. `hf` follows Hugging Face's
+ * _init_weights for these classes: normal(0, std) for linear and embedding weights, the embedding row
+ * of pad_token_id zeroed, RMSNorm weights at their neutral value (1, or 0 where the norm is 1 + w).
+ */
+export function initialWeights(
+  config: ModelConfig, seed: number, scheme: InitScheme, std = INITIALIZER_RANGE,
+): { name: string; shape: number[]; data: Float32Array }[] {
+  const rng = new Random(seed);
+  const neutral = config.normWeightOffset === 1 ? 0 : 1;
+  return tensorSpecs(config).map((spec) => {
+    const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+    if (scheme === 'hf') {
+      if (spec.kind === 'norm') data.fill(neutral);
+      else rng.fillNormal(data, 0, std);
+      const pad = config.padTokenId;
+      if (spec.kind === 'embedding' && pad !== null && pad >= 0 && pad < config.vocabSize) {
+        data.fill(0, pad * config.hiddenSize, (pad + 1) * config.hiddenSize);
+      }
+    } else if (spec.kind === 'norm') rng.fillNormal(data, neutral, 0.1);
+    else if (spec.kind === 'embedding') rng.fillNormal(data, 0, 0.5);
+    else rng.fillNormal(data, 0, 1 / Math.sqrt(spec.shape[1]!));
+    return { name: spec.name, shape: spec.shape, data };
+  });
 }
