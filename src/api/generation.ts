@@ -20,6 +20,7 @@ import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { invalidArgument } from './errors.js';
 import { bytes, int64, timestamp, type Message } from './proto-json.js';
+import { tokenBytes } from '../structured/vocabulary.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -216,41 +217,7 @@ export function computeTokensJson(tokenizer: Tokenizer, prompt: PromptRequest, i
   return { tokensInfo };
 }
 
-// GPT-2 byte-level BPE writes each byte as a printable character; this is the inverse table.
-let byteDecoder: Map<string, number> | null = null;
-function byteLevelDecoder(): Map<string, number> {
-  if (byteDecoder) return byteDecoder;
-  const printable: number[] = [];
-  for (let b = 33; b <= 126; b++) printable.push(b);
-  for (let b = 161; b <= 172; b++) printable.push(b);
-  for (let b = 174; b <= 255; b++) printable.push(b);
-  const map = new Map<string, number>();
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    if (printable.includes(b)) map.set(String.fromCharCode(b), b);
-    else map.set(String.fromCharCode(256 + extra++), b);
-  }
-  byteDecoder = map;
-  return map;
-}
-
-/** The bytes a token stands for: byte-level BPE pieces decoded, SentencePiece's ▁ as a space. */
-export function tokenBytes(tokenizer: Tokenizer, id: number): Uint8Array {
-  const piece = tokenizer.idToToken(id) ?? '';
-  const hex = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
-  if (hex) return Uint8Array.of(parseInt(hex[1]!, 16));
-  if (!tokenizer.isSpecial(id) && tokenizer.tokenToId('\u0120') !== undefined) {
-    const table = byteLevelDecoder();
-    const out: number[] = [];
-    for (const ch of piece) {
-      const b = table.get(ch);
-      if (b === undefined) return new TextEncoder().encode(piece);
-      out.push(b);
-    }
-    return Uint8Array.from(out);
-  }
-  return new TextEncoder().encode(piece.replace(/\u2581/g, ' '));
-}
+export { tokenBytes } from '../structured/vocabulary.js';
 
 export function finishReasonName(r: FinishReason): 'STOP' | 'MAX_TOKENS' {
   return r === 'length' ? 'MAX_TOKENS' : 'STOP';

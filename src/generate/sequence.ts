@@ -12,6 +12,7 @@ import type { StreamDecoder, Tokenizer } from '../tokenizer/tokenizer.js';
 import { sampleToken, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopSequenceMatcher } from './stop-sequences.js';
 import { ThinkingTracker } from './thinking.js';
+import { TokenConstraint, type ResponseFormat } from '../structured/constraint.js';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens: number;
@@ -25,6 +26,11 @@ export interface GenerateOptions extends SamplingOptions {
   thinkingBudget?: number;
   /** Stops the generation (CancelledError) before the next prompt chunk or token once it fires. */
   signal?: AbortSignal;
+  /**
+   * Constrained decoding: every token keeps the text a prefix of a value of this format (JSON, JSON of
+   * a schema, one of an enum's values), and the value closes within maxTokens when its shortest form fits.
+   */
+  responseFormat?: ResponseFormat;
   /** Sees the logits of every sampled position before sampling (tests, tools). */
   onLogits?: (logits: Float32Array) => void;
 }
@@ -74,6 +80,7 @@ export class SequenceState {
   private thoughtText = '';
   private finishReason: FinishReason = 'length';
   private done = false;
+  private readonly constraint: TokenConstraint | null;
 
   /** Checks the request (InvalidRequestError names what is wrong) and sets up its sampler and matchers. */
   constructor(model: SequenceModel, readonly promptIds: readonly number[], readonly opts: GenerateOptions) {
@@ -95,6 +102,9 @@ export class SequenceState {
     this.thoughtDecoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
     this.thinking = new ThinkingTracker(model.tokenizer, opts.thinkingBudget ?? -1, [...promptIds]);
     this.tokenizerSize = Math.min(model.tokenizer.size, model.config.vocabSize);
+    this.constraint = opts.responseFormat
+      ? new TokenConstraint(model.tokenizer, this.tokenizerSize, opts.responseFormat, [...this.stopIds].filter((id) => id < this.tokenizerSize))
+      : null;
   }
 
   /**
@@ -106,8 +116,18 @@ export class SequenceState {
     const chunks: GenerationChunk[] = [];
     this.opts.onLogits?.(logits);
     if (this.thinking.banned >= 0) logits[this.thinking.banned] = -Infinity;
-    const id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
+    let id: number;
+    if (this.constraint) {
+      const left = Math.min(this.opts.maxTokens - this.tokenIds.length, this.contextSize - this.promptIds.length - this.tokenIds.length);
+      const ids = this.constraint.allowed(left);
+      const sub = new Float32Array(ids.length);
+      for (let i = 0; i < ids.length; i++) sub[i] = logits[ids[i]!]!;
+      id = ids[sampleToken(sub, this.opts, this.rng)]!;
+    } else {
+      id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
+    }
     if (this.stopIds.has(id)) return this.finish('stop', chunks);
+    this.constraint?.accept(id);
     const { kinds, feed } = this.thinking.accept(id);
     for (let k = 0; k < feed.length; k++) {
       const t = feed[k]!;
@@ -128,9 +148,11 @@ export class SequenceState {
       }
       if (stopped) return this.finish('stop_sequence', chunks);
     }
+    // A constrained value that is complete and admits no more bytes ends the text.
+    if (this.constraint?.closed) return this.finish('stop', chunks);
     // The prompt and every token fed so far must fit the context.
     if (this.tokenIds.length >= this.opts.maxTokens || this.promptIds.length + this.tokenIds.length > this.contextSize) {
-      return this.finish('length', chunks);
+      return this.finish(this.constraint?.complete ? 'stop' : 'length', chunks);
     }
     return { chunks, feed };
   }
