@@ -11,6 +11,7 @@ import { notFound } from './errors.js';
 import { PromptTokenizer } from './prompt-tokenizer.js';
 import { DEFAULT_BODY_LIMIT } from './proto-json.js';
 import { noEndpoints, registerEndpointRoutes, type EndpointResolver } from './routes/endpoints.js';
+import { registerEvaluationRoutes } from './routes/evaluation.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
 import { registerRegistryRoutes, registryEndpoints } from './routes/registry.js';
 import { registerTuningJobRoutes } from './routes/tuning-jobs.js';
@@ -52,6 +53,7 @@ export function createApp(opts: ApiOptions): Hono {
   if (opts.tuning) registerTuningJobRoutes(routes, api, opts.tuning);
   if (opts.tuning) registerRegistryRoutes(routes, api, opts.tuning);
   registerEndpointRoutes(routes, api, opts.endpoints ?? (opts.tuning ? registryEndpoints(opts.tuning) : noEndpoints));
+  registerEvaluationRoutes(routes, api);
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();

@@ -21,6 +21,7 @@ export const PERMISSIONS = [
   'aiplatform.publisherModels.get',
   'aiplatform.locations.get',
   'aiplatform.locations.list',
+  'aiplatform.locations.evaluateInstances',
   'storage.buckets.create',
   'storage.buckets.get',
   'storage.buckets.list',
