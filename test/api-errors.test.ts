@@ -58,11 +58,13 @@ test('generation config limits: one candidate, five stop sequences, ranges, unsu
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { topP: 1.5 } }), 400, 'INVALID_ARGUMENT',
     'Invalid value at \'generation_config.top_p\', 1.5: must be in (0, 1].');
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { responseMimeType: 'text/html' } }), 400, 'INVALID_ARGUMENT',
-    'Invalid value at \'generation_config.response_mime_type\', "text/html": supported types are text/plain, application/json.');
+    'Invalid value at \'generation_config.response_mime_type\', "text/html": supported types are text/plain, application/json, text/x.enum.');
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { thinkingConfig: { thinkingBudget: -5 } } }), 400, 'INVALID_ARGUMENT',
     'Invalid value at \'generation_config.thinking_config.thinking_budget\', -5: use -1 (dynamic), 0 (off) or a positive number of tokens.');
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { responseSchema: { type: 'OBJECT' } } }), 400, 'INVALID_ARGUMENT',
-    '\'generation_config.response_schema\' is not supported by tunekit.');
+    '\'generation_config.response_schema\' requires \'generation_config.response_mime_type\' to be "application/json" or "text/x.enum".');
+  await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { responseMimeType: 'application/json', responseSchema: { type: 'STRING', pattern: 'a+' } } }), 400, 'INVALID_ARGUMENT',
+    'Invalid value at \'generation_config.response_schema.pattern\': the schema keyword "pattern" cannot be enforced by constrained decoding; it is not supported.');
 });
 
 test('an oversized body is 400 INVALID_ARGUMENT, declared or streamed', async () => {

@@ -47,6 +47,7 @@ test('JSON of a schema: random models, high temperature, 8 seeds each: always pa
       const value = JSON.parse(r.text) as Record<string, unknown>;
       assert.ok(validate(value), `${family} seed ${seed}: ${r.text} ${JSON.stringify(validate.errors)}`);
       assert.match(value.when as string, DATE_TIME);
+      assert.ok(!r.text.includes('\uFFFD'), `well-formed UTF-8 in strings: ${r.text}`);
       assert.ok(!Number.isNaN(Date.parse(value.when as string)));
       assert.equal(r.finishReason === 'length', false, `${family} seed ${seed} closed within budget`);
     }

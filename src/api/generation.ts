@@ -21,6 +21,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { invalidArgument } from './errors.js';
 import { bytes, int64, timestamp, type Message } from './proto-json.js';
 import { tokenBytes } from '../structured/vocabulary.js';
+import type { ResponseFormat } from '../structured/constraint.js';
+import { ANY, compileSchema, SchemaError, type SchemaNode } from '../structured/schema.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -33,7 +35,7 @@ export const HARM_THRESHOLDS = [
   'BLOCK_NONE', 'OFF',
 ] as const;
 const HARM_METHODS = ['HARM_BLOCK_METHOD_UNSPECIFIED', 'SEVERITY', 'PROBABILITY'] as const;
-const MIME_TYPES = ['text/plain', 'application/json'];
+const MIME_TYPES = ['text/plain', 'application/json', 'text/x.enum'];
 export const MAX_STOP_SEQUENCES = 5;
 
 /** contents + systemInstruction of a request, typed. */
@@ -130,11 +132,9 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   }
   if (stops.some((s) => s === '')) throw invalidArgument(`Invalid value at '${g.fieldPath('stopSequences')}': a stop sequence is empty.`);
   const seed = g.int32('seed');
-  const mime = g.string('responseMimeType');
-  if (mime !== undefined && mime !== '' && !MIME_TYPES.includes(mime)) {
-    throw invalidArgument(`Invalid value at '${g.fieldPath('responseMimeType')}', ${JSON.stringify(mime)}: supported types are ${MIME_TYPES.join(', ')}.`);
-  }
-  for (const name of ['responseSchema', 'responseJsonSchema', 'routingConfig', 'speechConfig']) {
+  const format = parseResponseFormat(g);
+  if (format) options.responseFormat = format;
+  for (const name of ['routingConfig', 'speechConfig']) {
     if (g.has(name)) throw invalidArgument(`'${g.fieldPath(name)}' is not supported by tunekit.`);
   }
   if (g.bool('responseLogprobs') === true || g.int32('logprobs') !== undefined) {
@@ -155,6 +155,11 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
     if (budget !== undefined) options.thinkingBudget = budget;
   }
 
+  if (format && !(options.thinkingBudget !== undefined && options.thinkingBudget > 0)) {
+    // Structured output thinks only when asked to with a budget: the template renders thinking off.
+    options.thinkingBudget = 0;
+    request.enableThinking = false;
+  }
   if (temperature !== undefined) options.temperature = temperature;
   if (topP !== undefined) options.topP = topP;
   if (topK !== undefined) options.topK = topK;
@@ -162,6 +167,48 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   if (stops.length) options.stopSequences = stops;
   if (seed !== undefined) options.seed = seed >>> 0;
   return request;
+}
+
+/**
+ * responseMimeType with responseSchema (Vertex's OpenAPI subset) or responseJsonSchema (JSON Schema):
+ * what constrained decoding must produce, or undefined for free text. A schema needs a JSON or enum
+ * MIME type; text/x.enum needs a STRING schema with an enum; what a schema says that decoding cannot
+ * enforce is a 400 naming the keyword's path.
+ */
+function parseResponseFormat(g: Message): ResponseFormat | undefined {
+  const mime = g.string('responseMimeType') || 'text/plain';
+  if (!MIME_TYPES.includes(mime)) {
+    throw invalidArgument(`Invalid value at '${g.fieldPath('responseMimeType')}', ${JSON.stringify(mime)}: supported types are ${MIME_TYPES.join(', ')}.`);
+  }
+  const vertexSchema = g.has('responseSchema') ? g.raw('responseSchema') : undefined;
+  const jsonSchema = g.has('responseJsonSchema') ? g.raw('responseJsonSchema') : undefined;
+  if (vertexSchema !== undefined && jsonSchema !== undefined) {
+    throw invalidArgument(`'${g.fieldPath('responseSchema')}' and '${g.fieldPath('responseJsonSchema')}' cannot both be set.`);
+  }
+  const field = vertexSchema !== undefined ? 'responseSchema' : 'responseJsonSchema';
+  const given = vertexSchema ?? jsonSchema;
+  if (given !== undefined && mime === 'text/plain') {
+    throw invalidArgument(`'${g.fieldPath(field)}' requires '${g.fieldPath('responseMimeType')}' to be "application/json" or "text/x.enum".`);
+  }
+  let node: SchemaNode = ANY;
+  if (given !== undefined) {
+    try {
+      node = compileSchema(given, vertexSchema !== undefined ? 'vertex' : 'json');
+    } catch (e) {
+      if (!(e instanceof SchemaError)) throw e;
+      const at = e.path ? `${g.fieldPath(field)}.${e.path}` : g.fieldPath(field);
+      throw invalidArgument(`Invalid value at '${at}': ${e.message}.`);
+    }
+  }
+  if (mime === 'application/json') return { kind: 'json', schema: node };
+  if (mime === 'text/x.enum') {
+    const values = node.kind === 'literals' ? node.texts.map((t) => JSON.parse(t) as unknown) : [];
+    if (values.length === 0 || values.some((v) => typeof v !== 'string')) {
+      throw invalidArgument(`'${g.fieldPath('responseMimeType')}' "text/x.enum" requires '${g.fieldPath('responseSchema')}' of type STRING with an enum.`);
+    }
+    return { kind: 'enum', values: values as string[] };
+  }
+  return undefined;
 }
 
 /**

@@ -117,9 +117,12 @@ export class SequenceState {
     this.opts.onLogits?.(logits);
     if (this.thinking.banned >= 0) logits[this.thinking.banned] = -Infinity;
     let id: number;
-    if (this.constraint) {
+    if (this.constraint && !this.thinking.thinking) {
+      // The answer is constrained; a thinking block before it is not (it may open at the first token,
+      // with an explicit positive thinkingBudget only: its tokens come out of maxTokens).
       const left = Math.min(this.opts.maxTokens - this.tokenIds.length, this.contextSize - this.promptIds.length - this.tokenIds.length);
       const ids = this.constraint.allowed(left);
+      if (this.tokenIds.length === 0 && this.thinking.budget > 0 && this.thinking.mayOpen >= 0 && left > 1) ids.push(this.thinking.mayOpen);
       const sub = new Float32Array(ids.length);
       for (let i = 0; i < ids.length; i++) sub[i] = logits[ids[i]!]!;
       id = ids[sampleToken(sub, this.opts, this.rng)]!;
@@ -127,8 +130,8 @@ export class SequenceState {
       id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
     }
     if (this.stopIds.has(id)) return this.finish('stop', chunks);
-    this.constraint?.accept(id);
     const { kinds, feed } = this.thinking.accept(id);
+    if (kinds[0] === 'answer') this.constraint?.accept(id);
     for (let k = 0; k < feed.length; k++) {
       const t = feed[k]!;
       this.tokenIds.push(t);

@@ -35,6 +35,16 @@ export class ThinkingTracker {
     return this.open !== undefined && this.close !== undefined;
   }
 
+  /** Inside a thinking block now. */
+  get thinking(): boolean {
+    return this.inside;
+  }
+
+  /** The opening marker's id when a block may open now (supported, budget not 0, not inside), else -1. */
+  get mayOpen(): number {
+    return this.supported && this.budget !== 0 && !this.inside ? this.open! : -1;
+  }
+
   /** Token id never to sample (the opening marker when thinking is off), or -1. */
   get banned(): number {
     return this.supported && this.budget === 0 && !this.inside ? this.open! : -1;

@@ -17,7 +17,7 @@ export const MAX_DEPTH = 16;
 type Frame =
   | { t: 'value'; s: SchemaNode; ws: number }
   | { t: 'lit'; texts: Uint8Array[]; pos: number; key: boolean }
-  | { t: 'str'; fmt: FormatTemplate | undefined; pos: number; prev: number; esc: number }
+  | { t: 'str'; fmt: FormatTemplate | undefined; pos: number; prev: number; esc: number; cont: number; lo: number; hi: number }
   | { t: 'num'; integer: boolean; st: number; len: number }
   | { t: 'obj'; s: Extract<SchemaNode, { kind: 'object' }>; seen: string[]; key: string | null; phase: 'first' | 'key' | 'colon' | 'value' | 'after' | 'comma'; ws: number }
   | { t: 'arr'; s: Extract<SchemaNode, { kind: 'array' }>; count: number; phase: 'first' | 'value' | 'after'; ws: number };
@@ -99,7 +99,7 @@ export function canContinue(state: State): boolean {
 /** Every live thread sits inside a string whose content is free (no format, no escape pending). */
 export function inFreeString(state: State): boolean {
   for (const th of state) {
-    if (th === null || th.f.t !== 'str' || th.f.fmt !== undefined || th.f.esc !== 0) return false;
+    if (th === null || th.f.t !== 'str' || th.f.fmt !== undefined || th.f.esc !== 0 || th.f.cont !== 0) return false;
   }
   return state.length > 0;
 }
@@ -136,7 +136,7 @@ function startValue(s: SchemaNode, up: Stack | null, depth: number, b: number, o
       }
       return;
     case 'string':
-      if (b === QUOTE) push(out, { t: 'str', fmt: s.format, pos: 0, prev: 0, esc: 0 }, up, depth);
+      if (b === QUOTE) push(out, { t: 'str', fmt: s.format, pos: 0, prev: 0, esc: 0, cont: 0, lo: 0, hi: 0 }, up, depth);
       return;
     case 'number':
       if (b === 0x2d) push(out, { t: 'num', integer: s.integer, st: 1, len: 1 }, up, depth);
@@ -197,7 +197,7 @@ function numNext(st: number, integer: boolean, b: number): number {
 function keyStart(th: Stack, f: Extract<Frame, { t: 'obj' }>, out: Thread[]): void {
   const parent: Stack = { f: { ...f, phase: 'key', ws: 0 }, up: th.up, depth: th.depth };
   if (f.s.props === null) {
-    push(out, { t: 'str', fmt: undefined, pos: 0, prev: 0, esc: 0 }, parent, th.depth);
+    push(out, { t: 'str', fmt: undefined, pos: 0, prev: 0, esc: 0, cont: 0, lo: 0, hi: 0 }, parent, th.depth);
     return;
   }
   const texts: Uint8Array[] = [];
@@ -237,6 +237,7 @@ function stepThread(th: Thread, b: number, out: Thread[]): void {
         if (isHex(b)) push(out, { ...f, esc: f.esc === 5 ? 0 : f.esc + 1 }, th.up, th.depth);
         return;
       }
+      if (f.cont > 0 && (b < f.lo || b > f.hi)) return;
       if (b === QUOTE) {
         if (f.fmt === undefined || f.pos === f.fmt.length) out.push(pop(th.up));
         return;
@@ -246,8 +247,16 @@ function stepThread(th: Thread, b: number, out: Thread[]): void {
         if (f.pos < f.fmt.length && f.fmt.allows(f.pos, f.prev, b)) push(out, { ...f, pos: f.pos + 1, prev: b }, th.up, th.depth);
         return;
       }
+      if (f.cont > 0) {
+        // Inside a UTF-8 sequence: only its continuation bytes (the text stays well-formed UTF-8).
+        if (b >= f.lo && b <= f.hi) push(out, { ...f, cont: f.cont - 1, lo: 0x80, hi: 0xbf }, th.up, th.depth);
+        return;
+      }
       if (b === BACKSLASH) push(out, { ...f, esc: 1 }, th.up, th.depth);
-      else out.push(th); // free content: the same state
+      else if (b < 0x80) out.push(th); // free content: the same state
+      else if (b >= 0xc2 && b <= 0xdf) push(out, { ...f, cont: 1, lo: 0x80, hi: 0xbf }, th.up, th.depth);
+      else if (b >= 0xe0 && b <= 0xef) push(out, { ...f, cont: 2, lo: b === 0xe0 ? 0xa0 : 0x80, hi: b === 0xed ? 0x9f : 0xbf }, th.up, th.depth);
+      else if (b >= 0xf0 && b <= 0xf4) push(out, { ...f, cont: 3, lo: b === 0xf0 ? 0x90 : 0x80, hi: b === 0xf4 ? 0x8f : 0xbf }, th.up, th.depth);
       return;
     case 'num': {
       const st = numNext(f.st, f.integer, b);
@@ -338,7 +347,7 @@ function topRest(f: Frame): number {
   switch (f.t) {
     case 'value': return minLength(f.s);
     case 'lit': return Math.min(...f.texts.map((t) => t.length - f.pos));
-    case 'str': return (f.esc === 1 ? 1 : f.esc >= 2 ? 6 - f.esc : 0) + (f.fmt ? f.fmt.length - f.pos : 0) + 1;
+    case 'str': return f.cont + (f.esc === 1 ? 1 : f.esc >= 2 ? 6 - f.esc : 0) + (f.fmt ? f.fmt.length - f.pos : 0) + 1;
     case 'num': return numComplete(f.st) ? 0 : 1;
     case 'obj': return objRest(f);
     case 'arr': return arrRest(f);

@@ -19,7 +19,7 @@ export interface Vocabulary {
   nodeEnd: Int32Array;
   sameBytes: Map<number, number[]>;
   nodes: number;
-  /** Tokens valid anywhere inside a free string. */
+  /** Tokens valid anywhere inside a free string (printable, no quote or backslash, whole UTF-8 characters). */
   plain: Int32Array;
   /** Tokens with bytes that are not plain (checked one by one inside strings). */
   special: Int32Array;
@@ -71,6 +71,20 @@ export function tokenBytes(tokenizer: Tokenizer, id: number, byteLevel = tokeniz
   return new TextEncoder().encode(piece.replace(/\u2581/g, ' '));
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** Complete, well-formed UTF-8 (a token that starts or ends inside a character is not). */
+function wholeUtf8(b: Uint8Array): boolean {
+  for (const x of b) if (x >= 0x80) {
+    try {
+      strictUtf8.decode(b);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 function compare(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -84,8 +98,10 @@ function buildVocabulary(tokenizer: Tokenizer, size: number): Vocabulary {
   const plain: number[] = [];
   const special: number[] = [];
   let total = 0;
+  // Thinking markers never appear in constrained text, special or not (they would open a block).
+  const markers = new Set(['<think>', '</think>'].map((t) => tokenizer.tokenToId(t)));
   for (let id = 0; id < size; id++) {
-    if (tokenizer.isSpecial(id)) continue;
+    if (tokenizer.isSpecial(id) || markers.has(id)) continue;
     const b = tokenBytes(tokenizer, id, byteLevel);
     if (b.length === 0) continue;
     bytes[id] = b;
@@ -93,6 +109,7 @@ function buildVocabulary(tokenizer: Tokenizer, size: number): Vocabulary {
     total += b.length;
     let isPlain = true;
     for (const x of b) if (x < 0x20 || x === 0x22 || x === 0x5c) { isPlain = false; break; }
+    if (isPlain && !wholeUtf8(b)) isPlain = false;
     (isPlain ? plain : special).push(id);
   }
   ids.sort((a, b) => compare(bytes[a]!, bytes[b]!));
