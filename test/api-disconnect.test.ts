@@ -145,7 +145,9 @@ test('shutdown: in-flight generations end with 503 UNAVAILABLE, streams with a 5
   counter.onForward = (n) => { if (n === 20) shutdown.abort(); };
   const text = await sse.text();
   const events = text.split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
-  assert.deepEqual(events[events.length - 1], { error: { code: 503, message: 'The server is shutting down; retry the request.', status: 'UNAVAILABLE' } });
+  assert.deepEqual(events[events.length - 1], {
+    error: { code: 503, message: 'The server is shutting down; retry the request.', status: 'UNAVAILABLE', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'UNAVAILABLE', domain: 'aiplatform.googleapis.com' }, { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '5s' }] },
+  });
   const res = await plain;
   assert.equal(res.status, 503);
   assert.ok(counter.calls < 30, `forwards: ${counter.calls}`);

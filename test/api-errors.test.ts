@@ -13,7 +13,11 @@ const GEN = `${PREFIX}/gemma3-tiny:generateContent`;
 async function expectStatus(res: Response, code: number, status: string, message: string): Promise<void> {
   assert.equal(res.status, code);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
-  assert.deepEqual(await res.json(), { error: { code, message, status } });
+  const { error: { details, ...error } } = await res.json() as { error: { details: { '@type': string; reason?: string; domain?: string }[] } };
+  assert.deepEqual(error, { code, message, status });
+  // google.rpc.Status.details: ErrorInfo first, always (tested in full in api-proto-json).
+  assert.equal(details[0]?.['@type'], 'type.googleapis.com/google.rpc.ErrorInfo');
+  assert.equal(details[0]?.domain, 'aiplatform.googleapis.com');
 }
 
 test('malformed JSON is 400 INVALID_ARGUMENT', async () => {
@@ -93,12 +97,12 @@ test('unknown model, unknown method, unknown route, unsupported location', async
 });
 
 test('library errors map by code; unknown errors are a logged 500 without internals', () => {
-  assert.deepEqual(toStatus(new NotFoundError('gone')), { httpStatus: 404, body: { error: { code: 404, message: 'gone', status: 'NOT_FOUND' } } });
+  assert.deepEqual(toStatus(new NotFoundError('gone')), { httpStatus: 404, body: { error: { code: 404, message: 'gone', status: 'NOT_FOUND', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'NOT_FOUND', domain: 'aiplatform.googleapis.com' }] } } });
   assert.deepEqual(toStatus(new ResourceExhaustedError('quota')).httpStatus, 429);
-  assert.deepEqual(toStatus(new HttpError('UNAUTHENTICATED', 'who')).body.error, { code: 401, message: 'who', status: 'UNAUTHENTICATED' });
+  assert.deepEqual(toStatus(new HttpError('UNAUTHENTICATED', 'who')).body.error, { code: 401, message: 'who', status: 'UNAUTHENTICATED', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'UNAUTHENTICATED', domain: 'aiplatform.googleapis.com' }] });
   const logged: unknown[] = [];
   assert.deepEqual(toStatus(new TypeError('x is undefined'), (e) => logged.push(e)).body,
-    { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } });
+    { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'INTERNAL', domain: 'aiplatform.googleapis.com' }] } });
   assert.equal(logged.length, 1);
 });
 

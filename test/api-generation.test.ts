@@ -264,7 +264,7 @@ test('an error mid-stream ends the SSE body with a bare {"error": ...} event; th
   });
   assert.equal(res.status, 200);
   const events = (await res.text()).split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
-  assert.deepEqual(events[events.length - 1], { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL' } });
+  assert.deepEqual(events[events.length - 1], { error: { code: 500, message: 'Internal error encountered.', status: 'INTERNAL', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'INTERNAL', domain: 'aiplatform.googleapis.com' }] } });
   assert.ok(events.length >= 2);
   assert.match(String(logged[0]), /simulated kernel failure/);
   const served = await failing.served('google', 'gemma3-tiny');

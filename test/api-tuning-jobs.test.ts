@@ -109,7 +109,8 @@ test('create validates the request, the data access and the data before queueing
   await err(keys.trainer, typed, 400, /supervised_tuning_spec\.hyper_parameters\.epoch_count.*"three"/);
   await err(keys.trainer, 'not json', 400, /Invalid JSON payload/);
   await err(keys.trainer, { ...createBody(), supervisedTuningSpec: undefined }, 400, /supervised_tuning_spec' is required/);
-  await err(keys.trainer, { ...createBody(), preTunedModel: { tunedModelName: 'x' } }, 400, /pre_tuned_model' is not supported/);
+  // base_model and pre_tuned_model are one oneof (source_model): both set is refused by the proto3 parse.
+  await err(keys.trainer, { ...createBody(), preTunedModel: { tunedModelName: 'x' } }, 400, /only one of oneof 'source_model'/);
   await err(keys.trainer, createBody({ train: 'gs://us-data/missing.jsonl' }), 404, /gs:\/\/us-data\/missing\.jsonl/);
   await err(keys.trainer, createBody({ train: 'gs://no-bucket/x.jsonl' }), 404, /no-bucket/);
   await err(keys.trainer, createBody({ train: 'gs://us-data/../x' }), 400, /not valid/);
@@ -230,7 +231,7 @@ test('display name, description and labels are limited as Vertex states; each re
   await refused({ labels: { Team: 'x' } }, /^Invalid value at 'labels'.*key "Team"/);
   await refused({ labels: { team: 'x'.repeat(64) } }, /^Invalid value at 'labels\["team"\]'/);
   await refused({ labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, /^Invalid value at 'labels'.*at most 64 labels/);
-  await refused({ labels: { team: 3 } }, /^Invalid value at 'labels'/);
+  await refused({ labels: { team: 3 } }, /^Invalid value at 'labels\["team"\]' \(TYPE_STRING\)/);
   await accepted({ labels: { team: 'research', 'équipe': 'données', env: '' } });
   assert.deepEqual(t.errors, []);
 });

@@ -58,7 +58,7 @@ test('SIGTERM while generating: the non-streaming client gets 503, the SSE clien
   }
   const events = rest.split('\r\n\r\n').filter((e) => e !== '');
   assert.deepEqual(JSON.parse(events[events.length - 1]!.slice('data: '.length)), {
-    error: { code: 503, message: 'The server is shutting down; retry the request.', status: 'UNAVAILABLE' },
+    error: { code: 503, message: 'The server is shutting down; retry the request.', status: 'UNAVAILABLE', details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'UNAVAILABLE', domain: 'aiplatform.googleapis.com' }, { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '5s' }] },
   });
   const res = await plain;
   assert.equal(res.status, 503);

@@ -3,11 +3,15 @@
 // strings, null as absent, enums by name) and reject the rest with 400 INVALID_ARGUMENT naming the
 // field in Google's words: `Invalid value at 'generation_config.temperature' (TYPE_FLOAT), "hot"`.
 // Output helpers write what proto3 JSON writes: int64 as strings, bytes as base64, RFC 3339 times.
-// Unknown fields are ignored (the SDK sends fields of newer API versions); known ones are checked.
+// Field-by-field readers ignore unknown fields; routes that check a whole message against the published
+// protos (parseMessage, below) refuse them with their path.
 // Bodies must be UTF-8 (not repaired to U+FFFD) and nested at most 100 levels, as protobuf parsers require.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CancelledError } from '../errors.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument, type HttpError } from './errors.js';
 
 /** Default request body limit: 16 MiB. */
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
@@ -200,8 +204,10 @@ export class Message {
 
   /** An enum field by name; `type` is the proto enum's full name for the message. */
   enumOf<T extends string>(name: string, values: readonly T[], type: string): T | undefined {
-    const v = this.raw(name);
+    let v = this.raw(name);
     if (v === undefined) return undefined;
+    // proto3 JSON parsers accept an enum's number as well as its name (the Python SDK sends numbers).
+    if (typeof v === 'number' && Number.isInteger(v)) v = enumNumberName(type, v) ?? v;
     if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
       throw this.invalid(name, `type.googleapis.com/${type}`, v);
     }
@@ -252,3 +258,309 @@ export function timestamp(date: Date = new Date()): string {
 
 export const int64 = (n: number): string => String(n);
 export const bytes = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+// ---------------------------------------------------------------------------------------------------
+// Messages as each API version has them. src/api/proto/aiplatform-{v1,v1beta1}.json describe the
+// messages and enums tunekit reads and writes; tools/gen-proto-descriptors.ts generates them from
+// Google's published protos (googleapis/googleapis google/cloud/aiplatform/{v1,v1beta1}, google/rpc,
+// google/longrunning). With them:
+// - `parseMessage(value, 'TuningJob', version)` checks a request body strictly as proto3 JSON: field
+//   names (lowerCamelCase json_name or the proto name), unknown fields refused with their path (a
+//   v1beta1-only field sent to /v1 says so), scalar types, enums by name or number (normalized to the
+//   name), maps, repeated fields, well-known types, oneofs, duplicates. It returns a Message over the
+//   normalized value (json names, enum names, null fields dropped), so the typed readers above keep working.
+// - `encodeMessage(value, 'TuningJob', version, { enumsAsInts })` is the response side: fields that
+//   the version's message lacks are dropped (a /v1 response never carries a v1beta1-only field), and
+//   enums are written as numbers when the caller asked with `$alt=json;enum-encoding=int`.
+// - `Message.enumOf` accepts an enum's number too (looked up by the proto type name it is given), so
+//   handlers that read field by field (generation.ts) take `"category": 1` as the SDKs send it.
+//
+// FOR GENERATION ROUTES (issue 11, src/api/generation.ts): to refuse unknown fields of a
+// GenerateContentRequest / CountTokensRequest / ComputeTokensRequest, call
+//   const checked = parseMessage(request.value, 'GenerateContentRequest', apiVersionOf(c.req.url));
+// before reading it (or `checkedBody(api, c, 'GenerateContentRequest')` in place of `body(api, c)`), and
+// write responses with `protoJson(c, value, 'GenerateContentResponse')`. The descriptors are in
+// src/api/proto/; add a root in tools/gen-proto-descriptors.ts ROOTS and rerun it for other messages.
+// ---------------------------------------------------------------------------------------------------
+
+export type ApiVersion = 'v1' | 'v1beta1';
+
+export interface FieldDescriptor {
+  name: string;
+  number: number;
+  type: string;
+  kind: 'scalar' | 'message' | 'enum';
+  repeated?: true;
+  mapKey?: string;
+  oneof?: string;
+  outputOnly?: true;
+  required?: true;
+}
+export interface MessageDescriptor { fields: Record<string, FieldDescriptor> }
+interface ProtoSet {
+  package: string;
+  source: string;
+  messages: Record<string, MessageDescriptor & { byName?: Map<string, [string, FieldDescriptor]> }>;
+  enums: Record<string, { values: Record<string, number>; byNumber?: Map<number, string> }>;
+}
+
+const protoSets = new Map<ApiVersion, ProtoSet>();
+
+/** The generated descriptors of an API version. */
+export function protoSet(version: ApiVersion): ProtoSet {
+  let set = protoSets.get(version);
+  if (!set) {
+    // dist/src/api/proto-json.js and src/api/proto-json.ts alike: the JSON stays in src/api/proto.
+    const here = fileURLToPath(import.meta.url);
+    const candidates = [
+      path.join(path.dirname(here), 'proto', `aiplatform-${version}.json`),
+      path.join(path.dirname(here), '..', '..', '..', 'src', 'api', 'proto', `aiplatform-${version}.json`),
+    ];
+    const file = candidates.find((f) => fs.existsSync(f));
+    if (!file) throw new Error(`proto descriptors for ${version} not found (looked in ${candidates.join(', ')})`);
+    set = JSON.parse(fs.readFileSync(file, 'utf8')) as ProtoSet;
+    protoSets.set(version, set);
+  }
+  return set;
+}
+
+/** The API version of a request URL (/v1/... or /v1beta1/...); v1beta1 for anything else. */
+export function apiVersionOf(url: string): ApiVersion {
+  return /^\/v1\//.test(new URL(url, 'http://x').pathname) ? 'v1' : 'v1beta1';
+}
+
+/** A message's full name: short names are in the version's aiplatform package. */
+function fullName(set: ProtoSet, type: string): string {
+  if (type.startsWith('google.')) return type.replace(/^google\.cloud\.aiplatform\.v1(beta1)?\./, `${set.package}.`);
+  return `${set.package}.${type}`;
+}
+
+export function messageDescriptor(version: ApiVersion, type: string): MessageDescriptor | undefined {
+  const set = protoSet(version);
+  return set.messages[fullName(set, type)];
+}
+
+function fieldOf(set: ProtoSet, type: string, key: string): [string, FieldDescriptor] | undefined {
+  const m = set.messages[type];
+  if (!m) return undefined;
+  const direct = m.fields[key];
+  if (direct) return [key, direct];
+  if (!m.byName) m.byName = new Map(Object.entries(m.fields).map(([j, f]) => [f.name, [j, f]]));
+  return m.byName.get(key);
+}
+
+/** An enum value's name for a number, or undefined. */
+function enumName(set: ProtoSet, type: string, n: number): string | undefined {
+  const e = set.enums[type];
+  if (!e) return undefined;
+  if (!e.byNumber) e.byNumber = new Map(Object.entries(e.values).map(([k, v]) => [v, k]).reverse() as [number, string][]);
+  return e.byNumber.get(n);
+}
+
+const INT32 = new Set(['int32', 'sint32', 'sfixed32']);
+const UINT32 = new Set(['uint32', 'fixed32']);
+const INT64 = new Set(['int64', 'sint64', 'sfixed64', 'uint64', 'fixed64']);
+const WRAPPERS: Record<string, string> = {
+  'google.protobuf.DoubleValue': 'double', 'google.protobuf.FloatValue': 'float', 'google.protobuf.Int64Value': 'int64',
+  'google.protobuf.UInt64Value': 'uint64', 'google.protobuf.Int32Value': 'int32', 'google.protobuf.UInt32Value': 'uint32',
+  'google.protobuf.BoolValue': 'bool', 'google.protobuf.StringValue': 'string', 'google.protobuf.BytesValue': 'bytes',
+};
+
+/** A violation of proto3 JSON at `field` (snake_case path); `description` is Google's wording. */
+function violation(field: string, description: string): HttpError {
+  return invalidArgument(description, { fieldViolations: [{ field, description }] });
+}
+
+const join = (p: string, name: string): string => (p ? `${p}.${name}` : name);
+
+/**
+ * Checks `value` as proto3 JSON of message `type` in `version` and returns it normalized (json names,
+ * enum names, nulls dropped). Throws 400 INVALID_ARGUMENT naming the field path otherwise.
+ */
+export function checkMessage(value: unknown, type: string, version: ApiVersion, at = ''): Record<string, unknown> {
+  const set = protoSet(version);
+  return checkObject(set, value, fullName(set, type), version, at);
+}
+
+function checkObject(set: ProtoSet, value: unknown, type: string, version: ApiVersion, at: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw violation(at, `Invalid value at '${at}' (type.googleapis.com/${type}), ${show(value)}`);
+  }
+  const out: Record<string, unknown> = {};
+  const oneofs = new Map<string, string>();
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    const found = fieldOf(set, type, key);
+    if (!found) {
+      const other: ApiVersion = version === 'v1' ? 'v1beta1' : 'v1';
+      const otherSet = protoSet(other);
+      const inOther = fieldOf(otherSet, type.replace(set.package, otherSet.package), key) !== undefined;
+      const where = at ? ` at '${at}'` : '';
+      throw violation(join(at, snakeCase(key)), `Invalid JSON payload received. Unknown name ${JSON.stringify(key)}${where}: Cannot find field.` +
+        (inOther ? ` (${key} is a field of the ${other} API: send the request to /${other}/.)` : ''));
+    }
+    const [json, f] = found;
+    const path = join(at, f.name);
+    if (json in out) throw violation(path, `Invalid JSON payload received. Duplicate field ${JSON.stringify(key)}${at ? ` at '${at}'` : ''}.`);
+    if (v === null && f.type !== 'google.protobuf.Value') continue;
+    if (f.oneof) {
+      const prev = oneofs.get(f.oneof);
+      if (prev) throw violation(path, `Invalid JSON payload received. Fields ${JSON.stringify(prev)} and ${JSON.stringify(json)} are both set, but only one of oneof '${f.oneof}' may be.`);
+      oneofs.set(f.oneof, json);
+    }
+    if (f.mapKey) {
+      if (typeof v !== 'object' || Array.isArray(v)) throw violation(path, `Invalid value at '${path}' (map<${f.mapKey}, ${f.type}>), ${show(v)}`);
+      const m: Record<string, unknown> = {};
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
+        if (f.mapKey !== 'string') checkScalar(f.mapKey, /^(true|false)$/.test(k) ? k === 'true' : k, `${path}[${JSON.stringify(k)}]`);
+        m[k] = checkValue(set, f, item, version, `${path}[${JSON.stringify(k)}]`);
+      }
+      out[json] = m;
+    } else if (f.repeated) {
+      if (!Array.isArray(v)) throw violation(path, `Invalid value at '${path}' (repeated ${typeLabel(f)}), ${show(v)}`);
+      out[json] = v.map((item, i) => checkValue(set, f, item, version, `${path}[${i}]`));
+    } else {
+      out[json] = checkValue(set, f, v, version, path);
+    }
+  }
+  return out;
+}
+
+function typeLabel(f: FieldDescriptor): string {
+  return f.kind === 'scalar' ? `TYPE_${f.type.toUpperCase()}` : `type.googleapis.com/${f.type}`;
+}
+
+function checkValue(set: ProtoSet, f: FieldDescriptor, v: unknown, version: ApiVersion, path: string): unknown {
+  if (f.kind === 'scalar') return checkScalar(f.type, v, path);
+  if (f.kind === 'enum') {
+    if (typeof v === 'string' && v in (set.enums[f.type]?.values ?? {})) return v;
+    if (typeof v === 'number' && Number.isInteger(v)) {
+      const name = enumName(set, f.type, v);
+      if (name !== undefined) return name;
+    }
+    throw violation(path, `Invalid value at '${path}' (type.googleapis.com/${f.type}), ${show(v)}`);
+  }
+  return checkWellKnown(set, f.type, v, version, path);
+}
+
+function checkWellKnown(set: ProtoSet, type: string, v: unknown, version: ApiVersion, path: string): unknown {
+  const bad = (): HttpError => violation(path, `Invalid value at '${path}' (type.googleapis.com/${type}), ${show(v)}`);
+  if (!type.startsWith('google.protobuf.')) return checkObject(set, v, type, version, path);
+  if (type in WRAPPERS) return checkScalar(WRAPPERS[type]!, v, path);
+  switch (type) {
+    case 'google.protobuf.Timestamp':
+      if (typeof v !== 'string' || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/.test(v) || Number.isNaN(Date.parse(v))) throw bad();
+      return v;
+    case 'google.protobuf.Duration':
+      if (typeof v !== 'string' || !/^-?\d+(\.\d{1,9})?s$/.test(v)) throw bad();
+      return v;
+    case 'google.protobuf.FieldMask':
+      if (typeof v !== 'string') throw bad();
+      return v;
+    case 'google.protobuf.Struct':
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad();
+      return v;
+    case 'google.protobuf.ListValue':
+      if (!Array.isArray(v)) throw bad();
+      return v;
+    case 'google.protobuf.Value':
+      return v;
+    case 'google.protobuf.Empty':
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.keys(v).length) throw bad();
+      return v;
+    case 'google.protobuf.Any':
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || typeof (v as { '@type'?: unknown })['@type'] !== 'string') throw bad();
+      return v;
+    default:
+      return v;
+  }
+}
+
+function checkScalar(type: string, v: unknown, path: string): unknown {
+  const bad = (): HttpError => violation(path, `Invalid value at '${path}' (TYPE_${type.toUpperCase()}), ${show(v)}`);
+  if (type === 'string') {
+    if (typeof v !== 'string') throw bad();
+    return v;
+  }
+  if (type === 'bool') {
+    if (typeof v !== 'boolean') throw bad();
+    return v;
+  }
+  if (type === 'bytes') {
+    if (typeof v !== 'string' || !/^[A-Za-z0-9+/\-_]*={0,2}$/.test(v)) throw bad();
+    return v;
+  }
+  if (type === 'float' || type === 'double') {
+    if (typeof v === 'string' && /^(NaN|-?Infinity)$/.test(v)) return v;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+    if (!Number.isFinite(n)) throw bad();
+    return v;
+  }
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+(\.0*)?$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n)) throw bad();
+  if (INT32.has(type) && (n < -(2 ** 31) || n >= 2 ** 31)) throw bad();
+  if (UINT32.has(type) && (n < 0 || n >= 2 ** 32)) throw bad();
+  if (INT64.has(type) && (type.startsWith('u') || type.startsWith('fixed')) && n < 0) throw bad();
+  if (INT64.has(type) && typeof v === 'number' && !Number.isSafeInteger(n)) throw bad();
+  return v;
+}
+
+/** A request body checked as message `type` of `version` (see checkMessage). */
+export function parseMessage(value: Record<string, unknown>, type: string, version: ApiVersion): Message {
+  return new Message(checkMessage(value, type, version), '');
+}
+
+/**
+ * `value` as message `type` of `version` for a response: fields that the version's message lacks are
+ * dropped, and with `enumsAsInts` enums are written as numbers.
+ */
+export function encodeMessage(value: unknown, type: string, version: ApiVersion, opts: { enumsAsInts?: boolean } = {}): Record<string, unknown> {
+  const set = protoSet(version);
+  return encodeObject(set, value as Record<string, unknown>, fullName(set, type), opts.enumsAsInts === true);
+}
+
+function encodeObject(set: ProtoSet, value: Record<string, unknown>, type: string, ints: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    const found = fieldOf(set, type, key);
+    if (!found) continue;
+    const [json, f] = found;
+    const one = (item: unknown): unknown => {
+      if (f.kind === 'enum') {
+        if (ints && typeof item === 'string') return set.enums[f.type]?.values[item] ?? item;
+        return item;
+      }
+      if (f.kind === 'message' && !f.type.startsWith('google.protobuf.') && item !== null && typeof item === 'object' && !Array.isArray(item)) {
+        return encodeObject(set, item as Record<string, unknown>, f.type, ints);
+      }
+      return item;
+    };
+    if (f.mapKey && v !== null && typeof v === 'object') out[json] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, one(x)]));
+    else if (f.repeated && Array.isArray(v)) out[json] = v.map(one);
+    else out[json] = one(v);
+  }
+  return out;
+}
+
+/** Whether the request asked for enums as numbers: `$alt=json;enum-encoding=int` (the Python SDK's REST transport). */
+export function wantsIntEnums(url: string): boolean {
+  const params = new URL(url, 'http://x').searchParams;
+  const alt = params.get('$alt') ?? params.get('alt') ?? '';
+  return /(^|;)\s*enum-encoding=int\s*(;|$)/.test(alt);
+}
+
+/** A JSON response of message `type`, in the request's API version and enum encoding. */
+export function protoJson(req: Request, value: unknown, type: string, status = 200): Response {
+  const body = encodeMessage(value, type, apiVersionOf(req.url), { enumsAsInts: wantsIntEnums(req.url) });
+  return Response.json(body, { status });
+}
+
+/** The name of an enum's number, by the enum's full proto name (numbers are the same in v1 and v1beta1). */
+function enumNumberName(type: string, n: number): string | undefined {
+  for (const version of ['v1beta1', 'v1'] as const) {
+    const set = protoSet(version);
+    const name = enumName(set, fullName(set, type), n);
+    if (name !== undefined) return name;
+  }
+  return undefined;
+}

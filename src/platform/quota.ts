@@ -43,10 +43,17 @@ export class Quotas {
     return this.db.immediate(() => {
       const u = this.tuningJobUsage(project, location);
       if (u.used >= u.limit) {
-        throw new ResourceExhaustedError(
+        const err = new ResourceExhaustedError(
           `Quota exceeded for quota "${u.quota}" in project ${project}, location ${location}: limit ${u.limit}, ${u.used} in use. ` +
             'Wait for a job to finish, cancel one, or raise the limit.',
         );
+        // google.rpc.QuotaFailure and ErrorInfo metadata for the API (src/api/errors.ts reads `details`).
+        const id = QUOTAS.concurrentTuningJobs.id;
+        Object.assign(err, { details: {
+          quota: { metric: `aiplatform.googleapis.com/${id}`, id, subject: `projects/${project}` },
+          metadata: { quota_metric: `aiplatform.googleapis.com/${id}`, quota_limit: String(u.limit), consumer: `projects/${project}`, location },
+        } });
+        throw err;
       }
       return insertJob();
     });

@@ -13,6 +13,7 @@ import type { EndpointResolver } from './endpoints.js';
 import type { EndpointRecord, ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
 import { checkDisplayName, jsonBytes } from '../../platform/limits.js';
+import { apiVersionOf, parseMessage, protoJson } from '../proto-json.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -36,7 +37,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
     checkLocation(api, location);
     const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), sizeOf: (m) => jsonBytes(modelJson(m)) });
-    return c.json({ ...(models.length ? { models: models.map((m) => modelJson(m)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+    return protoJson(c.req.raw, { ...(models.length ? { models: models.map((m) => modelJson(m)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
   });
 
   app.get(`${parent}/models/:id`, async (c) => {
@@ -44,7 +45,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.get', project);
     checkLocation(api, location);
     const model = tuning.registry.getModel(project, location, id);
-    return c.json(modelJson(model, tuning.registry.modelVersion(model, id).version));
+    return protoJson(c.req.raw, modelJson(model, tuning.registry.modelVersion(model, id).version), 'Model');
   });
 
   app.get(`${parent}/endpoints`, async (c) => {
@@ -52,7 +53,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.list', project);
     checkLocation(api, location);
     const { endpoints, nextPageToken } = tuning.registry.listEndpoints(project, location, { ...listOptions(c), sizeOf: (e) => jsonBytes(endpointJson(e)) });
-    return c.json({ ...(endpoints.length ? { endpoints: endpoints.map(endpointJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+    return protoJson(c.req.raw, { ...(endpoints.length ? { endpoints: endpoints.map(endpointJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListEndpointsResponse');
   });
 
   app.get(`${parent}/endpoints/:id`, async (c) => {
@@ -60,7 +61,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.get', project);
     checkLocation(api, location);
-    return c.json(endpointJson(tuning.registry.getEndpoint(project, location, id)));
+    return protoJson(c.req.raw, endpointJson(tuning.registry.getEndpoint(project, location, id)), 'Endpoint');
   });
 
   // :deployModel / :undeployModel answer the finished operation's response inline (no long-running operation).
@@ -70,7 +71,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
       const id = call.slice(0, -(verb.length + 1));
       await guard(api.auth, c.req.raw.headers, verb === 'deployModel' ? 'aiplatform.endpoints.deploy' : 'aiplatform.endpoints.undeploy', project);
       checkLocation(api, location);
-      const request = await body(api, c);
+      const request = parseMessage((await body(api, c)).value, verb === 'deployModel' ? 'DeployModelRequest' : 'UndeployModelRequest', apiVersionOf(c.req.url));
       if (verb === 'deployModel') {
         const dm = request.message('deployedModel', `${V}.DeployedModel`);
         const model = dm?.string('model');
@@ -80,12 +81,12 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
         const d = tuning.registry.deploy(project, location, id, mm[1]!);
-        return c.json({ deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } });
+        return protoJson(c.req.raw, { deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } }, 'DeployModelResponse');
       }
       const deployedModelId = request.string('deployedModelId');
       if (!deployedModelId) throw invalidArgument("'deployed_model_id' is required.");
       tuning.registry.undeploy(project, location, id, deployedModelId);
-      return c.json({});
+      return protoJson(c.req.raw, {}, 'UndeployModelResponse');
     });
   }
 }

@@ -1,8 +1,11 @@
 // Tuning jobs: `projects/{p}/locations/{l}/tuningJobs` create, get, list, :cancel, and /metrics.
 // Order in every handler: credentials and permission (401, 403), then the location (400: the supported
 // locations are told only to callers who may use them), then the request.
-// The body is read as proto3 JSON (camelCase or snake_case, int64 as numbers or strings, enums by
-// name); everything else is checked by the tuning service (src/platform/jobs/service.ts) before a job
+// The body is checked as the request version's TuningJob (proto-json.ts parseMessage, from the published
+// protos): camelCase or snake_case, int64 as numbers or strings, enums by name or number, unknown fields
+// (and v1beta1-only ones on /v1) refused with their path; output-only fields are ignored, as Google
+// does. Every other field is honoured or refused with 400 naming it (HONOURED, below); everything else
+// is checked by the tuning service (src/platform/jobs/service.ts) before a job
 // is queued, sizes included (display name, description, labels: src/platform/limits.ts). List filters:
 // `state="JOB_STATE_..."` terms joined by OR and `tuned_model_display_name="..."`, joined by AND; list
 // pages hold at most 100 jobs and about 4 MiB of JSON (a page stops early, with a nextPageToken).
@@ -18,8 +21,8 @@
 import type { Context, Hono } from 'hono';
 import { guard, type Principal } from '../auth.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
-import { invalidArgument, notFound } from '../errors.js';
-import type { Message } from '../proto-json.js';
+import { fieldError, invalidArgument, notFound } from '../errors.js';
+import { apiVersionOf, parseMessage, protoJson, messageDescriptor, type ApiVersion, type Message } from '../proto-json.js';
 import { DEFAULT_TUNE_OPTIONS } from '../../train/trainer.js';
 import type { JobState, TuningJobRecord } from '../../platform/jobs.js';
 import { jsonBytes } from '../../platform/limits.js';
@@ -53,9 +56,11 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const { project, location } = c.req.param();
     const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
     checkLocation(api, location);
-    const request = await body(api, c);
+    const version = apiVersionOf(c.req.url);
+    const request = parseMessage((await body(api, c)).value, 'TuningJob', version);
+    refuseUnsupported(request.value, version);
     const job = await tuning.create({ ...parseCreate(api, request, project, location, principal), signal });
-    return c.json(tuningJobJson(job));
+    return protoJson(c.req.raw, tuningJobJson(job), 'TuningJob');
   });
 
   app.get(base, async (c) => {
@@ -70,7 +75,7 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
       : tuning.jobs.list(project, location, {
         pageSize: size, pageToken: token, states: filter.states, displayName: filter.displayName, sizeOf: (j) => jsonBytes(tuningJobJson(j)),
       });
-    return c.json({ ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) });
+    return protoJson(c.req.raw, { ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListTuningJobsResponse');
   });
 
   app.get(`${base}/:id/metrics`, async (c) => {
@@ -92,7 +97,7 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
     checkLocation(api, location);
-    return c.json(tuningJobJson(tuning.jobs.get(project, location, id)));
+    return protoJson(c.req.raw, tuningJobJson(tuning.jobs.get(project, location, id)), 'TuningJob');
   });
 
   app.post(`${base}/:call`, async (c) => {
@@ -101,10 +106,54 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     if (colon < 0 || call.slice(colon + 1) !== 'cancel') throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.cancel, project);
     checkLocation(api, location);
-    await body(api, c);
+    parseMessage((await body(api, c)).value, 'CancelTuningJobRequest', apiVersionOf(c.req.url));
     tuning.cancel(project, location, call.slice(0, colon));
     return c.json({});
   });
+}
+
+/**
+ * The TuningJob fields (json paths) a create honours; any other input field that is set (not output
+ * only, not its default value) is refused with 400 naming it, with the reason where one is known.
+ */
+const HONOURED = new Set([
+  'baseModel', 'tunedModelDisplayName', 'description', 'labels', 'supervisedTuningSpec',
+  'supervisedTuningSpec.trainingDatasetUri', 'supervisedTuningSpec.validationDatasetUri', 'supervisedTuningSpec.tuningMode',
+  'supervisedTuningSpec.hyperParameters', 'supervisedTuningSpec.hyperParameters.epochCount',
+  'supervisedTuningSpec.hyperParameters.learningRateMultiplier', 'supervisedTuningSpec.hyperParameters.adapterSize',
+  'supervisedTuningSpec.hyperParameters.learningRate',
+]);
+const WHY_NOT: Record<string, string> = {
+  encryptionSpec: 'tunekit does not encrypt with customer-managed keys (CMEK): its object store and staging files are plain files under the server\'s data directory; leave encryption_spec unset',
+  'supervisedTuningSpec.evaluationConfig': 'evaluation during tuning is not available yet (it comes with tunekit\'s evaluation service); leave evaluation_config unset',
+  'supervisedTuningSpec.hyperParameters.batchSize': 'steps are packed to a token budget, not a number of examples',
+  serviceAccount: 'tuning jobs run with the identity of the caller who creates them',
+  outputUri: 'the adapter is written to the registry\'s bucket',
+  'supervisedTuningSpec.exportLastCheckpointOnly': 'every epoch\'s checkpoint is kept',
+};
+
+function isDefault(v: unknown): boolean {
+  return v === false || v === '' || v === 0 || v === '0' || (Array.isArray(v) && v.length === 0) ||
+    (typeof v === 'string' && /_UNSPECIFIED$/.test(v));
+}
+
+/** 400 naming the first input field of a TuningJob that tunekit does not honour (see HONOURED). */
+function refuseUnsupported(job: Record<string, unknown>, version: ApiVersion): void {
+  const walk = (value: Record<string, unknown>, type: string, prefix: string, protoPath: string): void => {
+    const desc = messageDescriptor(version, type);
+    for (const [key, v] of Object.entries(value)) {
+      const f = desc?.fields[key];
+      if (!f || f.outputOnly || isDefault(v)) continue;
+      const at = prefix ? `${prefix}.${key}` : key;
+      const field = protoPath ? `${protoPath}.${f.name}` : f.name;
+      if (!HONOURED.has(at)) {
+        const why = WHY_NOT[at] ?? (at.includes('.') ? 'tunekit runs supervised LoRA tuning of a registered publisher model' : 'only supervised tuning (supervised_tuning_spec) of a publisher model is supported');
+        throw fieldError(field, `'${field}' is not supported by tunekit: ${why}.`, 'FIELD_NOT_SUPPORTED');
+      }
+      if (f.kind === 'message' && !f.mapKey && !f.repeated && v !== null && typeof v === 'object') walk(v as Record<string, unknown>, f.type, at, field);
+    }
+  };
+  walk(job, 'TuningJob', '', '');
 }
 
 /** A CreateTuningJob body as the service's request; INVALID_ARGUMENT naming the field otherwise. */
