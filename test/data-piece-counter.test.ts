@@ -1,12 +1,19 @@
 // PieceCounter (fast exact token counts for validation and statistics) against the tokenizer itself:
 // the same count as encode() on varied text for every family, and countExample's tokens and output
-// tokens equal renderForTraining's token count and loss mask.
+// tokens equal renderForTraining's token count and loss mask. The same for the published Gemma 3, Qwen3
+// and Llama 3.1 tokenizers (below), on a multilingual corpus (bench/multilingual.ts) and adversarial text.
 
-import { test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as hfTokenizers from '@huggingface/tokenizers';
 import { Random } from '../src/engine/random.js';
-import { PieceCounter } from '../src/data/piece-counter.js';
-import { countExample, textCounter } from '../src/data/tokens.js';
+import { PieceCounter, rewriteSplitRegex } from '../src/data/piece-counter.js';
+import { TokenCounterPool } from '../src/data/token-pool.js';
+import { countExample, textCounter, type TextCounter, type TokenCount } from '../src/data/tokens.js';
+import { ADVERSARIAL, multilingualText } from '../bench/multilingual.js';
+import { realTokenizerDir, REAL_TOKENIZER_NAMES, type RealTokenizerName } from './helpers/real-tokenizers.js';
 import { renderForTraining } from '../src/data/render.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import type { Conversation } from '../src/data/conversation.js';
@@ -70,3 +77,116 @@ for (const family of FAMILIES) {
     }
   });
 }
+
+// The published tokenizers: the fast counter must be the one used (not the encode fallback) and give
+// encode()'s counts on a multilingual corpus and adversarial text; the rewritten Split regex must cut
+// exactly where the library's compiled pattern cuts; the worker pool (shared tables, render-only
+// tokenizers) must report what full encoding gives per example.
+
+describe('published tokenizers', () => {
+  const dirs = {} as Record<RealTokenizerName, string>;
+  const tokenizers = {} as Record<RealTokenizerName, Tokenizer>;
+  before(() => {
+    for (const name of REAL_TOKENIZER_NAMES) {
+      dirs[name] = realTokenizerDir(name);
+      tokenizers[name] = Tokenizer.loadSync(dirs[name]);
+    }
+  });
+
+  const corpus = (seed: number, chars: number): string => multilingualText(new Random(seed), chars);
+
+  for (const name of REAL_TOKENIZER_NAMES) {
+    test(`${name}: PieceCounter is used and counts exactly what encode() produces (multilingual corpus, adversarial text)`, () => {
+      const tokenizer = tokenizers[name];
+      const counter = PieceCounter.forTokenizer(dirs[name], tokenizer);
+      assert.ok(counter, `${name}: the fast counter mirrors this pipeline`);
+      const encoded = (t: string): number => tokenizer.encode(t, { addSpecialTokens: false }).length;
+      for (const t of ADVERSARIAL) assert.equal(counter.count(t), encoded(t), JSON.stringify(t));
+      // Adversarial texts glued together (boundaries between them) and to the corpus.
+      const rng = new Random(3);
+      for (let i = 0; i < 300; i++) {
+        let t = '';
+        for (let k = 0; k < 1 + Math.floor(rng.next() * 6); k++) t += ADVERSARIAL[Math.floor(rng.next() * ADVERSARIAL.length)];
+        assert.equal(counter.count(t), encoded(t), JSON.stringify(t));
+      }
+      const text = corpus(17, 400_000);
+      let at = 0;
+      let total = 0;
+      while (at < text.length) {
+        const len = 1 + Math.floor(rng.next() * 4000);
+        const t = text.slice(at, at + len);
+        const n = counter.count(t);
+        assert.equal(n, encoded(t), `corpus at ${at}: ${JSON.stringify(t.slice(0, 80))}`);
+        total += n;
+        at += len;
+      }
+      assert.ok(total > 50_000);
+      const whole = text.slice(0, 100_000);
+      assert.equal(counter.count(whole), encoded(whole), 'one 100,000-character text');
+    });
+
+    test(`${name}: the worker pool (shared tables, render-only tokenizer) reports full encoding's counts`, async () => {
+      const tokenizer = tokenizers[name];
+      const encodeCount: TextCounter = (t) => tokenizer.encode(t, { addSpecialTokens: false }).length;
+      const rng = new Random(23);
+      const convs: Conversation[] = [];
+      for (let i = 0; i < 40; i++) {
+        const turns: Conversation['turns'] = [];
+        for (let e = 0; e < 1 + (i % 3); e++) {
+          turns.push({ role: 'user', text: multilingualText(rng, 20 + Math.floor(rng.next() * 600)).trim() || 'q' });
+          turns.push({ role: 'model', text: multilingualText(rng, 20 + Math.floor(rng.next() * 900)).trim() || 'a' });
+        }
+        convs.push({ ...(i % 2 ? { systemInstruction: 'Be brief. 簡潔に。' } : {}), turns, source: { file: 'x', line: i + 1 } });
+      }
+      const limit = 700;
+      for (const threads of [0, 2]) {
+        const got = new Map<number, TokenCount>();
+        const pool = new TokenCounterPool(dirs[name], limit, (c) => got.set(c.row, c), threads);
+        try {
+          for (const [i, conv] of convs.entries()) await pool.submit({ row: i + 1, conv });
+          await pool.drain();
+        } finally {
+          await pool.close();
+        }
+        assert.equal(got.size, convs.length);
+        for (const [i, conv] of convs.entries()) {
+          assert.deepEqual(got.get(i + 1), countExample(conv, i + 1, tokenizer, limit, encodeCount), `${threads} threads, example ${i + 1}`);
+        }
+      }
+    });
+  }
+
+  for (const name of ['qwen3', 'llama3_1'] as const) {
+    test(`${name}: the rewritten Split regex cuts where the library's compiled pattern cuts`, () => {
+      const tj = JSON.parse(fs.readFileSync(path.join(dirs[name], 'tokenizer.json'), 'utf8')) as { pre_tokenizer: { pretokenizers: { pattern: { Regex: string } }[] } };
+      const source = tj.pre_tokenizer.pretokenizers[0]!.pattern.Regex;
+      assert.match(source, /\(\?i:/, 'the published pattern has a case-insensitive group');
+      const ours = rewriteSplitRegex(source);
+      assert.ok(ours, 'rewritten');
+      assert.doesNotMatch(ours, /\(\?i/);
+      const SplitPreTokenizer = (hfTokenizers as unknown as Record<string, unknown>).SplitPreTokenizer;
+      const theirs = (new (SplitPreTokenizer as new (c: unknown) => { pattern: RegExp })({ type: 'Split', pattern: { Regex: source }, behavior: 'Isolated', invert: false })).pattern;
+      const mine = new RegExp(ours, 'gu');
+      const cuts = (re: RegExp, t: string): string[] => [...t.matchAll(re)].map((m) => `${m.index}:${m[0]}`);
+      const texts = [...ADVERSARIAL, corpus(5, 200_000)];
+      // Random strings over the characters the alternatives turn on.
+      const alphabet = ["'", 's', 'S', 't', 'T', 'r', 'R', 'e', 'E', 'v', 'V', 'm', 'M', 'l', 'L', 'd', 'D', 'ſ', '\u212a', 'k', ' ', '\t', '\n', '\r', '\u00a0', '1', '٣', 'x', 'é', '東', '!', '🙂', '\u0301', '_'];
+      const rng = new Random(9);
+      for (let i = 0; i < 3000; i++) {
+        let t = '';
+        for (let k = 0; k < 1 + Math.floor(rng.next() * 12); k++) t += alphabet[Math.floor(rng.next() * alphabet.length)];
+        texts.push(t);
+      }
+      for (const t of texts) assert.deepEqual(cuts(mine, t), cuts(theirs, t), JSON.stringify(t.slice(0, 80)));
+    });
+  }
+
+  test('rewriteSplitRegex: (?i:...) folds ASCII letters only; syntax the library rewrites otherwise is refused', () => {
+    assert.equal(rewriteSplitRegex("(?i:'s|'ll)|\\p{L}+"), "(?:'[sS]|'[lL][lL])|\\p{L}+");
+    assert.equal(rewriteSplitRegex('\\s+(?!\\S)|[^\\s\\d]'), '\\p{White_Space}+(?!\\P{White_Space})|[^\\p{White_Space}\\p{Nd}]');
+    assert.equal(rewriteSplitRegex('(?i:x)y'), '(?:[xX])y');
+    for (const refused of ['.+', '^a', 'a$', '(?i:[a-z])', '\\p{N}++', '(?>a)', '(?<n>a)', '[^(\\s|[a])]', 'a{1,3}+', '(a', 'a)']) {
+      assert.equal(rewriteSplitRegex(refused), null, refused);
+    }
+  });
+});

@@ -110,14 +110,23 @@ export function rewriteSplitRegex(source: string): string | null {
   let lastQuantifier = false;
   let i = 0;
   const n = source.length;
+  // An escape at `at`: its JavaScript form; `used` is set to the source characters it spans.
+  let used = 0;
   const escape = (at: number): string | null => {
     const c = source[at + 1];
+    used = 2;
     if (c === undefined) return null;
     if (c === 'p' || c === 'P') {
       const m = /^\{[A-Za-z_=]+\}/.exec(source.slice(at + 2));
+      used = 2 + (m ? m[0].length : 0);
       return m ? `\\${c}${m[0]}` : null;
     }
-    if ('srntdSDwW'.includes(c)) return `\\${c}`;
+    // The library's rewrites: \s is Unicode White_Space (JavaScript's \s adds U+FEFF and lacks U+0085).
+    if (c === 's') return '\\p{White_Space}';
+    if (c === 'S') return '\\P{White_Space}';
+    if (c === 'd') return '\\p{Nd}';
+    if (c === 'D') return '\\P{Nd}';
+    if ('rntfv'.includes(c)) return `\\${c}`;
     if (/[A-Za-z0-9]/.test(c)) return null;
     return `\\${c}`;
   };
@@ -127,7 +136,7 @@ export function rewriteSplitRegex(source: string): string | null {
       const e = escape(i);
       if (e === null) return null;
       out += e;
-      i += e.length;
+      i += used;
       lastQuantifier = false;
       continue;
     }
@@ -145,7 +154,7 @@ export function rewriteSplitRegex(source: string): string | null {
           const e = escape(j);
           if (e === null) return null;
           cls += e;
-          j += e.length;
+          j += used;
           continue;
         }
         if (fold && /[A-Za-z]/.test(d)) return null;

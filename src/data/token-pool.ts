@@ -4,12 +4,20 @@
 // Bounded memory: at most 2 batches in flight per worker; `submit` waits when that many are out.
 // Cancellable: when the pool's AbortSignal fires, its workers are terminated at once (even in the
 // middle of an example) and every pending and later call rejects with CancelledError (code CANCELLED).
+// Memory: where PieceCounter mirrors the tokenizer's pipeline, tokenizer.json is read once, on this
+// thread, and compiled into CounterTables (SharedArrayBuffers: every worker reads the same copy); the
+// workers render with a tokenizer built without the vocabulary and merges (the chat template and the
+// added tokens are all rendering needs) and count with the shared tables. Nothing holds the tokenizer
+// library's vocabulary (about 400 MB for Gemma 3's, per copy). Otherwise each worker loads the tokenizer.
 
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { Tokenizer, type TokenizerFiles } from '../tokenizer/tokenizer.js';
 import type { Conversation } from './conversation.js';
 import { cancelledError } from './errors.js';
+import { buildCounterTables, PieceCounter, type CounterTables } from './piece-counter.js';
 import { countExample, textCounter, type TextCounter, type TokenCount } from './tokens.js';
 
 export interface CountItem {
@@ -29,6 +37,74 @@ export interface CountReply {
 
 const BATCH = 32;
 
+/** What a worker starts from: a tokenizer directory (loaded in full), or shared tables and render-only files. */
+export type WorkerSetup = { limit: number } & ({ tokenizerDir: string } | { tables: CounterTables; files: TokenizerFiles });
+
+type Json = Record<string, unknown>;
+
+/**
+ * Shared counting tables and the files of a render-only tokenizer for `dir`, or null when the counter
+ * does not mirror this tokenizer (or a file does not parse: loading it in full reports that as before).
+ */
+export function sharedCounting(dir: string): { tables: CounterTables; files: TokenizerFiles } | null {
+  const read = (name: string): Json | undefined | null => {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, name), 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const v = JSON.parse(text) as unknown;
+      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : null;
+    } catch {
+      return null;
+    }
+  };
+  let tj = read('tokenizer.json');
+  const config = read('tokenizer_config.json');
+  const generationConfig = read('generation_config.json');
+  const specialTokensMap = read('special_tokens_map.json');
+  if (!tj || config === null || generationConfig === null || specialTokensMap === null) return null;
+  const tables = buildCounterTables(tj, config ?? {});
+  if (!tables) return null;
+  // Rendering reads the template, the token strings and the added tokens; encode() is only asked for
+  // the token after a probe reply (an added token). Keep single characters, byte tokens and the named
+  // tokens so any text still encodes; drop the merges.
+  const model = tj.model as Json;
+  const named = new Set<string>();
+  for (const src of [config ?? {}, specialTokensMap ?? {}]) {
+    for (const [k, v] of Object.entries(src)) {
+      const content = typeof v === 'string' ? v : v && typeof v === 'object' ? (v as Json).content : undefined;
+      if (k.endsWith('_token') && typeof content === 'string') named.add(content);
+    }
+  }
+  for (const t of (tj.added_tokens as Json[] | undefined) ?? []) if (typeof t.content === 'string') named.add(t.content);
+  const vocab: Record<string, number> = {};
+  for (const [piece, id] of Object.entries(model.vocab as Record<string, number>)) {
+    if ([...piece].length === 1 || /^<0x[0-9A-F]{2}>$/.test(piece) || named.has(piece)) vocab[piece] = id;
+  }
+  const files: TokenizerFiles = { tokenizer: { ...tj, model: { ...model, vocab, merges: [] } } };
+  tj = undefined; // the full vocabulary and merges are garbage from here on
+  if (config) files.config = config;
+  if (generationConfig) files.generationConfig = generationConfig;
+  if (specialTokensMap) files.specialTokensMap = specialTokensMap;
+  const template = path.join(dir, 'chat_template.jinja');
+  if (fs.existsSync(template)) files.chatTemplateFile = fs.readFileSync(template, 'utf8');
+  return { tables, files };
+}
+
+/** The tokenizer and exact counter a worker (or the inline pool) counts with. */
+export function counterFor(setup: WorkerSetup): { tokenizer: Tokenizer; counter: TextCounter } {
+  if ('tokenizerDir' in setup) {
+    const tokenizer = Tokenizer.loadSync(setup.tokenizerDir);
+    return { tokenizer, counter: textCounter(tokenizer, setup.tokenizerDir) };
+  }
+  const tokenizer = Tokenizer.fromFiles(setup.files);
+  const pieces = new PieceCounter(setup.tables);
+  return { tokenizer, counter: (text) => pieces.count(text) };
+}
+
 export class TokenCounterPool {
   private readonly workers: { worker: Worker; inFlight: number }[] = [];
   private readonly tokenizer: Tokenizer | null;
@@ -45,10 +121,13 @@ export class TokenCounterPool {
     threads = os.availableParallelism(), private readonly signal?: AbortSignal,
   ) {
     if (signal?.aborted) throw cancelledError(signal);
-    this.tokenizer = threads === 0 ? Tokenizer.loadSync(tokenizerDir) : null;
-    this.counter = this.tokenizer ? textCounter(this.tokenizer, tokenizerDir) : null;
+    const shared = sharedCounting(tokenizerDir);
+    const setup: WorkerSetup = shared ? { limit, ...shared } : { limit, tokenizerDir };
+    const inline = threads === 0 ? counterFor(setup) : null;
+    this.tokenizer = inline?.tokenizer ?? null;
+    this.counter = inline?.counter ?? null;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./token-worker.js', import.meta.url), { workerData: { tokenizerDir, limit } });
+      const worker = new Worker(new URL('./token-worker.js', import.meta.url), { workerData: setup });
       const slot = { worker, inFlight: 0 };
       worker.on('message', (reply: CountReply) => {
         slot.inFlight--;
