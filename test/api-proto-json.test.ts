@@ -216,3 +216,13 @@ test('generation accepts enums by number (safetySettings[].category: 1)', async 
   });
   assert.equal(r.status, 200, JSON.stringify(r.json));
 });
+
+test('?key=API_KEY is accepted as Google\'s APIs accept it; a header key wins', async () => {
+  const list = '/v1/projects/p/locations/us-central1/tuningJobs';
+  assert.equal((await call('GET', `${list}?key=${encodeURIComponent(keys.trainer)}&pageSize=1`, undefined)).status, 200);
+  const bad = await call('GET', `${list}?key=nope`, undefined);
+  assert.equal(bad.status, 401);
+  assert.equal(detail(bad.json, 'ErrorInfo')!.reason, 'UNAUTHENTICATED');
+  assert.equal((await call('GET', `${list}?key=nope`, keys.trainer)).status, 200);
+  assert.equal((await call('GET', `${list}?pageSize=1`, undefined)).status, 401);
+});

@@ -3,7 +3,7 @@
 // v1beta1 in Vertex mode). Errors of every kind leave through one handler as google.rpc.Status.
 
 import { Hono } from 'hono';
-import { insecureNoAuth, type Authenticator } from './auth.js';
+import { acceptQueryKey, insecureNoAuth, type Authenticator } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
 import { assertLocation } from '../platform/config.js';
 import { errorResponse, trackRequest, type ApiContext } from './context.js';
@@ -61,6 +61,7 @@ export function createApp(opts: ApiOptions): Hono {
   // is released when the response is complete: at once, or when a streamed body ends.
   app.use(async (c, next) => {
     const done = trackRequest(api, c.req.raw);
+    acceptQueryKey(c.req.raw); // ?key=API_KEY, as Google's APIs take it (auth.ts)
     try {
       await next();
     } catch (err) {

@@ -33,3 +33,17 @@ export async function guard(auth: Authenticator, headers: Headers, permission: s
   await auth.authorize(principal, permission, project);
   return principal;
 }
+
+/**
+ * `?key=API_KEY` as Google's APIs accept it (the Gemini API, Vertex express mode): when a request
+ * carries no x-goog-api-key and no Authorization header, its `key` query parameter becomes its
+ * x-goog-api-key, so every route authenticates it the same way. A key in a header wins over one in
+ * the URL. Called once per request by the app (app.ts) before any route.
+ */
+export function acceptQueryKey(req: Request): void {
+  if (req.headers.has('x-goog-api-key') || req.headers.has('authorization')) return;
+  const q = req.url.indexOf('?');
+  if (q < 0) return;
+  const key = new URLSearchParams(req.url.slice(q + 1)).get('key');
+  if (key) req.headers.set('x-goog-api-key', key);
+}
