@@ -176,3 +176,27 @@ test('custom metrics: templates with {prompt}, {response}, {reference}; a custom
   assert.equal(p.choice, 'TIE'); // "B" in both orders: position bias, not a preference
   assert.equal(p.disagreements, 1);
 });
+
+test('a local judge (tiny random model on the engine) decodes under the answer schema: every answer parses', async () => {
+  const { loadModel } = await import('../src/models/model.js');
+  const { Engine } = await import('../src/serve/engine.js');
+  const { engineJudge, generateLocal } = await import('../src/eval/local-model.js');
+  const { tinyModelDir } = await import('./helpers/tiny-models.js');
+  const model = await loadModel(tinyModelDir('qwen3'));
+  const engine = new Engine(model, { parallel: 4 });
+  const local = engineJudge(engine, model, { description: 'qwen3-tiny', maxTokens: 48 });
+  const verbosity = POINTWISE_METRICS.get('verbosity')!;
+  const results = await mapPool([instance, instance, { prompt: 'Hi', response: 'Hello!' }], 3, (it, i) =>
+    judgePointwise(verbosity, it, { judge: local, retries: 0, seed: i, samples: 2 }));
+  for (const r of results) {
+    assert.equal(r.error, undefined);
+    for (const j of r.judgments) {
+      assert.ok([2, 1, 0, -1, -2].includes(j.value), String(j.value));
+      assert.equal(j.attempts, 1);
+    }
+  }
+  const pair = await judgePairwise(pairwiseMetric('pairwise_fluency')!, { prompt: 'Hi', baseline: 'a', candidate: 'b' }, { judge: local, retries: 0 });
+  assert.ok(pair.choice !== undefined, pair.error);
+  // Unconstrained generation of the same engine gives free text.
+  assert.equal(typeof await generateLocal(engine, model, 'Hi', { maxTokens: 4, temperature: 0 }), 'string');
+});

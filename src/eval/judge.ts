@@ -11,6 +11,8 @@ export interface JudgeRequest {
   temperature: number;
   seed?: number;
   maxTokens?: number;
+  /** The JSON Schema of the answer: local judges decode under it; remote ones get it in the prompt only. */
+  jsonSchema?: object;
   signal?: AbortSignal;
 }
 

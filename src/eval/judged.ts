@@ -101,8 +101,16 @@ export function parsePairwise(text: string): Parsed<'A' | 'B' | 'SAME'> {
 
 class JudgmentFailed extends Error {}
 
+/** The answers' JSON Schemas (what local judges decode under). */
+export const pointwiseSchema = (allowed: number[]): object => ({
+  type: 'object', properties: { explanation: { type: 'string' }, score: { enum: allowed } }, required: ['explanation', 'score'],
+});
+export const PAIRWISE_SCHEMA: object = {
+  type: 'object', properties: { explanation: { type: 'string' }, choice: { enum: ['A', 'B', 'SAME'] } }, required: ['explanation', 'choice'],
+};
+
 /** One judgment with retries; throws JudgmentFailed naming the last reason when every attempt fails. */
-async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, s: JudgeSettings, sample: number): Promise<Judgment<T>> {
+async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, s: JudgeSettings, sample: number, jsonSchema: object): Promise<Judgment<T>> {
   const retries = s.retries ?? 2;
   const baseTemperature = s.temperature ?? ((s.samples ?? 1) > 1 ? 1 : 0);
   let reason = '';
@@ -114,6 +122,7 @@ async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, 
         temperature: attempt === 0 ? baseTemperature : Math.max(baseTemperature, 0.7),
         seed: s.seed === undefined ? undefined : s.seed + sample + 1000 * attempt,
         maxTokens: s.maxTokens,
+        jsonSchema,
         signal: s.signal,
       });
     } catch (e) {
@@ -146,7 +155,7 @@ export async function judgePointwise(metric: PointwiseMetric, instance: JudgedIn
   const allowed = metric.rubric.map((l) => l.score);
   const judgments: Judgment<number>[] = [];
   try {
-    for (let i = 0; i < samplesOf(s); i++) judgments.push(await judgeOnce(prompt, (t) => parsePointwise(t, allowed), s, i));
+    for (let i = 0; i < samplesOf(s); i++) judgments.push(await judgeOnce(prompt, (t) => parsePointwise(t, allowed), s, i, pointwiseSchema(allowed)));
   } catch (e) {
     if (e instanceof JudgmentFailed) return { judgments, error: e.message };
     throw e;
@@ -171,8 +180,8 @@ export async function judgePairwise(
     ({ ...j, value: j.value === 'A' ? aIs : j.value === 'B' ? bIs : 'TIE' });
   try {
     for (let i = 0; i < samplesOf(s); i++) {
-      baselineFirst.push(map(await judgeOnce(baseFirst, parsePairwise, s, i), 'BASELINE', 'CANDIDATE'));
-      candidateFirst.push(map(await judgeOnce(candFirst, parsePairwise, s, i), 'CANDIDATE', 'BASELINE'));
+      baselineFirst.push(map(await judgeOnce(baseFirst, parsePairwise, s, i, PAIRWISE_SCHEMA), 'BASELINE', 'CANDIDATE'));
+      candidateFirst.push(map(await judgeOnce(candFirst, parsePairwise, s, i, PAIRWISE_SCHEMA), 'CANDIDATE', 'BASELINE'));
     }
   } catch (e) {
     if (e instanceof JudgmentFailed) return { baselineFirst, candidateFirst, disagreements: 0, error: e.message };
