@@ -53,9 +53,10 @@ export function archKey(arch: GgufArch, key: ArchKey): string {
 }
 
 export const TOKENIZER_KEYS = {
-  model: 'tokenizer.ggml.model', // string: "gpt2" for byte-level BPE
+  model: 'tokenizer.ggml.model', // string: "gpt2" for byte-level BPE, "llama" for SentencePiece-style BPE
   pre: 'tokenizer.ggml.pre', // string: pre-tokenizer regex set, see GGUF_PRE_TOKENIZER
   tokens: 'tokenizer.ggml.tokens', // string[]
+  scores: 'tokenizer.ggml.scores', // f32[], "llama" vocabularies: higher joins first
   tokenType: 'tokenizer.ggml.token_type', // i32[], GGUF_TOKEN_TYPE
   merges: 'tokenizer.ggml.merges', // string[], "left right"
   bosId: 'tokenizer.ggml.bos_token_id', // u32
@@ -65,6 +66,7 @@ export const TOKENIZER_KEYS = {
   unkId: 'tokenizer.ggml.unknown_token_id', // u32
   addBos: 'tokenizer.ggml.add_bos_token', // bool
   addEos: 'tokenizer.ggml.add_eos_token', // bool
+  addSpacePrefix: 'tokenizer.ggml.add_space_prefix', // bool, "llama" vocabularies (default true)
   chatTemplate: 'tokenizer.chat_template', // string
 } as const;
 
@@ -73,6 +75,10 @@ export const GGUF_TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined:
 
 /** tokenizer.ggml.model for byte-level BPE vocabularies. */
 export const GGUF_TOKENIZER_MODEL_BPE = 'gpt2';
+/** tokenizer.ggml.model for SentencePiece-style (byte-fallback) BPE vocabularies. */
+export const GGUF_TOKENIZER_MODEL_SPM = 'llama';
+/** tokenizer.ggml.pre for "llama" vocabularies, which have no pre-tokenizer regex. */
+export const GGUF_PRE_TOKENIZER_SPM = 'default';
 
 /** Name llama.cpp gives the unused tokens that pad a vocabulary up to the embedding's rows. */
 export function paddingTokenText(id: number): string {

@@ -33,6 +33,8 @@ export interface GgufExportOptions {
 export interface GgufExportSummary extends GgufWriteSummary {
   architecture: GgufArch;
   vocabSize: number;
+  /** Special tokens past vocab_size left out of the GGUF (Gemma 3's <image_soft_token>). */
+  droppedTokens: string[];
 }
 
 export async function exportGguf(opts: GgufExportOptions): Promise<GgufExportSummary> {
@@ -70,7 +72,7 @@ export async function exportGguf(opts: GgufExportOptions): Promise<GgufExportSum
     });
   }
   const summary = await writeGguf(opts.out, meta, tensors);
-  return { ...summary, architecture: arch, vocabSize: config.vocabSize };
+  return { ...summary, architecture: arch, vocabSize: config.vocabSize, droppedTokens: vocab.dropped };
 }
 
 /** How the config maps onto llama.cpp's fixed model code; throws where it cannot. */

@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Random } from '../engine/random.js';
 import { InvalidRequestError } from '../errors.js';
-import { generateTokenizer } from '../tokenizer/tiny-tokenizers.js';
+import { generateTokenizer, type GeneratedTokenizer } from '../tokenizer/tiny-tokenizers.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { parseModelConfig, type Family, type ModelConfig } from './config.js';
 import { writeSafetensors, type SafetensorsDtype } from './safetensors.js';
 import { tensorSpecs } from './weights.js';
@@ -76,6 +77,11 @@ export interface TinyModelOptions {
   vocabSize?: number;
   /** How weights are drawn; `hf` for `small`, `wide` for `tiny` unless given. */
   init?: InitScheme;
+  /**
+   * A published tokenizer (a directory with tokenizer.json and tokenizer_config.json) to carry instead of
+   * the generated one; it may define special tokens past vocabSize, as published Gemma 3 does.
+   */
+  tokenizerDir?: string;
 }
 
 export interface TinyModelSummary {
@@ -88,17 +94,20 @@ export interface TinyModelSummary {
 
 /** The config.json a tiny/small model gets, with its generated tokenizer; nothing is written. */
 export function tinyModelSpec(opts: Omit<TinyModelOptions, 'out' | 'seed'>): {
-  config: Record<string, unknown>; parsed: ModelConfig; tokenizer: ReturnType<typeof generateTokenizer>; vocabSize: number; notes: string[];
+  config: Record<string, unknown>; parsed: ModelConfig; tokenizer: GeneratedTokenizer; vocabSize: number; notes: string[];
 } {
   const { family, size } = opts;
   if (!SHAPES[family]) throw new InvalidRequestError(`--arch ${family} is not one of ${Object.keys(SHAPES).join(', ')}`);
   if (!SHAPES[family][size]) throw new InvalidRequestError(`--size ${size} is not one of tiny, small`);
-  const tokenizer = generateTokenizer(family, { merges: size === 'tiny' ? 400 : 2000 });
+  const tokenizer = opts.tokenizerDir ? publishedTokenizer(opts.tokenizerDir) : generateTokenizer(family, { merges: size === 'tiny' ? 400 : 2000 });
   const shape = { ...SHAPES[family][size] };
   const notes: string[] = [];
   const vocabSize = opts.vocabSize ?? (shape.vocab_size as number | undefined) ?? Math.ceil(tokenizer.size / 64) * 64;
   delete shape.vocab_size;
-  if (vocabSize < tokenizer.size) throw new InvalidRequestError(`--vocab-size ${vocabSize} is smaller than the tokenizer (${tokenizer.size} tokens)`);
+  if (vocabSize < tokenizer.size) {
+    if (!opts.tokenizerDir) throw new InvalidRequestError(`--vocab-size ${vocabSize} is smaller than the tokenizer (${tokenizer.size} tokens)`);
+    Tokenizer.loadSync(opts.tokenizerDir, { vocabSize }); // only special tokens the model never emits may lie past it
+  }
   if (tokenizer.size < vocabSize) notes.push(`the tokenizer defines ${tokenizer.size} tokens; embedding rows ${tokenizer.size}..${vocabSize - 1} are unused, as in checkpoints whose vocabulary is padded`);
   if (opts.vocabSize !== undefined && size === 'small') notes.push(`vocabulary reduced to ${vocabSize} from the published shape`);
 
@@ -137,6 +146,7 @@ export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
     do_sample: false,
   });
   for (const [name, value] of Object.entries(tokenizer.files)) writeJson(name, value);
+  if (opts.tokenizerDir) for (const name of PUBLISHED_TOKENIZER_FILES) fs.copyFileSync(path.join(opts.tokenizerDir, name), path.join(out, name));
   writeSafetensors(path.join(out, 'model.safetensors'), tensors, opts.dtype ?? 'F32');
   return {
     dir: out,
@@ -145,6 +155,14 @@ export function initTinyModel(opts: TinyModelOptions): TinyModelSummary {
     tokenizerSize: tokenizer.size,
     notes,
   };
+}
+
+const PUBLISHED_TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
+
+/** A published tokenizer's ids, as a GeneratedTokenizer whose files are copied rather than written. */
+function publishedTokenizer(dir: string): GeneratedTokenizer {
+  const tok = Tokenizer.loadSync(dir);
+  return { files: {}, size: tok.size, bosTokenId: tok.bosTokenId, eosTokenIds: [...tok.eosTokenIds], padTokenId: tok.padTokenId };
 }
 
 /**
