@@ -53,6 +53,9 @@ test('a job runs to SUCCEEDED with stats, metrics, a model version, a stored ada
   const loss = metrics.metrics.find((m: any) => m.name === '/train_total_loss');
   assert.ok(loss.points.length >= 2);
   assert.equal(loss.points.at(-1).step, tm.checkpoints[1].step);
+  // tuningStepCount, given at create, is the number of steps the job really ran (the trainer's plan).
+  assert.equal(job.tuningDataStats.supervisedTuningDataStats.tuningStepCount, loss.points.at(-1).step);
+  assert.deepEqual(loss.points.map((p: any) => Number(p.step)), Array.from({ length: loss.points.length }, (_, i) => i + 1));
   assert.ok(metrics.metrics.some((m: any) => m.name === '/eval_total_loss'));
 
   const model = (await call('GET', `/v1/${tm.model}`, keys.trainer)).json;

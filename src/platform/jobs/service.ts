@@ -33,7 +33,7 @@ import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../st
 import { Registry } from './registry.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
 import {
-  ADAPTER_SIZES, commitJobDir, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
+  ADAPTER_SIZES, commitJobDir, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
   VALIDATION_FILE, type AdapterSizeName, type JobSpec,
 } from './spec.js';
 
@@ -113,6 +113,9 @@ export class TuningService {
         { file: trainFile, uri: train.uri }, validation && { file: validationFile, uri: validation.uri },
         { dir: req.baseDir, limit: options.maxSeqLen }, req.epochCount, req.signal,
       );
+      throwIfAborted(req.signal);
+      // tuningStepCount: the steps the trainer will run (its own plan), not examples / a batch size.
+      stats.supervisedTuningDataStats.tuningStepCount = String(await plannedSteps(req.baseDir, trainFile, options, req.signal));
       throwIfAborted(req.signal);
       const request = tuningJobJson(req, stats);
       const job = this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });

@@ -12,6 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../../train/trainer.js';
 import { CHECKPOINT_FILES } from '../../train/checkpoint.js';
 import { isLeftover } from '../storage.js';
+import { throwIfAborted } from '../../errors.js';
+import { loadModelConfig } from '../../models/loader.js';
+import { Tokenizer } from '../../tokenizer/tokenizer.js';
+import { readDataset } from '../../data/dataset.js';
+import { renderForTraining } from '../../data/render.js';
+import { planEpoch } from '../../train/batches.js';
 
 /** Vertex's AdapterSize enum and the LoRA rank of each. */
 export const ADAPTER_SIZES = {
@@ -160,4 +166,27 @@ export function listCheckpoints(outDir: string): { epoch: number; step: number; 
     }
   }
   return out.sort((a, b) => a.epoch - b.epoch);
+}
+
+/**
+ * The optimizer steps a job runs: the trainer's own plan (train/batches.ts planEpoch: each epoch
+ * shuffled with its seed, examples packed into rows of maxSeqLen tokens, rows into micro-batches of
+ * batchTokens, gradAccum micro-batches a step), summed over the epochs, on the examples rendered as
+ * the trainer renders them. This is tuningStepCount: Vertex counts examples / batch size per epoch,
+ * but tunekit's steps are token-budget packed, so a count of examples per batch (the former figure: 30
+ * for a 40-example, 2-epoch job whose trainer ran 6 steps) said nothing about the run.
+ */
+export async function plannedSteps(baseDir: string, trainFile: string, o: JobTuneOptions, signal?: AbortSignal): Promise<number> {
+  const config = loadModelConfig(baseDir);
+  const tokenizer = Tokenizer.loadSync(baseDir, { vocabSize: config.vocabSize });
+  const { conversations } = await readDataset(trainFile);
+  const examples = conversations.map((c, index) => {
+    if (index % 256 === 0) throwIfAborted(signal);
+    const r = renderForTraining(c, tokenizer);
+    return { tokens: r.tokens, lossMask: r.lossMask, index };
+  });
+  const batching = { maxSeqLen: o.maxSeqLen, batchTokens: o.batchTokens, gradAccum: o.gradAccum, seed: o.seed, shuffle: true };
+  let steps = 0;
+  for (let epoch = 0; epoch < o.epochs; epoch++) steps += planEpoch(examples, epoch, batching).steps.length;
+  return steps;
 }
