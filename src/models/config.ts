@@ -78,6 +78,21 @@ const HARMLESS = new Set([
 
 type Json = Record<string, unknown>;
 
+/**
+ * What Hugging Face's config class assumes for a field the file leaves out, where that differs from
+ * what the code below falls back to. Published Gemma 3 4B/12B/27B text configs state only a few fields
+ * and rely on Gemma3TextConfig's defaults for the rest.
+ */
+const HF_DEFAULTS: Record<Family, Json> = {
+  llama: { tie_word_embeddings: false, rope_theta: 10000, rms_norm_eps: 1e-6, max_position_embeddings: 2048 },
+  qwen3: { tie_word_embeddings: false, rope_theta: 10000, rms_norm_eps: 1e-6, max_position_embeddings: 32768, head_dim: 128 },
+  gemma3: {
+    tie_word_embeddings: true, vocab_size: 262208, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256,
+    rms_norm_eps: 1e-6, rope_theta: 1000000, rope_local_base_freq: 10000, max_position_embeddings: 131072,
+    query_pre_attn_scalar: 256, sliding_window: 4096, hidden_activation: 'gelu_pytorch_tanh',
+  },
+};
+
 function num(cfg: Json, key: string, where: string, fallback?: number): number {
   const v = cfg[key];
   if (v === undefined || v === null) {
@@ -143,6 +158,10 @@ export function parseModelConfig(cfg: Json, where = 'config.json'): ModelConfig 
   for (const key of Object.keys(cfg)) {
     if (!HARMLESS.has(key)) unsupported(where, key, cfg[key], family, 'tunekit does not implement this field');
   }
+  cfg = { ...HF_DEFAULTS[family], ...Object.fromEntries(Object.entries(cfg).filter(([k, v]) => v !== null || !(k in HF_DEFAULTS[family]))) };
+  if (typeof cfg.attention_dropout === 'number' && cfg.attention_dropout !== 0) {
+    unsupported(where, 'attention_dropout', cfg.attention_dropout, family, 'dropout on attention probabilities is not implemented');
+  }
   if (cfg.attention_bias === true) unsupported(where, 'attention_bias', true, family, 'bias terms on attention projections');
   if (cfg.mlp_bias === true) unsupported(where, 'mlp_bias', true, family, 'bias terms on MLP projections');
   if (cfg.pretraining_tp !== undefined && cfg.pretraining_tp !== 1) unsupported(where, 'pretraining_tp', cfg.pretraining_tp, family, 'only 1');
@@ -179,6 +198,14 @@ export function parseModelConfig(cfg: Json, where = 'config.json'): ModelConfig 
     attnScale = 1 / Math.sqrt(num(cfg, 'query_pre_attn_scalar', where, headDim));
     if (Array.isArray(cfg.layer_types)) {
       layerTypes = parseLayerTypes(cfg.layer_types, numLayers, where);
+      for (const key of ['sliding_window_pattern', '_sliding_window_pattern']) {
+        const n = cfg[key];
+        if (typeof n !== 'number') continue;
+        const implied = layerTypes.map((_, i) => ((i + 1) % n === 0 ? 'full_attention' : 'sliding_attention'));
+        if (implied.some((t, i) => t !== layerTypes[i])) {
+          throw new InvalidModelError(`${where}: ${key} = ${n} contradicts layer_types (layer ${implied.findIndex((t, i) => t !== layerTypes[i])}); remove one of them`);
+        }
+      }
     } else {
       const pattern = posInt(cfg, 'sliding_window_pattern', where, Number(cfg._sliding_window_pattern ?? 6));
       layerTypes = layerTypes.map((_, i) => ((i + 1) % pattern === 0 ? 'full_attention' : 'sliding_attention'));
@@ -207,7 +234,7 @@ export function parseModelConfig(cfg: Json, where = 'config.json'): ModelConfig 
     ropeTheta,
     ropeLocalTheta,
     ropeScaling: parseRopeScaling(cfg, where, family),
-    tieWordEmbeddings: cfg.tie_word_embeddings === undefined ? family !== 'llama' : cfg.tie_word_embeddings === true,
+    tieWordEmbeddings: cfg.tie_word_embeddings === true,
     hiddenAct,
     normWeightOffset: family === 'gemma3' ? 1 : 0,
     qkNorm: family !== 'llama',
