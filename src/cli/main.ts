@@ -15,6 +15,7 @@ import { registerStorageCommands } from './commands/storage.js';
 import { registerIamCommands } from './commands/iam.js';
 import { registerModelsCommands } from './commands/models.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerEvalCommand } from './commands/eval.js';
 
 setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
 
@@ -40,6 +41,7 @@ registerIamCommands(program);
 (await import('./commands/data.js')).registerDataCommands(program);
 registerModelsCommands(program);
 registerServeCommand(program);
+registerEvalCommand(program);
 
 try {
   await program.parseAsync(process.argv);

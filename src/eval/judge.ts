@@ -38,44 +38,48 @@ export interface OpenAiJudgeOptions {
   timeoutMs?: number;
 }
 
-export function openAiJudge(opts: OpenAiJudgeOptions): Judge {
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** One chat completion from an OpenAI-compatible server (the judge's and the remote sides' transport). */
+export async function openAiChat(opts: OpenAiJudgeOptions, messages: ChatMessage[], req: JudgeRequest): Promise<string> {
   const endpoint = `${opts.url.replace(/\/+$/, '')}/chat/completions`;
+  const body: Record<string, unknown> = { model: opts.model, messages, temperature: req.temperature };
+  if (req.seed !== undefined) body.seed = req.seed;
+  if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;
+  const signals = [AbortSignal.timeout(opts.timeoutMs ?? 120_000)];
+  if (req.signal) signals.push(req.signal);
+  let res: Response;
+  try {
+    res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}) },
+      body: JSON.stringify(body),
+      signal: AbortSignal.any(signals),
+    });
+  } catch (e) {
+    if (req.signal?.aborted) throw e;
+    throw new JudgeTransportError(`${endpoint} unreachable: ${(e as Error).message}`);
+  }
+  const text = await res.text();
+  if (res.status === 429 || res.status >= 500) throw new JudgeTransportError(`${endpoint} answered ${res.status}: ${text.slice(0, 200)}`);
+  if (!res.ok) throw new InvalidRequestError(`${endpoint} refused the request (${res.status}): ${text.slice(0, 300)}`);
+  let json: { choices?: { message?: { content?: unknown } }[] };
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch {
+    throw new JudgeTransportError(`${endpoint} answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+  const content = json.choices?.[0]?.message?.content;
+  if (typeof content !== 'string') throw new JudgeTransportError(`${endpoint} answered without choices[0].message.content: ${text.slice(0, 200)}`);
+  return content;
+}
+
+export function openAiJudge(opts: OpenAiJudgeOptions): Judge {
   return {
     description: `${opts.model} at ${opts.url}`,
-    async complete(prompt, req) {
-      const body: Record<string, unknown> = {
-        model: opts.model,
-        messages: [{ role: 'user', content: prompt }],
-        temperature: req.temperature,
-      };
-      if (req.seed !== undefined) body.seed = req.seed;
-      if (req.maxTokens !== undefined) body.max_tokens = req.maxTokens;
-      const signals = [AbortSignal.timeout(opts.timeoutMs ?? 120_000)];
-      if (req.signal) signals.push(req.signal);
-      let res: Response;
-      try {
-        res = await fetch(endpoint, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}) },
-          body: JSON.stringify(body),
-          signal: AbortSignal.any(signals),
-        });
-      } catch (e) {
-        if (req.signal?.aborted) throw e;
-        throw new JudgeTransportError(`judge ${endpoint} unreachable: ${(e as Error).message}`);
-      }
-      const text = await res.text();
-      if (res.status === 429 || res.status >= 500) throw new JudgeTransportError(`judge ${endpoint} answered ${res.status}: ${text.slice(0, 200)}`);
-      if (!res.ok) throw new InvalidRequestError(`judge ${endpoint} refused the request (${res.status}): ${text.slice(0, 300)}`);
-      let json: { choices?: { message?: { content?: unknown } }[] };
-      try {
-        json = JSON.parse(text) as typeof json;
-      } catch {
-        throw new JudgeTransportError(`judge ${endpoint} answered ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
-      }
-      const content = json.choices?.[0]?.message?.content;
-      if (typeof content !== 'string') throw new JudgeTransportError(`judge ${endpoint} answered without choices[0].message.content: ${text.slice(0, 200)}`);
-      return content;
-    },
+    complete: (prompt, req) => openAiChat(opts, [{ role: 'user', content: prompt }], req),
   };
 }

@@ -1,0 +1,163 @@
+// `tunekit eval`: generate the candidate's (and the baseline's) responses to a dataset's prompts, score
+// them with computed and judged metrics, print a summary with bootstrap confidence intervals and write
+// results.jsonl, summary.json and report.html to --out.
+// A side (candidate, baseline, judge) is a model directory, a PEFT adapter directory (on --base, or on
+// the adapter's base_model_name_or_path when that is a directory), or the base URL of an
+// OpenAI-compatible server (…/v1; --candidate-model/--baseline-model/--judge-model name the model,
+// --api-key or OPENAI_API_KEY the key). Local sides that share a base model share one serving engine,
+// so their requests are batched together.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidRequestError } from '../../errors.js';
+import { loadModel, type LoadedModel } from '../../models/model.js';
+import { Engine } from '../../serve/engine.js';
+import { openAiChat, openAiJudge, type ChatMessage, type Judge } from '../../eval/judge.js';
+import { engineJudge, generateLocal } from '../../eval/local-model.js';
+import { readEvalDataset } from '../../eval/dataset.js';
+import { runEvaluation, summaryTable, type EvalSide } from '../../eval/run.js';
+import { writeEvalOutputs } from '../../eval/report.js';
+import { floatOption, intOption } from '../options.js';
+
+interface EvalCliOptions {
+  dataset: string;
+  candidate: string;
+  baseline?: string;
+  base?: string;
+  metrics: string;
+  judge?: string;
+  candidateModel?: string;
+  baselineModel?: string;
+  judgeModel?: string;
+  apiKey?: string;
+  judgeSamples: number;
+  judgeRetries: number;
+  judgeTemperature?: number;
+  maxTokens: number;
+  temperature: number;
+  seed?: number;
+  parallel: number;
+  jsonSchema?: string;
+  useStemmer?: boolean;
+  out: string;
+}
+
+type Target = { kind: 'url'; url: string; model: string } | { kind: 'local'; modelDir: string; adapterDir?: string };
+
+/** What a side's spec names: a URL, a model directory, or an adapter directory on a base. */
+export function resolveTarget(spec: string, base: string | undefined, remoteModel: string | undefined, flag: string): Target {
+  if (/^https?:\/\//.test(spec)) return { kind: 'url', url: spec, model: remoteModel ?? 'default' };
+  if (!fs.existsSync(spec) || !fs.statSync(spec).isDirectory()) {
+    throw new InvalidRequestError(`${flag} ${spec}: not a directory or an http(s) URL.`);
+  }
+  if (fs.existsSync(path.join(spec, 'config.json'))) return { kind: 'local', modelDir: spec };
+  const adapterConfig = path.join(spec, 'adapter_config.json');
+  if (fs.existsSync(adapterConfig)) {
+    const named = (JSON.parse(fs.readFileSync(adapterConfig, 'utf8')) as { base_model_name_or_path?: unknown }).base_model_name_or_path;
+    const modelDir = base ?? (typeof named === 'string' && fs.existsSync(path.join(named, 'config.json')) ? named : undefined);
+    if (!modelDir) throw new InvalidRequestError(`${flag} ${spec} is an adapter: give its base model with --base DIR.`);
+    return { kind: 'local', modelDir, adapterDir: spec };
+  }
+  throw new InvalidRequestError(`${flag} ${spec}: neither a model (config.json) nor an adapter (adapter_config.json).`);
+}
+
+function describe(t: Target): string {
+  return t.kind === 'url' ? `${t.model} at ${t.url}` : t.adapterDir ? `${t.adapterDir} on ${t.modelDir}` : t.modelDir;
+}
+
+export function registerEvalCommand(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a model (against a baseline) on a dataset with computed and judged metrics')
+    .requiredOption('--dataset <file.jsonl>', 'examples: {"prompt","reference"}, Vertex "contents" or OpenAI "messages"')
+    .requiredOption('--candidate <dir|adapter|url>', 'the model evaluated')
+    .option('--baseline <dir|adapter|url>', 'the model it is compared with')
+    .option('--base <dir>', 'base model of adapter sides')
+    .requiredOption('--metrics <list>', 'comma-separated: exact_match,bleu,rouge_l,json_valid,coherence,pairwise_instruction_following,...')
+    .option('--judge <dir|adapter|url>', 'the model that judges judged metrics')
+    .option('--candidate-model <name>', 'model name for a URL candidate')
+    .option('--baseline-model <name>', 'model name for a URL baseline')
+    .option('--judge-model <name>', 'model name for a URL judge')
+    .option('--api-key <key>', 'key for URL sides (default: $OPENAI_API_KEY)')
+    .option('--judge-samples <n>', 'judgments per instance (mean and spread reported)', intOption('--judge-samples', 1), 1)
+    .option('--judge-retries <n>', 'extra attempts after an unusable judgment', intOption('--judge-retries', 0), 2)
+    .option('--judge-temperature <t>', 'judge sampling temperature (default 0, or 1 with several samples)', floatOption('--judge-temperature', 0, 2))
+    .option('--max-tokens <n>', 'tokens per generated response at most', intOption('--max-tokens', 1), 256)
+    .option('--temperature <t>', 'generation temperature (0: greedy)', floatOption('--temperature', 0, 100), 0)
+    .option('--seed <n>', 'sampling and bootstrap seed', intOption('--seed'))
+    .option('--parallel <n>', 'requests in flight per side', intOption('--parallel', 1), 8)
+    .option('--json-schema <file>', 'JSON Schema for json_schema_valid')
+    .option('--use-stemmer', 'Porter-stem tokens for the rouge metrics')
+    .requiredOption('--out <dir>', 'directory for results.jsonl, summary.json and report.html')
+    .action(async (o: EvalCliOptions) => {
+      const examples = readEvalDataset(o.dataset);
+      const metrics = o.metrics.split(',').map((m) => m.trim()).filter((m) => m !== '');
+      const apiKey = o.apiKey ?? process.env.OPENAI_API_KEY;
+      const engines = new Map<string, Promise<{ model: LoadedModel; engine: Engine }>>();
+      const engineFor = (dir: string) => {
+        const key = path.resolve(dir);
+        let e = engines.get(key);
+        if (!e) {
+          e = loadModel(dir).then((model) => ({ model, engine: new Engine(model, { parallel: o.parallel, maxQueue: Math.max(64, 4 * o.parallel) }) }));
+          engines.set(key, e);
+        }
+        return e;
+      };
+      const side = (t: Target): EvalSide => ({
+        description: describe(t),
+        async generate(ex, i) {
+          const seed = o.seed === undefined ? undefined : o.seed + i;
+          if (t.kind === 'url') {
+            const messages: ChatMessage[] = [...(ex.system ? [{ role: 'system' as const, content: ex.system }] : []), { role: 'user', content: ex.prompt }];
+            return openAiChat({ url: t.url, model: t.model, apiKey }, messages, { temperature: o.temperature, seed, maxTokens: o.maxTokens });
+          }
+          const { model, engine } = await engineFor(t.modelDir);
+          return generateLocal(engine, model, ex.prompt, { system: ex.system, adapterDir: t.adapterDir, maxTokens: o.maxTokens, temperature: o.temperature, seed });
+        },
+      });
+      const candidate = resolveTarget(o.candidate, o.base, o.candidateModel, '--candidate');
+      const baseline = o.baseline ? resolveTarget(o.baseline, o.base, o.baselineModel, '--baseline') : undefined;
+      let judge: Judge | undefined;
+      if (o.judge) {
+        const t = resolveTarget(o.judge, o.base, o.judgeModel, '--judge');
+        if (t.kind === 'url') judge = openAiJudge({ url: t.url, model: t.model, apiKey });
+        else {
+          const { model, engine } = await engineFor(t.modelDir);
+          judge = engineJudge(engine, model, { description: describe(t), adapterDir: t.adapterDir });
+        }
+      }
+      const schema = o.jsonSchema ? JSON.parse(fs.readFileSync(o.jsonSchema, 'utf8')) as unknown : undefined;
+      const progress = progressBar();
+      const outcome = await runEvaluation(examples, side(candidate), baseline ? side(baseline) : undefined, {
+        metrics,
+        judge: judge && { judge, samples: o.judgeSamples, retries: o.judgeRetries, temperature: o.judgeTemperature, seed: o.seed, concurrency: o.parallel },
+        computed: { useStemmer: o.useStemmer ?? false, schema },
+        concurrency: o.parallel,
+        bootstrapSeed: o.seed ?? 0,
+        onProgress: progress,
+      });
+      const config = {
+        dataset: o.dataset, candidate: describe(candidate), ...(baseline ? { baseline: describe(baseline) } : {}),
+        ...(judge ? { judge: judge.description, judgeSamples: o.judgeSamples, judgeRetries: o.judgeRetries } : {}),
+        metrics, examples: examples.length, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed ?? null,
+        useStemmer: o.useStemmer ?? false, createdAt: new Date().toISOString(),
+      };
+      const files = writeEvalOutputs(o.out, outcome, config);
+      process.stdout.write(`${summaryTable(outcome.summary, baseline !== undefined)}\n\nwrote ${files.results}, ${files.summary} and ${files.report}\n`);
+    });
+}
+
+/** Progress on stderr: a redrawn bar on a terminal, one line per finished phase otherwise. */
+function progressBar(): (what: string, done: number, total: number) => void {
+  const tty = process.stderr.isTTY;
+  return (what, done, total) => {
+    if (tty) {
+      const width = 30;
+      const filled = Math.round((done / total) * width);
+      process.stderr.write(`\r${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
+    } else if (done === total) {
+      process.stderr.write(`${what}: ${done}/${total}\n`);
+    }
+  };
+}
