@@ -144,3 +144,31 @@ test('the serving engine applies the same constraint per request, beside unconst
   assert.equal(alone.text, a.text);
   await engine.idle();
 });
+
+test('published vocabularies (Gemma 3: 262,144 tokens, Qwen3): random logits through the mask decode to valid JSON', async () => {
+  const { realTokenizerDir } = await import('./helpers/real-tokenizers.js');
+  const { Tokenizer } = await import('../src/tokenizer/tokenizer.js');
+  const { SequenceState } = await import('../src/generate/sequence.js');
+  const { Random } = await import('../src/engine/random.js');
+  const validate = ajv.compile(PERSON);
+  const node = compileSchema(PERSON, 'json');
+  for (const name of ['gemma3', 'qwen3'] as const) {
+    const tokenizer = Tokenizer.loadSync(realTokenizerDir(name));
+    const V = tokenizer.embeddingSize;
+    const model = { tokenizer, config: { maxPositionEmbeddings: 4096, vocabSize: V }, defaults: { eosTokenIds: tokenizer.eosTokenIds, bosTokenId: null } };
+    for (let seed = 1; seed <= 3; seed++) {
+      const seq = new SequenceState(model as never, [1, 2, 3], { maxTokens: 70, temperature: 1, seed, responseFormat: { kind: 'json', schema: node } });
+      const rng = new Random(seed);
+      const logits = new Float32Array(V);
+      while (!seq.finished) {
+        for (let i = 0; i < V; i++) logits[i] = rng.next() * 8;
+        seq.next(logits);
+      }
+      const r = seq.result(0, 0);
+      assert.equal(r.text, tokenizer.decode(r.tokenIds, { skipSpecialTokens: true }));
+      assert.doesNotThrow(() => JSON.parse(r.text), `${name} ${seed}: ${JSON.stringify(r.text)} ${JSON.stringify(r.tokenIds.map((id) => tokenizer.idToToken(id)))}`);
+      assert.ok(validate(JSON.parse(r.text)), `${name} ${seed}: ${r.text}`);
+      assert.ok(!r.text.includes('\uFFFD'), r.text);
+    }
+  }
+});

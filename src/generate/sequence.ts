@@ -121,8 +121,13 @@ export class SequenceState {
       // The answer is constrained; a thinking block before it is not (it may open at the first token,
       // with an explicit positive thinkingBudget only: its tokens come out of maxTokens).
       const left = Math.min(this.opts.maxTokens - this.tokenIds.length, this.contextSize - this.promptIds.length - this.tokenIds.length);
-      const ids = this.constraint.allowed(left);
-      if (this.tokenIds.length === 0 && this.thinking.budget > 0 && this.thinking.mayOpen >= 0 && left > 1) ids.push(this.thinking.mayOpen);
+      let ids = this.constraint.allowed(left);
+      if (this.tokenIds.length === 0 && this.thinking.budget > 0 && this.thinking.mayOpen >= 0 && left > 1) {
+        const more = new Int32Array(ids.length + 1);
+        more.set(ids);
+        more[ids.length] = this.thinking.mayOpen;
+        ids = more;
+      }
       const sub = new Float32Array(ids.length);
       for (let i = 0; i < ids.length; i++) sub[i] = logits[ids[i]!]!;
       id = ids[sampleToken(sub, this.opts, this.rng)]!;

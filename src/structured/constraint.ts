@@ -37,26 +37,32 @@ export class TokenConstraint {
    * The ids that may come next, `left` tokens including this one. Never empty while the sequence can
    * go on: if the budget rule leaves nothing, the rule is dropped (the value will be cut off).
    */
-  allowed(left: number): number[] {
-    const out: number[] = [];
+  allowed(left: number): Int32Array {
     const within = (s: State) => minRest(s) <= left - 1;
-    if (accepting(this.state)) out.push(...this.stopIds);
     const v = this.vocab;
     if (inFreeString(this.state)) {
-      // Plain tokens keep the state as it is: all or none of them, by the budget.
-      if (within(this.state)) for (const id of v.plain) out.push(id);
+      // Plain tokens keep the state as it is: all or none of them, by the budget (one typed copy).
+      const plain = within(this.state);
+      const extra: number[] = [];
       for (const id of v.special) {
         const s = stepAll(this.state, v.bytes[id]!);
-        if (s && within(s)) out.push(id);
+        if (s && within(s)) extra.push(id);
       }
-    } else {
-      this.walk(out, within);
+      if (extra.length > 0 || plain) {
+        const out = new Int32Array((plain ? v.plain.length : 0) + extra.length);
+        if (plain) out.set(v.plain);
+        out.set(extra, plain ? v.plain.length : 0);
+        return out;
+      }
     }
+    const out: number[] = [];
+    if (accepting(this.state)) out.push(...this.stopIds);
+    this.walk(out, within);
     if (out.length === 0 && !accepting(this.state)) {
       // Not even the shortest completion fits: the longest valid prefix, cut by maxOutputTokens.
       this.walk(out, () => true);
     }
-    return out;
+    return Int32Array.from(out);
   }
 
   /** Walks the vocabulary trie from the current state, skipping subtrees the automaton rejects. */

@@ -21,7 +21,7 @@ export interface Vocabulary {
   nodes: number;
   /** Tokens valid anywhere inside a free string (printable, no quote or backslash, whole UTF-8 characters). */
   plain: Int32Array;
-  /** Tokens with bytes that are not plain (checked one by one inside strings). */
+  /** Tokens that may be valid inside a free string but are not plain (a quote, a backslash or part of a character): checked one by one. */
   special: Int32Array;
 }
 
@@ -53,8 +53,22 @@ function byteLevelDecoder(): Map<string, number> {
   return map;
 }
 
+/**
+ * GPT-2 byte-level vocabularies spell a space "Ġ" (U+0120). A SentencePiece vocabulary may have a piece
+ * "Ġ" too (Gemma 3 does) that stands for itself, so the decoder decides.
+ */
+function isByteLevel(tokenizer: Tokenizer): boolean {
+  let known = byteLevelOf.get(tokenizer);
+  if (known === undefined) {
+    const g = tokenizer.tokenToId('\u0120');
+    byteLevelOf.set(tokenizer, (known = g !== undefined && tokenizer.decode([g]) === ' '));
+  }
+  return known;
+}
+const byteLevelOf = new WeakMap<Tokenizer, boolean>();
+
 /** The bytes a token stands for: byte-level BPE pieces decoded, SentencePiece's ▁ as a space, <0xNN> as its byte. */
-export function tokenBytes(tokenizer: Tokenizer, id: number, byteLevel = tokenizer.tokenToId('\u0120') !== undefined): Uint8Array {
+export function tokenBytes(tokenizer: Tokenizer, id: number, byteLevel = isByteLevel(tokenizer)): Uint8Array {
   const piece = tokenizer.idToToken(id) ?? '';
   const hex = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
   if (hex) return Uint8Array.of(parseInt(hex[1]!, 16));
@@ -92,7 +106,7 @@ function compare(a: Uint8Array, b: Uint8Array): number {
 }
 
 function buildVocabulary(tokenizer: Tokenizer, size: number): Vocabulary {
-  const byteLevel = tokenizer.tokenToId('\u0120') !== undefined;
+  const byteLevel = isByteLevel(tokenizer);
   const bytes: (Uint8Array | null)[] = new Array(size).fill(null);
   const ids: number[] = [];
   const plain: number[] = [];
@@ -107,10 +121,12 @@ function buildVocabulary(tokenizer: Tokenizer, size: number): Vocabulary {
     bytes[id] = b;
     ids.push(id);
     total += b.length;
-    let isPlain = true;
-    for (const x of b) if (x < 0x20 || x === 0x22 || x === 0x5c) { isPlain = false; break; }
-    if (isPlain && !wholeUtf8(b)) isPlain = false;
-    (isPlain ? plain : special).push(id);
+    let first = -1;
+    for (let i = 0; i < b.length; i++) if (b[i]! < 0x20 || b[i] === 0x22 || b[i] === 0x5c) { first = b[i]!; break; }
+    if (first === -1 && wholeUtf8(b)) plain.push(id);
+    else if (first === -1 || first >= 0x20) special.push(id);
+    // else: a control byte comes before any quote — never valid inside a string.
+
   }
   ids.sort((a, b) => compare(bytes[a]!, bytes[b]!));
   const nodeByte = new Uint8Array(total);
