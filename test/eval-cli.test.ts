@@ -132,3 +132,46 @@ test('dataset layouts and the bootstrap interval', () => {
   assert.deepEqual(bootstrapCi([0, 1, 0, 1, 1, 1, 0, 1], { seed: 3 }), ci); // seeded: reproducible
   assert.equal(bootstrapCi([]), undefined);
 });
+
+test("report.html's script renders, filters and sorts the table (run against a minimal DOM)", async () => {
+  const { reportHtml } = await import('../src/eval/report.js');
+  const vm = await import('node:vm');
+  const side = (response: string, score: number) => ({ response, scores: { exact_match: score }, std: {}, explanations: {}, errors: {} });
+  const results: InstanceResult[] = [
+    { index: 0, prompt: 'alpha', reference: 'x', candidate: side('x', 1), baseline: side('y', 0), pairwise: { pairwise_fluency: { choice: 'CANDIDATE', explanation: 'B <b>better</b>' } } },
+    { index: 1, prompt: 'beta', reference: 'z', candidate: { ...side('', 0), scores: {}, response: undefined, error: 'boom' }, baseline: side('z', 1), pairwise: { pairwise_fluency: { error: 'a side has no response' } } },
+  ];
+  const html = reportHtml({ results, summary: [] }, { dataset: 'd', candidate: 'c', baseline: 'b', metrics: ['exact_match', 'pairwise_fluency'] });
+  const data = /<script type="application\/json" id="eval-data">([\s\S]*?)<\/script>/.exec(html)![1];
+  const script = /<script>([\s\S]*?)<\/script>/.exec(html)![1];
+
+  class El {
+    children: El[] = [];
+    textContent = '';
+    className = '';
+    value = '';
+    classList = { add: (c: string) => (this.className += ` ${c}`) };
+    onclick?: () => void;
+    oninput?: () => void;
+    constructor(readonly tag: string) {}
+    append(...els: El[]) { this.children.push(...els); }
+    replaceChildren() { this.children = []; }
+  }
+  const els: Record<string, El> = { 'eval-data': Object.assign(new El('script'), { textContent: data }), rows: new El('table'), filter: new El('input'), count: new El('span') };
+  vm.runInNewContext(script, { document: { getElementById: (id: string) => els[id], createElement: (t: string) => new El(t) } });
+  const table = () => els.rows.children.map((tr) => tr.children.map((td) => td.textContent));
+  assert.deepEqual(table()[0], ['# ▲', 'prompt', 'reference', 'baseline', 'candidate', 'exact_match (cand.)', 'exact_match (base)', 'pairwise_fluency', 'judge explanations']);
+  assert.deepEqual(table().slice(1), [
+    ['0', 'alpha', 'x', 'y', 'x', '1', '0', 'CANDIDATE', 'pairwise_fluency: B <b>better</b>'],
+    ['1', 'beta', 'z', 'z', 'error: boom', '', '1', 'error: a side has no response', ''],
+  ]);
+  assert.equal(els.rows.children[2].children[4].className, 'text err');
+  els.rows.children[0].children[1].onclick!(); // sort by prompt
+  els.rows.children[0].children[1].onclick!(); // descending
+  assert.deepEqual(table().slice(1).map((r) => r[1]), ['beta', 'alpha']);
+  els.filter.value = 'ALPHA';
+  els.filter.oninput!();
+  assert.deepEqual(table().slice(1).map((r) => r[1]), ['alpha']);
+  assert.equal(els.count.textContent, '1 of 2 examples');
+  assert.ok(!html.includes('<b>better</b>')); // text in the page data is escaped, never markup
+});
