@@ -184,6 +184,33 @@ test('a byte-fallback tokenizer whose normalizer llama.cpp cannot reproduce is r
   });
 });
 
+// The byte-level BPE exports ("gpt2" vocabularies) on the other two published tokenizers, same corpus.
+// Qwen3's tokenizer NFC-normalises and llama.cpp does not (as llama.cpp's own converter accepts), so for
+// Qwen3 the corpus is the texts NFC leaves unchanged (all but the unnormalised line).
+for (const [name, family, vocabSize] of [['qwen3', 'qwen3', 151936], ['llama3_1', 'llama', 128256]] as const) {
+  test(`${name}: llama.cpp tokenizes the corpus exactly as tunekit does with the published tokenizer`, async () => {
+    const d = path.join(root, name);
+    initTinyModel({ family, size: 'tiny', seed: 1, out: d, tokenizerDir: realTokenizerDir(name), vocabSize });
+    const f = path.join(root, `${name}.gguf`);
+    await exportGguf({ modelDir: d, out: f, dtype: 'f32' });
+    const model = await loadModel(d);
+    const session = await openGguf(f, { contextSize: 64 });
+    try {
+      const failures: string[] = [];
+      const texts = CORPUS.filter((text) => name !== 'qwen3' || text.normalize('NFC') === text);
+      assert.ok(texts.length >= CORPUS.length - 1);
+      for (const text of texts) {
+        const ours = model.tokenizer.encode(text, { addSpecialTokens: false });
+        const theirs = Array.from(session.model.tokenize(text, true) as number[]);
+        if (JSON.stringify(ours) !== JSON.stringify(theirs)) failures.push(`${JSON.stringify(text.slice(0, 50))}: ours ${JSON.stringify(ours.slice(0, 20))} llama.cpp ${JSON.stringify(theirs.slice(0, 20))}`);
+      }
+      assert.deepEqual(failures, []);
+    } finally {
+      await session.dispose();
+    }
+  });
+}
+
 test('teardown', async () => {
   await s.dispose();
 });
