@@ -225,4 +225,7 @@ test('?key=API_KEY is accepted as Google\'s APIs accept it; a header key wins', 
   assert.equal(detail(bad.json, 'ErrorInfo')!.reason, 'UNAUTHENTICATED');
   assert.equal((await call('GET', `${list}?key=nope`, keys.trainer)).status, 200);
   assert.equal((await call('GET', `${list}?pageSize=1`, undefined)).status, 401);
+  // A key no header can carry (found by the fuzzer: ?key=%EF%BC%97 was a 500) is a key that matches none.
+  assert.equal((await call('GET', `${list}?key=%EF%BC%97`, undefined)).status, 401);
+  assert.equal((await call('GET', `${list}?key=a%0Ab`, undefined)).status, 401);
 });

@@ -45,5 +45,7 @@ export function acceptQueryKey(req: Request): void {
   const q = req.url.indexOf('?');
   if (q < 0) return;
   const key = new URLSearchParams(req.url.slice(q + 1)).get('key');
-  if (key) req.headers.set('x-goog-api-key', key);
+  if (!key) return;
+  // A header holds printable ASCII only: any other key is one that matches no key (401), never a 500.
+  req.headers.set('x-goog-api-key', /^[\x21-\x7e]+$/.test(key) ? key : 'invalid-key');
 }
