@@ -43,7 +43,7 @@ test('reopening applies nothing twice and keeps the data; a later migration is a
   for (let i = 0; i < 3; i++) {
     const db = PlatformDb.open(dir);
     const applied = appliedMigrations(db);
-    assert.deepEqual(applied.map((m) => m.version), [1, 2]);
+    assert.deepEqual(applied.map((m) => m.version), MIGRATIONS.map((m) => m.version));
     assert.equal(applied[0]!.appliedTime, firstApplied[0]!.appliedTime, 'migration 1 is not re-run');
     assert.equal((db.sqlite.prepare('SELECT COUNT(*) AS n FROM projects').get() as { n: number }).n, 1);
     db.close();
@@ -53,12 +53,12 @@ test('reopening applies nothing twice and keeps the data; a later migration is a
 test('a data dir written by a newer tunekit is refused (FAILED_PRECONDITION), and a failed migration rolls back', () => {
   const dir = freshDir();
   PlatformDb.open(dir).close();
-  throwsCode(() => PlatformDb.open(dir, { migrations: MIGRATIONS.slice(0, 1) }), 'FAILED_PRECONDITION', /schema version 2, newer than this tunekit knows \(1\)/);
+  throwsCode(() => PlatformDb.open(dir, { migrations: MIGRATIONS.slice(0, 1) }), 'FAILED_PRECONDITION', new RegExp(`schema version ${MIGRATIONS.length}, newer than this tunekit knows \\(1\\)`));
 
-  const broken = [...MIGRATIONS, { version: 3, name: 'broken', sql: 'CREATE TABLE t3 (x); INSERT INTO nowhere VALUES (1);' }];
+  const broken = [...MIGRATIONS, { version: MIGRATIONS.length + 1, name: 'broken', sql: 'CREATE TABLE t3 (x); INSERT INTO nowhere VALUES (1);' }];
   assert.throws(() => PlatformDb.open(dir, { migrations: broken }), /no such table: nowhere/);
   const db = PlatformDb.open(dir);
-  assert.deepEqual(appliedMigrations(db).map((m) => m.version), [1, 2]);
+  assert.deepEqual(appliedMigrations(db).map((m) => m.version), MIGRATIONS.map((m) => m.version));
   assert.equal(db.sqlite.prepare("SELECT name FROM sqlite_master WHERE name = 't3'").get(), undefined);
   db.close();
 });
@@ -76,10 +76,10 @@ test('six processes opening one fresh data dir at once migrate it exactly once',
   const results = await Promise.all(Array.from({ length: 6 }, () => runScript(script, [dir])));
   for (const r of results) {
     assert.equal(r.code, 0, r.err);
-    assert.deepEqual(JSON.parse(r.out), [1, 2]);
+    assert.deepEqual(JSON.parse(r.out), MIGRATIONS.map((m) => m.version));
   }
   const db = PlatformDb.open(dir);
-  assert.equal((db.sqlite.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n, 2);
+  assert.equal((db.sqlite.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n, MIGRATIONS.length);
   db.close();
 });
 

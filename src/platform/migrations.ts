@@ -184,4 +184,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX deployed_models_by_endpoint ON deployed_models(endpoint_id);
     `,
   },
+  {
+    version: 3,
+    name: 'labels on endpoints',
+    sql: `
+      -- map<string, string> labels as a JSON object (NULL: none), as models.labels: a tuning job's labels
+      -- are carried to the Model and the Endpoint it creates.
+      ALTER TABLE endpoints ADD COLUMN labels TEXT;
+    `,
+  },
 ];

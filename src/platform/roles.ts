@@ -35,6 +35,7 @@ export const PERMISSIONS = [
   'iam.serviceAccounts.get',
   'iam.serviceAccounts.list',
   'iam.serviceAccounts.delete',
+  'iam.serviceAccounts.actAs',
   'iam.serviceAccountKeys.create',
   'iam.serviceAccountKeys.list',
   'iam.serviceAccountKeys.delete',
@@ -56,6 +57,8 @@ export const ROLES: Readonly<Record<string, readonly Permission[]>> = {
   'roles/storage.objectAdmin': PERMISSIONS.filter((p) => p.startsWith('storage.objects.')),
   'roles/storage.objectViewer': ['storage.objects.get', 'storage.objects.list'],
   'roles/serviceusage.serviceUsageConsumer': ['serviceusage.services.use'],
+  // Running work as a service account (a tuning job's serviceAccount), as Google's role of that name.
+  'roles/iam.serviceAccountUser': ['iam.serviceAccounts.actAs'],
 };
 
 export function isPermission(p: string): p is Permission {

@@ -3,7 +3,8 @@
 // (src/platform/jobs/registry.ts); generation on an endpoint (routes/endpoints.ts) resolves what it
 // serves through `registryEndpoints`. Every handler checks credentials and permission (401, 403) before
 // the location (400), so only callers who may use a location learn which ones exist. List pages hold at
-// most 100 items and about 4 MiB of JSON (src/platform/limits.ts); models and endpoints carry no labels.
+// most 100 items and about 4 MiB of JSON (src/platform/limits.ts); models and endpoints carry the labels
+// of the tuning job that made them. Bodies and responses are the request version's messages (proto-json.ts).
 
 import type { Context, Hono } from 'hono';
 import { guard } from '../auth.js';
@@ -111,6 +112,7 @@ function modelJson(m: ModelRecord, version?: number): Record<string, unknown> {
     if (v.checkpoints.length) out.checkpoints = v.checkpoints.map((c) => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) }));
   }
   out.baseModelSource = { modelGardenSource: { publicModelName: m.baseModel } };
+  if (m.labels) out.labels = m.labels;
   out.createTime = m.createTime;
   out.updateTime = m.updateTime;
   return out;
@@ -123,6 +125,7 @@ function endpointJson(e: EndpointRecord): Record<string, unknown> {
     out.deployedModels = e.deployedModels.map((d) => ({ id: d.id, model: `${prefix}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime }));
     out.trafficSplit = Object.fromEntries(e.deployedModels.filter((d) => d.trafficPercent > 0).map((d) => [d.id, d.trafficPercent]));
   }
+  if (e.labels) out.labels = e.labels;
   out.createTime = e.createTime;
   out.updateTime = e.updateTime;
   return out;

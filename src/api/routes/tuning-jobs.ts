@@ -42,6 +42,8 @@ export const TUNING_PERMISSIONS = {
   list: 'aiplatform.tuningJobs.list',
   cancel: 'aiplatform.tuningJobs.cancel',
   readDataset: 'storage.objects.get',
+  writeOutput: 'storage.objects.create',
+  actAs: 'iam.serviceAccounts.actAs',
 } as const;
 
 export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
@@ -59,7 +61,7 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const version = apiVersionOf(c.req.url);
     const request = parseMessage((await body(api, c)).value, 'TuningJob', version);
     refuseUnsupported(request.value, version);
-    const job = await tuning.create({ ...parseCreate(api, request, project, location, principal), signal });
+    const job = await tuning.create({ ...await parseCreate(api, request, project, location, principal), signal });
     return protoJson(c.req.raw, tuningJobJson(job), 'TuningJob');
   });
 
@@ -121,15 +123,13 @@ const HONOURED = new Set([
   'supervisedTuningSpec.trainingDatasetUri', 'supervisedTuningSpec.validationDatasetUri', 'supervisedTuningSpec.tuningMode',
   'supervisedTuningSpec.hyperParameters', 'supervisedTuningSpec.hyperParameters.epochCount',
   'supervisedTuningSpec.hyperParameters.learningRateMultiplier', 'supervisedTuningSpec.hyperParameters.adapterSize',
-  'supervisedTuningSpec.hyperParameters.learningRate',
+  'supervisedTuningSpec.hyperParameters.learningRate', 'supervisedTuningSpec.exportLastCheckpointOnly',
+  'serviceAccount', 'outputUri',
 ]);
 const WHY_NOT: Record<string, string> = {
   encryptionSpec: 'tunekit does not encrypt with customer-managed keys (CMEK): its object store and staging files are plain files under the server\'s data directory; leave encryption_spec unset',
   'supervisedTuningSpec.evaluationConfig': 'evaluation during tuning is not available yet (it comes with tunekit\'s evaluation service); leave evaluation_config unset',
   'supervisedTuningSpec.hyperParameters.batchSize': 'steps are packed to a token budget, not a number of examples',
-  serviceAccount: 'tuning jobs run with the identity of the caller who creates them',
-  outputUri: 'the adapter is written to the registry\'s bucket',
-  'supervisedTuningSpec.exportLastCheckpointOnly': 'every epoch\'s checkpoint is kept',
 };
 
 function isDefault(v: unknown): boolean {
@@ -157,7 +157,7 @@ function refuseUnsupported(job: Record<string, unknown>, version: ApiVersion): v
 }
 
 /** A CreateTuningJob body as the service's request; INVALID_ARGUMENT naming the field otherwise. */
-function parseCreate(api: ApiContext, m: Message, project: string, location: string, principal: Principal) {
+async function parseCreate(api: ApiContext, m: Message, project: string, location: string, principal: Principal) {
   for (const name of UNSUPPORTED_SPECS) {
     if (m.has(name)) throw invalidArgument(`'${m.fieldPath(name)}' is not supported by tunekit: only supervised tuning (supervised_tuning_spec) of a publisher model.`);
   }
@@ -181,6 +181,17 @@ function parseCreate(api: ApiContext, m: Message, project: string, location: str
     throw invalidArgument(`Invalid value at '${spec.fieldPath('tuningMode')}', ${JSON.stringify(mode)}: tunekit's tuning jobs train LoRA adapters (TUNING_MODE_PEFT_ADAPTER).`);
   }
   if (hp?.has('batchSize')) throw invalidArgument(`'${hp.fieldPath('batchSize')}' is not supported by tunekit: steps are packed to a token budget.`);
+  const serviceAccount = m.string('serviceAccount') || undefined;
+  const outputUri = m.string('outputUri') || undefined;
+  let identity = principal;
+  if (serviceAccount) {
+    const saProject = /^[^@]+@([^.]+)\.iam\.gserviceaccount\.com$/.exec(serviceAccount)?.[1];
+    if (!saProject) throw fieldError('service_account', `Invalid value at 'service_account', ${JSON.stringify(serviceAccount)}: a service account email NAME@PROJECT.iam.gserviceaccount.com.`);
+    // Google: the caller needs iam.serviceAccounts.actAs on the account (roles/iam.serviceAccountUser).
+    if (serviceAccount !== principal.email) await api.auth.authorize(principal, TUNING_PERMISSIONS.actAs, saProject);
+    // (Without authentication, --insecure-no-auth, everyone may do everything: the caller's identity stays.)
+    if (principal.email) identity = { id: `serviceAccount:${serviceAccount}`, kind: 'serviceAccount', email: serviceAccount } as Principal;
+  }
   const labels = m.raw('labels');
   if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels) || Object.values(labels as object).some((v) => typeof v !== 'string'))) {
     throw m.invalid('labels', 'map<string, string>', labels);
@@ -196,7 +207,12 @@ function parseCreate(api: ApiContext, m: Message, project: string, location: str
     adapterSize: (adapter && adapter !== 'ADAPTER_SIZE_UNSPECIFIED' ? adapter : adapterSizeName(DEFAULT_TUNE_OPTIONS.adapterSize)) as AdapterSizeName,
     learningRateMultiplier: hp?.float('learningRateMultiplier') ?? DEFAULT_TUNE_OPTIONS.learningRateMultiplier,
     learningRate: hp?.float('learningRate'),
-    authorizeRead: (bucketProject: string) => api.auth.authorize(principal, TUNING_PERMISSIONS.readDataset, bucketProject),
+    ...(serviceAccount ? { serviceAccount } : {}),
+    ...(outputUri ? { outputUri } : {}),
+    ...(spec.bool('exportLastCheckpointOnly') ? { exportLastCheckpointOnly: true } : {}),
+    // The job's identity: its service account (the caller must be allowed to act as it), else the caller.
+    authorizeRead: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.readDataset, bucketProject),
+    authorizeWrite: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.writeOutput, bucketProject),
   };
 }
 

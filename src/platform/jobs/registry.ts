@@ -4,7 +4,8 @@
 // and base model (a re-tune) — and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
 // does all of that and ends the job in one IMMEDIATE transaction, so a crash leaves either nothing or
 // everything, and a job is never registered twice. Lists are newest first, in pages bounded in items
-// and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT.
+// and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
+// model and its endpoint carry the job's labels.
 
 import { NotFoundError, InvalidRequestError } from '../../errors.js';
 import { newNumericId, now, type PlatformDb } from '../db.js';
@@ -38,6 +39,8 @@ export interface ModelRecord {
   createTime: string;
   updateTime: string;
   versions: ModelVersionRecord[];
+  /** map<string, string>; a tuning job's labels. */
+  labels?: Record<string, string>;
 }
 
 export interface DeployedModelRecord {
@@ -58,6 +61,7 @@ export interface EndpointRecord {
   createTime: string;
   updateTime: string;
   deployedModels: DeployedModelRecord[];
+  labels?: Record<string, string>;
 }
 
 /** What an endpoint serves: the base model and the adapter of one deployed model version. */
@@ -68,9 +72,9 @@ export interface EndpointTarget {
   version: ModelVersionRecord;
 }
 
-interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string }
+interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string; labels: string | null }
 interface VersionRow { model_id: string; version: number; tuning_job: string | null; adapter_uri: string; checkpoints: string | null; create_time: string }
-interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string }
+interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string; labels: string | null }
 interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string }
 
 const MAX_PAGE = LIMITS.pageSize.models;
@@ -86,7 +90,7 @@ export class Registry {
    */
   commitTunedModel(
     jobs: TuningJobs,
-    job: { id: string; project: string; location: string; displayName: string; baseModel: string },
+    job: { id: string; project: string; location: string; displayName: string; baseModel: string; labels?: Record<string, string> },
     version: { adapterUri: string; checkpoints: CheckpointInfo[] },
     result: (t: { model: string; endpoint: string }) => unknown,
   ): { model: string; endpoint: string; finished: boolean } {
@@ -116,8 +120,8 @@ export class Registry {
         } else {
           modelId = newNumericId();
           this.db.sqlite
-            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?)')
-            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t);
+            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
         }
         const v = (this.db.sqlite.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?').get(modelId) as { v: number }).v;
         this.db.sqlite
@@ -125,8 +129,8 @@ export class Registry {
           .run(modelId, v, job.id, version.adapterUri, JSON.stringify(version.checkpoints), t);
         const endpointId = newNumericId();
         this.db.sqlite
-          .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(endpointId, job.project, job.location, job.displayName, t, t);
+          .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(endpointId, job.project, job.location, job.displayName, t, t, labelsColumn(job.labels));
         this.db.sqlite
           .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)')
           .run(newNumericId(), endpointId, modelId, v, t);
@@ -239,6 +243,7 @@ export class Registry {
     return {
       id: r.id, name: `projects/${r.project}/locations/${r.location}/models/${r.id}`, project: r.project, location: r.location,
       displayName: r.display_name, baseModel: r.base_model, createTime: r.create_time, updateTime: r.update_time, versions,
+      ...(r.labels ? { labels: JSON.parse(r.labels) as Record<string, string> } : {}),
     };
   }
 
@@ -248,11 +253,16 @@ export class Registry {
     return {
       id: r.id, name: `projects/${r.project}/locations/${r.location}/endpoints/${r.id}`, project: r.project, location: r.location,
       displayName: r.display_name, createTime: r.create_time, updateTime: r.update_time, deployedModels,
+      ...(r.labels ? { labels: JSON.parse(r.labels) as Record<string, string> } : {}),
     };
   }
 }
 
 /** `123@2` -> model 123, version 2; `123` -> no version. */
+function labelsColumn(labels: Record<string, string> | undefined): string | null {
+  return labels && Object.keys(labels).length ? JSON.stringify(labels) : null;
+}
+
 export function splitVersion(id: string): { modelId: string; version?: number } {
   const at = id.lastIndexOf('@');
   if (at < 0) return { modelId: id };

@@ -58,8 +58,18 @@ export interface CreateJobRequest {
   adapterSize: AdapterSizeName;
   learningRateMultiplier: number;
   learningRate?: number;
-  /** Throws PERMISSION_DENIED unless the caller holds storage.objects.get in the bucket's project. */
+  /** TuningJob.service_account: the identity the job runs as (its dataset reads and output writes). */
+  serviceAccount?: string;
+  /** TuningJob.output_uri (v1beta1): gs://BUCKET[/PREFIX] that receives the adapter. */
+  outputUri?: string;
+  exportLastCheckpointOnly?: boolean;
+  /**
+   * Throws PERMISSION_DENIED unless the job's identity (its service account, else the caller) holds
+   * storage.objects.get in the bucket's project.
+   */
   authorizeRead: (bucketProject: string, resource: string) => void | Promise<void>;
+  /** The same for storage.objects.create (outputUri); required when outputUri is set. */
+  authorizeWrite?: (bucketProject: string, resource: string) => void | Promise<void>;
   /** The request's: once it fires the create stops with CANCELLED and leaves nothing behind. */
   signal?: AbortSignal;
 }
@@ -91,6 +101,8 @@ export class TuningService {
   async create(req: CreateJobRequest): Promise<TuningJobRecord> {
     this.config.assertLocation(req.location);
     checkRanges(req);
+    if (req.serviceAccount !== undefined) this.checkServiceAccount(req.serviceAccount);
+    if (req.outputUri !== undefined) await this.writableOutput(req, req.outputUri);
     const train = await this.readableDataset(req, req.trainingDatasetUri, 'supervised_tuning_spec.training_dataset_uri');
     const validation = req.validationDatasetUri === undefined
       ? undefined
@@ -122,6 +134,9 @@ export class TuningService {
       const spec: JobSpec = {
         jobId: job.id, project: req.project, location: req.location, baseModel: req.baseModel, baseDir: req.baseDir,
         displayName: req.tunedModelDisplayName, hasValidation: validation !== undefined, options,
+        ...(req.labels && Object.keys(req.labels).length ? { labels: req.labels } : {}),
+        ...(req.outputUri ? { outputUri: req.outputUri } : {}),
+        ...(req.exportLastCheckpointOnly ? { exportLastCheckpointOnly: true } : {}),
       };
       commitJobDir(this.db.dataDir, upload, spec);
       this.runner.kick();
@@ -163,6 +178,26 @@ export class TuningService {
       fs.rmSync(tmp, { recursive: true, force: true }); // another request put it in place first
     }
     return dir;
+  }
+
+  /** A service account of tunekit's IAM (400 naming service_account otherwise). */
+  private checkServiceAccount(email: string): void {
+    const row = this.db.sqlite.prepare('SELECT email FROM service_accounts WHERE email = ?').get(email);
+    if (!row) {
+      throw Object.assign(new InvalidRequestError(`service_account ${JSON.stringify(email)} is not a service account of this tunekit (create it with \`tunekit iam service-accounts create\`).`),
+        { details: { fieldViolations: [{ field: 'service_account', description: 'no such service account' }] } });
+    }
+  }
+
+  /** An output location the job's identity may write, in the job's location (400, 404, 403 otherwise). */
+  private async writableOutput(req: CreateJobRequest, uri: string): Promise<void> {
+    if (!uri.startsWith('gs://')) throw new InvalidRequestError(`output_uri must be a gs:// URI (gs://BUCKET[/PREFIX]), got ${JSON.stringify(uri)}`);
+    const { bucket, object } = parseGsUri(uri, { allowBucketOnly: true });
+    const b = this.storage.findBucket(bucket);
+    if (!b) throw new NotFoundError(`output_uri ${uri}: bucket gs://${bucket} does not exist.`);
+    if (!req.authorizeWrite) throw new Error('outputUri without authorizeWrite');
+    await req.authorizeWrite(b.project, `projects/_/buckets/${bucket}/objects/${object}`);
+    assertSameLocation(b.location, req.location, uri);
   }
 
   /** A dataset object the caller may read, in the job's location (404, 403, 400 otherwise). */
@@ -259,9 +294,12 @@ function tuningJobJson(req: CreateJobRequest, stats: TuningDataStats): Record<st
   const spec: Record<string, unknown> = { trainingDatasetUri: req.trainingDatasetUri };
   if (req.validationDatasetUri !== undefined) spec.validationDatasetUri = req.validationDatasetUri;
   spec.hyperParameters = hyperParameters;
+  if (req.exportLastCheckpointOnly) spec.exportLastCheckpointOnly = true;
   const job: Record<string, unknown> = { baseModel: req.baseModel, supervisedTuningSpec: spec, tunedModelDisplayName: req.tunedModelDisplayName };
   if (req.description) job.description = req.description;
   if (req.labels && Object.keys(req.labels).length) job.labels = req.labels;
+  if (req.serviceAccount) job.serviceAccount = req.serviceAccount;
+  if (req.outputUri) job.outputUri = req.outputUri;
   job.tuningDataStats = stats;
   return job;
 }

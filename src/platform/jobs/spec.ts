@@ -55,6 +55,12 @@ export interface JobSpec {
   displayName: string;
   hasValidation: boolean;
   options: JobTuneOptions;
+  /** The job's labels, carried to the Model and Endpoint it creates. */
+  labels?: Record<string, string>;
+  /** TuningJob.outputUri (gs://BUCKET[/PREFIX]): the adapter is also written under it, at <outputUri>/<jobId>/adapter/. */
+  outputUri?: string;
+  /** supervised_tuning_spec.export_last_checkpoint_only: the Model and the job list only the last checkpoint. */
+  exportLastCheckpointOnly?: boolean;
 }
 
 /** Trainer options for a Vertex request: LoRA of `adapterSize`, the trainer's defaults otherwise. */

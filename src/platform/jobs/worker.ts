@@ -23,7 +23,7 @@ import { PlatformDb } from '../db.js';
 import { TuningJobs } from '../jobs.js';
 import { Quotas } from '../quota.js';
 import { ObjectStore } from '../storage.js';
-import { gsUri } from '../gcs-names.js';
+import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
@@ -86,10 +86,20 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
   for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
     storage.putObjectSync(bucket, prefix + f, fs.readFileSync(path.join(outDir, f)));
   }
-  const checkpoints: CheckpointInfo[] = listCheckpoints(outDir).map((c) => ({ checkpointId: String(c.epoch), epoch: c.epoch, step: c.step }));
+  if (spec.outputUri) {
+    // TuningJob.outputUri receives the adapter too (its bucket and the job identity's write access were
+    // checked at create), at <outputUri>/<jobId>/adapter/.
+    const { bucket: outBucket, object } = parseGsUri(spec.outputUri, { allowBucketOnly: true });
+    const outPrefix = `${object && !object.endsWith('/') ? `${object}/` : object}${spec.jobId}/adapter/`;
+    for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
+      storage.putObjectSync(outBucket, outPrefix + f, fs.readFileSync(path.join(outDir, f)));
+    }
+  }
+  let checkpoints: CheckpointInfo[] = listCheckpoints(outDir).map((c) => ({ checkpointId: String(c.epoch), epoch: c.epoch, step: c.step }));
+  if (spec.exportLastCheckpointOnly) checkpoints = checkpoints.slice(-1);
   new Registry(db).commitTunedModel(
     jobs,
-    { id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel },
+    { id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel, labels: spec.labels },
     { adapterUri: gsUri(bucket, prefix), checkpoints },
     ({ model, endpoint }) => ({
       tunedModel: {
