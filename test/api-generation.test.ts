@@ -68,6 +68,7 @@ test('generateContent equals generate() with the same prompt and seed', async ()
     assert.equal(r.candidates[0]!.finishReason, direct.finishReason === 'length' ? 'MAX_TOKENS' : 'STOP');
     assert.deepEqual(r.usageMetadata, {
       promptTokenCount: ids.length, candidatesTokenCount: direct.tokenIds.length, totalTokenCount: ids.length + direct.tokenIds.length,
+      promptTokensDetails: [{ modality: 'TEXT', tokenCount: ids.length }], candidatesTokensDetails: [{ modality: 'TEXT', tokenCount: direct.tokenIds.length }],
     });
     assert.equal(r.modelVersion, 'gemma3-tiny');
     assert.match(r.responseId, /^[A-Za-z0-9_-]{16}$/);

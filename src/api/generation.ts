@@ -37,6 +37,8 @@ export const HARM_THRESHOLDS = [
 const HARM_METHODS = ['HARM_BLOCK_METHOD_UNSPECIFIED', 'SEVERITY', 'PROBABILITY'] as const;
 const MIME_TYPES = ['text/plain', 'application/json', 'text/x.enum'];
 export const MAX_STOP_SEQUENCES = 5;
+/** Alternatives per token that logprobs may ask for. */
+export const MAX_LOGPROBS = 20;
 
 /** contents + systemInstruction of a request, typed. */
 export interface PromptRequest {
@@ -49,6 +51,8 @@ export interface GenerationRequest extends PromptRequest {
   enableThinking?: boolean;
   /** thinkingConfig.includeThoughts: return thought text as thought parts. */
   includeThoughts: boolean;
+  /** generationConfig.responseLogprobs: logprobsResult on the candidate. */
+  responseLogprobs?: boolean;
 }
 
 /** The dialogue of `contents` and `systemInstruction`; `requireContents` for generation. */
@@ -111,6 +115,8 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
     topK: d.topK,
     topP: d.topP,
   };
+  // Every candidate carries avgLogprobs, as Vertex's do: chosen tokens' log probabilities are always recorded.
+  options.logprobs = 0;
   const request: GenerationRequest = { ...prompt, options, includeThoughts: false };
   if (!g) return request;
 
@@ -137,12 +143,16 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   for (const name of ['routingConfig', 'speechConfig']) {
     if (g.has(name)) throw invalidArgument(`'${g.fieldPath(name)}' is not supported by tunekit.`);
   }
-  if (g.bool('responseLogprobs') === true || g.int32('logprobs') !== undefined) {
-    throw invalidArgument(`'${g.fieldPath('responseLogprobs')}' is not supported by tunekit.`);
+  const responseLogprobs = g.bool('responseLogprobs') ?? false;
+  const logprobs = range('logprobs', g.int32('logprobs'), (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
+  if (logprobs !== undefined && logprobs > 0 && !responseLogprobs) {
+    throw invalidArgument(`'${g.fieldPath('logprobs')}' requires '${g.fieldPath('responseLogprobs')}' to be true.`);
   }
-  for (const name of ['presencePenalty', 'frequencyPenalty']) {
-    const v = g.float(name);
-    if (v !== undefined && v !== 0) throw invalidArgument(`Invalid value at '${g.fieldPath(name)}', ${v}: penalties are not supported by tunekit (use 0).`);
+  request.responseLogprobs = responseLogprobs;
+  if (responseLogprobs) options.logprobs = logprobs ?? 0;
+  for (const name of ['presencePenalty', 'frequencyPenalty'] as const) {
+    const v = range(name, g.float(name), (x) => x >= -2 && x <= 2, 'must be in [-2, 2]');
+    if (v !== undefined && v !== 0) options[name] = v;
   }
   const thinking = g.message('thinkingConfig', `${V}.GenerationConfig.ThinkingConfig`);
   if (thinking) {
@@ -289,23 +299,46 @@ function content(parts: OutputPart[]): Record<string, unknown> {
   return kept.length === 0 ? { role: 'model' } : { role: 'model', parts: kept };
 }
 
-export function usageJson(result: GenerationResult): Record<string, number> {
+/**
+ * usageMetadata. Billing is one definition: the prompt is the rendered, tokenized prompt the model read
+ * (countTokens counts the same text); candidates are the answer tokens, thoughts counted apart.
+ */
+export function usageJson(result: GenerationResult): Record<string, unknown> {
   const generated = result.tokenIds.length;
-  const usage: Record<string, number> = {
+  const answer = generated - result.thoughtTokens;
+  const usage: Record<string, unknown> = {
     promptTokenCount: result.promptTokens,
-    candidatesTokenCount: generated - result.thoughtTokens,
+    candidatesTokenCount: answer,
     totalTokenCount: result.promptTokens + generated,
   };
   if (result.thoughtTokens > 0) usage.thoughtsTokenCount = result.thoughtTokens;
+  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: result.promptTokens }];
+  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
   return usage;
 }
 
+/** avgLogprobs and, when asked for, logprobsResult of a finished candidate. */
+export function logprobsJson(tokenizer: Tokenizer, result: GenerationResult, responseLogprobs: boolean): Record<string, unknown> {
+  const lp = result.logprobs;
+  if (!lp) return {};
+  const out: Record<string, unknown> = {};
+  if (lp.length > 0) out.avgLogprobs = lp.reduce((a, t) => a + t.logprob, 0) / lp.length;
+  if (responseLogprobs) {
+    const token = (id: number) => tokenizer.decode([id]);
+    const cand = (tokenId: number, logProbability: number) => ({ token: token(tokenId), tokenId, logProbability });
+    const result2: Record<string, unknown> = { chosenCandidates: lp.map((t) => cand(t.tokenId, t.logprob)) };
+    if (lp.some((t) => t.top.length > 0)) result2.topCandidates = lp.map((t) => ({ candidates: t.top.map((c) => cand(c.tokenId, c.logprob)) }));
+    out.logprobsResult = result2;
+  }
+  return out;
+}
+
 /** The whole GenerateContentResponse of a finished generation. */
-export function generateResponseJson(header: ResponseHeader, result: GenerationResult, includeThoughts: boolean): Record<string, unknown> {
+export function generateResponseJson(header: ResponseHeader, result: GenerationResult, includeThoughts: boolean, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const parts: OutputPart[] = includeThoughts ? [{ text: result.thoughtText, thought: true }] : [];
   parts.push({ text: result.text });
   return {
-    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason) }],
+    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason), ...extra }],
     usageMetadata: usageJson(result),
     ...header,
   };
@@ -318,10 +351,10 @@ export function chunkPart(chunk: GenerationChunk, includeThoughts: boolean): Out
 }
 
 /** One streamed chunk: only the new text; the last one also carries finishReason and usage. */
-export function streamChunkJson(header: ResponseHeader, parts: OutputPart[], result?: GenerationResult): Record<string, unknown> {
+export function streamChunkJson(header: ResponseHeader, parts: OutputPart[], result?: GenerationResult, extra: Record<string, unknown> = {}): Record<string, unknown> {
   if (!result) return { candidates: [{ content: content(parts) }], ...header };
   return {
-    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason) }],
+    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason), ...extra }],
     usageMetadata: usageJson(result),
     ...header,
   };

@@ -8,7 +8,7 @@ import { throwIfAborted } from '../errors.js';
 import type { LoadedModel } from '../models/model.js';
 import { SequenceState, type GenerateOptions, type GenerationChunk, type GenerationResult } from './sequence.js';
 
-export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult } from './sequence.js';
+export type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, TokenLogprob } from './sequence.js';
 
 /** Prompt tokens per forward call before yielding to the event loop. */
 export const PREFILL_CHUNK = 256;

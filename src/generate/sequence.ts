@@ -31,8 +31,27 @@ export interface GenerateOptions extends SamplingOptions {
    * a schema, one of an enum's values), and the value closes within maxTokens when its shortest form fits.
    */
   responseFormat?: ResponseFormat;
+  /**
+   * OpenAI's / Vertex's penalties on tokens already generated: logit -= presencePenalty (once the token
+   * occurred) + frequencyPenalty × its count. Prompt tokens are not counted.
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /**
+   * Record each sampled token's log probability and the `logprobs` most likely alternatives (0: none).
+   * Log probabilities are of the distribution sampled from before temperature and top-k/top-p: the
+   * model's logits after penalties and the response-format mask. Undefined: nothing recorded.
+   */
+  logprobs?: number;
   /** Sees the logits of every sampled position before sampling (tests, tools). */
   onLogits?: (logits: Float32Array) => void;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+  /** The most likely tokens at this step, most likely first (as many as `logprobs` asked for). */
+  top: { tokenId: number; logprob: number }[];
 }
 
 export type FinishReason = 'stop' | 'stop_sequence' | 'length';
@@ -47,6 +66,8 @@ export interface GenerationResult {
   tokenIds: number[];
   finishReason: FinishReason;
   promptTokens: number;
+  /** Per sampled answer token (thoughts left out), when `logprobs` was given. */
+  logprobs?: TokenLogprob[];
   /** Seconds spent on the prompt and on the generated tokens. */
   promptSeconds: number;
   generateSeconds: number;
@@ -81,6 +102,8 @@ export class SequenceState {
   private finishReason: FinishReason = 'length';
   private done = false;
   private readonly constraint: TokenConstraint | null;
+  private readonly counts = new Map<number, number>();
+  private readonly logprobs: TokenLogprob[] = [];
 
   /** Checks the request (InvalidRequestError names what is wrong) and sets up its sampler and matchers. */
   constructor(model: SequenceModel, readonly promptIds: readonly number[], readonly opts: GenerateOptions) {
@@ -116,7 +139,14 @@ export class SequenceState {
     const chunks: GenerationChunk[] = [];
     this.opts.onLogits?.(logits);
     if (this.thinking.banned >= 0) logits[this.thinking.banned] = -Infinity;
+    const presence = this.opts.presencePenalty ?? 0;
+    const frequency = this.opts.frequencyPenalty ?? 0;
+    if (presence !== 0 || frequency !== 0) {
+      for (const [t, n] of this.counts) logits[t] -= presence + frequency * n;
+    }
     let id: number;
+    let pool: Float32Array;
+    let poolIds: Int32Array | null = null;
     if (this.constraint && !this.thinking.thinking) {
       // The answer is constrained; a thinking block before it is not (it may open at the first token,
       // with an explicit positive thinkingBudget only: its tokens come out of maxTokens).
@@ -131,11 +161,17 @@ export class SequenceState {
       const sub = new Float32Array(ids.length);
       for (let i = 0; i < ids.length; i++) sub[i] = logits[ids[i]!]!;
       id = ids[sampleToken(sub, this.opts, this.rng)]!;
+      pool = sub;
+      poolIds = ids;
     } else {
       id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
+      pool = logits.subarray(0, this.tokenizerSize);
     }
     if (this.stopIds.has(id)) return this.finish('stop', chunks);
+    this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
     const { kinds, feed } = this.thinking.accept(id);
+    // Log probabilities are of the answer's tokens (what the candidate is).
+    if (this.opts.logprobs !== undefined && kinds[0] === 'answer') this.logprobs.push(tokenLogprob(pool, poolIds, id, this.opts.logprobs));
     if (kinds[0] === 'answer') this.constraint?.accept(id);
     for (let k = 0; k < feed.length; k++) {
       const t = feed[k]!;
@@ -200,8 +236,44 @@ export class SequenceState {
       tokenIds: this.tokenIds,
       finishReason: this.finishReason,
       promptTokens: this.promptIds.length,
+      ...(this.opts.logprobs !== undefined ? { logprobs: this.logprobs } : {}),
       promptSeconds,
       generateSeconds,
     };
   }
+}
+
+/**
+ * The log probability of `id` under softmax(pool) and the k most likely entries (ids mapped through
+ * `ids` when the pool is a masked subset).
+ */
+export function tokenLogprob(pool: Float32Array, ids: Int32Array | null, id: number, k: number): TokenLogprob {
+  let max = -Infinity;
+  for (let i = 0; i < pool.length; i++) if (pool[i]! > max) max = pool[i]!;
+  let sum = 0;
+  for (let i = 0; i < pool.length; i++) sum += Math.exp(pool[i]! - max);
+  const lse = max + Math.log(sum);
+  const idOf = (i: number) => (ids ? ids[i]! : i);
+  let chosen = -Infinity;
+  if (ids) {
+    for (let i = 0; i < ids.length; i++) if (ids[i] === id) { chosen = pool[i]! - lse; break; }
+  } else {
+    chosen = pool[id]! - lse;
+  }
+  // The k largest, kept sorted (k is small).
+  const top: number[] = [];
+  if (k > 0) {
+    for (let i = 0; i < pool.length; i++) {
+      const v = pool[i]!;
+      if (top.length === k && v <= pool[top[k - 1]!]!) continue;
+      let j = top.length < k ? top.length : k - 1;
+      if (top.length < k) top.push(i);
+      while (j > 0 && pool[top[j - 1]!]! < v) {
+        top[j] = top[j - 1]!;
+        j--;
+      }
+      top[j] = i;
+    }
+  }
+  return { tokenId: id, logprob: chosen, top: top.map((i) => ({ tokenId: idOf(i), logprob: pool[i]! - lse })) };
 }

@@ -11,7 +11,7 @@ import { CancelledError } from '../../errors.js';
 import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
-  assertMayFit, chunkPart, computeTokensJson, generateResponseJson, parseGenerateRequest, parsePrompt, responseHeader,
+  assertMayFit, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
   streamChunkJson, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
@@ -53,7 +53,7 @@ export async function handle(
       const parts = outputParts(served, ids, req, signal);
       for (;;) {
         const r = await parts.next();
-        if (r.done) return Response.json(generateResponseJson(header, r.value, req.includeThoughts));
+        if (r.done) return Response.json(generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)));
       }
     }
     case 'streamGenerateContent':
@@ -117,7 +117,7 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
       let r = first;
       for (; !r.done; r = await parts.next()) chunks.push(streamChunkJson(header, [r.value]));
       if (r.value === undefined) throw new CancelledError(); // returned early by stop()
-      chunks.push(streamChunkJson(header, [], r.value));
+      chunks.push(streamChunkJson(header, [], r.value, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)));
       return Response.json(chunks);
     } finally {
       signal.removeEventListener('abort', stop);
@@ -150,7 +150,7 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
           pending = null;
           if (r.done && r.value === undefined) throw new CancelledError(); // returned early by stop()
           if (r.done) {
-            send(controller, streamChunkJson(header, held ? [held] : [], r.value), true);
+            send(controller, streamChunkJson(header, held ? [held] : [], r.value, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)), true);
             return;
           }
           const previous = held;
