@@ -88,8 +88,7 @@ test('bad requests: no input, two inputs, missing spec, instances or fields, wro
   await fails(await api.post(URL_V1, { exactMatchInput: { metricSpec: {}, instances: {} } }), 400, 'INVALID_ARGUMENT', /exact_match_input\.instances/);
   await fails(await api.post(URL_V1, { bleuInput: { metricSpec: { useEffectiveOrder: 'yes' }, instances: [{ prediction: 'a', reference: 'a' }] } }),
     400, 'INVALID_ARGUMENT', /bleu_input\.metric_spec\.use_effective_order' \(TYPE_BOOL\)/);
-  await fails(await api.post(URL_V1, { pointwiseMetricInput: { metricSpec: { metricPromptTemplate: '{response}' }, instance: { jsonInstance: '{}' } } }),
-    501, 'UNIMPLEMENTED', /pointwise_metric_input/);
+  await fails(await api.post(URL_V1, { coherenceInput: { metricSpec: {}, instance: { prediction: 'x' } } }), 501, 'UNIMPLEMENTED', /coherence_input/);
   await fails(await api.post(URL_V1, '{"exactMatchInput": '), 400, 'INVALID_ARGUMENT', /^Invalid JSON payload received/);
   assert.deepEqual(api.errors, []);
 });
@@ -111,4 +110,46 @@ test('permission aiplatform.locations.evaluateInstances is checked before the lo
   await fails(await api.post('/v1/projects/p/locations/mars:evaluateInstances', body), 400, 'INVALID_ARGUMENT', /mars/);
   assert.ok(ROLES['roles/aiplatform.user'].includes(EVALUATION_PERMISSION as never));
   assert.ok(!ROLES['roles/aiplatform.viewer'].includes(EVALUATION_PERMISSION as never));
+});
+
+const AUTORATER = 'projects/p/locations/us-central1/publishers/google/models/qwen3-tiny';
+
+test('pointwiseMetricInput / pairwiseMetricInput are judged by the autorater model (a catalog model, constrained to the answer schema)', async () => {
+  const pointwise = await ok(URL_V1, {
+    pointwiseMetricInput: {
+      metricSpec: { metricPromptTemplate: 'Rate the answer from 1 to 5.\nQuestion: {prompt}\nAnswer: {response}' },
+      instance: { jsonInstance: JSON.stringify({ prompt: 'What is 2+2?', response: '4' }) },
+    },
+    autoraterConfig: { autoraterModel: AUTORATER, samplingCount: 2 },
+  });
+  const pr = pointwise.pointwiseMetricResult as { score: number; explanation: string };
+  assert.equal(typeof pr.score, 'number');
+  assert.ok(Number.isFinite(pr.score));
+  assert.match(pr.explanation, /\n---\n/); // two samples, two explanations
+  const pairwise = await ok(URL_BETA, {
+    pairwiseMetricInput: {
+      metricSpec: { metricPromptTemplate: 'Which answer is better?\nQ: {prompt}\nBaseline: {baseline_model_response}\nCandidate: {response}' },
+      instance: { jsonInstance: JSON.stringify({ prompt: 'Hi', response: 'Hello!', baseline_model_response: 'hey' }) },
+    },
+    autoraterConfig: { autoraterModel: 'publishers/google/models/qwen3-tiny', flipEnabled: true },
+  });
+  const pw = pairwise.pairwiseMetricResult as { pairwiseChoice: string; explanation: string };
+  assert.ok(['BASELINE', 'CANDIDATE', 'TIE'].includes(pw.pairwiseChoice), pw.pairwiseChoice);
+  assert.match(pw.explanation, /\n---\n/); // both orders
+});
+
+test('judged inputs: the autorater and the instance are checked, naming the field', async () => {
+  const input = { metricSpec: { metricPromptTemplate: '{response}' }, instance: { jsonInstance: '{"response": "x"}' } };
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: input }), 400, 'INVALID_ARGUMENT', /^Missing required field 'autorater_config\.autorater_model'/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: 'gemini-2.5-pro' } }), 400, 'INVALID_ARGUMENT', /autorater_config\.autorater_model/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: 'publishers/google/models/nope' } }), 404, 'NOT_FOUND', /nope/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: { ...input, instance: { jsonInstance: '[1]' } }, autoraterConfig: { autoraterModel: AUTORATER } }),
+    400, 'INVALID_ARGUMENT', /'pointwise_metric_input\.instance\.json_instance': expected a JSON object/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: { instance: input.instance }, autoraterConfig: { autoraterModel: AUTORATER } }),
+    400, 'INVALID_ARGUMENT', /'pointwise_metric_input\.metric_spec\.metric_prompt_template'/);
+  await fails(await api.post(URL_V1, { pairwiseMetricInput: input, autoraterConfig: { autoraterModel: AUTORATER } }),
+    400, 'INVALID_ARGUMENT', /needs "response" and "baseline_model_response"/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: AUTORATER, samplingCount: 0 } }),
+    400, 'INVALID_ARGUMENT', /sampling_count/);
+  assert.deepEqual(api.errors, []);
 });

@@ -200,3 +200,28 @@ test('a local judge (tiny random model on the engine) decodes under the answer s
   // Unconstrained generation of the same engine gives free text.
   assert.equal(typeof await generateLocal(engine, model, 'Hi', { maxTokens: 4, temperature: 0 }), 'string');
 });
+
+test('template metrics (the :evaluateInstances form): any numeric scale; pairwise flip swaps the responses under their labels', async () => {
+  const { judgeTemplatePointwise, judgeTemplatePairwise, instanceValues } = await import('../src/eval/template-judged.js');
+  reset((_p, n) => (n === 1 ? '{"score": "high"}' : '{"explanation": "fine", "score": 7.5}'));
+  const p = await judgeTemplatePointwise('Rate 0-10: {response}', { response: 'ok' }, settings());
+  assert.equal(p.score, 7.5);
+  assert.equal(p.judgments[0].attempts, 2);
+  assert.match(seen[1].prompt, /"score" is "high", not a number/);
+
+  const template = 'Q: {prompt}\nBaseline: {baseline_model_response}\nCandidate: {response}';
+  const values = { prompt: 'q', response: 'GOOD', baseline_model_response: 'meh' };
+  reset(() => '{"explanation": "always the candidate label", "choice": "CANDIDATE"}');
+  const biased = await judgeTemplatePairwise(template, values, settings(), true);
+  assert.match(seen[0].prompt, /Baseline: meh\nCandidate: GOOD/);
+  assert.match(seen[1].prompt, /Baseline: GOOD\nCandidate: meh/);
+  assert.deepEqual([biased.choice, biased.disagreements], ['TIE', 1]);
+  reset((prompt) => JSON.stringify({ explanation: 'GOOD wins', choice: /Candidate: GOOD/.test(prompt) ? 'CANDIDATE' : 'BASELINE' }));
+  const fair = await judgeTemplatePairwise(template, values, settings(), true);
+  assert.deepEqual([fair.choice, fair.disagreements, fair.candidateScore], ['CANDIDATE', 0, 1]);
+  const once = await judgeTemplatePairwise(template, values, settings(), false);
+  assert.equal(seen.length, 3);
+  assert.equal(once.candidateFirst.length, 0);
+  assert.throws(() => instanceValues('{"a": 1, "b": "x"}', 'f') && instanceValues('nope', 'f.json_instance'), /'f\.json_instance': not JSON/);
+  assert.deepEqual(instanceValues('{"a": 1, "b": "x"}', 'f'), { a: '1', b: 'x' });
+});

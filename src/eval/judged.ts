@@ -81,12 +81,15 @@ export function extractJsonObject(text: string): Record<string, unknown> | undef
 
 type Parsed<T> = { ok: true; value: T; explanation: string } | { ok: false; reason: string };
 
-export function parsePointwise(text: string, allowed: number[]): Parsed<number> {
+/** A pointwise answer; `allowed` undefined accepts any finite number (a template with its own scale). */
+export function parsePointwise(text: string, allowed: number[] | undefined): Parsed<number> {
   const obj = extractJsonObject(text);
   if (!obj) return { ok: false, reason: 'the answer holds no JSON object' };
   const raw = obj.score ?? obj.rating;
   const score = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
-  if (!allowed.includes(score)) return { ok: false, reason: `"score" is ${JSON.stringify(raw)}, not one of ${allowed.join(', ')}` };
+  if (allowed === undefined ? !Number.isFinite(score) : !allowed.includes(score)) {
+    return { ok: false, reason: `"score" is ${JSON.stringify(raw)}, not ${allowed === undefined ? 'a number' : `one of ${allowed.join(', ')}`}` };
+  }
   return { ok: true, value: score, explanation: typeof obj.explanation === 'string' ? obj.explanation : '' };
 }
 
@@ -99,18 +102,18 @@ export function parsePairwise(text: string): Parsed<'A' | 'B' | 'SAME'> {
   return { ok: true, value: choice, explanation: typeof obj.explanation === 'string' ? obj.explanation : '' };
 }
 
-class JudgmentFailed extends Error {}
+export class JudgmentFailed extends Error {}
 
 /** The answers' JSON Schemas (what local judges decode under). */
-export const pointwiseSchema = (allowed: number[]): object => ({
-  type: 'object', properties: { explanation: { type: 'string' }, score: { enum: allowed } }, required: ['explanation', 'score'],
+export const pointwiseSchema = (allowed: number[] | undefined): object => ({
+  type: 'object', properties: { explanation: { type: 'string' }, score: allowed ? { enum: allowed } : { type: 'number' } }, required: ['explanation', 'score'],
 });
 export const PAIRWISE_SCHEMA: object = {
   type: 'object', properties: { explanation: { type: 'string' }, choice: { enum: ['A', 'B', 'SAME'] } }, required: ['explanation', 'choice'],
 };
 
 /** One judgment with retries; throws JudgmentFailed naming the last reason when every attempt fails. */
-async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, s: JudgeSettings, sample: number, jsonSchema: object): Promise<Judgment<T>> {
+export async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, s: JudgeSettings, sample: number, jsonSchema: object): Promise<Judgment<T>> {
   const retries = s.retries ?? 2;
   const baseTemperature = s.temperature ?? ((s.samples ?? 1) > 1 ? 1 : 0);
   let reason = '';
@@ -137,13 +140,13 @@ async function judgeOnce<T>(prompt: string, parse: (text: string) => Parsed<T>, 
   throw new JudgmentFailed(`no usable judgment after ${retries + 1} attempts: ${reason}`);
 }
 
-function meanStd(xs: number[]): { mean: number; std: number } {
+export function meanStd(xs: number[]): { mean: number; std: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
   return { mean, std };
 }
 
-function samplesOf(s: JudgeSettings): number {
+export function samplesOf(s: JudgeSettings): number {
   const n = s.samples ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new InvalidRequestError(`judge samples must be a whole number >= 1, got ${n}`);
   return n;

@@ -12,15 +12,24 @@
 // Each input is {metricSpec, instances: [{prediction, reference}]}; one value per instance, in order.
 // Scores are the metrics of src/eval (bleu is sacreBLEU's sentence BLEU / 100, rouge the F-measure),
 // written as proto `float`s are: the shortest decimal that reads back as the same float32.
-// The judged inputs (pointwise, pairwise and the named model-based metrics) answer 501 UNIMPLEMENTED.
+// Judged by a model (the autorater: autoraterConfig.autoraterModel, a publisher model of the catalog,
+// run on its serving engine under the answer's JSON Schema; samplingCount judgments; flipEnabled judges
+// pairs a second time with the responses swapped):
+//   pointwiseMetricInput{metricSpec{metricPromptTemplate}, instance{jsonInstance}} -> pointwiseMetricResult{score, explanation}
+//   pairwiseMetricInput (template with {response} and {baseline_model_response}) -> pairwiseMetricResult{pairwiseChoice, explanation}
+// A judge that gives no usable answer after its retries is 503 UNAVAILABLE, never a default score.
+// The other named model-based inputs (coherenceInput, ...) answer 501 UNIMPLEMENTED.
 
 import type { Hono } from 'hono';
 import { guard } from '../auth.js';
-import { body, checkLocation, type ApiContext } from '../context.js';
+import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { HttpError, invalidArgument } from '../errors.js';
 import type { Message } from '../proto-json.js';
 import { computeMetric, type ComputedOptions } from '../../eval/computed.js';
 import { isRougeType, rouge } from '../../eval/rouge.js';
+import { engineJudge } from '../../eval/local-model.js';
+import type { JudgeSettings } from '../../eval/judged.js';
+import { instanceValues, judgeTemplatePairwise, judgeTemplatePointwise } from '../../eval/template-judged.js';
 
 export const EVALUATION_PERMISSION = 'aiplatform.locations.evaluateInstances';
 
@@ -110,11 +119,57 @@ function chosenInput(request: Message): string {
   return set[0];
 }
 
-export function evaluateInstances(request: Message): Record<string, unknown> {
+/** The autorater a judged request names, as judge settings. */
+async function autorater(api: ApiContext, request: Message, signal: AbortSignal): Promise<JudgeSettings & { flip: boolean }> {
+  const config = request.message('autoraterConfig', `${V}.AutoraterConfig`);
+  const model = config?.string('autoraterModel');
+  if (!config || !model) {
+    throw invalidArgument(`Missing required field 'autorater_config.autorater_model': tunekit has no default autorater; name a publisher model, e.g. "projects/p/locations/l/publishers/google/models/NAME".`);
+  }
+  const m = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/([^/]+)\/models\/([^/]+)$/.exec(model);
+  if (!m) throw invalidArgument(`Invalid value at 'autorater_config.autorater_model', ${JSON.stringify(model)}: expected publishers/{publisher}/models/{model} (optionally under projects/{p}/locations/{l}).`);
+  const served = await api.catalog.served(m[1], m[2]);
+  const samples = config.int32('samplingCount') ?? 1;
+  if (samples < 1 || samples > 32) throw invalidArgument(`Invalid value at 'autorater_config.sampling_count' (TYPE_INT32), ${samples}: use 1 to 32.`);
+  return {
+    judge: engineJudge(served.engine, served.model, { description: model, adapterDir: served.adapterDir }),
+    samples, retries: 2, signal, flip: config.bool('flipEnabled') ?? false,
+  };
+}
+
+async function evaluateJudged(api: ApiContext, request: Message, field: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const pairwise = field === 'pairwiseMetricInput';
+  const type = pairwise ? 'PairwiseMetric' : 'PointwiseMetric';
+  const input = request.message(field, `${V}.${type}Input`)!;
+  const spec = input.message('metricSpec', `${V}.${type}Spec`);
+  const template = spec?.string('metricPromptTemplate');
+  if (!spec || template === undefined) throw invalidArgument(`Missing required field '${input.fieldPath('metricSpec')}.metric_prompt_template'.`);
+  const instance = input.message('instance', `${V}.${type}Instance`);
+  const json = instance?.string('jsonInstance');
+  if (!instance || json === undefined) throw invalidArgument(`Missing required field '${input.fieldPath('instance')}.json_instance'.`);
+  const values = instanceValues(json, instance.fieldPath('jsonInstance'));
+  if (pairwise && (values.response === undefined || values.baseline_model_response === undefined)) {
+    throw invalidArgument(`Invalid value at '${instance.fieldPath('jsonInstance')}': a pairwise instance needs "response" and "baseline_model_response".`);
+  }
+  const settings = await autorater(api, request, signal);
+  const unusable = (error: string) => new HttpError('UNAVAILABLE', `The autorater gave no usable judgment: ${error}`);
+  if (pairwise) {
+    const r = await judgeTemplatePairwise(template, values, settings, settings.flip);
+    if (r.choice === undefined) throw unusable(r.error!);
+    const explanation = [...r.baselineFirst, ...r.candidateFirst].map((j) => j.explanation).join('\n---\n');
+    return { pairwiseMetricResult: { pairwiseChoice: r.choice, explanation } };
+  }
+  const r = await judgeTemplatePointwise(template, values, settings);
+  if (r.score === undefined) throw unusable(r.error!);
+  return { pointwiseMetricResult: { score: float32Json(r.score), explanation: r.judgments.map((j) => j.explanation).join('\n---\n') } };
+}
+
+export async function evaluateInstances(api: ApiContext, request: Message, signal: AbortSignal): Promise<Record<string, unknown>> {
   const field = chosenInput(request);
+  if (field === 'pointwiseMetricInput' || field === 'pairwiseMetricInput') return evaluateJudged(api, request, field, signal);
   const spec = COMPUTED_INPUTS.find((i) => i.input === field);
   if (!spec) {
-    throw new HttpError('UNIMPLEMENTED', `${request.fieldPath(field)} (a model-judged metric) is not served by :evaluateInstances yet; use tunekit eval --judge, or the computed metrics.`);
+    throw new HttpError('UNIMPLEMENTED', `${request.fieldPath(field)} is not served by :evaluateInstances yet; use pointwise_metric_input or pairwise_metric_input with a template, or tunekit eval --judge.`);
   }
   const input = request.message(field, `${V}.${spec.type}`)!;
   const metricSpec = input.message('metricSpec', `${V}.${spec.specType}`);
@@ -146,6 +201,6 @@ export function registerEvaluationRoutes(app: Hono, api: ApiContext): void {
     const location = call.slice(0, -':evaluateInstances'.length);
     await guard(api.auth, c.req.raw.headers, EVALUATION_PERMISSION, project);
     checkLocation(api, location);
-    return c.json(evaluateInstances(await body(api, c)));
+    return c.json(await evaluateInstances(api, await body(api, c), requestSignal(api, c)));
   });
 }
