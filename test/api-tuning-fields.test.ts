@@ -21,6 +21,8 @@ const reader = platform.iam.createServiceAccount(PROJECT, 'reader-only');
 platform.iam.addBinding(PROJECT, `serviceAccount:${reader.email}`, 'roles/storage.objectViewer');
 platform.storage.createBucket('us-out', { project: PROJECT, location: 'us-central1' });
 
+let tuned: Record<string, any>;
+
 test('serviceAccount: checked, actAs required, and the job reads and writes as that identity', async () => {
   const body = (extra: Record<string, unknown>) => ({ ...createBody({ epochs: 1 }), ...extra });
   // The caller alone may not read the data.
@@ -55,6 +57,7 @@ test('serviceAccount: checked, actAs required, and the job reads and writes as t
   assert.equal(created.json.outputUri, 'gs://us-out/results/');
   assert.equal(created.json.supervisedTuningSpec.exportLastCheckpointOnly, true);
   const job = await waitForJob(async () => (await call('GET', `/v1beta1/${created.json.name}`, keys.noData)).json);
+  tuned = job;
   assert.equal(job.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(job.error));
   // One checkpoint, the last epoch's.
   assert.deepEqual(job.tunedModel.checkpoints.map((c: any) => c.epoch), ['2']);
@@ -72,4 +75,75 @@ test('serviceAccount: checked, actAs required, and the job reads and writes as t
   const onV1 = await call('POST', '/v1/projects/p/locations/us-central1/tuningJobs', keys.noData, { ...createBody(), outputUri: 'gs://us-out/x' });
   assert.equal(onV1.status, 400);
   assert.match(onV1.json.error.message, /Unknown name "outputUri".*v1beta1/);
+});
+
+/** mulberry32: a fixed-seed generator for the traffic draw. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('trafficSplit: applied to requests (statistically, fixed seed) and updated as DeployModel/UndeployModel say', async () => {
+  const endpoint = tuned.tunedModel.endpoint as string;
+  const [, , , , , endpointId] = endpoint.split('/');
+  const first = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json.deployedModels[0].id as string;
+  const model = tuned.tunedModel.model as string;
+  // An empty split leaves the endpoint's as it is: the new deployment gets 0%.
+  const zero = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model } });
+  assert.equal(zero.status, 200, JSON.stringify(zero.json));
+  let e = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json;
+  assert.deepEqual(e.trafficSplit, { [first]: 100 });
+  // Splits that are not percentages of existing models summing to 100 are refused, naming traffic_split.
+  for (const bad of [{ 0: 60, [first]: 30 }, { 0: 100, 12345: 0 }, { 0: 101, [first]: -1 }]) {
+    const r = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: bad });
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assert.match(r.json.error.message, /traffic_split/);
+  }
+  // An explicit 50/50 gives the new model half, the others what the split says (the 0% one: nothing).
+  const half = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: { 0: 50, [first]: 50 } });
+  assert.equal(half.status, 200, JSON.stringify(half.json));
+  const second = half.json.deployedModel.id as string;
+  e = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json;
+  assert.deepEqual(e.trafficSplit, { [first]: 50, [second]: 50 });
+
+  // Requests are served by a model drawn with those shares: 4,000 draws with a fixed seed fall within
+  // 4 standard deviations of 50% (sd = sqrt(n p (1 - p)) = 31.6), the 0% model never.
+  t.tuning.registry.random = seeded(20261129);
+  const n = 4000;
+  const counts = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const id = t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  assert.equal(counts.get(zero.json.deployedModel.id), undefined);
+  assert.ok(Math.abs((counts.get(first) ?? 0) - n / 2) < 4 * Math.sqrt(n / 4), JSON.stringify([...counts]));
+  assert.equal((counts.get(first) ?? 0) + (counts.get(second) ?? 0), n);
+  // 90/10 likewise.
+  const split = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: { 0: 10, [first]: 90 } });
+  assert.equal(split.status, 200);
+  let tenth = 0;
+  for (let i = 0; i < n; i++) if (t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id === split.json.deployedModel.id) tenth++;
+  assert.ok(Math.abs(tenth - n / 10) < 4 * Math.sqrt(n * 0.1 * 0.9), String(tenth));
+  t.tuning.registry.random = Math.random;
+  // Generation goes through the same draw.
+  const prompt = { contents: [{ role: 'user', parts: [{ text: 'blue' }] }], generationConfig: { maxOutputTokens: 2 } };
+  assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).status, 200);
+
+  // Undeploy: a model with traffic needs a split that takes its share; the undeployed one may not keep any.
+  const refused = await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: first });
+  assert.equal(refused.json.error.status, 'FAILED_PRECONDITION');
+  const keeps = await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: first, trafficSplit: { [first]: 90, [second]: 10 } });
+  assert.equal(keeps.status, 400);
+  const ok = await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: first, trafficSplit: { [second]: 100 } });
+  assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  e = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json;
+  assert.deepEqual(e.trafficSplit, { [second]: 100 });
+  // A model with no traffic goes without a split.
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: zero.json.deployedModel.id })).status, 200);
 });

@@ -191,9 +191,10 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   assert.equal((await call('POST', `${JOBS}/123:pause`, keys.trainer, {})).status, 404);
   assert.equal((await call('POST', JOBS, keys.viewer, {})).status, 403);
 
-  // Deploy @1 on the @2 endpoint: it takes the traffic; undeploy it and @2 serves again.
+  // Deploy @1 on the @2 endpoint with all the traffic ("0": the model being deployed); undeploy it
+  // (its share back to @2, as the contract requires) and @2 serves again.
   const endpoint = done.tunedModel.endpoint;
-  const deployed = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model: succeeded.tunedModel.model } });
+  const deployed = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model: succeeded.tunedModel.model }, trafficSplit: { 0: 100 } });
   assert.equal(deployed.status, 200, JSON.stringify(deployed.json));
   assert.equal(deployed.json.deployedModel.modelVersionId, '1');
   let e = (await call('GET', `/v1/${endpoint}`, keys.viewer)).json;
@@ -202,7 +203,11 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   const prompt = { contents: [{ role: 'user', parts: [{ text: 'blue' }] }], generationConfig: { maxOutputTokens: 2 } };
   assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).json.modelVersion, succeeded.tunedModel.model);
   assert.equal((await call('POST', `/v1/${endpoint}:deployModel`, keys.viewer, { deployedModel: { model: succeeded.tunedModel.model } })).status, 403);
-  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: deployed.json.deployedModel.id })).status, 200);
+  const other = e.deployedModels.find((d: any) => d.id !== deployed.json.deployedModel.id).id;
+  const stillServing = await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: deployed.json.deployedModel.id });
+  assert.equal(stillServing.status, 400);
+  assert.equal(stillServing.json.error.status, 'FAILED_PRECONDITION');
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: deployed.json.deployedModel.id, trafficSplit: { [other]: 100 } })).status, 200);
   e = (await call('GET', `/v1/${endpoint}`, keys.viewer)).json;
   assert.equal(e.deployedModels.length, 1);
   assert.deepEqual(e.trafficSplit, { [e.deployedModels[0].id]: 100 });

@@ -81,15 +81,21 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
         if (displayName !== undefined) checkDisplayName(displayName, dm.fieldPath('displayName'));
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
-        const d = tuning.registry.deploy(project, location, id, mm[1]!);
+        const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')));
         return protoJson(c.req.raw, { deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } }, 'DeployModelResponse');
       }
       const deployedModelId = request.string('deployedModelId');
       if (!deployedModelId) throw invalidArgument("'deployed_model_id' is required.");
-      tuning.registry.undeploy(project, location, id, deployedModelId);
+      tuning.registry.undeploy(project, location, id, deployedModelId, trafficSplitOf(request.raw('trafficSplit')));
       return protoJson(c.req.raw, {}, 'UndeployModelResponse');
     });
   }
+}
+
+/** map<string, int32> as checked by parseMessage (numbers or numeric strings). */
+function trafficSplitOf(v: unknown): Record<string, number> {
+  if (v === undefined || v === null || typeof v !== 'object') return {};
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, Number(x)]));
 }
 
 function listOptions(c: Context): { pageSize?: number; pageToken?: string } {

@@ -7,7 +7,7 @@
 // and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
 // model and its endpoint carry the job's labels.
 
-import { NotFoundError, InvalidRequestError } from '../../errors.js';
+import { FailedPreconditionError, NotFoundError, InvalidRequestError } from '../../errors.js';
 import { newNumericId, now, type PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
 import { fitPage, LIMITS, type PageOptions } from '../limits.js';
@@ -80,6 +80,9 @@ interface DeployedRow { id: string; endpoint_id: string; model_id: string; model
 const MAX_PAGE = LIMITS.pageSize.models;
 
 export class Registry {
+  /** Picks among an endpoint's deployed models by their traffic shares (tests seed it). */
+  random: () => number = Math.random;
+
   constructor(private readonly db: PlatformDb) {}
 
   /**
@@ -190,45 +193,85 @@ export class Registry {
     return rows.length > endpoints.length ? { endpoints, nextPageToken: pageToken(offset + endpoints.length) } : { endpoints };
   }
 
-  /** The model version an endpoint serves (the deployed model with the most traffic); FAILED_PRECONDITION if none. */
+  /**
+   * The model version that serves one request to an endpoint: a deployed model drawn with the
+   * probabilities of the endpoint's trafficSplit (percentages); INVALID_ARGUMENT when nothing is deployed.
+   */
   endpointTarget(project: string, location: string, id: string): EndpointTarget {
     const endpoint = this.getEndpoint(project, location, id);
-    const deployed = [...endpoint.deployedModels].sort((a, b) => b.trafficPercent - a.trafficPercent)[0];
+    const withTraffic = endpoint.deployedModels.filter((d) => d.trafficPercent > 0);
+    let deployed: DeployedModelRecord | undefined;
+    if (withTraffic.length > 0) {
+      const total = withTraffic.reduce((n, d) => n + d.trafficPercent, 0);
+      let x = this.random() * total;
+      deployed = withTraffic.find((d) => (x -= d.trafficPercent) < 0) ?? withTraffic[withTraffic.length - 1];
+    } else {
+      deployed = endpoint.deployedModels[endpoint.deployedModels.length - 1];
+    }
     if (!deployed) throw new InvalidRequestError(`Endpoint ${endpoint.name} has no deployed model.`);
     const model = this.getModel(project, location, deployed.modelId);
     const version = this.modelVersion(model, `${deployed.modelId}@${deployed.modelVersion}`);
     return { endpoint, deployed, model, version };
   }
 
-  /** Deploys a model version on an endpoint with 100% of its traffic (others keep 0). */
-  deploy(project: string, location: string, endpointId: string, modelName: string): DeployedModelRecord {
+  /**
+   * Deploys a model version on an endpoint, with DeployModelRequest.traffic_split's rules: a non-empty
+   * split (deployed model id -> percent, "0" for the model being deployed, summing to 100) replaces the
+   * endpoint's; an empty one leaves it as it is (the new model gets 0%), except on an endpoint with
+   * nothing deployed, where the new model gets 100%.
+   */
+  deploy(project: string, location: string, endpointId: string, modelName: string, trafficSplit: Record<string, number> = {}): DeployedModelRecord {
     return this.db.immediate(() => {
       const endpoint = this.getEndpoint(project, location, endpointId);
       const model = this.getModel(project, location, modelName);
       const v = this.modelVersion(model, modelName);
+      const existing = endpoint.deployedModels.map((d) => d.id);
+      const split = checkTrafficSplit(trafficSplit, [...existing, '0'], 'traffic_split');
       const t = now();
       const id = newNumericId();
-      this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = 0 WHERE endpoint_id = ?').run(endpoint.id);
+      let share: number;
+      if (split) {
+        for (const d of existing) this.setTraffic(d, split[d] ?? 0);
+        share = split['0'] ?? 0;
+      } else {
+        share = existing.length === 0 ? 100 : 0;
+      }
       this.db.sqlite
-        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)')
-        .run(id, endpoint.id, model.id, v.version, t);
+        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, endpoint.id, model.id, v.version, share, t);
       this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(t, endpoint.id);
-      return { id, modelId: model.id, modelVersion: v.version, trafficPercent: 100, createTime: t };
+      return { id, modelId: model.id, modelVersion: v.version, trafficPercent: share, createTime: t };
     });
   }
 
-  /** Removes a deployed model; if no remaining one has traffic, the newest remaining gets 100%. */
-  undeploy(project: string, location: string, endpointId: string, deployedModelId: string): void {
+  /**
+   * Removes a deployed model, with UndeployModelRequest.traffic_split's rules: a non-empty split
+   * replaces the endpoint's (over the models that stay; the undeployed one may appear with 0); without
+   * one, a model that still has traffic cannot be undeployed (FAILED_PRECONDITION), unless it is the last.
+   */
+  undeploy(project: string, location: string, endpointId: string, deployedModelId: string, trafficSplit: Record<string, number> = {}): void {
     this.db.immediate(() => {
       const endpoint = this.getEndpoint(project, location, endpointId);
-      const r = this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
-      if (r.changes === 0) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
-      const left = this.db.sqlite.prepare('SELECT id, traffic_percent AS t FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time DESC, id DESC').all(endpoint.id) as { id: string; t: number }[];
-      if (left.length > 0 && left.every((d) => d.t === 0)) {
-        this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = 100 WHERE id = ?').run(left[0]!.id);
+      const target = endpoint.deployedModels.find((d) => d.id === deployedModelId);
+      if (!target) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
+      const staying = endpoint.deployedModels.filter((d) => d.id !== deployedModelId).map((d) => d.id);
+      const split = staying.length === 0 ? undefined : checkTrafficSplit(trafficSplit, [...staying, deployedModelId], 'traffic_split');
+      if (split && (split[deployedModelId] ?? 0) !== 0) {
+        throw new InvalidRequestError(`traffic_split gives ${split[deployedModelId]}% to deployed model ${deployedModelId}, which is being undeployed.`);
       }
+      if (!split && staying.length > 0 && target.trafficPercent > 0) {
+        throw new FailedPreconditionError(
+          `Deployed model ${deployedModelId} has ${target.trafficPercent}% of ${endpoint.name}'s traffic: undeploy it with a traffic_split that gives its share to the models that stay.`,
+        );
+      }
+      this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
+      if (split) for (const d of staying) this.setTraffic(d, split[d] ?? 0);
       this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
     });
+  }
+
+  private setTraffic(deployedModelId: string, percent: number): void {
+    this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = ? WHERE id = ?').run(percent, deployedModelId);
   }
 
   private toModel(r: ModelRow): ModelRecord {
@@ -259,6 +302,25 @@ export class Registry {
 }
 
 /** `123@2` -> model 123, version 2; `123` -> no version. */
+/**
+ * A traffic split (deployed model id -> percent) checked as Vertex checks it: keys among `allowed`,
+ * integer percents in [0, 100] summing to 100. Undefined when empty (no change asked).
+ */
+export function checkTrafficSplit(split: Record<string, number>, allowed: string[], field: string): Record<string, number> | undefined {
+  const entries = Object.entries(split);
+  if (entries.length === 0) return undefined;
+  let sum = 0;
+  for (const [id, p] of entries) {
+    if (!allowed.includes(id)) {
+      throw new InvalidRequestError(`${field} names deployed model ${JSON.stringify(id)}, which is not on the endpoint (use "0" for the model being deployed).`);
+    }
+    if (!Number.isInteger(p) || p < 0 || p > 100) throw new InvalidRequestError(`${field}[${JSON.stringify(id)}] must be an integer percentage in [0, 100], got ${p}.`);
+    sum += p;
+  }
+  if (sum !== 100) throw new InvalidRequestError(`${field} must add up to 100, got ${sum}.`);
+  return split;
+}
+
 function labelsColumn(labels: Record<string, string> | undefined): string | null {
   return labels && Object.keys(labels).length ? JSON.stringify(labels) : null;
 }
