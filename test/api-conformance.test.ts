@@ -115,7 +115,7 @@ test('failures arrive as ApiError with the status and the server\'s message', as
   assert.equal(endpoint.status, 404);
   assert.match(endpoint.message, /Endpoint `?projects\/p\/locations\/us-central1\/endpoints\/123/);
 
-  const two = await apiError(ai.models.generateContent({ model: 'gemma3-tiny', contents: 'hi', config: { candidateCount: 2 } }));
+  const two = await apiError(ai.models.generateContent({ model: 'gemma3-tiny', contents: 'hi', config: { candidateCount: 9 } }));
   assert.equal(two.status, 400);
   assert.match(two.message, /candidate_count/);
 
@@ -138,4 +138,34 @@ test('failures arrive as ApiError with the status and the server\'s message', as
 
   // Still serving.
   assert.ok((await ai.models.countTokens({ model: 'gemma3-tiny', contents: 'hi' })).totalTokens! > 0);
+});
+
+test('structured output, candidates and logprobs through the SDK (responseSchema with Type, responseJsonSchema)', async () => {
+  const { Type } = await import('@google/genai');
+  const ai = client();
+  const r = await ai.models.generateContent({
+    model: 'gemma3-tiny', contents: 'A city as JSON.',
+    config: {
+      seed: 3, temperature: 1.5, maxOutputTokens: 60, candidateCount: 2, responseLogprobs: true, logprobs: 2,
+      responseMimeType: 'application/json',
+      responseSchema: { type: Type.OBJECT, properties: { name: { type: Type.STRING }, population: { type: Type.INTEGER } }, required: ['name', 'population'] },
+    },
+  });
+  assert.equal(r.candidates!.length, 2);
+  for (const c of r.candidates!) {
+    const v = JSON.parse(c.content!.parts!.map((p) => p.text).join('')) as { name: string; population: number };
+    assert.equal(typeof v.name, 'string');
+    assert.ok(Number.isInteger(v.population));
+    assert.equal(typeof c.avgLogprobs, 'number');
+    assert.equal(c.logprobsResult!.topCandidates![0]!.candidates!.length, 2);
+  }
+  assert.deepEqual(r.usageMetadata!.promptTokensDetails, [{ modality: 'TEXT', tokenCount: r.usageMetadata!.promptTokenCount }]);
+  const j = await ai.models.generateContent({
+    model: 'gemma3-tiny', contents: 'x',
+    config: { seed: 1, maxOutputTokens: 40, responseMimeType: 'application/json', responseJsonSchema: { type: 'array', items: { type: 'boolean' }, minItems: 2, maxItems: 2 } },
+  });
+  const arr = JSON.parse(j.text!) as boolean[];
+  assert.equal(arr.length, 2);
+  const e = await ai.models.generateContent({ model: 'gemma3-tiny', contents: 'x', config: { responseMimeType: 'text/x.enum', responseSchema: { type: Type.STRING, enum: ['up', 'down'] } } });
+  assert.ok(['up', 'down'].includes(e.text!));
 });

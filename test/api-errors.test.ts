@@ -55,8 +55,8 @@ test('unknown enum names are 400 naming the field and the enum', async () => {
 });
 
 test('generation config limits: one candidate, five stop sequences, ranges, unsupported options', async () => {
-  await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { candidateCount: 2 } }), 400, 'INVALID_ARGUMENT',
-    'Invalid value at \'generation_config.candidate_count\', 2: only 1 candidate is supported.');
+  await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { candidateCount: 9 } }), 400, 'INVALID_ARGUMENT',
+    'Invalid value at \'generation_config.candidate_count\', 9: must be in [1, 8].');
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { stopSequences: ['a', 'b', 'c', 'd', 'e', 'f'] } }), 400, 'INVALID_ARGUMENT',
     'Invalid value at \'generation_config.stop_sequences\': at most 5 stop sequences are allowed, got 6.');
   await expectStatus(await api.post(GEN, { ...userText('hi'), generationConfig: { topP: 1.5 } }), 400, 'INVALID_ARGUMENT',

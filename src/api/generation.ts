@@ -37,6 +37,8 @@ export const HARM_THRESHOLDS = [
 const HARM_METHODS = ['HARM_BLOCK_METHOD_UNSPECIFIED', 'SEVERITY', 'PROBABILITY'] as const;
 const MIME_TYPES = ['text/plain', 'application/json', 'text/x.enum'];
 export const MAX_STOP_SEQUENCES = 5;
+/** candidateCount at most. */
+export const MAX_CANDIDATES = 8;
 /** Alternatives per token that logprobs may ask for. */
 export const MAX_LOGPROBS = 20;
 
@@ -53,6 +55,17 @@ export interface GenerationRequest extends PromptRequest {
   includeThoughts: boolean;
   /** generationConfig.responseLogprobs: logprobsResult on the candidate. */
   responseLogprobs?: boolean;
+  /** generationConfig.candidateCount (1 when absent). */
+  candidateCount?: number;
+}
+
+/**
+ * The options of each candidate: the request's, with seed + i for candidate i (a request without a
+ * seed gets independent random seeds).
+ */
+export function candidateOptions(req: GenerationRequest): GenerateOptions[] {
+  const n = req.candidateCount ?? 1;
+  return Array.from({ length: n }, (_, i) => (req.options.seed === undefined || i === 0 ? { ...req.options } : { ...req.options, seed: (req.options.seed + i) >>> 0 }));
 }
 
 /** The dialogue of `contents` and `systemInstruction`; `requireContents` for generation. */
@@ -127,10 +140,8 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   const temperature = range('temperature', g.float('temperature'), (v) => v >= 0 && v <= 2, 'must be in [0, 2]');
   const topP = range('topP', g.float('topP'), (v) => v > 0 && v <= 1, 'must be in (0, 1]');
   const topK = range('topK', g.float('topK'), (v) => Number.isInteger(v) && v >= 0, 'must be a whole number >= 0');
-  const candidateCount = g.int32('candidateCount');
-  if (candidateCount !== undefined && candidateCount !== 1) {
-    throw invalidArgument(`Invalid value at '${g.fieldPath('candidateCount')}', ${candidateCount}: only 1 candidate is supported.`);
-  }
+  const candidateCount = range('candidateCount', g.int32('candidateCount'), (v) => v >= 1 && v <= MAX_CANDIDATES, `must be in [1, ${MAX_CANDIDATES}]`);
+  if (candidateCount !== undefined) request.candidateCount = candidateCount;
   const maxOutputTokens = range('maxOutputTokens', g.int32('maxOutputTokens'), (v) => v >= 1, 'must be at least 1');
   const stops = g.strings('stopSequences');
   if (stops.length > MAX_STOP_SEQUENCES) {
@@ -331,6 +342,26 @@ export function logprobsJson(tokenizer: Tokenizer, result: GenerationResult, res
     out.logprobsResult = result2;
   }
   return out;
+}
+
+/** The GenerateContentResponse of several candidates of one prompt (read once: billed once). */
+export function candidatesResponseJson(header: ResponseHeader, results: GenerationResult[], includeThoughts: boolean, extras: Record<string, unknown>[]): Record<string, unknown> {
+  const candidates = results.map((r, i) => {
+    const one = generateResponseJson(header, r, includeThoughts, extras[i]) as { candidates: Record<string, unknown>[] };
+    return i === 0 ? one.candidates[0]! : { index: i, ...one.candidates[0]! };
+  });
+  const prompt = results[0]!.promptTokens;
+  let answer = 0;
+  let thoughts = 0;
+  for (const r of results) {
+    answer += r.tokenIds.length - r.thoughtTokens;
+    thoughts += r.thoughtTokens;
+  }
+  const usage: Record<string, unknown> = { promptTokenCount: prompt, candidatesTokenCount: answer, totalTokenCount: prompt + answer + thoughts };
+  if (thoughts > 0) usage.thoughtsTokenCount = thoughts;
+  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: prompt }];
+  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
+  return { candidates, usageMetadata: usage, ...header };
 }
 
 /** The whole GenerateContentResponse of a finished generation. */

@@ -10,7 +10,7 @@
 // frees its slot before the next pass. The engine never blocks the event loop for more than one pass.
 // Rules: JSON and chat templates stay at the HTTP edge; the engine sees token ids and typed options.
 
-import { ResourceExhaustedError, throwIfAborted } from '../errors.js';
+import { CancelledError, ResourceExhaustedError, throwIfAborted } from '../errors.js';
 import type { LoadedModel } from '../models/model.js';
 import { KVStore } from '../core/kv-store.js';
 import { NO_ADAPTER, type Batch } from '../core/batch.js';
@@ -91,6 +91,38 @@ export class Engine {
     return req.read(() => this.kick());
   }
 
+  /**
+   * Queues one request with several candidates (Vertex candidateCount, OpenAI n): the prompt is read
+   * once, by the first; the others fork from it — a copy of its KV rows and of its first logits — and
+   * then decode as requests of their own, each with its options (its seed). One stream per candidate;
+   * the group is admitted when the first one is and then holds one slot per candidate.
+   */
+  submitCandidates(promptIds: number[], opts: SubmitOptions[]): AsyncGenerator<GenerationChunk, GenerationResult>[] {
+    if (opts.length === 1) return [this.submit(promptIds, opts[0]!)];
+    const states = opts.map((o) => new SequenceState(this.model, promptIds, o));
+    const signal = opts[0]!.signal;
+    throwIfAborted(signal);
+    const waiting = this.queue.length + Math.max(0, this.running.length + 1 - this.opts.parallel);
+    if (waiting > this.opts.maxQueue) {
+      throw new ResourceExhaustedError(`the generation queue of this model is full: ${this.opts.maxQueue} requests wait already (serve --max-queue); retry later`);
+    }
+    const reqs = states.map((st, i) => new EngineRequest(st, opts[i]!.adapterDir, signal));
+    const [leader, ...followers] = reqs as [EngineRequest, ...EngineRequest[]];
+    leader.followers = followers;
+    this.queue.push(leader);
+    const streams = reqs.map((r) => r.read(() => this.kick()));
+    if (signal) {
+      const onAbort = () => { for (const r of reqs) this.drop(r); };
+      signal.addEventListener('abort', onAbort, { once: true });
+      let open = reqs.length;
+      const detach = () => { if (--open === 0) signal.removeEventListener('abort', onAbort); };
+      this.start();
+      return streams.map((it) => withFinally(it, detach));
+    }
+    this.start();
+    return streams;
+  }
+
   /** Cancels a request now: out of the queue at once; out of the batch before the next pass. */
   private drop(req: EngineRequest): void {
     req.cancel();
@@ -155,6 +187,9 @@ export class Engine {
     for (let i = this.running.length - 1; i >= 0; i--) {
       const r = this.running[i]!;
       if (!r.over) continue;
+      // A first candidate that ended before its prompt was read takes the others with it.
+      for (const f of r.followers) if (f.phase === 'forked') f.fail(new CancelledError('the request was cancelled'));
+      r.followers = [];
       this.running.splice(i, 1);
       this.kv.release(r.seq);
       if (r.adapterId !== NO_ADAPTER) this.adapters.release(r.adapterId);
@@ -187,6 +222,14 @@ export class Engine {
       r.phase = 'prompt';
       r.startedAt = performance.now();
       this.running.push(r);
+      for (const f of r.followers) {
+        if (f.over) continue;
+        f.adapterId = adapterId === NO_ADAPTER ? NO_ADAPTER : this.adapters.acquire(f.adapterDir!) as number;
+        f.seq = this.kv.allocate(f.state.contextSize);
+        f.phase = 'forked';
+        f.startedAt = r.startedAt;
+        this.running.push(f);
+      }
     }
     this.adapters.dropFailed();
   }
@@ -237,15 +280,40 @@ export class Engine {
       if (r.phase === 'prompt') {
         r.phase = 'generating';
         r.firstTokenAt = performance.now();
+        // The other candidates fork here: the prompt's KV rows and these logits, before next() changes them.
+        for (const f of r.followers) {
+          if (f.over) continue;
+          this.fork(r.seq, f.seq);
+          f.phase = 'generating';
+          f.firstTokenAt = r.firstTokenAt;
+          this.step(f, row.slice());
+        }
+        r.followers = [];
       }
-      try {
-        const { chunks, feed } = r.state.next(row);
-        r.push(chunks);
-        r.feed = feed;
-        if (r.state.finished) r.complete();
-      } catch (err) {
-        r.fail(err);
-      }
+      this.step(r, row);
+    }
+  }
+
+  /** Samples a request's next token from its logits row and emits what it wrote. */
+  private step(r: EngineRequest, row: Float32Array): void {
+    try {
+      const { chunks, feed } = r.state.next(row);
+      r.push(chunks);
+      r.feed = feed;
+      if (r.state.finished) r.complete();
+    } catch (err) {
+      r.fail(err);
+    }
+  }
+
+  /** Copies the KV rows of sequence `from` into the empty sequence `to` (a candidate forking from the prompt). */
+  private fork(from: number, to: number): void {
+    const n = this.kv.length(from);
+    const K = this.model.config.numKvHeads * this.model.config.headDim;
+    this.kv.append(to, 0, n);
+    for (let l = 0; l < this.model.config.numLayers; l++) {
+      this.kv.keys(to, l).set(this.kv.keys(from, l).subarray(0, n * K));
+      this.kv.values(to, l).set(this.kv.values(from, l).subarray(0, n * K));
     }
   }
 }

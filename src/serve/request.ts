@@ -8,7 +8,7 @@ import type { GenerationChunk, GenerationResult } from '../generate/sequence.js'
 import { SequenceState } from '../generate/sequence.js';
 import { NO_ADAPTER } from '../core/batch.js';
 
-export type RequestPhase = 'queued' | 'prompt' | 'generating' | 'done';
+export type RequestPhase = 'queued' | 'prompt' | 'forked' | 'generating' | 'done';
 
 export class EngineRequest {
   phase: RequestPhase = 'queued';
@@ -23,6 +23,11 @@ export class EngineRequest {
   readonly queuedAt = performance.now();
   startedAt = 0;
   firstTokenAt = 0;
+  /**
+   * The other candidates of the same request (candidateCount > 1): they never read the prompt; when
+   * this one has, each gets a copy of its KV rows and of its first logits ('forked' until then).
+   */
+  followers: EngineRequest[] = [];
 
   private readonly items: GenerationChunk[] = [];
   private result: GenerationResult | undefined;

@@ -11,11 +11,12 @@ import { CancelledError } from '../../errors.js';
 import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
-  assertMayFit, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
+  assertMayFit, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
   streamChunkJson, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
 import type { Message } from '../proto-json.js';
+import { invalidArgument } from '../errors.js';
 
 export type Verb = 'generateContent' | 'streamGenerateContent' | 'countTokens' | 'computeTokens';
 const VERBS: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens'];
@@ -50,6 +51,24 @@ export async function handle(
       assertMayFit(model.tokenizer, req, context, 1);
       const ids = Array.from(await tokenize({ kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context }));
       const header = responseHeader(served.modelVersion);
+      if ((req.candidateCount ?? 1) > 1) {
+        // One prefill; the other candidates fork from it in the engine (KV rows copied).
+        const streams = served.engine.submitCandidates(ids, candidateOptions(req).map((o) => ({ ...o, adapterDir: served.adapterDir, signal })));
+        let results: GenerationResult[];
+        try {
+          results = await Promise.all(streams.map(async (it) => {
+            for (;;) {
+              const r = await it.next();
+              if (r.done) return r.value;
+            }
+          }));
+        } catch (err) {
+          // One failed: the others leave the engine too.
+          await Promise.all(streams.map((it) => it.return(undefined as never).catch(() => undefined)));
+          throw err;
+        }
+        return Response.json(candidatesResponseJson(header, results, req.includeThoughts, results.map((r) => logprobsJson(model.tokenizer, r, req.responseLogprobs === true))));
+      }
       const parts = outputParts(served, ids, req, signal);
       for (;;) {
         const r = await parts.next();
@@ -97,6 +116,9 @@ const event = (json: unknown): Uint8Array => encoder.encode(`data: ${JSON.string
 async function stream(api: ApiContext, served: ServedModel, request: Message, alt: string | undefined, signal: AbortSignal): Promise<Response> {
   const { model } = served;
   const req = parseGenerateRequest(request, model);
+  if ((req.candidateCount ?? 1) > 1) {
+    throw invalidArgument(`Invalid value at 'generation_config.candidate_count', ${req.candidateCount}: streamGenerateContent supports one candidate in tunekit; use generateContent for more.`);
+  }
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
   const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context: model.config.maxPositionEmbeddings }, signal));
   const header = responseHeader(served.modelVersion);
