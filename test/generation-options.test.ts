@@ -77,3 +77,17 @@ test('Vertex: responseLogprobs/logprobs give logprobsResult and avgLogprobs; pen
   await bad({ responseLogprobs: true, logprobs: 21 }, /'generation_config\.logprobs', 21: must be in \[0, 20\]/);
   await bad({ presencePenalty: 2.5 }, /'generation_config\.presence_penalty', 2\.5: must be in \[-2, 2\]/);
 });
+
+test('countTokens is what generateContent bills as promptTokenCount, generationConfig included (v1beta1)', async () => {
+  const api = tinyApi();
+  const url = (verb: string) => `${PREFIX.replace('/v1/', '/v1beta1/')}/qwen3-tiny:${verb}`;
+  for (const generationConfig of [{ maxOutputTokens: 2 }, { maxOutputTokens: 2, responseMimeType: 'application/json' }, { maxOutputTokens: 2, thinkingConfig: { thinkingBudget: 0 } }]) {
+    const body = { systemInstruction: { parts: [{ text: 'Be brief.' }] }, ...userText('Count me.'), generationConfig };
+    const counted = await (await api.post(url('countTokens'), body)).json() as any;
+    const generated = await (await api.post(url('generateContent'), body)).json() as any;
+    assert.equal(counted.totalTokens, generated.usageMetadata.promptTokenCount, JSON.stringify(generationConfig));
+  }
+  const thinking = await (await api.post(url('countTokens'), { ...userText('Count me.') })).json() as any;
+  const off = await (await api.post(url('countTokens'), { ...userText('Count me.'), generationConfig: { thinkingConfig: { thinkingBudget: 0 } } })).json() as any;
+  assert.notEqual(thinking.totalTokens, off.totalTokens, 'Qwen3 renders thinking off differently');
+});

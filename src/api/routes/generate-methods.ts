@@ -39,6 +39,13 @@ export async function handle(
     case 'countTokens': {
       const prompt = parsePrompt(request, false);
       assertMayFit(model.tokenizer, prompt, context, 0);
+      if (prompt.dialogue.turns[prompt.dialogue.turns.length - 1]?.role === 'user') {
+        // One definition: what generateContent would bill as promptTokenCount for the same request —
+        // the same prompt task, with what generationConfig changes in the rendering (thinking off).
+        const asGeneration = request.has('generationConfig') ? parseGenerateRequest(request, model) : undefined;
+        const ids = await tokenize({ kind: 'prompt', dialogue: prompt.dialogue, enableThinking: asGeneration?.enableThinking, context });
+        return Response.json({ totalTokens: ids.length });
+      }
       return Response.json({ totalTokens: await tokenize({ kind: 'count', dialogue: prompt.dialogue, context }) });
     }
     case 'computeTokens': {
