@@ -6,11 +6,12 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { Random } from '../src/engine/random.js';
 import { PieceCounter, rewriteSplitRegex } from '../src/data/piece-counter.js';
-import { TokenCounterPool } from '../src/data/token-pool.js';
+import { cachedCounting, TokenCounterPool } from '../src/data/token-pool.js';
 import { countExample, textCounter, type TextCounter, type TokenCount } from '../src/data/tokens.js';
 import { ADVERSARIAL, multilingualText } from '../bench/multilingual.js';
 import { realTokenizerDir, REAL_TOKENIZER_NAMES, type RealTokenizerName } from './helpers/real-tokenizers.js';
@@ -83,6 +84,12 @@ for (const family of FAMILIES) {
 // exactly where the library's compiled pattern cuts; the worker pool (shared tables, render-only
 // tokenizers) must report what full encoding gives per example.
 
+// The compiled tables' disk cache goes to a directory of this test's own (cold first, then warm).
+const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-counter-cache-'));
+process.env.TUNEKIT_CACHE_DIR = cacheRoot;
+process.on('exit', () => fs.rmSync(cacheRoot, { recursive: true, force: true }));
+const cachedFiles = (): string[] => (fs.existsSync(path.join(cacheRoot, 'token-counters')) ? fs.readdirSync(path.join(cacheRoot, 'token-counters')) : []);
+
 describe('published tokenizers', () => {
   const dirs = {} as Record<RealTokenizerName, string>;
   const tokenizers = {} as Record<RealTokenizerName, Tokenizer>;
@@ -139,7 +146,21 @@ describe('published tokenizers', () => {
         convs.push({ ...(i % 2 ? { systemInstruction: 'Be brief. 簡潔に。' } : {}), turns, source: { file: 'x', line: i + 1 } });
       }
       const limit = 700;
-      for (const threads of [0, 2]) {
+      const before = cachedFiles().length;
+      // 2 threads with the tables compiled on a thread of their own (and cached), 2 with the cached
+      // tables, a cache file cut short (ignored: compiled again), inline.
+      for (const [run, threads] of [2, 2, 2, 0].entries()) {
+        if (run === 1) assert.equal(cachedFiles().length, before + 1, 'the compiled tables were cached');
+        assert.ok(cachedCounting(dirs[name]) !== null || run === 0);
+        if (run === 2) {
+          const file = path.join(cacheRoot, 'token-counters', cachedFiles().find((f) => f.endsWith('.bin'))!);
+          for (const f of cachedFiles()) {
+            const p = path.join(cacheRoot, 'token-counters', f);
+            if (cachedCounting(dirs[name]) && fs.statSync(p).size > 1000) fs.truncateSync(p, fs.statSync(p).size - 100);
+          }
+          assert.ok(fs.existsSync(file));
+          assert.equal(cachedCounting(dirs[name]), null, 'a truncated cache file is not used');
+        }
         const got = new Map<number, TokenCount>();
         const pool = new TokenCounterPool(dirs[name], limit, (c) => got.set(c.row, c), threads);
         try {

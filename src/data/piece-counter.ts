@@ -33,7 +33,9 @@ import path from 'node:path';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 type Json = Record<string, unknown>;
-const CACHE_LIMIT = 200_000;
+// Pieces remembered per counter: two generations of up to this many each (a full young generation
+// becomes the old one; hits in the old one are promoted), so frequent pieces survive a turnover.
+const CACHE_LIMIT = 150_000;
 const SELF_CHECK = "It's 12345 o'clock;  they'LL   go!\n\n\tTabs\r\n  café naïve 東京 データ 🙂🙂 ответ ... x+y=z  \n end  ";
 
 /** Everything a PieceCounter needs; structured-clone friendly (its arrays share their buffers across threads). */
@@ -370,7 +372,10 @@ export function counterTablesFor(dir: string): CounterTables | null {
 const enc = new TextEncoder();
 
 export class PieceCounter {
-  private readonly cache = new Map<string, number>();
+  private cache = new Map<string, number>();
+  private old = new Map<string, number>();
+  /** chars mode: symbol of each BMP character (-1 none), -2 until looked up. */
+  private readonly charSym = new Int32Array(65536).fill(-2);
   private readonly added: Set<string>;
   /** First UTF-16 unit of an added token -> its distinct lengths, longest first. */
   private readonly addedLengths = new Map<number, number[]>();
@@ -481,10 +486,13 @@ export class PieceCounter {
   }
 
   private piece(p: string): number {
-    const hit = this.cache.get(p);
-    if (hit !== undefined) return hit;
-    const count = this.bpe(p);
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    let count = this.cache.get(p);
+    if (count !== undefined) return count;
+    count = this.old.get(p) ?? this.bpe(p);
+    if (this.cache.size >= CACHE_LIMIT) {
+      this.old = this.cache;
+      this.cache = new Map();
+    }
     this.cache.set(p, count);
     return count;
   }
@@ -538,6 +546,18 @@ export class PieceCounter {
     const t = this.t;
     let n = 0;
     if (t.kind === 'byte-level') {
+      let ascii = true;
+      for (let i = 0; i < p.length; i++) {
+        if (p.charCodeAt(i) >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii && !t.ignoreMerges) {
+        this.grow(p.length);
+        for (let i = 0; i < p.length; i++) this.sym[n++] = this.byteSym[p.charCodeAt(i)]!;
+        return this.merge(n);
+      }
       const bytes = enc.encode(p);
       if (t.ignoreMerges) {
         let mapped = '';
@@ -552,7 +572,11 @@ export class PieceCounter {
       for (let i = 0; i < p.length; ) {
         const cp = p.codePointAt(i)!;
         const w = cp > 0xffff ? 2 : 1;
-        const k = this.lookup(w === 2 ? p.substr(i, 2) : p[i]!);
+        let k: number;
+        if (w === 1) {
+          k = this.charSym[cp]!;
+          if (k === -2) k = this.charSym[cp] = this.lookup(p[i]!);
+        } else k = this.lookup(p.substr(i, 2));
         this.sym[n] = k;
         // Bytes the character falls back to when it is not in the vocabulary.
         this.extra[n] = k >= 0 ? 1 : cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
@@ -560,6 +584,12 @@ export class PieceCounter {
         i += w;
       }
     }
+    return this.merge(n);
+  }
+
+  /** Merges sym[0..n) by rank, leftmost first; the tokens they end as. */
+  private merge(n: number): number {
+    const t = this.t;
     if (n === 0) return 0;
     if (n === 1) return t.kind === 'chars' ? this.extra[0]! : 1;
     const { sym, next, prev } = this;

@@ -1,16 +1,21 @@
 // Worker thread for token counting: sets up its tokenizer once (render-only, counting with the
 // process's shared tables, or loaded in full: token-pool.ts decides), then answers batches of
-// conversations with their TokenCounts. Spawned by token-pool.ts only.
+// conversations with their TokenCounts. With workerData { build: dir } it instead compiles the shared
+// counting tables for a tokenizer directory (writing the disk cache), posts them and exits.
+// Spawned by token-pool.ts only.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { countExample } from './tokens.js';
-import { counterFor, type CountBatch, type CountReply, type WorkerSetup } from './token-pool.js';
+import { counterFor, sharedCounting, type CountBatch, type CountReply, type WorkerSetup } from './token-pool.js';
 
-const setup = workerData as WorkerSetup;
-const { limit } = setup;
-const { tokenizer, counter } = counterFor(setup);
-
-parentPort!.on('message', (batch: CountBatch) => {
-  const reply: CountReply = { id: batch.id, counts: batch.items.map((it) => countExample(it.conv, it.row, tokenizer, limit, counter)) };
-  parentPort!.postMessage(reply);
-});
+if ('build' in (workerData as object)) {
+  parentPort!.postMessage({ shared: sharedCounting((workerData as { build: string }).build, true) });
+} else {
+  const setup = workerData as WorkerSetup;
+  const { limit } = setup;
+  const { tokenizer, counter } = counterFor(setup);
+  parentPort!.on('message', (batch: CountBatch) => {
+    const reply: CountReply = { id: batch.id, counts: batch.items.map((it) => countExample(it.conv, it.row, tokenizer, limit, counter)) };
+    parentPort!.postMessage(reply);
+  });
+}
