@@ -18,7 +18,7 @@ import { renderPromptText, toChatMessages } from '../data/render.js';
 import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult } from '../generate/generate.js';
 import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { invalidArgument } from './errors.js';
+import { fieldError, HttpError, invalidArgument } from './errors.js';
 import { bytes, int64, timestamp, type Message } from './proto-json.js';
 import { tokenBytes } from '../structured/vocabulary.js';
 import type { ResponseFormat } from '../structured/constraint.js';
@@ -112,14 +112,66 @@ function partsText(content: Message): string {
   return text;
 }
 
+/** 400 FIELD_NOT_SUPPORTED naming a field tunekit does not carry out. */
+function unsupported(field: string, why: string): HttpError {
+  return fieldError(field, `'${field}' is not supported by tunekit: ${why}.`, 'FIELD_NOT_SUPPORTED');
+}
+
+/** Set in proto3 terms: present and not the default (false, 0, "", [], {}). */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === '') return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === 'object') return Object.keys(v).length > 0;
+  return true;
+}
+
+/**
+ * Request fields tunekit cannot carry out yet, refused by path rather than dropped (unknown fields are
+ * refused earlier, by the strict proto3 parse). safetySettings: thresholds that could block need a
+ * safety classifier; until one is configured only BLOCK_NONE and OFF pass.
+ */
+export function refuseUnsupported(body: Message): void {
+  const top: Record<string, string> = {
+    cachedContent: 'context caching is not implemented; send the contents in the request',
+    tools: 'function calling is not implemented yet',
+    toolConfig: 'function calling is not implemented yet',
+    labels: 'request labels (billing breakdown) are not recorded',
+    modelArmorConfig: 'Model Armor is a Google service',
+  };
+  for (const [name, why] of Object.entries(top)) if (isSet(body.raw(name))) throw unsupported(body.fieldPath(name), why);
+  for (const s of body.messages('safetySettings', `${V}.SafetySetting`)) {
+    s.enumOf('category', HARM_CATEGORIES, `${V}.HarmCategory`);
+    const threshold = s.enumOf('threshold', HARM_THRESHOLDS, `${V}.SafetySetting.HarmBlockThreshold`) ?? 'HARM_BLOCK_THRESHOLD_UNSPECIFIED';
+    s.enumOf('method', HARM_METHODS, `${V}.SafetySetting.HarmBlockMethod`);
+    if (threshold !== 'BLOCK_NONE' && threshold !== 'OFF') {
+      throw new HttpError('FAILED_PRECONDITION',
+        `'${s.fieldPath('threshold')}' is ${threshold}, which needs a safety classifier to evaluate the prompt and the response, and this tunekit server has none configured for this model. ` +
+        'Safety classifiers (a registered model used as ShieldGemma is) are not available in this version; send threshold BLOCK_NONE or OFF, or leave safetySettings out.',
+        { reason: 'SAFETY_CLASSIFIER_NOT_CONFIGURED', fieldViolations: [{ field: s.fieldPath('threshold'), description: `${threshold} needs a safety classifier` }] });
+    }
+  }
+  const g = body.message('generationConfig', `${V}.GenerationConfig`);
+  if (!g) return;
+  const config: Record<string, string> = {
+    routingConfig: 'model routing is a Google service', speechConfig: 'tunekit models write text only',
+    audioTimestamp: 'tunekit models write text only', modelConfig: 'model routing is a Google service',
+    imageConfig: 'tunekit models write text only', mediaResolution: 'tunekit models read text only',
+    enableAffectiveDialog: 'tunekit models write text only',
+  };
+  for (const [name, why] of Object.entries(config)) {
+    const v = g.raw(name);
+    if (isSet(v) && v !== 'MEDIA_RESOLUTION_UNSPECIFIED') throw unsupported(g.fieldPath(name), why);
+  }
+  const modalities = g.raw('responseModalities');
+  if (Array.isArray(modalities) && modalities.some((m) => m !== 'TEXT' && m !== 'MODALITY_UNSPECIFIED')) {
+    throw unsupported(g.fieldPath('responseModalities'), 'tunekit models write text only (use ["TEXT"])');
+  }
+}
+
 /** A full GenerateContentRequest; the model supplies defaults for what the request leaves out. */
 export function parseGenerateRequest(body: Message, model: LoadedModel): GenerationRequest {
   const prompt = parsePrompt(body);
-  for (const s of body.messages('safetySettings', `${V}.SafetySetting`)) {
-    s.enumOf('category', HARM_CATEGORIES, `${V}.HarmCategory`);
-    s.enumOf('threshold', HARM_THRESHOLDS, `${V}.SafetySetting.HarmBlockThreshold`);
-    s.enumOf('method', HARM_METHODS, `${V}.SafetySetting.HarmBlockMethod`);
-  }
+  refuseUnsupported(body);
   const g = body.message('generationConfig', `${V}.GenerationConfig`);
   const d = model.defaults;
   const options: GenerateOptions = {
@@ -151,9 +203,6 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   const seed = g.int32('seed');
   const format = parseResponseFormat(g);
   if (format) options.responseFormat = format;
-  for (const name of ['routingConfig', 'speechConfig']) {
-    if (g.has(name)) throw invalidArgument(`'${g.fieldPath(name)}' is not supported by tunekit.`);
-  }
   const responseLogprobs = g.bool('responseLogprobs') ?? false;
   const logprobs = range('logprobs', g.int32('logprobs'), (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
   if (logprobs !== undefined && logprobs > 0 && !responseLogprobs) {

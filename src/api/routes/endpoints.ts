@@ -7,6 +7,7 @@
 import type { Hono } from 'hono';
 import { guard, PERMISSIONS } from '../auth.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
+import { apiVersionOf } from '../proto-json.js';
 import { notFound } from '../errors.js';
 import { handle, splitVerb } from './generate-methods.js';
 
@@ -44,6 +45,6 @@ export function registerEndpointRoutes(app: Hono, api: ApiContext, endpoints: En
     const served = target.adapterDir === undefined
       ? await api.catalog.served(target.publisher, target.model)
       : await api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
-    return handle(api, method.verb, served, request, c.req.query('alt'), requestSignal(api, c));
+    return handle(api, method.verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url));
   });
 }

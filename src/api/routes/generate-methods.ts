@@ -11,11 +11,11 @@ import { CancelledError } from '../../errors.js';
 import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
-  assertMayFit, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
+  assertMayFit, refuseUnsupported, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
   streamChunkJson, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
-import type { Message } from '../proto-json.js';
+import { parseMessage, type ApiVersion, type Message } from '../proto-json.js';
 import { invalidArgument } from '../errors.js';
 
 export type Verb = 'generateContent' | 'streamGenerateContent' | 'countTokens' | 'computeTokens';
@@ -29,10 +29,18 @@ export function splitVerb(call: string): { name: string; verb: Verb } | null {
   return { name: call.slice(0, colon), verb: verb as Verb };
 }
 
+const REQUEST_TYPES: Record<Verb, string> = {
+  generateContent: 'GenerateContentRequest', streamGenerateContent: 'GenerateContentRequest',
+  countTokens: 'CountTokensRequest', computeTokens: 'ComputeTokensRequest',
+};
+
 export async function handle(
-  api: ApiContext, verb: Verb, served: ServedModel, request: Message, alt: string | undefined, signal: AbortSignal,
+  api: ApiContext, verb: Verb, served: ServedModel, body: Message, alt: string | undefined, signal: AbortSignal, version: ApiVersion,
 ): Promise<Response> {
   const { model } = served;
+  // Strict proto3 JSON of the API version: unknown fields, top-level or nested, are 400 naming their path.
+  const request = parseMessage(body.value, REQUEST_TYPES[verb], version);
+  if (verb === 'countTokens' || verb === 'computeTokens') refuseUnsupported(request);
   const context = model.config.maxPositionEmbeddings;
   const tokenize = <T extends PromptTask>(task: T) => api.tokenizer.run(model.tokenizer, served.registration.dir, task, signal);
   switch (verb) {

@@ -8,6 +8,7 @@
 import type { Context, Hono } from 'hono';
 import { guard, PERMISSIONS } from '../auth.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
+import { apiVersionOf } from '../proto-json.js';
 import { notFound } from '../errors.js';
 import { handle, splitVerb, type Verb } from './generate-methods.js';
 
@@ -67,7 +68,7 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
     const request = await body(api, c);
     const served = await api.catalog.served(publisher, name);
-    return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c));
+    return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url));
   }
 }
 
