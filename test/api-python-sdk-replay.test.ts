@@ -83,11 +83,11 @@ test('sft.train, refresh and list: requests with integer enums; responses are v1
 
 test('GenerativeModel(endpoint).generate_content with generation_config and safety_settings (integer enums)', async () => {
   // body "*" minus the path's `model`; HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT = 2,
-  // HarmBlockThreshold.BLOCK_ONLY_HIGH = 3.
+  // HarmBlockThreshold.BLOCK_NONE = 4, OFF = 5 (thresholds that block need a safety classifier).
   const body = `{
     "contents": [{"role": "user", "parts": [{"text": "the sky is red today"}]}],
     "generationConfig": {"temperature": 0.0, "topP": 0.95, "maxOutputTokens": 8},
-    "safetySettings": [{"category": 2, "threshold": 3}, {"category": 1, "threshold": 4}]
+    "safetySettings": [{"category": 2, "threshold": 4}, {"category": 1, "threshold": 5}]
   }`;
   const r = await sdk('POST', `${job.tunedModel.endpoint}:generateContent`, body);
   assert.equal(r.status, 200, JSON.stringify(r.json));

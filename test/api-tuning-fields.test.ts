@@ -108,7 +108,7 @@ test('trafficSplit: applied to requests (statistically, fixed seed) and updated 
   // An explicit 50/50 gives the new model half, the others what the split says (the 0% one: nothing).
   const half = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: { 0: 50, [first]: 50 } });
   assert.equal(half.status, 200, JSON.stringify(half.json));
-  const second = half.json.deployedModel.id as string;
+  const second = half.json.response.deployedModel.id as string;
   e = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json;
   assert.deepEqual(e.trafficSplit, { [first]: 50, [second]: 50 });
 
@@ -121,14 +121,14 @@ test('trafficSplit: applied to requests (statistically, fixed seed) and updated 
     const id = t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id;
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
-  assert.equal(counts.get(zero.json.deployedModel.id), undefined);
+  assert.equal(counts.get(zero.json.response.deployedModel.id), undefined);
   assert.ok(Math.abs((counts.get(first) ?? 0) - n / 2) < 4 * Math.sqrt(n / 4), JSON.stringify([...counts]));
   assert.equal((counts.get(first) ?? 0) + (counts.get(second) ?? 0), n);
   // 90/10 likewise.
   const split = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: { 0: 10, [first]: 90 } });
   assert.equal(split.status, 200);
   let tenth = 0;
-  for (let i = 0; i < n; i++) if (t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id === split.json.deployedModel.id) tenth++;
+  for (let i = 0; i < n; i++) if (t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id === split.json.response.deployedModel.id) tenth++;
   assert.ok(Math.abs(tenth - n / 10) < 4 * Math.sqrt(n * 0.1 * 0.9), String(tenth));
   t.tuning.registry.random = Math.random;
   // Generation goes through the same draw.
@@ -145,5 +145,5 @@ test('trafficSplit: applied to requests (statistically, fixed seed) and updated 
   e = (await call('GET', `/v1/${endpoint}`, keys.trainer)).json;
   assert.deepEqual(e.trafficSplit, { [second]: 100 });
   // A model with no traffic goes without a split.
-  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: zero.json.deployedModel.id })).status, 200);
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: zero.json.response.deployedModel.id })).status, 200);
 });

@@ -193,4 +193,26 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE endpoints ADD COLUMN labels TEXT;
     `,
   },
+  {
+    version: 4,
+    name: 'long-running operations',
+    sql: `
+      -- google.longrunning.Operation of registry mutations (src/platform/operations.ts). 'parent' is the
+      -- resource under projects/{p}/locations/{l} the operation lives under ('endpoints/123', or '' for
+      -- the location); metadata, response and error are proto3 JSON (google.protobuf.Any with @type).
+      CREATE TABLE operations (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        location TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        response TEXT,
+        error TEXT,
+        create_time TEXT NOT NULL,
+        update_time TEXT NOT NULL
+      );
+      CREATE INDEX operations_by_parent ON operations(project, location, parent, create_time);
+    `,
+  },
 ];

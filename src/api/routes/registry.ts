@@ -9,12 +9,12 @@
 import type { Context, Hono } from 'hono';
 import { guard } from '../auth.js';
 import { body, checkLocation, type ApiContext } from '../context.js';
-import { invalidArgument, notFound } from '../errors.js';
+import { fieldError, invalidArgument, notFound } from '../errors.js';
 import type { EndpointResolver } from './endpoints.js';
 import type { EndpointRecord, ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
-import { checkDisplayName, jsonBytes } from '../../platform/limits.js';
-import { apiVersionOf, parseMessage, protoJson } from '../proto-json.js';
+import { checkDisplayName, checkLabels, jsonBytes } from '../../platform/limits.js';
+import { apiVersionOf, encodeMessage, parseMessage, protoJson, snakeCase } from '../proto-json.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -32,13 +32,14 @@ export function registryEndpoints(tuning: TuningService): EndpointResolver {
 
 export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
   const parent = '/projects/:project/locations/:location';
+  registerLifecycleRoutes(app, api, tuning);
 
   app.get(`${parent}/models`, async (c) => {
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
     checkLocation(api, location);
     const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), sizeOf: (m) => jsonBytes(modelJson(m)) });
-    return protoJson(c.req.raw, { ...(models.length ? { models: models.map((m) => modelJson(m)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
+    return protoJson(c.req.raw, { ...(models.length ? { models: models.map((m) => modelJson(m, undefined, tuning)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
   });
 
   app.get(`${parent}/models/:id`, async (c) => {
@@ -46,7 +47,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.get', project);
     checkLocation(api, location);
     const model = tuning.registry.getModel(project, location, id);
-    return protoJson(c.req.raw, modelJson(model, tuning.registry.modelVersion(model, id).version), 'Model');
+    return protoJson(c.req.raw, modelJson(model, tuning.registry.modelVersion(model, id).version, tuning), 'Model');
   });
 
   app.get(`${parent}/endpoints`, async (c) => {
@@ -65,7 +66,8 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     return protoJson(c.req.raw, endpointJson(tuning.registry.getEndpoint(project, location, id)), 'Endpoint');
   });
 
-  // :deployModel / :undeployModel answer the finished operation's response inline (no long-running operation).
+  // :deployModel / :undeployModel answer a google.longrunning.Operation under the endpoint
+  // (src/platform/operations.ts), done, with DeployModelResponse / UndeployModelResponse.
   for (const verb of ['deployModel', 'undeployModel'] as const) {
     app.post(`${parent}/endpoints/:call{.+:${verb}}`, async (c) => {
       const { project, location, call } = c.req.param();
@@ -81,13 +83,112 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
         if (displayName !== undefined) checkDisplayName(displayName, dm.fieldPath('displayName'));
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
-        const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')));
-        return protoJson(c.req.raw, { deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } }, 'DeployModelResponse');
+        const op = tuning.operations.run(project, location, `endpoints/${id}`, 'DeployModelOperationMetadata', 'DeployModelResponse', () => {
+          const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')));
+          return { deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } };
+        });
+        return protoJson(c.req.raw, op, 'google.longrunning.Operation');
       }
       const deployedModelId = request.string('deployedModelId');
       if (!deployedModelId) throw invalidArgument("'deployed_model_id' is required.");
-      tuning.registry.undeploy(project, location, id, deployedModelId, trafficSplitOf(request.raw('trafficSplit')));
-      return protoJson(c.req.raw, {}, 'UndeployModelResponse');
+      const op = tuning.operations.run(project, location, `endpoints/${id}`, 'UndeployModelOperationMetadata', 'UndeployModelResponse', () => {
+        tuning.registry.undeploy(project, location, id, deployedModelId, trafficSplitOf(request.raw('trafficSplit')));
+        return {};
+      });
+      return protoJson(c.req.raw, op, 'google.longrunning.Operation');
+    });
+  }
+}
+
+/** Endpoint create / delete, model delete, and the operations routes (get, list, :wait, :cancel, delete). */
+function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
+  const parent = '/projects/:project/locations/:location';
+
+  app.post(`${parent}/endpoints`, async (c) => {
+    const { project, location } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.create', project);
+    checkLocation(api, location);
+    const request = parseMessage((await body(api, c)).value, 'Endpoint', apiVersionOf(c.req.url));
+    const displayName = request.string('displayName');
+    if (!displayName) throw fieldError('endpoint.display_name', "'endpoint.display_name' is required.");
+    checkDisplayName(displayName, 'endpoint.display_name');
+    const labels = request.raw('labels') as Record<string, string> | undefined;
+    checkLabels(labels, 'endpoint.labels');
+    const endpointId = c.req.query('endpointId') ?? c.req.query('endpoint_id');
+    if (endpointId !== undefined && !/^[1-9]\d{0,18}$|^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(endpointId)) {
+      throw fieldError('endpoint_id', `Invalid value at 'endpoint_id', ${JSON.stringify(endpointId)}: up to 19 digits, or a lowercase name of at most 63 characters.`);
+    }
+    for (const [field, value] of Object.entries(request.value)) {
+      if (!['displayName', 'description', 'labels', 'name', 'createTime', 'updateTime', 'etag', 'deployedModels', 'trafficSplit'].includes(field) && value !== undefined) {
+        throw fieldError(`endpoint.${snakeCase(field)}`, `'endpoint.${snakeCase(field)}' is not supported by tunekit's endpoints.`, 'FIELD_NOT_SUPPORTED');
+      }
+    }
+    const op = tuning.operations.run(project, location, '', 'CreateEndpointOperationMetadata', 'Endpoint', () =>
+      encodeMessage(endpointJson(tuning.registry.createEndpoint(project, location, { displayName, labels, ...(endpointId ? { id: endpointId } : {}) })), 'Endpoint', apiVersionOf(c.req.url)));
+    return protoJson(c.req.raw, op, 'google.longrunning.Operation');
+  });
+
+  app.delete(`${parent}/endpoints/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.delete', project);
+    checkLocation(api, location);
+    const op = tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', () => {
+      tuning.registry.deleteEndpoint(project, location, id);
+      return {};
+    });
+    return protoJson(c.req.raw, op, 'google.longrunning.Operation');
+  });
+
+  app.delete(`${parent}/models/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.models.delete', project);
+    checkLocation(api, location);
+    const op = tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', () => {
+      tuning.registry.deleteModel(project, location, id);
+      return {};
+    });
+    return protoJson(c.req.raw, op, 'google.longrunning.Operation');
+  });
+
+  // Operations live under the location, an endpoint or a model.
+  for (const under of ['', '/endpoints/:resource', '/models/:resource']) {
+    const base = `${parent}${under}/operations`;
+    const parentOf = (c: Context): string => (under ? `${under.split('/')[1]}/${c.req.param('resource')}` : '');
+    app.get(base, async (c) => {
+      const { project, location } = c.req.param() as Record<string, string>;
+      await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.list', project);
+      checkLocation(api, location);
+      const { operations, nextPageToken } = tuning.operations.list(project, location, parentOf(c), { ...listOptions(c), filter: c.req.query('filter') });
+      return protoJson(c.req.raw, { ...(operations.length ? { operations } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'google.longrunning.ListOperationsResponse');
+    });
+    app.get(`${base}/:op`, async (c) => {
+      const { project, location, op } = c.req.param() as Record<string, string>;
+      if (op.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+      await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.get', project);
+      checkLocation(api, location);
+      return protoJson(c.req.raw, tuning.operations.get(project, location, parentOf(c), op), 'google.longrunning.Operation');
+    });
+    app.delete(`${base}/:op`, async (c) => {
+      const { project, location, op } = c.req.param() as Record<string, string>;
+      await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.delete', project);
+      checkLocation(api, location);
+      tuning.operations.delete(project, location, parentOf(c), op);
+      return c.json({});
+    });
+    app.post(`${base}/:call`, async (c) => {
+      const { project, location, call } = c.req.param() as Record<string, string>;
+      const m = /^([^:]+):(wait|cancel)$/.exec(call);
+      if (!m) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
+      await guard(api.auth, c.req.raw.headers, m[2] === 'wait' ? 'aiplatform.operations.get' : 'aiplatform.operations.cancel', project);
+      checkLocation(api, location);
+      const raw = (await body(api, c)).value;
+      if (m[2] === 'cancel') {
+        tuning.operations.cancel(project, location, parentOf(c), m[1]!);
+        return c.json({});
+      }
+      parseMessage(raw, 'google.longrunning.WaitOperationRequest', apiVersionOf(c.req.url)); // {timeout: "5s"} or {}
+      // Every tunekit operation is done when it is created, so :wait returns at once (any timeout).
+      return protoJson(c.req.raw, tuning.operations.get(project, location, parentOf(c), m[1]!), 'google.longrunning.Operation');
     });
   }
 }
@@ -107,13 +208,16 @@ function listOptions(c: Context): { pageSize?: number; pageToken?: string } {
 }
 
 /** A Model in Vertex's JSON, at `version` (default the newest). */
-function modelJson(m: ModelRecord, version?: number): Record<string, unknown> {
+function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Record<string, unknown> {
   const v = m.versions.find((x) => x.version === version) ?? m.versions[m.versions.length - 1];
   const out: Record<string, unknown> = { name: m.name, displayName: m.displayName };
   if (v) {
     out.versionId = String(v.version);
     out.versionAliases = v.version === m.versions[m.versions.length - 1]?.version ? ['default'] : [];
     out.versionCreateTime = v.createTime;
+    out.versionUpdateTime = v.createTime; // versions are not updated after they are registered
+    const refs = tuning?.registry.deployedRefs(m.id).filter((r) => r.version === v.version) ?? [];
+    if (refs.length) out.deployedModels = refs.map((r) => ({ endpoint: r.endpoint, deployedModelId: r.deployedModelId }));
     out.artifactUri = v.adapterUri;
     if (v.checkpoints.length) out.checkpoints = v.checkpoints.map((c) => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) }));
   }

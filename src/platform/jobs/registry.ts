@@ -7,7 +7,7 @@
 // and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
 // model and its endpoint carry the job's labels.
 
-import { FailedPreconditionError, NotFoundError, InvalidRequestError } from '../../errors.js';
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, InvalidRequestError } from '../../errors.js';
 import { newNumericId, now, type PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
 import { fitPage, LIMITS, type PageOptions } from '../limits.js';
@@ -267,6 +267,52 @@ export class Registry {
       this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
       if (split) for (const d of staying) this.setTraffic(d, split[d] ?? 0);
       this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+    });
+  }
+
+  /** A new endpoint with nothing deployed (EndpointService.CreateEndpoint). */
+  createEndpoint(project: string, location: string, e: { displayName: string; description?: string; labels?: Record<string, string>; id?: string }): EndpointRecord {
+    return this.db.immediate(() => {
+      const id = e.id ?? newNumericId();
+      if (this.db.sqlite.prepare('SELECT 1 FROM endpoints WHERE id = ?').get(id)) throw new AlreadyExistsError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} already exists.`);
+      const t = now();
+      this.db.sqlite
+        .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, project, location, e.displayName, t, t, labelsColumn(e.labels));
+      return this.getEndpoint(project, location, id);
+    });
+  }
+
+  /** Deletes an endpoint; FAILED_PRECONDITION while a model is deployed on it (undeploy first, as Vertex requires). */
+  deleteEndpoint(project: string, location: string, id: string): void {
+    this.db.immediate(() => {
+      const endpoint = this.getEndpoint(project, location, id);
+      if (endpoint.deployedModels.length > 0) {
+        throw new FailedPreconditionError(`Endpoint ${endpoint.name} has ${endpoint.deployedModels.length} deployed model(s) (${endpoint.deployedModels.map((d) => d.id).join(', ')}): undeploy them first.`);
+      }
+      this.db.sqlite.prepare('DELETE FROM endpoints WHERE id = ?').run(endpoint.id);
+    });
+  }
+
+  /** Where a model's versions are deployed (Model.deployedModels: DeployedModelRef). */
+  deployedRefs(modelId: string): { endpoint: string; deployedModelId: string; version: number }[] {
+    const rows = this.db.sqlite
+      .prepare('SELECT d.id, d.model_version, e.id AS endpoint_id, e.project, e.location FROM deployed_models d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.model_id = ? ORDER BY d.create_time, d.id')
+      .all(modelId) as { id: string; model_version: number; endpoint_id: string; project: string; location: string }[];
+    return rows.map((r) => ({ endpoint: `projects/${r.project}/locations/${r.location}/endpoints/${r.endpoint_id}`, deployedModelId: r.id, version: r.model_version }));
+  }
+
+  /** Deletes a model and its versions; FAILED_PRECONDITION while any version is deployed (Vertex's rule). */
+  deleteModel(project: string, location: string, id: string): void {
+    this.db.immediate(() => {
+      const model = this.getModel(project, location, id);
+      if (/@/.test(id)) throw new InvalidRequestError(`models.delete takes a model, not a version: ${id}.`);
+      const refs = this.deployedRefs(model.id);
+      if (refs.length > 0) {
+        throw new FailedPreconditionError(`Model ${model.name} is deployed on ${[...new Set(refs.map((r) => r.endpoint))].join(', ')}: undeploy it first.`);
+      }
+      this.db.sqlite.prepare('DELETE FROM model_versions WHERE model_id = ?').run(model.id);
+      this.db.sqlite.prepare('DELETE FROM models WHERE id = ?').run(model.id);
     });
   }
 

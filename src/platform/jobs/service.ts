@@ -31,6 +31,7 @@ import type { Quotas } from '../quota.js';
 import { checkDescription, checkDisplayName, checkLabels } from '../limits.js';
 import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../storage.js';
 import { Registry } from './registry.js';
+import { Operations } from '../operations.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
 import {
   ADAPTER_SIZES, commitJobDir, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
@@ -89,11 +90,13 @@ export class TuningService {
   readonly quotas: Quotas;
   readonly storage: ObjectStore;
   readonly registry: Registry;
+  readonly operations: Operations;
   readonly runner: JobRunner;
 
   constructor(parts: TuningServiceParts, runner: RunnerOptions = {}) {
     ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
     this.registry = new Registry(this.db);
+    this.operations = new Operations(this.db);
     this.runner = new JobRunner(this.db, this.jobs, runner, this.storage);
   }
 
