@@ -4,11 +4,12 @@
 // Bounded memory: at most 2 batches in flight per worker; `submit` waits when that many are out.
 // Cancellable: when the pool's AbortSignal fires, its workers are terminated at once (even in the
 // middle of an example) and every pending and later call rejects with CancelledError (code CANCELLED).
-// Memory: where PieceCounter mirrors the tokenizer's pipeline, tokenizer.json is read once, on this
-// thread, and compiled into CounterTables (SharedArrayBuffers: every worker reads the same copy); the
-// workers render with a tokenizer built without the vocabulary and merges (the chat template and the
-// added tokens are all rendering needs) and count with the shared tables. Nothing holds the tokenizer
-// library's vocabulary (about 400 MB for Gemma 3's, per copy). Otherwise each worker loads the tokenizer.
+// Memory: where PieceCounter mirrors the tokenizer's pipeline, tokenizer.json is compiled once per
+// pool into CounterTables (SharedArrayBuffers: every worker reads the same copy), on a short-lived
+// thread of its own, or read back from the disk cache; the workers render with a tokenizer built
+// without the vocabulary and merges (the chat template and the added tokens are all rendering needs)
+// and count with the shared tables. Nothing holds the tokenizer library's vocabulary (about 400 MB for
+// Gemma 3's, per copy). Otherwise each worker loads the tokenizer and encodes every text.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -216,13 +217,13 @@ export class TokenCounterPool {
     } else {
       this.tokenizer = null;
       this.counter = null;
-      const cached = encodeOnly ? null : cachedCounting(tokenizerDir);
-      if (cached || encodeOnly) {
-        this.startWorkers(cached ? { limit, ...cached } : full, threads);
+      if (encodeOnly) {
+        this.startWorkers(full, threads);
         this.ready = Promise.resolve();
       } else {
-        // Compiling tokenizer.json takes a parse of the whole file: done on a thread of its own, whose
-        // heap is gone when it exits, so that transient never adds to the counting workers' memory.
+        // The tables come from the disk cache or are compiled from tokenizer.json on a thread of their
+        // own: the calling thread (an API server's) is never blocked by hashing or parsing the files,
+        // and the parse's transient heap is gone with that thread before the counting workers start.
         this.ready = this.build(tokenizerDir).then(
           (shared) => this.startWorkers(shared ? { limit, ...shared } : full, threads),
           (e: Error) => {
