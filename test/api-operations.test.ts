@@ -65,6 +65,25 @@ test('endpoint create, deploy, undeploy, delete and model delete are operations;
   assert.equal((await call('POST', `/v1/${endpoint}/operations/1:wait`, keys.viewer, {})).status, 404);
   assert.equal((await call('POST', `/v1/${endpoint}/operations/1:pause`, keys.viewer, {})).status, 404);
 
+  // :listVersions, :listCheckpoints, and models.list filters honoured (or refused naming the filter).
+  const versions = await call('GET', `/v1/${model}:listVersions`, keys.viewer);
+  assert.equal(versions.status, 200, JSON.stringify(versions.json));
+  checkMessage(versions.json, 'ListModelVersionsResponse', 'v1');
+  assert.deepEqual(versions.json.models.map((v: any) => v.versionId), ['1']);
+  const checkpoints = await call('GET', `/v1/${model}@1:listCheckpoints`, keys.viewer);
+  assert.equal(checkpoints.status, 200, JSON.stringify(checkpoints.json));
+  assert.deepEqual(checkpoints.json.checkpoints, [{ checkpointId: '1', epoch: '1', step: job.tunedModel.checkpoints[0].step }]);
+  assert.equal((await call('GET', `/v1/${LOC}/models/123:listVersions`, keys.viewer)).status, 404);
+  const modelsWhere = async (filter: string) => (await call('GET', `/v1/${LOC}/models?filter=${encodeURIComponent(filter)}`, keys.viewer));
+  assert.deepEqual((await modelsWhere('display_name="tone"')).json.models.map((x: any) => x.name), [model]);
+  assert.deepEqual((await modelsWhere('display_name="nobody"')).json, {});
+  assert.deepEqual((await modelsWhere('labels.team:*')).json, {});
+  for (const bad of ['garbage((', 'display_name=tone', 'create_time>"2020"']) {
+    const r = await modelsWhere(bad);
+    assert.equal(r.status, 400, bad);
+    assert.equal(r.json.error.details.find((d: any) => d.fieldViolations).fieldViolations[0].field, 'filter');
+  }
+
   // Model.deployedModels names where its version runs; the model cannot be deleted while deployed,
   // nor an endpoint while it serves.
   const m = (await call('GET', `/v1/${model}`, keys.viewer)).json;

@@ -160,12 +160,14 @@ test('concurrent creates never overshoot the quota; cancel ends a job CANCELLED 
   assert.equal(t.tuning.runner.running().length, 0);
 });
 
-test('list pages and filters; a re-tune with the same display name is version 2', async () => {
+test('list pages and filters; a re-tune with the same display name is a new model, as Vertex makes it', async () => {
   const retune = await call('POST', JOBS, keys.trainer, createBody({ epochs: 1 }));
   assert.equal(retune.status, 200, JSON.stringify(retune.json));
   const done = await waitForJob(get(retune.json.name));
   assert.equal(done.state, 'JOB_STATE_SUCCEEDED');
-  assert.equal(done.tunedModel.model, succeeded.tunedModel.model.replace(/@1$/, '@2'));
+  // tuning_job.proto: only continuous tuning (pre_tuned_model) makes a version of an existing model.
+  assert.match(done.tunedModel.model, /\/models\/\d+@1$/);
+  assert.notEqual(done.tunedModel.model, succeeded.tunedModel.model);
   assert.notEqual(done.tunedModel.endpoint, succeeded.tunedModel.endpoint);
 
   const page1 = (await call('GET', `${JOBS}?pageSize=1`, keys.viewer)).json;
@@ -191,8 +193,8 @@ test('list pages and filters; a re-tune with the same display name is version 2'
   assert.equal((await call('POST', `${JOBS}/123:pause`, keys.trainer, {})).status, 404);
   assert.equal((await call('POST', JOBS, keys.viewer, {})).status, 403);
 
-  // Deploy @1 on the @2 endpoint with all the traffic ("0": the model being deployed); undeploy it
-  // (its share back to @2, as the contract requires) and @2 serves again.
+  // Deploy the first model on the second's endpoint with all the traffic ("0": the model being
+  // deployed); undeploy it (its share back to the second, as the contract requires) and the second serves again.
   const endpoint = done.tunedModel.endpoint;
   const deployed = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model: succeeded.tunedModel.model }, trafficSplit: { 0: 100 } });
   assert.equal(deployed.status, 200, JSON.stringify(deployed.json));

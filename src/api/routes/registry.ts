@@ -38,7 +38,8 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
     checkLocation(api, location);
-    const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), sizeOf: (m) => jsonBytes(modelJson(m)) });
+    const filter = parseModelFilter(c.req.query('filter'));
+    const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), ...filter, sizeOf: (m) => jsonBytes(modelJson(m)) });
     return protoJson(c.req.raw, { ...(models.length ? { models: models.map((m) => modelJson(m, undefined, tuning)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
   });
 
@@ -103,6 +104,26 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
 /** Endpoint create / delete, model delete, and the operations routes (get, list, :wait, :cancel, delete). */
 function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningService): void {
   const parent = '/projects/:project/locations/:location';
+
+  // models/M:listVersions (ListModelVersionsResponse, newest version first) and
+  // models/M[@V]:listCheckpoints (ListModelVersionCheckpointsResponse: the version's epoch checkpoints).
+  app.get(`${parent}/models/:call{[^/]+:(?:listVersions|listCheckpoints)}`, async (c) => {
+    const { project, location, call } = c.req.param();
+    const [id, verb] = [call.slice(0, call.lastIndexOf(':')), call.slice(call.lastIndexOf(':') + 1)];
+    await guard(api.auth, c.req.raw.headers, verb === 'listVersions' ? 'aiplatform.models.list' : 'aiplatform.models.get', project);
+    checkLocation(api, location);
+    const model = tuning.registry.getModel(project, location, id);
+    if (verb === 'listVersions') {
+      if (id.includes('@')) throw invalidArgument(`models:listVersions takes a model, not a version: ${id}.`);
+      const filter = c.req.query('filter');
+      if (filter !== undefined && filter.trim() !== '') throw fieldError('filter', `filter ${JSON.stringify(filter)} is not supported for listVersions: list them without a filter.`);
+      const models = [...model.versions].reverse().map((v) => modelJson(model, v.version, tuning));
+      return protoJson(c.req.raw, { models }, 'ListModelVersionsResponse');
+    }
+    const version = tuning.registry.modelVersion(model, id);
+    const checkpoints = version.checkpoints.map((k) => ({ checkpointId: k.checkpointId, epoch: String(k.epoch), step: String(k.step) }));
+    return protoJson(c.req.raw, checkpoints.length ? { checkpoints } : {}, 'ListModelVersionCheckpointsResponse');
+  });
 
   app.post(`${parent}/endpoints`, async (c) => {
     const { project, location } = c.req.param();
@@ -191,6 +212,31 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
       return protoJson(c.req.raw, tuning.operations.get(project, location, parentOf(c), m[1]!), 'google.longrunning.Operation');
     });
   }
+}
+
+/**
+ * models.list filters tunekit honours: `display_name="NAME"` and `labels.KEY="VALUE"` (or
+ * `labels.KEY:*`, the label is present), joined by AND; anything else is 400 naming the filter.
+ */
+function parseModelFilter(filter: string | undefined): { displayName?: string; labels?: [string, string | undefined][] } {
+  if (filter === undefined || filter.trim() === '') return {};
+  const out: { displayName?: string; labels?: [string, string | undefined][] } = {};
+  const bad = () => fieldError('filter', `filter ${JSON.stringify(filter)} is not supported: use display_name="NAME" and labels.KEY="VALUE" (or labels.KEY:*), joined by AND.`);
+  const unquote = (q: string): string => {
+    try {
+      return JSON.parse(q) as string;
+    } catch {
+      throw bad();
+    }
+  };
+  for (const clause of filter.trim().split(/\s+AND\s+/)) {
+    const name = /^(?:display_name|displayName)\s*=\s*("(?:[^"\\]|\\.)*")$/.exec(clause.trim());
+    const label = /^labels\.([a-z][a-z0-9_-]{0,62})\s*(?:=\s*("(?:[^"\\]|\\.)*")|:\s*\*)$/.exec(clause.trim());
+    if (name && out.displayName === undefined) out.displayName = unquote(name[1]!);
+    else if (label) (out.labels ??= []).push([label[1]!, label[2] === undefined ? undefined : unquote(label[2])]);
+    else throw bad();
+  }
+  return out;
 }
 
 /** map<string, int32> as checked by parseMessage (numbers or numeric strings). */

@@ -1,7 +1,6 @@
 // The model registry and endpoints as tuning jobs fill them (tables models, model_versions, endpoints,
-// deployed_models of migration 2). A succeeded job adds a version to a model — a new model, or the
-// next version (@2, @3, ...) of the model in the same project and location with the same display name
-// and base model (a re-tune) — and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
+// deployed_models of migration 2). A succeeded job registers a new model (@1; Vertex makes versions
+// only by continuous tuning, which tunekit does not do) and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
 // does all of that and ends the job in one IMMEDIATE transaction, so a crash leaves either nothing or
 // everything, and a job is never registered twice. Lists are newest first, in pages bounded in items
 // and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
@@ -113,19 +112,13 @@ export class Registry {
         endpoint = `${prefix}/endpoints/${existing.endpoint_id ?? ''}`;
       } else {
         const t = now();
-        const same = this.db.sqlite
-          .prepare('SELECT id FROM models WHERE project = ? AND location = ? AND display_name = ? AND base_model = ? ORDER BY create_time LIMIT 1')
-          .get(job.project, job.location, job.displayName, job.baseModel) as { id: string } | undefined;
-        let modelId: string;
-        if (same) {
-          modelId = same.id;
-          this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, modelId);
-        } else {
-          modelId = newNumericId();
-          this.db.sqlite
-            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
-        }
+        // A new Model per job, as Vertex does: a job makes a version of an existing model only through
+        // continuous tuning (TuningJob.pre_tuned_model), which tunekit refuses; the same display name
+        // does not make a version (tuned_model_display_name's comment in tuning_job.proto).
+        const modelId = newNumericId();
+        this.db.sqlite
+          .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
         const v = (this.db.sqlite.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?').get(modelId) as { v: number }).v;
         this.db.sqlite
           .prepare('INSERT INTO model_versions (model_id, version, tuning_job, adapter_uri, checkpoints, create_time) VALUES (?, ?, ?, ?, ?, ?)')
@@ -156,11 +149,24 @@ export class Registry {
   }
 
   /** Newest first; pages of at most `pageSize` (100) models and about LIMITS.listPageBytes of JSON (by `sizeOf`). */
-  listModels(project: string, location: string, opts: PageOptions<ModelRecord> = {}): { models: ModelRecord[]; nextPageToken?: string } {
+  listModels(
+    project: string, location: string,
+    opts: PageOptions<ModelRecord> & { displayName?: string; labels?: [string, string | undefined][] } = {},
+  ): { models: ModelRecord[]; nextPageToken?: string } {
     const { size, offset } = page(opts);
+    let where = 'project = ? AND location = ?';
+    const args: unknown[] = [project, location];
+    if (opts.displayName !== undefined) {
+      where += ' AND display_name = ?';
+      args.push(opts.displayName);
+    }
+    for (const [key, value] of opts.labels ?? []) {
+      where += value === undefined ? ' AND json_extract(labels, ?) IS NOT NULL' : ' AND json_extract(labels, ?) = ?';
+      args.push(`$."${key}"`, ...(value === undefined ? [] : [value]));
+    }
     const rows = this.db.sqlite
-      .prepare('SELECT * FROM models WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
-      .all(project, location, size + 1, offset) as ModelRow[];
+      .prepare(`SELECT * FROM models WHERE ${where} ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?`)
+      .all(...args, size + 1, offset) as ModelRow[];
     const all = rows.slice(0, size).map((r) => this.toModel(r));
     const models = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
     return rows.length > models.length ? { models, nextPageToken: pageToken(offset + models.length) } : { models };
