@@ -84,6 +84,22 @@ test('endpoint create, deploy, undeploy, delete and model delete are operations;
     assert.equal(r.json.error.details.find((d: any) => d.fieldViolations).fieldViolations[0].field, 'filter');
   }
 
+  // models.patch with an update mask and the etag: a stale etag is 409 ABORTED.
+  const before = (await call('GET', `/v1/${model}`, keys.viewer)).json;
+  assert.ok(before.etag);
+  const patched = await call('PATCH', `/v1/${model}?updateMask=displayName,labels`, keys.trainer, { displayName: 'tone-v2', labels: { stage: 'prod' }, etag: before.etag });
+  assert.equal(patched.status, 200, JSON.stringify(patched.json));
+  assert.deepEqual([patched.json.displayName, patched.json.labels], ['tone-v2', { stage: 'prod' }]);
+  assert.notEqual(patched.json.etag, before.etag);
+  const stale = await call('PATCH', `/v1/${model}?updateMask=displayName`, keys.trainer, { displayName: 'lost-update', etag: before.etag });
+  assert.equal(stale.status, 409);
+  assert.equal(stale.json.error.status, 'ABORTED');
+  assert.equal((await call('PATCH', `/v1/${model}`, keys.trainer, { displayName: 'x' })).status, 400);
+  assert.equal((await call('PATCH', `/v1/${model}?updateMask=artifactUri`, keys.trainer, { artifactUri: 'gs://x/' })).status, 400);
+  assert.equal((await call('PATCH', `/v1/${model}?updateMask=displayName`, keys.viewer, { displayName: 'x' })).status, 403);
+  assert.deepEqual((await modelsWhere('labels.stage="prod"')).json.models.map((x: any) => x.name), [model]);
+  assert.equal((await call('PATCH', `/v1/${model}?updateMask=displayName`, keys.trainer, { displayName: 'tone' })).status, 200);
+
   // Model.deployedModels names where its version runs; the model cannot be deleted while deployed,
   // nor an endpoint while it serves.
   const m = (await call('GET', `/v1/${model}`, keys.viewer)).json;

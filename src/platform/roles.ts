@@ -18,6 +18,7 @@ export const PERMISSIONS = [
   'aiplatform.models.get',
   'aiplatform.models.list',
   'aiplatform.models.delete',
+  'aiplatform.models.update',
   'aiplatform.operations.get',
   'aiplatform.operations.list',
   'aiplatform.operations.cancel',

@@ -11,7 +11,7 @@ import { guard } from '../auth.js';
 import { body, checkLocation, type ApiContext } from '../context.js';
 import { fieldError, invalidArgument, notFound } from '../errors.js';
 import type { EndpointResolver } from './endpoints.js';
-import type { EndpointRecord, ModelRecord } from '../../platform/jobs/registry.js';
+import { endpointEtag, modelEtag, type EndpointRecord, type ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
 import { checkDisplayName, checkLabels, jsonBytes } from '../../platform/limits.js';
 import { apiVersionOf, encodeMessage, parseMessage, protoJson, snakeCase } from '../proto-json.js';
@@ -160,6 +160,36 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
   });
 
+  // models.patch: display_name and labels by update_mask, with the etag for optimistic concurrency
+  // (a stale etag is 409 ABORTED). Other fields are refused naming them.
+  app.patch(`${parent}/models/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.models.update', project);
+    checkLocation(api, location);
+    const request = parseMessage((await body(api, c)).value, 'Model', apiVersionOf(c.req.url));
+    const mask = c.req.query('updateMask') ?? c.req.query('update_mask');
+    if (!mask) throw fieldError('update_mask', "'update_mask' is required: the fields to update (display_name, labels).");
+    const patch: { displayName?: string; labels?: Record<string, string> | null; etag?: string } = {};
+    for (const path of mask.split(',').map((p) => snakeCase(p.trim()))) {
+      if (path === 'display_name') {
+        const name = request.string('displayName');
+        if (!name) throw fieldError('model.display_name', "'model.display_name' cannot be empty.");
+        checkDisplayName(name, 'model.display_name');
+        patch.displayName = name;
+      } else if (path === 'labels') {
+        const labels = request.raw('labels') as Record<string, string> | undefined;
+        checkLabels(labels, 'model.labels');
+        patch.labels = labels ?? null;
+      } else {
+        throw fieldError('update_mask', `update_mask path ${JSON.stringify(path)} is not supported by tunekit: update display_name or labels.`, 'FIELD_NOT_SUPPORTED');
+      }
+    }
+    const etag = request.string('etag');
+    if (etag) patch.etag = etag;
+    const model = tuning.registry.updateModel(project, location, id, patch);
+    return protoJson(c.req.raw, modelJson(model, undefined, tuning), 'Model');
+  });
+
   app.delete(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.delete', project);
@@ -271,6 +301,7 @@ function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Re
   if (m.labels) out.labels = m.labels;
   out.createTime = m.createTime;
   out.updateTime = m.updateTime;
+  out.etag = modelEtag(m);
   return out;
 }
 
@@ -284,5 +315,6 @@ function endpointJson(e: EndpointRecord): Record<string, unknown> {
   if (e.labels) out.labels = e.labels;
   out.createTime = e.createTime;
   out.updateTime = e.updateTime;
+  out.etag = endpointEtag(e);
   return out;
 }

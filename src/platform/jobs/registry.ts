@@ -6,7 +6,15 @@
 // and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
 // model and its endpoint carry the job's labels.
 
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError, InvalidRequestError } from '../../errors.js';
+import { createHash } from 'node:crypto';
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, InvalidRequestError, TunekitError } from '../../errors.js';
+
+/** A stale etag (google.rpc.Code ABORTED, HTTP 409). */
+class AbortedError extends TunekitError {
+  constructor(message: string) {
+    super('ABORTED' as never, message);
+  }
+}
 import { newNumericId, now, type PlatformDb } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
 import { fitPage, LIMITS, type PageOptions } from '../limits.js';
@@ -300,6 +308,24 @@ export class Registry {
     });
   }
 
+  /**
+   * Updates a model's display name and/or labels (ModelService.UpdateModel with an update mask), with
+   * optimistic concurrency: when `etag` is given it must be the model's current one (ABORTED otherwise).
+   */
+  updateModel(project: string, location: string, id: string, patch: { displayName?: string; labels?: Record<string, string> | null; etag?: string }): ModelRecord {
+    return this.db.immediate(() => {
+      const model = this.getModel(project, location, id);
+      if (patch.etag !== undefined && patch.etag !== modelEtag(model)) {
+        throw new AbortedError(`The etag ${JSON.stringify(patch.etag)} of ${model.name} is stale (the model changed since it was read): read it again and retry.`);
+      }
+      const t = now();
+      if (patch.displayName !== undefined) this.db.sqlite.prepare('UPDATE models SET display_name = ? WHERE id = ?').run(patch.displayName, model.id);
+      if (patch.labels !== undefined) this.db.sqlite.prepare('UPDATE models SET labels = ? WHERE id = ?').run(labelsColumn(patch.labels ?? undefined), model.id);
+      this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, model.id);
+      return this.getModel(project, location, model.id);
+    });
+  }
+
   /** Where a model's versions are deployed (Model.deployedModels: DeployedModelRef). */
   deployedRefs(modelId: string): { endpoint: string; deployedModelId: string; version: number }[] {
     const rows = this.db.sqlite
@@ -371,6 +397,16 @@ export function checkTrafficSplit(split: Record<string, number>, allowed: string
   }
   if (sum !== 100) throw new InvalidRequestError(`${field} must add up to 100, got ${sum}.`);
   return split;
+}
+
+/** A model's etag: changes whenever the model does (its update time, display name, labels, versions). */
+export function modelEtag(m: ModelRecord): string {
+  return createHash('sha256').update(JSON.stringify([m.id, m.updateTime, m.displayName, m.labels ?? null, m.versions.length])).digest('base64url').slice(0, 16);
+}
+
+/** An endpoint's etag, likewise. */
+export function endpointEtag(e: EndpointRecord): string {
+  return createHash('sha256').update(JSON.stringify([e.id, e.updateTime, e.displayName, e.labels ?? null, e.deployedModels.map((d) => [d.id, d.trafficPercent])])).digest('base64url').slice(0, 16);
 }
 
 function labelsColumn(labels: Record<string, string> | undefined): string | null {
