@@ -33,8 +33,7 @@ test('fields tunekit does not carry out are 400 FIELD_NOT_SUPPORTED by path', as
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [{ cachedContent: 'projects/p/locations/us-central1/cachedContents/1' }, 'cached_content', /context caching/],
     [{ labels: { team: 'a' } }, 'labels', /labels/],
-    [{ tools: [{ functionDeclarations: [{ name: 'f' }] }] }, 'tools', /function calling/],
-    [{ toolConfig: { functionCallingConfig: { mode: 'ANY' } } }, 'tool_config', /function calling/],
+    [{ tools: [{ googleSearch: {} }] }, 'tools[0].google_search', /Google services/],
     [{ generationConfig: { responseModalities: ['IMAGE'] } }, 'generation_config.response_modalities', /text only/],
     [{ generationConfig: { speechConfig: { languageCode: 'en' } } }, 'generation_config.speech_config', /text only/],
     [{ generationConfig: { routingConfig: { autoMode: {} } } }, 'generation_config.routing_config', /routing/],

@@ -22,6 +22,8 @@ import { fieldError, HttpError, invalidArgument } from './errors.js';
 import { bytes, int64, timestamp, type Message } from './proto-json.js';
 import { tokenBytes } from '../structured/vocabulary.js';
 import type { ResponseFormat } from '../structured/constraint.js';
+import { parseToolCalls, templateTools, toolCallFormat, toolCallStyle, vertexToJsonSchema, type FunctionDeclaration, type ToolCallStyle } from '../structured/tools.js';
+import type { TemplateMessage } from '../tokenizer/tokenizer.js';
 import { ANY, compileSchema, SchemaError, type SchemaNode } from '../structured/schema.js';
 
 const V = 'google.cloud.aiplatform.v1';
@@ -45,6 +47,18 @@ export const MAX_LOGPROBS = 20;
 /** contents + systemInstruction of a request, typed. */
 export interface PromptRequest {
   dialogue: Dialogue;
+  /**
+   * The same turns as chat-template messages when some carry functionCall / functionResponse parts
+   * (assistant tool_calls, tool messages), as transformers passes them.
+   */
+  messages?: TemplateMessage[];
+}
+
+/** Declared functions and how the model may call them (tools + toolConfig.functionCallingConfig). */
+export interface ToolsRequest {
+  style: ToolCallStyle;
+  declarations: FunctionDeclaration[];
+  mode: 'AUTO' | 'ANY' | 'NONE';
 }
 
 export interface GenerationRequest extends PromptRequest {
@@ -57,6 +71,7 @@ export interface GenerationRequest extends PromptRequest {
   responseLogprobs?: boolean;
   /** generationConfig.candidateCount (1 when absent). */
   candidateCount?: number;
+  tools?: ToolsRequest;
 }
 
 /**
@@ -74,30 +89,67 @@ export function parsePrompt(body: Message, requireContents = true): PromptReques
   if (requireContents && contents.length === 0) {
     throw invalidArgument('Unable to submit request because it must have at least one contents field with a text part.');
   }
+  let functionParts = false;
+  const messages: TemplateMessage[] = [];
   const turns: Turn[] = contents.map((content) => {
     const role = content.string('role') ?? 'user';
     if (role !== 'user' && role !== 'model') {
       throw invalidArgument(`Invalid value at '${content.fieldPath('role')}', ${JSON.stringify(role)}: use "user" or "model".`);
     }
-    return { role, text: partsText(content) };
+    const fn: FunctionParts = { calls: [], responses: [] };
+    const text = partsText(content, role, fn);
+    if (fn.calls.length > 0 || fn.responses.length > 0) functionParts = true;
+    if (role === 'model') {
+      const m: TemplateMessage = { role: 'assistant', content: text };
+      if (fn.calls.length > 0) m.tool_calls = fn.calls.map((c) => ({ type: 'function', function: { name: c.name, arguments: c.args } }));
+      messages.push(m);
+    } else {
+      for (const r of fn.responses) messages.push({ role: 'tool', name: r.name, content: JSON.stringify(r.response) });
+      if (text !== '' || fn.responses.length === 0) messages.push({ role: 'user', content: text });
+    }
+    return { role, text };
   });
   const system = body.message('systemInstruction', `${V}.Content`);
   const dialogue: Dialogue = { turns };
-  if (system) dialogue.systemInstruction = partsText(system);
-  return { dialogue };
+  if (system) dialogue.systemInstruction = partsText(system, 'user', null);
+  const prompt: PromptRequest = { dialogue };
+  if (functionParts) {
+    prompt.messages = system ? [{ role: 'system', content: dialogue.systemInstruction }, ...messages] : messages;
+  }
+  return prompt;
+}
+
+interface FunctionParts {
+  calls: { name: string; args: unknown }[];
+  responses: { name: string; response: unknown }[];
 }
 
 /**
  * The text of a Content's parts, thought parts left out (earlier reasoning is not prompt). A Content
  * needs at least one part and every text part some text, as Vertex requires.
  */
-function partsText(content: Message): string {
+function partsText(content: Message, role: string, fn: FunctionParts | null): string {
   let text = '';
   const parts = content.messages('parts', `${V}.Part`);
   if (parts.length === 0) {
     throw invalidArgument(`Unable to submit request because it must include at least one parts field, which describes the prompt input: '${content.fieldPath('parts')}' is empty.`);
   }
   for (const part of parts) {
+    // Function calls (model turns) and function responses (user turns) go to the template as tool messages.
+    const call = part.message('functionCall', `${V}.FunctionCall`);
+    const response = part.message('functionResponse', `${V}.FunctionResponse`);
+    if (fn && (call || response)) {
+      const which = call ? 'functionCall' : 'functionResponse';
+      if ((call && role !== 'model') || (response && role !== 'user')) {
+        throw invalidArgument(`Invalid value at '${part.fieldPath(which)}': ${which} parts belong in ${call ? 'model' : 'user'} turns.`);
+      }
+      const m = (call ?? response)!;
+      const name = m.string('name');
+      if (!name) throw invalidArgument(`Invalid value at '${m.fieldPath('name')}': a function name is required.`);
+      if (call) fn.calls.push({ name, args: m.raw('args') ?? {} });
+      else fn.responses.push({ name, response: m.raw('response') ?? {} });
+      continue;
+    }
     const keys = Object.keys(part.value).filter((k) => part.value[k] !== null && !['text', 'thought', 'thoughtSignature', 'thought_signature'].includes(k));
     if (keys.length > 0 || !part.has('text')) {
       throw invalidArgument(`Invalid value at '${part.path}': only text parts are supported${keys.length ? `, got "${keys[0]}"` : ''}.`);
@@ -133,8 +185,6 @@ function isSet(v: unknown): boolean {
 export function refuseUnsupported(body: Message): void {
   const top: Record<string, string> = {
     cachedContent: 'context caching is not implemented; send the contents in the request',
-    tools: 'function calling is not implemented yet',
-    toolConfig: 'function calling is not implemented yet',
     labels: 'request labels (billing breakdown) are not recorded',
     modelArmorConfig: 'Model Armor is a Google service',
   };
@@ -172,6 +222,7 @@ export function refuseUnsupported(body: Message): void {
 export function parseGenerateRequest(body: Message, model: LoadedModel): GenerationRequest {
   const prompt = parsePrompt(body);
   refuseUnsupported(body);
+  const tools = parseTools(body, model.tokenizer.chatTemplate, prompt.messages !== undefined);
   const g = body.message('generationConfig', `${V}.GenerationConfig`);
   const d = model.defaults;
   const options: GenerateOptions = {
@@ -183,6 +234,14 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   // Every candidate carries avgLogprobs, as Vertex's do: chosen tokens' log probabilities are always recorded.
   options.logprobs = 0;
   const request: GenerationRequest = { ...prompt, options, includeThoughts: false };
+  if (tools) {
+    request.tools = tools;
+    request.messages ??= [
+      ...(prompt.dialogue.systemInstruction !== undefined ? [{ role: 'system', content: prompt.dialogue.systemInstruction }] : []),
+      ...prompt.dialogue.turns.map((t) => ({ role: t.role === 'model' ? 'assistant' : 'user', content: t.text })),
+    ];
+    if (tools.mode === 'ANY') options.responseFormat = toolCallFormat(tools.style, tools.declarations);
+  }
   if (!g) return request;
 
   const range = (name: string, value: number | undefined, ok: (v: number) => boolean, what: string): number | undefined => {
@@ -202,6 +261,9 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   if (stops.some((s) => s === '')) throw invalidArgument(`Invalid value at '${g.fieldPath('stopSequences')}': a stop sequence is empty.`);
   const seed = g.int32('seed');
   const format = parseResponseFormat(g);
+  if (format && tools && tools.mode !== 'NONE') {
+    throw invalidArgument(`'${g.fieldPath('responseMimeType')}' cannot be combined with function calling (mode ${tools.mode}): a function call is the answer's format.`);
+  }
   if (format) options.responseFormat = format;
   const responseLogprobs = g.bool('responseLogprobs') ?? false;
   const logprobs = range('logprobs', g.int32('logprobs'), (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
@@ -237,6 +299,84 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   if (stops.length) options.stopSequences = stops;
   if (seed !== undefined) options.seed = seed >>> 0;
   return request;
+}
+
+const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
+
+/**
+ * tools[].functionDeclarations and toolConfig.functionCallingConfig, checked against what the model's
+ * chat template can do: a template without tool support is a 400 saying so (also when the contents
+ * carry function parts). Other tool kinds (search, retrieval, code execution) are refused by path.
+ */
+function parseTools(body: Message, template: string | null, functionParts: boolean): ToolsRequest | undefined {
+  const tools = body.messages('tools', `${V}.Tool`);
+  const declarations: FunctionDeclaration[] = [];
+  for (const tool of tools) {
+    for (const key of Object.keys(tool.value)) {
+      // A message field is set when present (googleSearch: {} asks for search).
+      if (key !== 'functionDeclarations' && key !== 'function_declarations' && tool.value[key] !== null && tool.value[key] !== undefined) {
+        throw unsupported(tool.fieldPath(key), 'only functionDeclarations tools are available (search, retrieval and code execution are Google services)');
+      }
+    }
+    for (const d of tool.messages('functionDeclarations', `${V}.FunctionDeclaration`)) {
+      const name = d.string('name') ?? '';
+      if (!FUNCTION_NAME.test(name)) throw invalidArgument(`Invalid value at '${d.fieldPath('name')}', ${JSON.stringify(name)}: a function name starts with a letter or underscore and has at most 128 letters, digits, _ . : -.`);
+      if (declarations.some((x) => x.name === name)) throw invalidArgument(`Invalid value at '${d.fieldPath('name')}': function ${JSON.stringify(name)} is declared twice.`);
+      const vertex = d.raw('parameters');
+      const json = d.raw('parametersJsonSchema');
+      const field = vertex !== undefined ? 'parameters' : 'parametersJsonSchema';
+      let parameters: SchemaNode = { kind: 'object', props: null, required: [] };
+      let jsonSchema: Record<string, unknown> = { type: 'object', properties: {} };
+      if (vertex !== undefined || json !== undefined) {
+        try {
+          parameters = compileSchema(vertex ?? json, vertex !== undefined ? 'vertex' : 'json');
+        } catch (e) {
+          if (!(e instanceof SchemaError)) throw e;
+          throw invalidArgument(`Invalid value at '${e.path ? `${d.fieldPath(field)}.${e.path}` : d.fieldPath(field)}': ${e.message}.`);
+        }
+        if (parameters.kind !== 'object') throw invalidArgument(`Invalid value at '${d.fieldPath(field)}': function parameters must be an OBJECT schema.`);
+        jsonSchema = vertex !== undefined ? vertexToJsonSchema(vertex) : json as Record<string, unknown>;
+      }
+      const description = d.string('description');
+      declarations.push({ name, ...(description ? { description } : {}), parameters, jsonSchema });
+    }
+  }
+  const config = body.message('toolConfig', `${V}.ToolConfig`)?.message('functionCallingConfig', `${V}.FunctionCallingConfig`);
+  const modeName = config?.enumOf('mode', ['MODE_UNSPECIFIED', 'AUTO', 'ANY', 'NONE', 'VALIDATED'] as const, `${V}.FunctionCallingConfig.Mode`) ?? 'AUTO';
+  if (modeName === 'VALIDATED') throw unsupported(config!.fieldPath('mode'), 'mode VALIDATED is not available; use AUTO, ANY or NONE');
+  const mode = modeName === 'MODE_UNSPECIFIED' ? 'AUTO' : modeName;
+  const allowed = config?.strings('allowedFunctionNames') ?? [];
+  if (allowed.length > 0 && mode !== 'ANY') throw invalidArgument(`'${config!.fieldPath('allowedFunctionNames')}' is only allowed with mode ANY.`);
+  for (const n of allowed) {
+    if (!declarations.some((d) => d.name === n)) throw invalidArgument(`Invalid value at '${config!.fieldPath('allowedFunctionNames')}': ${JSON.stringify(n)} is not a declared function.`);
+  }
+  if (declarations.length === 0) {
+    if (config && mode === 'ANY') throw invalidArgument(`'${config.fieldPath('mode')}' ANY needs tools with functionDeclarations.`);
+    if (!functionParts) return undefined;
+  }
+  const style = toolCallStyle(template);
+  if (!style) {
+    throw invalidArgument(`This model's chat template has no tool support (it neither renders 'tools' nor teaches a tool-call format), so '${declarations.length ? 'tools' : 'contents'}' with function declarations or function parts cannot be used with it. Use a model whose template supports tools (Qwen3, Llama 3.1).`);
+  }
+  const usable = allowed.length > 0 ? declarations.filter((d) => allowed.includes(d.name)) : declarations;
+  return { style, declarations: mode === 'ANY' ? usable : declarations, mode };
+}
+
+/** The answer's parts when functions were declared: function calls parsed from the text, checked. */
+export function functionCallParts(req: GenerationRequest, text: string): { parts: Record<string, unknown>[]; malformed: boolean } | null {
+  const t = req.tools;
+  if (!t || t.mode === 'NONE') return null;
+  const parsed = parseToolCalls(t.style, text, t.declarations);
+  if (parsed === null) return null;
+  if (parsed === 'malformed') return { parts: text ? [{ text }] : [], malformed: true };
+  const parts: Record<string, unknown>[] = parsed.text ? [{ text: parsed.text }] : [];
+  for (const c of parsed.calls) parts.push({ functionCall: { name: c.name, args: c.args } });
+  return { parts, malformed: false };
+}
+
+/** transformers' `tools` for the template, or undefined (mode NONE: the model is not told of them). */
+export function requestTemplateTools(req: GenerationRequest): unknown[] | undefined {
+  return req.tools && req.tools.mode !== 'NONE' && req.tools.declarations.length > 0 ? templateTools(req.tools.declarations) : undefined;
 }
 
 /**
@@ -394,9 +534,9 @@ export function logprobsJson(tokenizer: Tokenizer, result: GenerationResult, res
 }
 
 /** The GenerateContentResponse of several candidates of one prompt (read once: billed once). */
-export function candidatesResponseJson(header: ResponseHeader, results: GenerationResult[], includeThoughts: boolean, extras: Record<string, unknown>[]): Record<string, unknown> {
+export function candidatesResponseJson(header: ResponseHeader, results: GenerationResult[], includeThoughts: boolean, extras: Record<string, unknown>[], req?: GenerationRequest): Record<string, unknown> {
   const candidates = results.map((r, i) => {
-    const one = generateResponseJson(header, r, includeThoughts, extras[i]) as { candidates: Record<string, unknown>[] };
+    const one = generateResponseJson(header, r, includeThoughts, extras[i], req) as { candidates: Record<string, unknown>[] };
     return i === 0 ? one.candidates[0]! : { index: i, ...one.candidates[0]! };
   });
   const prompt = results[0]!.promptTokens;
@@ -414,8 +554,23 @@ export function candidatesResponseJson(header: ResponseHeader, results: Generati
 }
 
 /** The whole GenerateContentResponse of a finished generation. */
-export function generateResponseJson(header: ResponseHeader, result: GenerationResult, includeThoughts: boolean, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function generateResponseJson(header: ResponseHeader, result: GenerationResult, includeThoughts: boolean, extra: Record<string, unknown> = {}, req?: GenerationRequest): Record<string, unknown> {
   const parts: OutputPart[] = includeThoughts ? [{ text: result.thoughtText, thought: true }] : [];
+  const calls = req ? functionCallParts(req, result.text) : null;
+  if (calls) {
+    const thoughts = content(parts).parts as Record<string, unknown>[] | undefined ?? [];
+    const all = [...thoughts, ...calls.parts];
+    return {
+      candidates: [{
+        content: all.length ? { role: 'model', parts: all } : { role: 'model' },
+        finishReason: calls.malformed ? 'MALFORMED_FUNCTION_CALL' : finishReasonName(result.finishReason),
+        ...(calls.malformed ? { finishMessage: 'The model wrote a function call that does not parse or does not follow the declaration.' } : {}),
+        ...extra,
+      }],
+      usageMetadata: usageJson(result),
+      ...header,
+    };
+  }
   parts.push({ text: result.text });
   return {
     candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason), ...extra }],

@@ -3,7 +3,7 @@
 // the tokens of contents (countTokens), tokenize each content (computeTokens).
 
 import type { Dialogue } from '../data/conversation.js';
-import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { TemplateMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import { renderPromptText } from '../data/render.js';
 import { assertTextMayFit, countTokensText } from './generation.js';
 
@@ -13,7 +13,9 @@ import { assertTextMayFit, countTokensText } from './generation.js';
  * the raw request cannot, such as a huge model turn that the template keeps.
  */
 export type PromptTask =
-  | { kind: 'prompt'; dialogue: Dialogue; enableThinking?: boolean; context: number }
+  | { kind: 'prompt'; dialogue: Dialogue; enableThinking?: boolean; context: number;
+      /** Chat-template messages (tool calls, tool results) and tools, when the request has them. */
+      messages?: TemplateMessage[]; tools?: unknown[] }
   | { kind: 'count'; dialogue: Dialogue; context: number }
   | { kind: 'compute'; dialogue: Dialogue; context: number };
 
@@ -32,7 +34,9 @@ export function runPromptTask<T extends PromptTask>(tokenizer: Tokenizer, task: 
   const encode = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
   switch (task.kind) {
     case 'prompt': {
-      const text = renderPromptText(task.dialogue, tokenizer, { enableThinking: task.enableThinking });
+      const text = task.messages
+        ? tokenizer.applyChatTemplate(task.messages, { addGenerationPrompt: true, enableThinking: task.enableThinking, tools: task.tools ?? null })
+        : renderPromptText(task.dialogue, tokenizer, { enableThinking: task.enableThinking });
       assertTextMayFit(tokenizer, text.length, task.context, 1);
       return Int32Array.from(encode(text)) as PromptTaskResult<T>;
     }

@@ -20,7 +20,10 @@ type Frame =
   | { t: 'str'; fmt: FormatTemplate | undefined; pos: number; prev: number; esc: number; cont: number; lo: number; hi: number }
   | { t: 'num'; integer: boolean; st: number; len: number }
   | { t: 'obj'; s: Extract<SchemaNode, { kind: 'object' }>; seen: string[]; key: string | null; phase: 'first' | 'key' | 'colon' | 'value' | 'after' | 'comma'; ws: number }
-  | { t: 'arr'; s: Extract<SchemaNode, { kind: 'array' }>; count: number; phase: 'first' | 'value' | 'after'; ws: number };
+  | { t: 'arr'; s: Extract<SchemaNode, { kind: 'array' }>; count: number; phase: 'first' | 'value' | 'after'; ws: number }
+  /** Containers of a wrapped value (prefix, JSON, suffix): what comes once the child completes. */
+  | { t: 'then-value'; s: SchemaNode; suffix: Uint8Array }
+  | { t: 'then-suffix'; suffix: Uint8Array };
 
 interface Stack {
   f: Frame;
@@ -63,6 +66,13 @@ export function jsonStart(s: SchemaNode): State {
 /** The start state for exactly one of `texts`, raw (text/x.enum). */
 export function rawStart(texts: string[]): State {
   return [{ f: { t: 'lit', texts: texts.map((x) => enc.encode(x)), pos: 0, key: false }, up: null, depth: 0 }];
+}
+
+/** The start state for `prefix`, then a JSON value of schema `s`, then `suffix` (a tool call's markup). */
+export function wrappedStart(prefix: string, s: SchemaNode, suffix: string): State {
+  const sfx = enc.encode(suffix);
+  if (prefix === '') return [{ f: { t: 'value', s, ws: WS_MAX }, up: sfx.length ? { f: { t: 'then-suffix', suffix: sfx }, up: null, depth: 0 } : null, depth: 0 }];
+  return [{ f: { t: 'lit', texts: [enc.encode(prefix)], pos: 0, key: false }, up: { f: { t: 'then-value', s, suffix: sfx }, up: null, depth: 0 }, depth: 0 }];
 }
 
 /** The state after byte b, or null when no thread accepts it. */
@@ -120,6 +130,11 @@ function pop(up: Stack | null, keyText?: Uint8Array): Thread {
     return { f: { ...f, phase: 'after', ws: 0, key: null }, up: up.up, depth: up.depth };
   }
   if (f.t === 'arr') return { f: { ...f, phase: 'after', ws: 0, count: f.count + 1 }, up: up.up, depth: up.depth };
+  if (f.t === 'then-value') {
+    const rest: Stack | null = f.suffix.length ? { f: { t: 'then-suffix', suffix: f.suffix }, up: up.up, depth: up.depth } : up.up;
+    return { f: { t: 'value', s: f.s, ws: WS_MAX }, up: rest, depth: up.depth };
+  }
+  if (f.t === 'then-suffix') return { f: { t: 'lit', texts: [f.suffix], pos: 0, key: false }, up: up.up, depth: up.depth };
   throw new Error(`internal: ${f.t} frame is not a container`);
 }
 
@@ -291,6 +306,8 @@ function stepThread(th: Thread, b: number, out: Thread[]): void {
       }
       return;
     }
+    case 'then-value': case 'then-suffix':
+      return; // containers only, never on top
     case 'arr': {
       if (isWs(b)) {
         if (f.phase !== 'value' && f.ws < WS_MAX) push(out, { ...f, ws: f.ws + 1 }, th.up, th.depth);
@@ -335,10 +352,8 @@ function threadRest(th: Thread): number {
     return best;
   }
   let n = topRest(f);
-  if (f.t === 'num' || f.t === 'lit' || f.t === 'str' || f.t === 'value' || f.t === 'obj' || f.t === 'arr') {
-    // Then each ancestor finishes after its child.
-    for (let up = th.up; up !== null; up = up.up) n += afterChild(up.f);
-  }
+  // Then each ancestor finishes after its child.
+  for (let up = th.up; up !== null; up = up.up) n += afterChild(up.f);
   return n;
 }
 
@@ -351,6 +366,8 @@ function topRest(f: Frame): number {
     case 'num': return numComplete(f.st) ? 0 : 1;
     case 'obj': return objRest(f);
     case 'arr': return arrRest(f);
+    case 'then-value': return minLength(f.s) + f.suffix.length;
+    case 'then-suffix': return f.suffix.length;
   }
 }
 
@@ -364,6 +381,8 @@ function afterChild(f: Frame): number {
     return objRest({ ...f, phase: 'after' });
   }
   if (f.t === 'arr') return arrRest({ ...f, phase: 'after', count: f.count + 1 });
+  if (f.t === 'then-value') return minLength(f.s) + f.suffix.length;
+  if (f.t === 'then-suffix') return f.suffix.length;
   return 0;
 }
 

@@ -7,12 +7,16 @@
 // End-of-sequence tokens are allowed only where the value is complete.
 
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { accepting, canContinue, inFreeString, jsonStart, minRest, rawStart, step, stepAll, type State } from './automaton.js';
+import { accepting, canContinue, inFreeString, jsonStart, minRest, rawStart, step, stepAll, wrappedStart, type State } from './automaton.js';
 import type { SchemaNode } from './schema.js';
 import { vocabularyOf, type Vocabulary } from './vocabulary.js';
 
 /** What the response must be: a JSON value of a schema (ANY for plain JSON mode), or one of raw texts. */
-export type ResponseFormat = { kind: 'json'; schema: SchemaNode } | { kind: 'enum'; values: string[] };
+export type ResponseFormat =
+  | { kind: 'json'; schema: SchemaNode }
+  | { kind: 'enum'; values: string[] }
+  /** A JSON value between fixed texts (a tool call in the template's markup). */
+  | { kind: 'wrapped'; prefix: string; schema: SchemaNode; suffix: string };
 
 export class TokenConstraint {
   private state: State;
@@ -20,7 +24,8 @@ export class TokenConstraint {
 
   constructor(tokenizer: Tokenizer, size: number, format: ResponseFormat, private readonly stopIds: readonly number[]) {
     this.vocab = vocabularyOf(tokenizer, size);
-    this.state = format.kind === 'json' ? jsonStart(format.schema) : rawStart(format.values);
+    this.state = format.kind === 'json' ? jsonStart(format.schema)
+      : format.kind === 'enum' ? rawStart(format.values) : wrappedStart(format.prefix, format.schema, format.suffix);
   }
 
   /** The value is complete: the text may end here. */

@@ -11,7 +11,7 @@ import { CancelledError } from '../../errors.js';
 import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
-  assertMayFit, refuseUnsupported, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
+  assertMayFit, refuseUnsupported, requestTemplateTools, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
   streamChunkJson, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
@@ -34,6 +34,12 @@ const REQUEST_TYPES: Record<Verb, string> = {
   countTokens: 'CountTokensRequest', computeTokens: 'ComputeTokensRequest',
 };
 
+/** The prompt task of a generation request: template messages and tools when it has them. */
+function promptTask(req: GenerationRequest, context: number): Extract<PromptTask, { kind: 'prompt' }> {
+  const tools = requestTemplateTools(req);
+  return { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context, ...(req.messages ? { messages: req.messages } : {}), ...(tools ? { tools } : {}) };
+}
+
 export async function handle(
   api: ApiContext, verb: Verb, served: ServedModel, body: Message, alt: string | undefined, signal: AbortSignal, version: ApiVersion,
 ): Promise<Response> {
@@ -50,8 +56,8 @@ export async function handle(
       if (prompt.dialogue.turns[prompt.dialogue.turns.length - 1]?.role === 'user') {
         // One definition: what generateContent would bill as promptTokenCount for the same request —
         // the same prompt task, with what generationConfig changes in the rendering (thinking off).
-        const asGeneration = request.has('generationConfig') ? parseGenerateRequest(request, model) : undefined;
-        const ids = await tokenize({ kind: 'prompt', dialogue: prompt.dialogue, enableThinking: asGeneration?.enableThinking, context });
+        const asGeneration = request.has('generationConfig') || request.has('tools') || prompt.messages ? parseGenerateRequest(request, model) : undefined;
+        const ids = await tokenize(asGeneration ? promptTask(asGeneration, context) : { kind: 'prompt' as const, dialogue: prompt.dialogue, context });
         return Response.json({ totalTokens: ids.length });
       }
       return Response.json({ totalTokens: await tokenize({ kind: 'count', dialogue: prompt.dialogue, context }) });
@@ -64,7 +70,7 @@ export async function handle(
     case 'generateContent': {
       const req = parseGenerateRequest(request, model);
       assertMayFit(model.tokenizer, req, context, 1);
-      const ids = Array.from(await tokenize({ kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context }));
+      const ids = Array.from(await tokenize(promptTask(req, context)));
       const header = responseHeader(served.modelVersion);
       if ((req.candidateCount ?? 1) > 1) {
         // One prefill; the other candidates fork from it in the engine (KV rows copied).
@@ -82,12 +88,12 @@ export async function handle(
           await Promise.all(streams.map((it) => it.return(undefined as never).catch(() => undefined)));
           throw err;
         }
-        return Response.json(candidatesResponseJson(header, results, req.includeThoughts, results.map((r) => logprobsJson(model.tokenizer, r, req.responseLogprobs === true))));
+        return Response.json(candidatesResponseJson(header, results, req.includeThoughts, results.map((r) => logprobsJson(model.tokenizer, r, req.responseLogprobs === true)), req));
       }
       const parts = outputParts(served, ids, req, signal);
       for (;;) {
         const r = await parts.next();
-        if (r.done) return Response.json(generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)));
+        if (r.done) return Response.json(generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true), req));
       }
     }
     case 'streamGenerateContent':
@@ -134,8 +140,11 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   if ((req.candidateCount ?? 1) > 1) {
     throw invalidArgument(`Invalid value at 'generation_config.candidate_count', ${req.candidateCount}: streamGenerateContent supports one candidate in tunekit; use generateContent for more.`);
   }
+  if (req.tools && req.tools.mode !== 'NONE') {
+    throw invalidArgument(`'tools': streamGenerateContent with function calling is not supported by tunekit yet; use generateContent (or mode NONE).`);
+  }
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
-  const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context: model.config.maxPositionEmbeddings }, signal));
+  const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, promptTask(req, model.config.maxPositionEmbeddings), signal));
   const header = responseHeader(served.modelVersion);
   const parts = outputParts(served, ids, req, signal);
   const stop = (): void => void parts.return(undefined as never).catch(() => undefined);

@@ -1,0 +1,105 @@
+// Function calling: declarations rendered through the chat template's `tools` (a tiny Qwen3 with the
+// published Qwen3 template), mode ANY forces a well-formed call by constrained decoding — random
+// weights, high temperature — parsed into functionCall parts whose args follow the declared
+// parameters; allowedFunctionNames limits the choice; functionCall / functionResponse parts in the
+// history go back through the template; a template without tool support is a 400 saying so.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Ajv } from 'ajv';
+import { registerPublisherModel } from '../src/api/catalog.js';
+import { initTinyModel } from '../src/models/tiny.js';
+import { parseToolCalls, toolCallStyle, vertexToJsonSchema } from '../src/structured/tools.js';
+import { compileSchema } from '../src/structured/schema.js';
+import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
+import { realTokenizerDir } from './helpers/real-tokenizers.js';
+
+const api = tinyApi();
+const dir = path.join(api.dataDir, 'qwen3-tools');
+initTinyModel({ family: 'qwen3', size: 'tiny', seed: 2, out: dir });
+const published = JSON.parse(fs.readFileSync(path.join(realTokenizerDir('qwen3'), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
+const configFile = path.join(dir, 'tokenizer_config.json');
+fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: published.chat_template }));
+registerPublisherModel(api.store, dir, { name: 'qwen3-tools' });
+const URL_ = `${PREFIX}/qwen3-tools:generateContent`;
+
+const WEATHER = {
+  name: 'get_weather', description: 'Weather in a city',
+  parameters: { type: 'OBJECT', properties: { city: { type: 'STRING' }, unit: { type: 'STRING', enum: ['C', 'F'] }, days: { type: 'INTEGER' } }, required: ['city', 'unit'] },
+};
+const TIME = { name: 'get_time', parametersJsonSchema: { type: 'object', properties: { zone: { type: 'string' } }, required: ['zone'] } };
+const ajv = new Ajv({ strict: false });
+const validWeather = ajv.compile(vertexToJsonSchema(WEATHER.parameters));
+const validTime = ajv.compile(TIME.parametersJsonSchema);
+
+test('mode ANY: a well-formed call to a declared function, arguments valid, for every seed', async () => {
+  for (let seed = 1; seed <= 6; seed++) {
+    const res = await api.post(URL_, {
+      ...userText('Weather in Paris?'), tools: [{ functionDeclarations: [WEATHER, TIME] }],
+      toolConfig: { functionCallingConfig: { mode: 'ANY' } }, generationConfig: { temperature: 2, seed, maxOutputTokens: 80 },
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    const c = (await res.json() as any).candidates[0];
+    assert.equal(c.finishReason, 'STOP', JSON.stringify(c));
+    const call = c.content.parts.find((p: any) => p.functionCall).functionCall;
+    assert.ok(call.name === 'get_weather' ? validWeather(call.args) : call.name === 'get_time' && validTime(call.args), JSON.stringify(call));
+  }
+  const only = await (await api.post(URL_, {
+    ...userText('x'), tools: [{ functionDeclarations: [WEATHER, TIME] }],
+    toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['get_time'] } }, generationConfig: { temperature: 2, seed: 9, maxOutputTokens: 60 },
+  })).json() as any;
+  assert.equal(only.candidates[0].content.parts[0].functionCall.name, 'get_time');
+});
+
+test('tools are rendered by the template; function parts in the history go back through it; NONE hides the tools', async () => {
+  const count = async (body: unknown) => ((await (await api.post(`${PREFIX}/qwen3-tools:countTokens`, body)).json()) as any).totalTokens as number;
+  const plain = await count(userText('Weather in Paris?'));
+  const withTools = await count({ ...userText('Weather in Paris?'), tools: [{ functionDeclarations: [WEATHER] }] });
+  assert.ok(withTools > plain + 20, `${withTools} vs ${plain}`);
+  const billed = async (body: Record<string, unknown>) => ((await (await api.post(URL_, { ...body, generationConfig: { maxOutputTokens: 1 } })).json()) as any).usageMetadata.promptTokenCount as number;
+  assert.equal(await billed({ ...userText('Weather in Paris?'), tools: [{ functionDeclarations: [WEATHER] }] }), withTools, 'countTokens counts the tools as generation bills them');
+  const none = await billed({ ...userText('Weather in Paris?'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'NONE' } } });
+  assert.equal(none, plain);
+  const history = {
+    contents: [
+      { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
+      { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: { city: 'Paris', unit: 'C' } } }] },
+      { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { temperature: 21 } } }] },
+    ],
+    tools: [{ functionDeclarations: [WEATHER] }],
+    generationConfig: { maxOutputTokens: 4, seed: 1 },
+  };
+  const r = await api.post(URL_, history);
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.ok(await count(history) > withTools + 15);
+  const wrongTurn = await api.post(URL_, { contents: [{ role: 'user', parts: [{ functionCall: { name: 'get_weather', args: {} } }] }], tools: [{ functionDeclarations: [WEATHER] }] });
+  assert.equal(wrongTurn.status, 400);
+});
+
+test('refusals: no tool support in the template, undeclared allowed names, other tool kinds, JSON mode with ANY', async () => {
+  const bad = async (url: string, body: unknown, re: RegExp) => {
+    const r = await api.post(url, body);
+    assert.equal(r.status, 400);
+    assert.match(((await r.json()) as any).error.message, re);
+  };
+  await bad(`${PREFIX}/gemma3-tiny:generateContent`, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }] }, /chat template has no tool support/);
+  await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['nope'] } } }, /"nope" is not a declared function/);
+  await bad(URL_, { ...userText('x'), tools: [{ googleSearch: {} , functionDeclarations: [WEATHER] }] }, /'tools\[0\]\.google_search' is not supported by tunekit/);
+  await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY' } }, generationConfig: { responseMimeType: 'application/json' } }, /cannot be combined with function calling/);
+  await bad(`${PREFIX}/qwen3-tools:streamGenerateContent?alt=sse`, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }] }, /streamGenerateContent with function calling/);
+});
+
+test('tool-call parsing: Hermes and Llama 3.1 styles, arguments checked against the declaration', () => {
+  const decls = [{ name: 'f', parameters: compileSchema({ type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] }, 'json'), jsonSchema: {} }];
+  assert.deepEqual(parseToolCalls('hermes', 'ok <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>', decls), { calls: [{ name: 'f', args: { a: 1 } }], text: 'ok' });
+  assert.equal(parseToolCalls('hermes', '<tool_call>\n{"name": "f", "arguments": {"a": "x"}}\n</tool_call>', decls), 'malformed');
+  assert.equal(parseToolCalls('hermes', '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>', decls), 'malformed');
+  assert.equal(parseToolCalls('hermes', 'just text', decls), null);
+  assert.deepEqual(parseToolCalls('llama3', '{"name": "f", "parameters": {"a": 2}}', decls), { calls: [{ name: 'f', args: { a: 2 } }], text: '' });
+  assert.equal(toolCallStyle(published.chat_template), 'hermes');
+  // Llama 3.1's template teaches this format in its tools block.
+  assert.equal(toolCallStyle('{%- if tools %}Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.{%- endif %}'), 'llama3');
+  assert.equal(toolCallStyle(JSON.parse(fs.readFileSync(path.join(realTokenizerDir('gemma3'), 'tokenizer_config.json'), 'utf8')).chat_template), null);
+});
