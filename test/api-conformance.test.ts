@@ -169,3 +169,19 @@ test('structured output, candidates and logprobs through the SDK (responseSchema
   const e = await ai.models.generateContent({ model: 'gemma3-tiny', contents: 'x', config: { responseMimeType: 'text/x.enum', responseSchema: { type: Type.STRING, enum: ['up', 'down'] } } });
   assert.ok(['up', 'down'].includes(e.text!));
 });
+
+test('the OpenAI-compatible API over the socket with the official openai client: Bearer API keys as on the Vertex routes', async () => {
+  const { default: OpenAI } = await import('openai');
+  const ok = new OpenAI({ apiKey: adminKey, baseURL: `${baseUrl}/v1`, maxRetries: 0 });
+  const r = await ok.chat.completions.create({ model: 'gemma3-tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, seed: 1 });
+  assert.equal(r.choices.length, 1);
+  const s = await ok.chat.completions.create({ model: 'gemma3-tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, seed: 1, stream: true });
+  let text = '';
+  for await (const chunk of s) text += chunk.choices[0]?.delta.content ?? '';
+  assert.equal(text, r.choices[0]!.message.content);
+  const bad = new OpenAI({ apiKey: 'tk1.not-a-key', baseURL: `${baseUrl}/v1`, maxRetries: 0 });
+  const e = await bad.models.list().catch((x: unknown) => x);
+  assert.ok(e instanceof OpenAI.APIError);
+  assert.equal(e.status, 401);
+  assert.equal(e.type, 'authentication_error');
+});

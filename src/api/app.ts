@@ -13,6 +13,7 @@ import { DEFAULT_BODY_LIMIT } from './proto-json.js';
 import { noEndpoints, registerEndpointRoutes, type EndpointResolver } from './routes/endpoints.js';
 import { registerEvaluationRoutes } from './routes/evaluation.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
+import { openaiRoutes } from './routes/openai.js';
 import { registerRegistryRoutes, registryEndpoints } from './routes/registry.js';
 import { registerTuningJobRoutes } from './routes/tuning-jobs.js';
 import type { TuningService } from '../platform/jobs/service.js';
@@ -75,6 +76,7 @@ export function createApp(opts: ApiOptions): Hono {
     }
     c.res = new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: done })), c.res);
   });
+  app.route('/v1', openaiRoutes(api)); // /v1/chat/completions, /v1/completions, /v1/models (OpenAI's shape)
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
   app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));
   app.onError((err) => errorResponse(api, err));

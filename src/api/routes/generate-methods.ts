@@ -35,7 +35,7 @@ const REQUEST_TYPES: Record<Verb, string> = {
 };
 
 /** The prompt task of a generation request: template messages and tools when it has them. */
-function promptTask(req: GenerationRequest, context: number): Extract<PromptTask, { kind: 'prompt' }> {
+export function promptTask(req: GenerationRequest, context: number): Extract<PromptTask, { kind: 'prompt' }> {
   const tools = requestTemplateTools(req);
   return { kind: 'prompt', dialogue: req.dialogue, enableThinking: req.enableThinking, context, ...(req.messages ? { messages: req.messages } : {}), ...(tools ? { tools } : {}) };
 }
