@@ -5,7 +5,10 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { checkMessage } from '../src/api/proto-json.js';
+import { registryEndpoints } from '../src/api/routes/registry.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
 const t = tuningPlatform();
@@ -25,7 +28,7 @@ function isOperation(op: Record<string, any>, metadata: string, response: string
 }
 
 test('endpoint create, deploy, undeploy, delete and model delete are operations; operations get/list/wait/cancel/delete', async () => {
-  const created = await call('POST', JOBS, keys.trainer, createBody({ epochs: 1 }));
+  const created = await call('POST', JOBS, keys.trainer, createBody({ epochs: 2 }));
   assert.equal(created.status, 200, JSON.stringify(created.json));
   const job = await waitForJob(async () => (await call('GET', `/v1/${created.json.name}`, keys.trainer)).json);
   assert.equal(job.state, 'JOB_STATE_SUCCEEDED');
@@ -72,7 +75,8 @@ test('endpoint create, deploy, undeploy, delete and model delete are operations;
   assert.deepEqual(versions.json.models.map((v: any) => v.versionId), ['1']);
   const checkpoints = await call('GET', `/v1/${model}@1:listCheckpoints`, keys.viewer);
   assert.equal(checkpoints.status, 200, JSON.stringify(checkpoints.json));
-  assert.deepEqual(checkpoints.json.checkpoints, [{ checkpointId: '1', epoch: '1', step: job.tunedModel.checkpoints[0].step }]);
+  assert.deepEqual(checkpoints.json.checkpoints, job.tunedModel.checkpoints.map((k: any) => ({ checkpointId: k.checkpointId, epoch: k.epoch, step: k.step })));
+  assert.deepEqual(checkpoints.json.checkpoints.map((k: any) => k.checkpointId), ['1', '2']);
   assert.equal((await call('GET', `/v1/${LOC}/models/123:listVersions`, keys.viewer)).status, 404);
   const modelsWhere = async (filter: string) => (await call('GET', `/v1/${LOC}/models?filter=${encodeURIComponent(filter)}`, keys.viewer));
   assert.deepEqual((await modelsWhere('display_name="tone"')).json.models.map((x: any) => x.name), [model]);
@@ -99,6 +103,29 @@ test('endpoint create, deploy, undeploy, delete and model delete are operations;
   assert.equal((await call('PATCH', `/v1/${model}?updateMask=displayName`, keys.viewer, { displayName: 'x' })).status, 403);
   assert.deepEqual((await modelsWhere('labels.stage="prod"')).json.models.map((x: any) => x.name), [model]);
   assert.equal((await call('PATCH', `/v1/${model}?updateMask=displayName`, keys.trainer, { displayName: 'tone' })).status, 200);
+
+  // A stored checkpoint can be deployed: the endpoint then serves that epoch's adapter, not the final one.
+  const noSuch = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model, checkpointId: '9' } });
+  assert.equal(noSuch.status, 400);
+  assert.match(noSuch.json.error.message, /checkpoint_id "9" is not a stored checkpoint .* \(stored: 1, 2\)/);
+  const early = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model, checkpointId: '1' }, trafficSplit: { 0: 100 } });
+  assert.equal(early.status, 200, JSON.stringify(early.json));
+  assert.equal(early.json.response.deployedModel.checkpointId, '1');
+  const endpointId = endpoint.split('/').pop()!;
+  const served = await registryEndpoints(t.tuning).resolve('p', 'us-central1', endpointId);
+  const finalDir = await t.tuning.adapterDir((await call('GET', `/v1/${model}`, keys.viewer)).json.artifactUri);
+  // The served files are the epoch-1 checkpoint's as stored (its adapter_config says inference_mode
+  // false, the final adapter's true), not the final adapter's.
+  const bucket = ((await call('GET', `/v1/${model}`, keys.viewer)).json.artifactUri as string).slice(5).split('/')[0]!;
+  const jobId = (job.name as string).split('/').pop();
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
+    assert.deepEqual(fs.readFileSync(path.join(served.adapterDir!, f)), t.platform.storage.readObject(bucket, `tuningJobs/${jobId}/checkpoints/1/${f}`), f);
+  }
+  const config = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).inference_mode;
+  assert.deepEqual([config(served.adapterDir!), config(finalDir)], [false, true]);
+  const prompt = { contents: [{ role: 'user', parts: [{ text: 'blue' }] }], generationConfig: { maxOutputTokens: 2 } };
+  assert.equal((await call('POST', `/v1/${endpoint}:generateContent`, keys.trainer, prompt)).status, 200);
+  assert.equal((await call('POST', `/v1/${endpoint}:undeployModel`, keys.trainer, { deployedModelId: early.json.response.deployedModel.id, trafficSplit: { [deployedId]: 100 } })).status, 200);
 
   // Model.deployedModels names where its version runs; the model cannot be deleted while deployed,
   // nor an endpoint while it serves.

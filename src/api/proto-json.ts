@@ -275,12 +275,17 @@ export const bytes = (b: Uint8Array): string => Buffer.from(b).toString('base64'
 // - `Message.enumOf` accepts an enum's number too (looked up by the proto type name it is given), so
 //   handlers that read field by field (generation.ts) take `"category": 1` as the SDKs send it.
 //
-// FOR GENERATION ROUTES (issue 11, src/api/generation.ts): to refuse unknown fields of a
-// GenerateContentRequest / CountTokensRequest / ComputeTokensRequest, call
-//   const checked = parseMessage(request.value, 'GenerateContentRequest', apiVersionOf(c.req.url));
-// before reading it (or `checkedBody(api, c, 'GenerateContentRequest')` in place of `body(api, c)`), and
-// write responses with `protoJson(c, value, 'GenerateContentResponse')`. The descriptors are in
-// src/api/proto/; add a root in tools/gen-proto-descriptors.ts ROOTS and rerun it for other messages.
+// FOR GENERATION ROUTES (issue 11, src/api/generation.ts, routes/generate-methods.ts): to refuse unknown
+// fields of a GenerateContentRequest / CountTokensRequest / ComputeTokensRequest with their path, call
+//   const request = parseMessage((await body(api, c)).value, 'GenerateContentRequest', apiVersionOf(c.req.url));
+// and read `request` as today (enums arrive as names, whatever the client sent); write responses with
+//   protoJson(c.req.raw, value, 'GenerateContentResponse')
+// so that /v1 answers carry only v1 fields and `$alt=json;enum-encoding=int` gets numbers. To only ask
+// whether a field was left unread, compare Object.keys(message.value) with what the handler read.
+// Note: the published GenerateContentRequest has fields tunekit may not honour (tools, toolConfig,
+// cachedContent, labels, modelArmorConfig...): refuse those by name rather than ignore them.
+// The descriptors are in src/api/proto/; add a root to ROOTS in tools/gen-proto-descriptors.ts and rerun
+// it for other messages.
 // ---------------------------------------------------------------------------------------------------
 
 export type ApiVersion = 'v1' | 'v1beta1';

@@ -215,4 +215,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX operations_by_parent ON operations(project, location, parent, create_time);
     `,
   },
+  {
+    version: 5,
+    name: 'deployed checkpoints',
+    sql: `
+      -- DeployedModel.checkpoint_id: the stored checkpoint of the model version that is served (NULL: the
+      -- version's final adapter). A version's checkpoints (model_versions.checkpoints) carry adapterUri.
+      ALTER TABLE deployed_models ADD COLUMN checkpoint_id TEXT;
+    `,
+  },
 ];

@@ -11,7 +11,7 @@ import { guard } from '../auth.js';
 import { body, checkLocation, type ApiContext } from '../context.js';
 import { fieldError, invalidArgument, notFound } from '../errors.js';
 import type { EndpointResolver } from './endpoints.js';
-import { endpointEtag, modelEtag, type EndpointRecord, type ModelRecord } from '../../platform/jobs/registry.js';
+import { endpointEtag, modelEtag, type DeployedModelRecord, type EndpointRecord, type ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
 import { checkDisplayName, checkLabels, jsonBytes } from '../../platform/limits.js';
 import { apiVersionOf, encodeMessage, parseMessage, protoJson, snakeCase } from '../proto-json.js';
@@ -22,10 +22,13 @@ const V = 'google.cloud.aiplatform.v1';
 export function registryEndpoints(tuning: TuningService): EndpointResolver {
   return {
     async resolve(project, location, endpoint) {
-      const { model, version } = tuning.registry.endpointTarget(project, location, endpoint);
+      const { model, version, deployed } = tuning.registry.endpointTarget(project, location, endpoint);
+      // A deployed checkpoint serves its own stored adapter.
+      const adapterUri = deployed.checkpointId === undefined ? version.adapterUri
+        : version.checkpoints.find((k) => k.checkpointId === deployed.checkpointId)?.adapterUri ?? version.adapterUri;
       const m = /^publishers\/([^/]+)\/models\/([^/]+)$/.exec(model.baseModel);
       if (!m) throw new Error(`model ${model.name} has a malformed base model ${JSON.stringify(model.baseModel)}`);
-      return { publisher: m[1]!, model: m[2]!, adapterDir: await tuning.adapterDir(version.adapterUri), modelVersion: `${model.name}@${version.version}` };
+      return { publisher: m[1]!, model: m[2]!, adapterDir: await tuning.adapterDir(adapterUri), modelVersion: `${model.name}@${version.version}` };
     },
   };
 }
@@ -85,8 +88,8 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
         const op = tuning.operations.run(project, location, `endpoints/${id}`, 'DeployModelOperationMetadata', 'DeployModelResponse', () => {
-          const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')));
-          return { deployedModel: { id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime } };
+            const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')), dm.string('checkpointId') || undefined);
+          return { deployedModel: deployedModelJson(project, location, d) };
         });
         return protoJson(c.req.raw, op, 'google.longrunning.Operation');
       }
@@ -269,6 +272,13 @@ function parseModelFilter(filter: string | undefined): { displayName?: string; l
   return out;
 }
 
+function deployedModelJson(project: string, location: string, d: DeployedModelRecord): Record<string, unknown> {
+  return {
+    id: d.id, model: `projects/${project}/locations/${location}/models/${d.modelId}`, modelVersionId: String(d.modelVersion),
+    ...(d.checkpointId !== undefined ? { checkpointId: d.checkpointId } : {}), createTime: d.createTime,
+  };
+}
+
 /** map<string, int32> as checked by parseMessage (numbers or numeric strings). */
 function trafficSplitOf(v: unknown): Record<string, number> {
   if (v === undefined || v === null || typeof v !== 'object') return {};
@@ -306,10 +316,9 @@ function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Re
 }
 
 function endpointJson(e: EndpointRecord): Record<string, unknown> {
-  const prefix = `projects/${e.project}/locations/${e.location}`;
   const out: Record<string, unknown> = { name: e.name, displayName: e.displayName };
   if (e.deployedModels.length) {
-    out.deployedModels = e.deployedModels.map((d) => ({ id: d.id, model: `${prefix}/models/${d.modelId}`, modelVersionId: String(d.modelVersion), createTime: d.createTime }));
+    out.deployedModels = e.deployedModels.map((d) => deployedModelJson(e.project, e.location, d));
     out.trafficSplit = Object.fromEntries(e.deployedModels.filter((d) => d.trafficPercent > 0).map((d) => [d.id, d.trafficPercent]));
   }
   if (e.labels) out.labels = e.labels;

@@ -23,6 +23,8 @@ export interface CheckpointInfo {
   checkpointId: string;
   epoch: number;
   step: number;
+  /** Where the checkpoint's PEFT adapter is stored (gs://.../checkpoints/N/), for deploying it. */
+  adapterUri?: string;
 }
 
 export interface ModelVersionRecord {
@@ -54,6 +56,8 @@ export interface DeployedModelRecord {
   id: string;
   modelId: string;
   modelVersion: number;
+  /** A stored checkpoint of the version, when one is served instead of the final adapter. */
+  checkpointId?: string;
   trafficPercent: number;
   createTime: string;
 }
@@ -82,7 +86,7 @@ export interface EndpointTarget {
 interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string; labels: string | null }
 interface VersionRow { model_id: string; version: number; tuning_job: string | null; adapter_uri: string; checkpoints: string | null; create_time: string }
 interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string; labels: string | null }
-interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string }
+interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string; checkpoint_id: string | null }
 
 const MAX_PAGE = LIMITS.pageSize.models;
 
@@ -234,11 +238,19 @@ export class Registry {
    * endpoint's; an empty one leaves it as it is (the new model gets 0%), except on an endpoint with
    * nothing deployed, where the new model gets 100%.
    */
-  deploy(project: string, location: string, endpointId: string, modelName: string, trafficSplit: Record<string, number> = {}): DeployedModelRecord {
+  deploy(
+    project: string, location: string, endpointId: string, modelName: string, trafficSplit: Record<string, number> = {}, checkpointId?: string,
+  ): DeployedModelRecord {
     return this.db.immediate(() => {
       const endpoint = this.getEndpoint(project, location, endpointId);
       const model = this.getModel(project, location, modelName);
       const v = this.modelVersion(model, modelName);
+      if (checkpointId !== undefined && !v.checkpoints.some((k) => k.checkpointId === checkpointId && k.adapterUri)) {
+        throw new InvalidRequestError(
+          `deployed_model.checkpoint_id ${JSON.stringify(checkpointId)} is not a stored checkpoint of ${model.name}@${v.version}` +
+            ` (stored: ${v.checkpoints.filter((k) => k.adapterUri).map((k) => k.checkpointId).join(', ') || 'none'}).`,
+        );
+      }
       const existing = endpoint.deployedModels.map((d) => d.id);
       const split = checkTrafficSplit(trafficSplit, [...existing, '0'], 'traffic_split');
       const t = now();
@@ -251,10 +263,10 @@ export class Registry {
         share = existing.length === 0 ? 100 : 0;
       }
       this.db.sqlite
-        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(id, endpoint.id, model.id, v.version, share, t);
+        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time, checkpoint_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, endpoint.id, model.id, v.version, share, t, checkpointId ?? null);
       this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(t, endpoint.id);
-      return { id, modelId: model.id, modelVersion: v.version, trafficPercent: share, createTime: t };
+      return { id, modelId: model.id, modelVersion: v.version, trafficPercent: share, createTime: t, ...(checkpointId !== undefined ? { checkpointId } : {}) };
     });
   }
 
@@ -370,7 +382,10 @@ export class Registry {
 
   private toEndpoint(r: EndpointRow): EndpointRecord {
     const deployedModels = (this.db.sqlite.prepare('SELECT * FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time, id').all(r.id) as DeployedRow[])
-      .map((d) => ({ id: d.id, modelId: d.model_id, modelVersion: d.model_version, trafficPercent: d.traffic_percent, createTime: d.create_time }));
+      .map((d) => ({
+        id: d.id, modelId: d.model_id, modelVersion: d.model_version, trafficPercent: d.traffic_percent, createTime: d.create_time,
+        ...(d.checkpoint_id !== null ? { checkpointId: d.checkpoint_id } : {}),
+      }));
     return {
       id: r.id, name: `projects/${r.project}/locations/${r.location}/endpoints/${r.id}`, project: r.project, location: r.location,
       displayName: r.display_name, createTime: r.create_time, updateTime: r.update_time, deployedModels,

@@ -95,8 +95,16 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
       storage.putObjectSync(outBucket, outPrefix + f, fs.readFileSync(path.join(outDir, f)));
     }
   }
-  let checkpoints: CheckpointInfo[] = listCheckpoints(outDir).map((c) => ({ checkpointId: String(c.epoch), epoch: c.epoch, step: c.step }));
-  if (spec.exportLastCheckpointOnly) checkpoints = checkpoints.slice(-1);
+  let stored = listCheckpoints(outDir);
+  if (spec.exportLastCheckpointOnly) stored = stored.slice(-1);
+  // Each kept checkpoint's PEFT adapter (the trainer writes one into every epoch checkpoint) is stored,
+  // so that any of them can be deployed (DeployedModel.checkpoint_id).
+  const checkpoints: CheckpointInfo[] = stored.map((c) => {
+    const at = `tuningJobs/${spec.jobId}/checkpoints/${c.epoch}/`;
+    const files = fs.readdirSync(c.dir).filter((f) => f.startsWith('adapter_')).sort();
+    for (const f of files) storage.putObjectSync(bucket, at + f, fs.readFileSync(path.join(c.dir, f)));
+    return { checkpointId: String(c.epoch), epoch: c.epoch, step: c.step, ...(files.length ? { adapterUri: gsUri(bucket, at) } : {}) };
+  });
   new Registry(db).commitTunedModel(
     jobs,
     { id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel, labels: spec.labels },
