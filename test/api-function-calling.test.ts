@@ -88,7 +88,6 @@ test('refusals: no tool support in the template, undeclared allowed names, other
   await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['nope'] } } }, /"nope" is not a declared function/);
   await bad(URL_, { ...userText('x'), tools: [{ googleSearch: {} , functionDeclarations: [WEATHER] }] }, /'tools\[0\]\.google_search' is not supported by tunekit/);
   await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY' } }, generationConfig: { responseMimeType: 'application/json' } }, /cannot be combined with function calling/);
-  await bad(`${PREFIX}/qwen3-tools:streamGenerateContent?alt=sse`, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }] }, /streamGenerateContent with function calling/);
 });
 
 test('tool-call parsing: Hermes and Llama 3.1 styles, arguments checked against the declaration', () => {
@@ -102,4 +101,18 @@ test('tool-call parsing: Hermes and Llama 3.1 styles, arguments checked against 
   // Llama 3.1's template teaches this format in its tools block.
   assert.equal(toolCallStyle('{%- if tools %}Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.{%- endif %}'), 'llama3');
   assert.equal(toolCallStyle(JSON.parse(fs.readFileSync(path.join(realTokenizerDir('gemma3'), 'tokenizer_config.json'), 'utf8')).chat_template), null);
+});
+
+test('streamGenerateContent with tools: the answer is held and sent as one event with the functionCall parts', async () => {
+  const body = {
+    ...userText('Weather?'), tools: [{ functionDeclarations: [WEATHER] }],
+    toolConfig: { functionCallingConfig: { mode: 'ANY' } }, generationConfig: { temperature: 1, seed: 3, maxOutputTokens: 120 },
+  };
+  const whole = await (await api.post(URL_, body)).json() as any;
+  const res = await api.post(`${PREFIX}/qwen3-tools:streamGenerateContent?alt=sse`, body);
+  assert.equal(res.status, 200);
+  const events = (await res.text()).split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)));
+  assert.equal(events.length, 1);
+  assert.deepEqual(events[0].candidates, whole.candidates);
+  assert.ok(events[0].candidates[0].content.parts.some((p: any) => p.functionCall), JSON.stringify(events[0].candidates[0]));
 });

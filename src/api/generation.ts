@@ -563,8 +563,8 @@ export function generateResponseJson(header: ResponseHeader, result: GenerationR
     return {
       candidates: [{
         content: all.length ? { role: 'model', parts: all } : { role: 'model' },
-        finishReason: calls.malformed ? 'MALFORMED_FUNCTION_CALL' : finishReasonName(result.finishReason),
-        ...(calls.malformed ? { finishMessage: 'The model wrote a function call that does not parse or does not follow the declaration.' } : {}),
+        finishReason: calls.malformed && result.finishReason !== 'length' ? 'MALFORMED_FUNCTION_CALL' : finishReasonName(result.finishReason),
+        ...(calls.malformed && result.finishReason !== 'length' ? { finishMessage: 'The model wrote a function call that does not parse or does not follow the declaration.' } : {}),
         ...extra,
       }],
       usageMetadata: usageJson(result),

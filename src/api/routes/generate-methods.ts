@@ -140,12 +140,21 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   if ((req.candidateCount ?? 1) > 1) {
     throw invalidArgument(`Invalid value at 'generation_config.candidate_count', ${req.candidateCount}: streamGenerateContent supports one candidate in tunekit; use generateContent for more.`);
   }
-  if (req.tools && req.tools.mode !== 'NONE') {
-    throw invalidArgument(`'tools': streamGenerateContent with function calling is not supported by tunekit yet; use generateContent (or mode NONE).`);
-  }
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
   const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, promptTask(req, model.config.maxPositionEmbeddings), signal));
   const header = responseHeader(served.modelVersion);
+  if (req.tools && req.tools.mode !== 'NONE') {
+    // With functions declared, the answer may be a call, which is known only at the end: it is held
+    // and sent as one event (one array element without alt=sse) with the parsed functionCall parts.
+    const parts = outputParts(served, ids, req, signal);
+    for (;;) {
+      const r = await parts.next();
+      if (!r.done) continue;
+      const whole = generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true), req);
+      if (alt !== 'sse') return Response.json([whole]);
+      return new Response(`data: ${JSON.stringify(whole)}\r\n\r\n`, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } });
+    }
+  }
   const parts = outputParts(served, ids, req, signal);
   const stop = (): void => void parts.return(undefined as never).catch(() => undefined);
   signal.addEventListener('abort', stop, { once: true });
