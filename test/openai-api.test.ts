@@ -128,3 +128,25 @@ test('errors in OpenAI\'s shape: unknown parameters, unknown models, bad values'
   assert.equal(range.status, 400);
   assert.match(range.message, /temperature/);
 });
+
+test('model may name an endpoint: it serves what the endpoint deploys; an unknown endpoint is 404', async () => {
+  const withEndpoint = tinyApi({
+    endpoints: {
+      resolve: (project, location, endpoint) => {
+        if (endpoint !== '42') throw Object.assign(new Error(`Endpoint ${endpoint} not found.`), { status: 'NOT_FOUND' });
+        return { publisher: 'google', model: 'gemma3-tiny', modelVersion: `projects/${project}/locations/${location}/models/7@1` };
+      },
+    },
+  });
+  const c = new OpenAI({
+    apiKey: 'unused', baseURL: 'http://tunekit.local/v1', maxRetries: 0,
+    fetch: (async (url: string | URL | Request, init?: RequestInit) => withEndpoint.app.request(String(url), init)) as typeof fetch,
+  });
+  const params = { messages: [{ role: 'user' as const, content: 'hi' }], seed: 3, temperature: 1, max_tokens: 5 };
+  const viaEndpoint = await c.chat.completions.create({ ...params, model: 'projects/p/locations/us-central1/endpoints/42' });
+  const direct = await c.chat.completions.create({ ...params, model: 'gemma3-tiny' });
+  assert.equal(viaEndpoint.choices[0]!.message.content, direct.choices[0]!.message.content);
+  const missing = await c.chat.completions.create({ ...params, model: 'projects/p/locations/us-central1/endpoints/9' }).catch((e: unknown) => e);
+  assert.ok(missing instanceof OpenAI.APIError);
+  assert.equal(missing.status, 404);
+});

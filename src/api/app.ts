@@ -53,7 +53,8 @@ export function createApp(opts: ApiOptions): Hono {
   registerPublisherModelRoutes(routes, api);
   if (opts.tuning) registerTuningJobRoutes(routes, api, opts.tuning);
   if (opts.tuning) registerRegistryRoutes(routes, api, opts.tuning);
-  registerEndpointRoutes(routes, api, opts.endpoints ?? (opts.tuning ? registryEndpoints(opts.tuning) : noEndpoints));
+  const endpoints = opts.endpoints ?? (opts.tuning ? registryEndpoints(opts.tuning) : noEndpoints);
+  registerEndpointRoutes(routes, api, endpoints);
   registerEvaluationRoutes(routes, api);
   routes.onError((err) => errorResponse(api, err));
 
@@ -76,7 +77,7 @@ export function createApp(opts: ApiOptions): Hono {
     }
     c.res = new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: done })), c.res);
   });
-  app.route('/v1', openaiRoutes(api)); // /v1/chat/completions, /v1/completions, /v1/models (OpenAI's shape)
+  app.route('/v1', openaiRoutes(api, endpoints)); // /v1/chat/completions, /v1/completions, /v1/models (OpenAI's shape)
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
   app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));
   app.onError((err) => errorResponse(api, err));

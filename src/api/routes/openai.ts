@@ -5,12 +5,14 @@
 // GenerateContentRequest it means and runs the same code: rendering, constrained decoding
 // (response_format, tool_choice "required"), candidates (n), logprobs, penalties, the serving engine.
 // Every request field is honoured or refused with 400 naming it (unknown fields included).
-// `model` names a publisher model: "NAME" or "publishers/PUBLISHER/models/NAME".
+// `model` names a publisher model ("NAME" or "publishers/PUBLISHER/models/NAME") or an endpoint
+// ("projects/P/locations/L/endpoints/E": a deployed tuned model, permission checked in P).
 
 import { Hono, type Context } from 'hono';
 import { randomBytes } from 'node:crypto';
-import { PERMISSIONS } from '../auth.js';
-import { body, requestSignal, type ApiContext } from '../context.js';
+import { guard, PERMISSIONS } from '../auth.js';
+import type { EndpointResolver } from './endpoints.js';
+import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { HttpError, invalidArgument, toStatus } from '../errors.js';
 import {
   assertMayFit, candidateOptions, functionCallParts, parseGenerateRequest, type GenerationRequest,
@@ -48,7 +50,7 @@ function openaiError(api: ApiContext, err: unknown): Response {
   return Response.json({ error: { message: status.error.message, type, param, code: status.error.status.toLowerCase() } }, { status: httpStatus });
 }
 
-export function openaiRoutes(api: ApiContext): Hono {
+export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono {
   const app = new Hono();
   app.onError((err) => openaiError(api, err));
 
@@ -57,8 +59,19 @@ export function openaiRoutes(api: ApiContext): Hono {
     const project = principal.email ? principal.email.split('@')[1]!.split('.')[0]! : 'express';
     await api.auth.authorize(principal, PERMISSIONS.predict, project);
   };
-  const resolve = async (model: unknown): Promise<ServedModel> => {
+  const resolve = async (c: Context, model: unknown): Promise<ServedModel> => {
     if (typeof model !== 'string' || model === '') throw badParam('model', 'you must provide a model parameter');
+    // An endpoint (a tuned model deployed, or a base model): the permission is checked in its project.
+    const e = /^projects\/([^/]+)\/locations\/([^/]+)\/endpoints\/([^/]+)$/.exec(model);
+    if (e) {
+      const [, project, location, endpoint] = e as unknown as [string, string, string, string];
+      await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
+      checkLocation(api, location);
+      const target = await endpoints.resolve(project, location, endpoint);
+      return target.adapterDir === undefined
+        ? api.catalog.served(target.publisher, target.model)
+        : api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
+    }
     const m = /^publishers\/([^/]+)\/models\/([^/]+)$/.exec(model);
     const [publisher, name] = m ? [m[1]!, m[2]!] : ['google', model];
     api.catalog.registration(publisher, name);
@@ -76,7 +89,7 @@ export function openaiRoutes(api: ApiContext): Hono {
     await authorize(c);
     const req = (await body(api, c)).value;
     for (const k of Object.keys(req)) if (!CHAT_FIELDS.has(k)) throw badParam(k, `Unrecognized request argument supplied: ${k}`);
-    const served = await resolve(req.model);
+    const served = await resolve(c, req.model);
     const vertex = chatToVertex(req);
     return run(c, served, vertex, req, 'chat');
   });
@@ -89,7 +102,7 @@ export function openaiRoutes(api: ApiContext): Hono {
       if (req[k] !== undefined && req[k] !== null && req[k] !== false && !(k === 'best_of' && req[k] === 1)) throw badParam(k, `${k} is not supported by tunekit's /v1/completions`);
     }
     if (typeof req.prompt !== 'string') throw badParam('prompt', 'prompt must be one string');
-    const served = await resolve(req.model);
+    const served = await resolve(c, req.model);
     const vertex = { contents: [{ role: 'user', parts: [{ text: req.prompt || ' ' }] }], generationConfig: commonConfig(req) };
     return run(c, served, vertex, req, 'completion');
   });
