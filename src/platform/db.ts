@@ -38,7 +38,7 @@ export class PlatformDb {
     const sqlite = new Database(file, { timeout: opts.busyTimeoutMs ?? 10_000 });
     fs.chmodSync(file, 0o600);
     try {
-      sqlite.pragma('journal_mode = WAL');
+      walMode(sqlite, opts.busyTimeoutMs ?? 10_000);
       sqlite.pragma('synchronous = FULL');
       sqlite.pragma('foreign_keys = ON');
       const db = new PlatformDb(sqlite, dir);
@@ -61,6 +61,25 @@ export class PlatformDb {
 
   close(): void {
     if (this.sqlite.open) this.sqlite.close();
+  }
+}
+
+/**
+ * Switches the file to WAL. SQLite answers SQLITE_BUSY at once, without the busy handler, while another
+ * process that opened a fresh file at the same moment is switching it or migrating it (seen with six
+ * processes starting together), so this one retries with a short random pause until the timeout.
+ */
+function walMode(sqlite: Sqlite, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      sqlite.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      Atomics.wait(pause, 0, 0, 5 + randomInt(20));
+    }
   }
 }
 
