@@ -5,11 +5,8 @@
 // Prints tokens/s for both (best of the repeats) and the ratio tunekit / llama.cpp.
 
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initTinyModel } from '../src/models/tiny.js';
-import { exportGguf } from '../src/export/gguf.js';
+import { prepareSmallLlama, SMALL_LLAMA_DIR, SMALL_LLAMA_GGUF } from './small-llama.js';
 import { Random } from '../src/engine/random.js';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -17,8 +14,8 @@ const PROMPT = Number(process.env.BENCH_PROMPT ?? 512);
 const DECODE = Number(process.env.BENCH_DECODE ?? 128);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
-const dir = path.resolve('.cache/bench/llama-small');
-const ggufFile = path.resolve('.cache/bench/llama-small-f32.gguf');
+const dir = SMALL_LLAMA_DIR;
+const ggufFile = SMALL_LLAMA_GGUF;
 
 interface Speeds { pp: number; tg: number; rssMiB: number; detail: string }
 
@@ -86,14 +83,7 @@ if (role === '--child') {
   const r = which === 'tunekit' ? await measureTunekit() : await measureLlamaCpp();
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {
-  if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
-    console.log('writing the small llama checkpoint (SmolLM2-135M shapes) ...');
-    initTinyModel({ family: 'llama', size: 'small', seed: 0, out: dir });
-  }
-  if (!fs.existsSync(ggufFile)) {
-    console.log('exporting it to GGUF f32 ...');
-    await exportGguf({ modelDir: dir, out: ggufFile, dtype: 'f32' });
-  }
+  await prepareSmallLlama();
   const self = fileURLToPath(import.meta.url);
   const child = (which: string): Speeds => {
     const r = spawnSync(process.execPath, [self, '--child', which], { encoding: 'utf8', env: process.env });

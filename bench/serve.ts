@@ -17,8 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initTinyModel } from '../src/models/tiny.js';
-import { exportGguf } from '../src/export/gguf.js';
+import { BENCH_CACHE, prepareSmallLlama, SMALL_LLAMA_DIR, SMALL_LLAMA_GGUF } from './small-llama.js';
 import { exportGgufLora } from '../src/export/gguf-lora.js';
 import { Random } from '../src/engine/random.js';
 import { loadModelConfig } from '../src/models/loader.js';
@@ -32,9 +31,9 @@ const PROMPT = 32;
 const RANK = Number(process.env.BENCH_RANK ?? 8);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 1);
 
-const cacheDir = path.resolve('.cache/bench');
-const dir = path.join(cacheDir, 'llama-small');
-const ggufFile = path.join(cacheDir, 'llama-small-f32.gguf');
+const cacheDir = BENCH_CACHE;
+const dir = SMALL_LLAMA_DIR;
+const ggufFile = SMALL_LLAMA_GGUF;
 const adapterDirs = Array.from({ length: REQUESTS }, (_, i) => path.join(cacheDir, `serve-adapter-r${RANK}-${i}`));
 const adapterGguf = (i: number) => `${adapterDirs[i]}.gguf`;
 
@@ -164,15 +163,7 @@ async function measureLlamaCpp(mode: 'd-concurrent' | 'd-serial' | 'd1', threads
 }
 
 async function prepare(): Promise<void> {
-  fs.mkdirSync(cacheDir, { recursive: true });
-  if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
-    console.log('writing the small llama checkpoint (SmolLM2-135M shapes) ...');
-    initTinyModel({ family: 'llama', size: 'small', seed: 0, out: dir });
-  }
-  if (!fs.existsSync(ggufFile)) {
-    console.log('exporting it to GGUF f32 ...');
-    await exportGguf({ modelDir: dir, out: ggufFile, dtype: 'f32' });
-  }
+  await prepareSmallLlama();
   const config = loadModelConfig(dir);
   for (let i = 0; i < REQUESTS; i++) {
     if (fs.existsSync(adapterGguf(i))) continue;

@@ -6,6 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBody, PROJECT, tuningPlatform, waitForJob } from './helpers/tuning.js';
+import { Random } from '../src/engine/random.js';
 
 const t = tuningPlatform();
 after(() => t.close());
@@ -77,16 +78,10 @@ test('serviceAccount: checked, actAs required, and the job reads and writes as t
   assert.match(onV1.json.error.message, /Unknown name "outputUri".*v1beta1/);
 });
 
-/** mulberry32: a fixed-seed generator for the traffic draw. */
+/** A fixed-seed generator for the traffic draw. */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Random(seed);
+  return () => rng.next();
 }
 
 test('trafficSplit: applied to requests (statistically, fixed seed) and updated as DeployModel/UndeployModel say', async () => {

@@ -14,29 +14,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { EnumDescriptor, FieldDescriptor, MessageDescriptor, ProtoSetFile } from '../src/api/proto-json.js';
 
-export interface FieldDescriptor {
-  /** proto field name (snake_case) */
-  name: string;
-  number: number;
-  /** scalar type name (string, int64, ...) or a fully qualified message/enum name */
-  type: string;
-  kind: 'scalar' | 'message' | 'enum';
-  repeated?: true;
-  /** map<key, value>: `type`/`kind` describe the value */
-  mapKey?: string;
-  oneof?: string;
-  outputOnly?: true;
-  required?: true;
-}
-export interface MessageDescriptor { fields: Record<string, FieldDescriptor> /* by json name */ }
-export interface EnumDescriptor { values: Record<string, number> }
-export interface ProtoSet {
-  package: string;
-  source: string;
-  messages: Record<string, MessageDescriptor>;
-  enums: Record<string, EnumDescriptor>;
-}
+type ProtoSet = ProtoSetFile;
 
 const SCALARS = new Set(['double', 'float', 'int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64',
   'sfixed32', 'sfixed64', 'bool', 'string', 'bytes']);

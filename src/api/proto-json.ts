@@ -290,23 +290,35 @@ export const bytes = (b: Uint8Array): string => Buffer.from(b).toString('base64'
 
 export type ApiVersion = 'v1' | 'v1beta1';
 
+/** The descriptors' shapes, as tools/gen-proto-descriptors.ts writes them. */
 export interface FieldDescriptor {
+  /** proto field name (snake_case) */
   name: string;
   number: number;
+  /** scalar type name (string, int64, ...) or a fully qualified message/enum name */
   type: string;
   kind: 'scalar' | 'message' | 'enum';
   repeated?: true;
+  /** map<key, value>: `type`/`kind` describe the value */
   mapKey?: string;
   oneof?: string;
   outputOnly?: true;
   required?: true;
 }
-export interface MessageDescriptor { fields: Record<string, FieldDescriptor> }
+export interface MessageDescriptor { fields: Record<string, FieldDescriptor> /* by json name */ }
+export interface EnumDescriptor { values: Record<string, number> }
+export interface ProtoSetFile {
+  package: string;
+  source: string;
+  messages: Record<string, MessageDescriptor>;
+  enums: Record<string, EnumDescriptor>;
+}
+/** A loaded set, with lookup tables built on first use. */
 interface ProtoSet {
   package: string;
   source: string;
   messages: Record<string, MessageDescriptor & { byName?: Map<string, [string, FieldDescriptor]> }>;
-  enums: Record<string, { values: Record<string, number>; byNumber?: Map<number, string> }>;
+  enums: Record<string, EnumDescriptor & { byNumber?: Map<number, string> }>;
 }
 
 const protoSets = new Map<ApiVersion, ProtoSet>();

@@ -1,20 +1,10 @@
 // Summary statistics for evaluation reports: means and percentile-bootstrap confidence intervals
 // (resampling instances with replacement, a seeded generator so a report is reproducible).
 
+import { Random } from '../engine/random.js';
+
 export function mean(xs: number[]): number | undefined {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface Interval {
@@ -31,11 +21,11 @@ export function bootstrapCi(xs: number[], opts: { iterations?: number; alpha?: n
   const m = mean(xs)!;
   const iterations = opts.iterations ?? 2000;
   const alpha = opts.alpha ?? 0.05;
-  const rand = seededRandom(opts.seed ?? 0);
+  const rng = new Random(opts.seed ?? 0);
   const means = new Float64Array(iterations);
   for (let b = 0; b < iterations; b++) {
     let s = 0;
-    for (let i = 0; i < n; i++) s += xs[Math.floor(rand() * n)];
+    for (let i = 0; i < n; i++) s += xs[Math.floor(rng.next() * n)];
     means[b] = s / n;
   }
   means.sort();
