@@ -17,6 +17,11 @@ export interface RunningServer {
 
 export function listen(app: Hono, opts: { port: number; host: string }): Promise<RunningServer> {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Idle keep-alive connections are closed by the client, not by the server: with Node's 5 s default a
+  // client (undici keeps idle sockets 4 s) can send a request on a socket the server is closing, which
+  // fails as "other side closed" (seen under load in the soak test).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
