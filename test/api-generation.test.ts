@@ -120,7 +120,7 @@ test('streamGenerateContent?alt=sse: chunks carry only new text, concatenate to 
 });
 
 test('streamGenerateContent errors before the first token are ordinary statuses', async () => {
-  const res = await api.post(`${PREFIX}/qwen3-tiny:streamGenerateContent?alt=sse`, { ...userText('hi'), generationConfig: { candidateCount: 3 } });
+  const res = await api.post(`${PREFIX}/qwen3-tiny:streamGenerateContent?alt=sse`, { ...userText('hi'), generationConfig: { candidateCount: 9 } });
   assert.equal(res.status, 400);
   assert.equal((await res.json() as { error: { status: string } }).error.status, 'INVALID_ARGUMENT');
 });

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Dialogue, Turn } from '../data/conversation.js';
 import { renderPromptText, toChatMessages } from '../data/render.js';
-import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult } from '../generate/generate.js';
+import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, TokenLogprob } from '../generate/generate.js';
 import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { fieldError, HttpError, invalidArgument } from './errors.js';
@@ -492,29 +492,19 @@ export function responseHeader(modelVersion: string): ResponseHeader {
 }
 
 /** A piece of output: answer text, or thought text (sent only when the request includes thoughts). */
-export type OutputPart = { text: string; thought?: boolean };
+export type OutputPart = { text: string; thought?: boolean; logprobs?: TokenLogprob[] };
 
 function content(parts: OutputPart[]): Record<string, unknown> {
   const kept = parts.filter((p) => p.text !== '').map((p) => (p.thought ? { text: p.text, thought: true } : { text: p.text }));
   return kept.length === 0 ? { role: 'model' } : { role: 'model', parts: kept };
 }
 
-/**
- * usageMetadata. Billing is one definition: the prompt is the rendered, tokenized prompt the model read
- * (countTokens counts the same text); candidates are the answer tokens, thoughts counted apart.
- */
-export function usageJson(result: GenerationResult): Record<string, unknown> {
-  const generated = result.tokenIds.length;
-  const answer = generated - result.thoughtTokens;
-  const usage: Record<string, unknown> = {
-    promptTokenCount: result.promptTokens,
-    candidatesTokenCount: answer,
-    totalTokenCount: result.promptTokens + generated,
-  };
-  if (result.thoughtTokens > 0) usage.thoughtsTokenCount = result.thoughtTokens;
-  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: result.promptTokens }];
-  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
-  return usage;
+/** logprobsResult of some answer tokens: chosen ones and, when asked for, the top alternatives. */
+export function logprobsResultJson(tokenizer: Tokenizer, lp: readonly TokenLogprob[]): Record<string, unknown> {
+  const cand = (tokenId: number, logProbability: number) => ({ token: tokenizer.decode([tokenId]), tokenId, logProbability });
+  const out: Record<string, unknown> = { chosenCandidates: lp.map((t) => cand(t.tokenId, t.logprob)) };
+  if (lp.some((t) => t.top.length > 0)) out.topCandidates = lp.map((t) => ({ candidates: t.top.map((c) => cand(c.tokenId, c.logprob)) }));
+  return out;
 }
 
 /** avgLogprobs and, when asked for, logprobsResult of a finished candidate. */
@@ -523,13 +513,7 @@ export function logprobsJson(tokenizer: Tokenizer, result: GenerationResult, res
   if (!lp) return {};
   const out: Record<string, unknown> = {};
   if (lp.length > 0) out.avgLogprobs = lp.reduce((a, t) => a + t.logprob, 0) / lp.length;
-  if (responseLogprobs) {
-    const token = (id: number) => tokenizer.decode([id]);
-    const cand = (tokenId: number, logProbability: number) => ({ token: token(tokenId), tokenId, logProbability });
-    const result2: Record<string, unknown> = { chosenCandidates: lp.map((t) => cand(t.tokenId, t.logprob)) };
-    if (lp.some((t) => t.top.length > 0)) result2.topCandidates = lp.map((t) => ({ candidates: t.top.map((c) => cand(c.tokenId, c.logprob)) }));
-    out.logprobsResult = result2;
-  }
+  if (responseLogprobs) out.logprobsResult = logprobsResultJson(tokenizer, lp);
   return out;
 }
 
@@ -539,18 +523,7 @@ export function candidatesResponseJson(header: ResponseHeader, results: Generati
     const one = generateResponseJson(header, r, includeThoughts, extras[i], req) as { candidates: Record<string, unknown>[] };
     return i === 0 ? one.candidates[0]! : { index: i, ...one.candidates[0]! };
   });
-  const prompt = results[0]!.promptTokens;
-  let answer = 0;
-  let thoughts = 0;
-  for (const r of results) {
-    answer += r.tokenIds.length - r.thoughtTokens;
-    thoughts += r.thoughtTokens;
-  }
-  const usage: Record<string, unknown> = { promptTokenCount: prompt, candidatesTokenCount: answer, totalTokenCount: prompt + answer + thoughts };
-  if (thoughts > 0) usage.thoughtsTokenCount = thoughts;
-  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: prompt }];
-  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
-  return { candidates, usageMetadata: usage, ...header };
+  return { candidates, usageMetadata: candidatesUsageJson(results), ...header };
 }
 
 /** The whole GenerateContentResponse of a finished generation. */
@@ -567,14 +540,14 @@ export function generateResponseJson(header: ResponseHeader, result: GenerationR
         ...(calls.malformed && result.finishReason !== 'length' ? { finishMessage: 'The model wrote a function call that does not parse or does not follow the declaration.' } : {}),
         ...extra,
       }],
-      usageMetadata: usageJson(result),
+      usageMetadata: candidatesUsageJson([result]),
       ...header,
     };
   }
   parts.push({ text: result.text });
   return {
     candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason), ...extra }],
-    usageMetadata: usageJson(result),
+    usageMetadata: candidatesUsageJson([result]),
     ...header,
   };
 }
@@ -582,15 +555,46 @@ export function generateResponseJson(header: ResponseHeader, result: GenerationR
 /** The output part of a streamed generation chunk, or null when it is a thought the caller did not ask for. */
 export function chunkPart(chunk: GenerationChunk, includeThoughts: boolean): OutputPart | null {
   if (chunk.thought) return includeThoughts ? { text: chunk.text, thought: true } : null;
-  return { text: chunk.text };
+  return chunk.logprobs ? { text: chunk.text, logprobs: chunk.logprobs } : { text: chunk.text };
 }
 
-/** One streamed chunk: only the new text; the last one also carries finishReason and usage. */
-export function streamChunkJson(header: ResponseHeader, parts: OutputPart[], result?: GenerationResult, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  if (!result) return { candidates: [{ content: content(parts) }], ...header };
-  return {
-    candidates: [{ content: content(parts), finishReason: finishReasonName(result.finishReason), ...extra }],
-    usageMetadata: usageJson(result),
-    ...header,
-  };
+/**
+ * One candidate of a streamed chunk: only its new text (with logprobsResult of the tokens that wrote
+ * it, when asked for); its last chunk also carries finishReason and avgLogprobs (over the whole
+ * candidate). Candidate 0 has no index, as proto3 JSON leaves defaults out.
+ */
+export function streamCandidateJson(
+  tokenizer: Tokenizer, index: number, parts: OutputPart[], responseLogprobs: boolean, result?: GenerationResult, extraTokens: readonly TokenLogprob[] = [],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = index > 0 ? { index, content: content(parts) } : { content: content(parts) };
+  if (responseLogprobs) {
+    const lp = [...parts.flatMap((p) => p.logprobs ?? []), ...extraTokens];
+    if (lp.length > 0 || result) out.logprobsResult = logprobsResultJson(tokenizer, lp);
+  }
+  if (result) {
+    out.finishReason = finishReasonName(result.finishReason);
+    const avg = logprobsJson(tokenizer, result, false).avgLogprobs;
+    if (avg !== undefined) out.avgLogprobs = avg;
+  }
+  return out;
+}
+
+/**
+ * usageMetadata. Billing is one definition: the prompt is the rendered, tokenized prompt the model read
+ * (countTokens counts the same text), once for all candidates; candidates are the answer tokens,
+ * thoughts counted apart.
+ */
+export function candidatesUsageJson(results: GenerationResult[]): Record<string, unknown> {
+  const prompt = results[0]!.promptTokens;
+  let answer = 0;
+  let thoughts = 0;
+  for (const r of results) {
+    answer += r.tokenIds.length - r.thoughtTokens;
+    thoughts += r.thoughtTokens;
+  }
+  const usage: Record<string, unknown> = { promptTokenCount: prompt, candidatesTokenCount: answer, totalTokenCount: prompt + answer + thoughts };
+  if (thoughts > 0) usage.thoughtsTokenCount = thoughts;
+  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: prompt }];
+  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
+  return usage;
 }

@@ -78,6 +78,12 @@ export interface GenerationChunk {
   tokenId: number;
   /** Part of the model's thinking rather than its answer. */
   thought?: boolean;
+  /**
+   * With `logprobs`: the answer tokens sampled since the previous answer chunk (text held back by the
+   * stream decoder or a possible stop sequence comes with a later chunk). Tokens whose text is never
+   * emitted (a stop sequence) are only in the result's.
+   */
+  logprobs?: TokenLogprob[];
 }
 
 /** What a sequence needs of its model: tokenizer, defaults, shape. */
@@ -104,6 +110,8 @@ export class SequenceState {
   private readonly constraint: TokenConstraint | null;
   private readonly counts = new Map<number, number>();
   private readonly logprobs: TokenLogprob[] = [];
+  /** Log probabilities already attached to a chunk. */
+  private logprobsSent = 0;
 
   /** Checks the request (InvalidRequestError names what is wrong) and sets up its sampler and matchers. */
   constructor(model: SequenceModel, readonly promptIds: readonly number[], readonly opts: GenerateOptions) {
@@ -188,7 +196,7 @@ export class SequenceState {
       const { emit, stopped } = this.stops.push(this.decoder.push(t));
       if (emit) {
         this.text += emit;
-        chunks.push({ text: emit, tokenId: t });
+        chunks.push(this.answerChunk(emit, t));
       }
       if (stopped) return this.finish('stop_sequence', chunks);
     }
@@ -221,10 +229,17 @@ export class SequenceState {
       if (stopped) this.finishReason = 'stop_sequence';
       if (rest) {
         this.text += rest;
-        chunks.push({ text: rest, tokenId: last });
+        chunks.push(this.answerChunk(rest, last));
       }
     }
     return { chunks, feed: [] };
+  }
+
+  private answerChunk(text: string, tokenId: number): GenerationChunk {
+    if (this.opts.logprobs === undefined) return { text, tokenId };
+    const logprobs = this.logprobs.slice(this.logprobsSent);
+    this.logprobsSent = this.logprobs.length;
+    return { text, tokenId, logprobs };
   }
 
   /** The result of a finished sequence. */

@@ -12,7 +12,7 @@ import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
   assertMayFit, refuseUnsupported, requestTemplateTools, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
-  streamChunkJson, type GenerationRequest, type OutputPart,
+  streamCandidateJson, candidatesUsageJson, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
 import { parseMessage, type ApiVersion, type Message } from '../proto-json.js';
@@ -125,42 +125,107 @@ async function* outputParts(
 const encoder = new TextEncoder();
 const event = (json: unknown): Uint8Array => encoder.encode(`data: ${JSON.stringify(json)}\r\n\r\n`);
 
+/** A chunk or the result of one of several candidate streams. */
+export type Merged<T, R> = { index: number; done: false; value: T } | { index: number; done: true; value: R };
+
 /**
- * Server-sent events, one GenerateContentResponse per event. The first token is produced before the
- * response starts, so errors found then (prompt too long) are ordinary status responses; later errors
- * are a bare {"error": ...} event. One chunk is held back so the last event carries text as well as
- * finishReason and usageMetadata. A client that disconnects — while queued for the model, during the
- * prompt, or mid-stream — stops the generation at the next token and frees its slot: the request's
- * signal, not the stream's cancel() (which is not called when the socket closed first), drives that.
- * Without alt=sse Vertex streams a JSON array; this server answers that form as one array at the end.
+ * The chunks of several candidate streams as they come, each tagged with its candidate's index, and
+ * each candidate's result when it ends. One failing fails the whole; when the merge ends early (its
+ * caller returned, or one failed) every stream still open is returned, so the engine drops it.
+ */
+export async function* mergeStreams<T, R>(streams: AsyncGenerator<T, R>[]): AsyncGenerator<Merged<T, R>, void> {
+  type Settled = { index: number; r?: IteratorResult<T, R>; err?: unknown };
+  // Never rejects: a rejection not raced any more would be unhandled.
+  const next = (index: number): Promise<Settled> => streams[index]!.next().then((r) => ({ index, r }), (err: unknown) => ({ index, err }));
+  const pending = new Map<number, Promise<Settled>>(streams.map((_, i) => [i, next(i)]));
+  try {
+    while (pending.size > 0) {
+      const s = await Promise.race(pending.values());
+      if (s.err !== undefined || !s.r) throw s.err;
+      if (s.r.done) {
+        pending.delete(s.index);
+        yield { index: s.index, done: true, value: s.r.value };
+      } else {
+        pending.set(s.index, next(s.index));
+        yield { index: s.index, done: false, value: s.r.value };
+      }
+    }
+  } finally {
+    for (const i of pending.keys()) void streams[i]!.return(undefined as never).catch(() => undefined);
+  }
+}
+
+/**
+ * The GenerateContentResponse chunks of a streamed generation, one candidate per chunk (several
+ * candidates interleave, each with its index). Each chunk carries only its candidate's new text and,
+ * with responseLogprobs, the logprobsResult of the tokens that wrote it; one part per candidate is
+ * held back so that its last chunk carries text as well as finishReason and avgLogprobs; the last
+ * chunk of all carries usageMetadata. With functions declared, a candidate's answer may be a call,
+ * known only at its end: it is held and sent as one chunk with the parsed functionCall parts.
+ */
+async function* streamEvents(served: ServedModel, ids: number[], req: GenerationRequest, signal: AbortSignal): AsyncGenerator<Record<string, unknown>, void> {
+  const { tokenizer } = served.model;
+  const header = responseHeader(served.modelVersion);
+  const streams = served.engine.submitCandidates(ids, candidateOptions(req).map((o) => ({ ...o, adapterDir: served.adapterDir, signal })));
+  const n = streams.length;
+  const held: (OutputPart | null)[] = new Array(n).fill(null);
+  const sentLogprobs: number[] = new Array(n).fill(0);
+  const results: GenerationResult[] = [];
+  const withTools = req.tools !== undefined && req.tools.mode !== 'NONE';
+  const lp = req.responseLogprobs === true;
+  let finished = 0;
+  for await (const m of mergeStreams(streams)) {
+    const i = m.index;
+    if (!m.done) {
+      const part = chunkPart(m.value, req.includeThoughts);
+      if (!part || withTools) continue;
+      const previous = held[i];
+      held[i] = part;
+      if (previous) {
+        sentLogprobs[i] += previous.logprobs?.length ?? 0;
+        yield { candidates: [streamCandidateJson(tokenizer, i, [previous], lp)], ...header };
+      }
+      continue;
+    }
+    const r = m.value;
+    if (r === undefined) throw new CancelledError(); // returned early
+    results[i] = r;
+    finished++;
+    let candidate: Record<string, unknown>;
+    if (withTools) {
+      const whole = generateResponseJson(header, r, req.includeThoughts, logprobsJson(tokenizer, r, lp), req) as { candidates: Record<string, unknown>[] };
+      candidate = i > 0 ? { index: i, ...whole.candidates[0]! } : whole.candidates[0]!;
+    } else {
+      const last = held[i];
+      const seen = sentLogprobs[i]! + (last?.logprobs?.length ?? 0);
+      candidate = streamCandidateJson(tokenizer, i, last ? [last] : [], lp, r, (r.logprobs ?? []).slice(seen));
+    }
+    yield finished === n
+      ? { candidates: [candidate], usageMetadata: candidatesUsageJson(results), ...header }
+      : { candidates: [candidate], ...header };
+  }
+}
+
+/**
+ * Server-sent events, one GenerateContentResponse per event (streamEvents). The first chunk is produced
+ * before the response starts, so errors found then (prompt too long) are ordinary status responses;
+ * later errors are a bare {"error": ...} event. A client that disconnects — while queued for the model,
+ * during the prompt, or mid-stream — stops the generation at the next token and frees its slots: the
+ * request's signal, not the stream's cancel() (which is not called when the socket closed first),
+ * drives that. Without alt=sse Vertex streams a JSON array; this server answers that form as one array
+ * at the end.
  */
 async function stream(api: ApiContext, served: ServedModel, request: Message, alt: string | undefined, signal: AbortSignal): Promise<Response> {
   const { model } = served;
   const req = parseGenerateRequest(request, model);
-  if ((req.candidateCount ?? 1) > 1) {
-    throw invalidArgument(`Invalid value at 'generation_config.candidate_count', ${req.candidateCount}: streamGenerateContent supports one candidate in tunekit; use generateContent for more.`);
-  }
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
   const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, promptTask(req, model.config.maxPositionEmbeddings), signal));
-  const header = responseHeader(served.modelVersion);
-  if (req.tools && req.tools.mode !== 'NONE') {
-    // With functions declared, the answer may be a call, which is known only at the end: it is held
-    // and sent as one event (one array element without alt=sse) with the parsed functionCall parts.
-    const parts = outputParts(served, ids, req, signal);
-    for (;;) {
-      const r = await parts.next();
-      if (!r.done) continue;
-      const whole = generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true), req);
-      if (alt !== 'sse') return Response.json([whole]);
-      return new Response(`data: ${JSON.stringify(whole)}\r\n\r\n`, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } });
-    }
-  }
-  const parts = outputParts(served, ids, req, signal);
-  const stop = (): void => void parts.return(undefined as never).catch(() => undefined);
+  const events = streamEvents(served, ids, req, signal);
+  const stop = (): void => void events.return().catch(() => undefined);
   signal.addEventListener('abort', stop, { once: true });
-  let first: IteratorResult<OutputPart, GenerationResult>;
+  let first: IteratorResult<Record<string, unknown>, void>;
   try {
-    first = await parts.next();
+    first = await events.next();
   } catch (err) {
     signal.removeEventListener('abort', stop);
     throw err;
@@ -169,10 +234,8 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   if (alt !== 'sse') {
     try {
       const chunks: Record<string, unknown>[] = [];
-      let r = first;
-      for (; !r.done; r = await parts.next()) chunks.push(streamChunkJson(header, [r.value]));
-      if (r.value === undefined) throw new CancelledError(); // returned early by stop()
-      chunks.push(streamChunkJson(header, [], r.value, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)));
+      for (let r = first; !r.done; r = await events.next()) chunks.push(r.value);
+      if (signal.aborted) throw new CancelledError(); // returned early by stop()
       return Response.json(chunks);
     } finally {
       signal.removeEventListener('abort', stop);
@@ -180,14 +243,13 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
     }
   }
 
-  let held: OutputPart | null = null;
-  let pending: IteratorResult<OutputPart, GenerationResult> | null = first;
+  let pending: IteratorResult<Record<string, unknown>, void> | null = first;
   let open = true;
   // The client may be gone by the time an event is ready: writing then is a no-op, not an error.
-  const send = (controller: ReadableStreamDefaultController<Uint8Array>, json: unknown, last: boolean): void => {
+  const send = (controller: ReadableStreamDefaultController<Uint8Array>, json: unknown | null, last: boolean): void => {
     if (!open) return;
     try {
-      controller.enqueue(event(json));
+      if (json !== null) controller.enqueue(event(json));
       if (last) controller.close();
     } catch {
       // closed by a disconnect
@@ -200,21 +262,10 @@ async function stream(api: ApiContext, served: ServedModel, request: Message, al
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        for (;;) {
-          const r = pending ?? await parts.next();
-          pending = null;
-          if (r.done && r.value === undefined) throw new CancelledError(); // returned early by stop()
-          if (r.done) {
-            send(controller, streamChunkJson(header, held ? [held] : [], r.value, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true)), true);
-            return;
-          }
-          const previous = held;
-          held = r.value;
-          if (previous !== null) {
-            send(controller, streamChunkJson(header, [previous]), false);
-            return;
-          }
-        }
+        const r = pending ?? await events.next();
+        pending = null;
+        if (r.done && signal.aborted) throw new CancelledError(); // returned early by stop()
+        send(controller, r.done ? null : r.value, r.done === true);
       } catch (err) {
         if (!signal.aborted || api.shutdown.aborted) send(controller, await errorResponse(api, err).json(), true);
         open = false;

@@ -18,9 +18,10 @@ import {
   assertMayFit, candidateOptions, functionCallParts, parseGenerateRequest, type GenerationRequest,
 } from '../generation.js';
 import { Message } from '../proto-json.js';
-import { promptTask } from './generate-methods.js';
+import { mergeStreams, promptTask } from './generate-methods.js';
 import type { ServedModel } from '../catalog.js';
-import type { GenerationChunk, GenerationResult } from '../../generate/generate.js';
+import type { GenerationChunk, GenerationResult, TokenLogprob } from '../../generate/generate.js';
+import type { Tokenizer } from '../../tokenizer/tokenizer.js';
 import { CancelledError } from '../../errors.js';
 
 type Json = Record<string, unknown>;
@@ -122,11 +123,10 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
     const modelName = req.model as string;
     const opts = candidateOptions(g).map((o) => ({ ...o, adapterDir: served.adapterDir, signal }));
     if (req.stream === true) {
-      if (opts.length > 1) throw badParam('n', 'stream supports n = 1 in tunekit');
-      if (g.tools && g.tools.mode !== 'NONE') throw badParam('tools', 'stream with tools is not supported by tunekit yet');
-      if (req.logprobs === true) throw badParam('logprobs', 'stream with logprobs is not supported by tunekit yet');
       const so = req.stream_options as Json | undefined;
-      return stream(served.engine.submitCandidates(ids, opts)[0]!, { id, created, model: modelName, kind, includeUsage: so?.include_usage === true, signal });
+      return stream(served.engine.submitCandidates(ids, opts), g, model.tokenizer, {
+        id, created, model: modelName, kind, includeUsage: so?.include_usage === true, signal, logprobs: req.logprobs === true ? Number(req.top_logprobs ?? 0) : null,
+      });
     }
     const streams = served.engine.submitCandidates(ids, opts);
     let results: GenerationResult[];
@@ -141,19 +141,9 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
       usage.completion_tokens += r.tokenIds.length;
       const finish = r.finishReason === 'length' ? 'length' : 'stop';
       if (kind === 'completion') return { index, text: r.text, logprobs: null, finish_reason: finish };
-      const calls = functionCallParts(g, r.text);
-      const message: Json = { role: 'assistant', content: r.text, refusal: null };
-      let finishReason: string = finish;
-      if (calls && !calls.malformed) {
-        const toolCalls = calls.parts.filter((p) => p.functionCall).map((p) => {
-          const fc = p.functionCall as { name: string; args: unknown };
-          return { id: `call_${randomBytes(9).toString('hex')}`, type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args) } };
-        });
-        message.content = calls.parts.filter((p) => typeof p.text === 'string').map((p) => p.text).join('') || null;
-        message.tool_calls = toolCalls;
-        finishReason = 'tool_calls';
-      }
-      return { index, message, logprobs: req.logprobs === true ? chatLogprobs(model.tokenizer, r, Number(req.top_logprobs ?? 0)) : null, finish_reason: finishReason };
+      const message: Json = { role: 'assistant', ...choiceMessage(g, r.text) };
+      const finishReason = message.tool_calls ? 'tool_calls' : finish;
+      return { index, message, logprobs: req.logprobs === true ? chatLogprobs(model.tokenizer, r.logprobs ?? [], Number(req.top_logprobs ?? 0)) : null, finish_reason: finishReason };
     });
     usage.total_tokens += usage.completion_tokens;
     return c.json({ id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created, model: modelName, choices, usage });
@@ -319,29 +309,56 @@ function chatToVertex(req: Json): Json {
   return out;
 }
 
-function chatLogprobs(tokenizer: { decode(ids: number[]): string }, r: GenerationResult, top: number): Json {
+/**
+ * The message of a finished choice: its text, or, when the model called declared functions, the calls
+ * as tool_calls (content: the text beside them, or null).
+ */
+function choiceMessage(g: GenerationRequest, text: string): Json {
+  const calls = functionCallParts(g, text);
+  if (!calls || calls.malformed) return { content: text, refusal: null };
+  const toolCalls = calls.parts.filter((p) => p.functionCall).map((p) => {
+    const fc = p.functionCall as { name: string; args: unknown };
+    return { id: `call_${randomBytes(9).toString('hex')}`, type: 'function', function: { name: fc.name, arguments: JSON.stringify(fc.args) } };
+  });
+  return { content: calls.parts.filter((p) => typeof p.text === 'string').map((p) => p.text).join('') || null, refusal: null, tool_calls: toolCalls };
+}
+
+function chatLogprobs(tokenizer: { decode(ids: number[]): string }, lp: readonly TokenLogprob[], top: number): Json {
   const entry = (tokenId: number, logprob: number) => {
     const token = tokenizer.decode([tokenId]);
     return { token, logprob, bytes: Array.from(Buffer.from(token, 'utf8')) };
   };
   return {
-    content: (r.logprobs ?? []).map((t) => ({ ...entry(t.tokenId, t.logprob), top_logprobs: t.top.slice(0, top).map((c) => entry(c.tokenId, c.logprob)) })),
+    content: lp.map((t) => ({ ...entry(t.tokenId, t.logprob), top_logprobs: t.top.slice(0, top).map((c) => entry(c.tokenId, c.logprob)) })),
     refusal: null,
   };
 }
 
 const encoder = new TextEncoder();
 
-/** SSE chunks in OpenAI's shape, `data: [DONE]` last; a client that leaves stops the generation. */
+/**
+ * SSE chunks in OpenAI's shape, `data: [DONE]` last. Each chunk carries one choice (several interleave,
+ * by index): its first a role delta, then content deltas, each with the logprobs of the tokens that
+ * wrote it when asked for, then an empty delta with finish_reason (and the logprobs of tokens whose
+ * text never showed, a stop sequence's). With functions declared, a choice's answer may be a call,
+ * known only at its end: it is held and sent as one delta (tool_calls, or content). include_usage
+ * adds a last chunk with the usage of all choices. A client that leaves stops the generation.
+ */
 function stream(
-  it: AsyncGenerator<GenerationChunk, GenerationResult>,
-  m: { id: string; created: number; model: string; kind: 'chat' | 'completion'; includeUsage: boolean; signal: AbortSignal },
+  its: AsyncGenerator<GenerationChunk, GenerationResult>[], g: GenerationRequest, tokenizer: Tokenizer,
+  m: { id: string; created: number; model: string; kind: 'chat' | 'completion'; includeUsage: boolean; signal: AbortSignal; logprobs: number | null },
 ): Response {
   const base = { id: m.id, object: m.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: m.created, model: m.model };
-  const choice = (text: string | null, finish: string | null, first = false) => (m.kind === 'chat'
-    ? { index: 0, delta: text === null ? {} : first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: finish }
-    : { index: 0, text: text ?? '', logprobs: null, finish_reason: finish });
-  const stop = () => void it.return(undefined as never).catch(() => undefined);
+  const lp = (tokens: readonly TokenLogprob[]) => (m.logprobs === null ? null : chatLogprobs(tokenizer, tokens, m.logprobs));
+  const choice = (index: number, delta: Json | null, finish: string | null, tokens: readonly TokenLogprob[] = []) => (m.kind === 'chat'
+    ? { index, delta: delta ?? {}, logprobs: lp(tokens), finish_reason: finish }
+    : { index, text: (delta?.content as string | undefined) ?? '', logprobs: null, finish_reason: finish });
+  const withTools = g.tools !== undefined && g.tools.mode !== 'NONE';
+  const n = its.length;
+  const sent: number[] = new Array(n).fill(0);
+  const results: GenerationResult[] = [];
+  const merged = mergeStreams(its);
+  const stop = () => void merged.return().catch(() => undefined);
   m.signal.addEventListener('abort', stop, { once: true });
   let started = false;
   let open = true;
@@ -349,24 +366,49 @@ function stream(
     async pull(controller) {
       const send = (json: unknown) => open && controller.enqueue(encoder.encode(`data: ${typeof json === 'string' ? json : JSON.stringify(json)}\n\n`));
       try {
-        if (!started && m.kind === 'chat') send({ ...base, choices: [choice('', null, true)] });
+        if (!started && m.kind === 'chat') {
+          for (let i = 0; i < n; i++) send({ ...base, choices: [choice(i, { role: 'assistant', content: '', refusal: null }, null)] });
+        }
         started = true;
-        const r = await it.next();
-        if (r.done) {
-          if (r.value === undefined) throw new CancelledError();
-          send({ ...base, choices: [choice(null, r.value.finishReason === 'length' ? 'length' : 'stop')] });
-          if (m.includeUsage) {
-            const p = r.value.promptTokens;
-            const n = r.value.tokenIds.length;
-            send({ ...base, choices: [], usage: { prompt_tokens: p, completion_tokens: n, total_tokens: p + n } });
+        for (;;) {
+          const r = await merged.next();
+          if (r.done) {
+            if (m.signal.aborted) throw new CancelledError();
+            if (m.includeUsage) {
+              const p = results[0]!.promptTokens;
+              const c = results.reduce((a, x) => a + x.tokenIds.length, 0);
+              send({ ...base, choices: [], usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c } });
+            }
+            send('[DONE]');
+            open = false;
+            m.signal.removeEventListener('abort', stop);
+            controller.close();
+            return;
           }
-          send('[DONE]');
-          open = false;
-          m.signal.removeEventListener('abort', stop);
-          controller.close();
+          const i = r.value.index;
+          if (!r.value.done) {
+            const chunk = r.value.value;
+            if (chunk.thought || !chunk.text || withTools) continue;
+            sent[i] += chunk.logprobs?.length ?? 0;
+            send({ ...base, choices: [choice(i, { content: chunk.text }, null, chunk.logprobs ?? [])] });
+            return;
+          }
+          const result = r.value.value;
+          if (result === undefined) throw new CancelledError(); // returned early
+          results[i] = result;
+          const finish = result.finishReason === 'length' ? 'length' : 'stop';
+          const rest = (result.logprobs ?? []).slice(sent[i]);
+          if (withTools && m.kind === 'chat') {
+            const msg = choiceMessage(g, result.text);
+            const calls = msg.tool_calls as Json[] | undefined;
+            const delta: Json = calls ? { content: msg.content, tool_calls: calls.map((c, k) => ({ index: k, ...c })) } : { content: msg.content };
+            send({ ...base, choices: [choice(i, delta, null, rest)] });
+            send({ ...base, choices: [choice(i, null, calls ? 'tool_calls' : finish)] });
+          } else {
+            send({ ...base, choices: [choice(i, null, finish, rest)] });
+          }
           return;
         }
-        if (!r.value.thought && r.value.text) send({ ...base, choices: [choice(r.value.text, null)] });
       } catch (err) {
         if (open) {
           const { body: status } = toStatus(err);
