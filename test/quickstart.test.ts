@@ -1,0 +1,77 @@
+// The quickstart (examples/quickstart.ts, what `npm run quickstart` and the README show) run as a user
+// runs it, twice on one work directory: the first run builds the base model, starts `tunekit serve`,
+// tunes through @google/genai and evaluates; the tuned endpoint answers the trained format where the
+// base cannot, the report is written and the server stops cleanly. The second run reuses the base
+// model, the data directory and the finished job (no second job) and evaluates again.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Platform } from '../src/platform/platform.js';
+
+const SCRIPT = fileURLToPath(new URL('../examples/quickstart.js', import.meta.url));
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-quickstart-'));
+after(() => fs.rmSync(work, { recursive: true, force: true }));
+
+function quickstart(): string {
+  const r = spawnSync(process.execPath, [SCRIPT, work], { encoding: 'utf8', timeout: 240_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+interface Summary { summary: { metric: string; candidate?: { mean: number }; baseline?: { mean: number }; candidateWinRate?: number }[] }
+const summary = () => JSON.parse(fs.readFileSync(path.join(work, 'eval/summary.json'), 'utf8')) as Summary;
+const metric = (name: string) => summary().summary.find((m) => m.metric === name)!;
+
+function jobs(): { name: string; state: string }[] {
+  const p = Platform.open({ dataDir: path.join(work, 'data') });
+  try {
+    const rows = p.db.sqlite.prepare('SELECT project, location, id, state FROM tuning_jobs').all() as Record<string, string>[];
+    return rows.map((r) => ({ name: `projects/${r.project}/locations/${r.location}/tuningJobs/${r.id}`, state: r.state }));
+  } finally {
+    p.close();
+  }
+}
+
+let jobName = '';
+
+test('first run: base model, serve, upload, tuning job to SUCCEEDED, endpoint, evaluation, clean stop', () => {
+  const out = quickstart();
+  // Every step says how long it took.
+  assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
+  assert.match(out, /created projects\/quickstart\/locations\/us-central1\/tuningJobs\/\d+: 120 examples, \d+ steps/);
+  assert.match(out, /JOB_STATE_RUNNING {2}step \d+\/\d+ {2}loss \d+\.\d{3}/);
+  assert.match(out, /JOB_STATE_SUCCEEDED/);
+  // The endpoint answers the held-out prompt in the trained format and stops; the base cannot.
+  assert.match(out, /tuned: "\{\\"tone\\": \\"warm\\"\}" \(STOP\)/);
+  assert.doesNotMatch(out, /base : "\{\\"tone/);
+  // Base vs tuned on the held-out set: the tuned model wins on both computed metrics.
+  assert.ok(metric('exact_match').candidate!.mean >= 0.9, JSON.stringify(metric('exact_match')));
+  assert.equal(metric('exact_match').baseline!.mean, 0);
+  assert.ok(metric('json_valid').candidate!.mean > metric('json_valid').baseline!.mean);
+  assert.ok(metric('pairwise_instruction_following').candidateWinRate !== undefined);
+  const report = path.join(work, 'eval/report.html');
+  assert.ok(out.includes(`Report: ${report}`) && fs.statSync(report).size > 0);
+  assert.match(out, /Console: http:\/\/127\.0\.0\.1:\d+\/console/);
+  assert.match(out, /tunekit serve exited with 0/);
+  assert.match(fs.readFileSync(path.join(work, 'serve.log'), 'utf8'), /tunekit: stopped/);
+  const all = jobs();
+  assert.equal(all.length, 1);
+  assert.equal(all[0]!.state, 'JOB_STATE_SUCCEEDED');
+  jobName = all[0]!.name;
+});
+
+test('second run: reuses the base model, the data directory and the finished job', () => {
+  const out = quickstart();
+  assert.match(out, /reusing .*base/);
+  assert.match(out, new RegExp(`reusing ${jobName}: it tuned on the same data and settings`));
+  assert.doesNotMatch(out, /Platform: a new data directory/);
+  assert.match(out, /tuned: "\{\\"tone\\": \\"warm\\"\}" \(STOP\)/);
+  assert.equal(jobs().length, 1);
+  assert.ok(metric('exact_match').candidate!.mean >= 0.9);
+  assert.match(out, /tunekit serve exited with 0/);
+});
