@@ -140,8 +140,8 @@ test('pointwiseMetricInput / pairwiseMetricInput are judged by the autorater mod
 
 test('judged inputs: the autorater and the instance are checked, naming the field', async () => {
   const input = { metricSpec: { metricPromptTemplate: '{response}' }, instance: { jsonInstance: '{"response": "x"}' } };
-  await fails(await api.post(URL_V1, { pointwiseMetricInput: input }), 400, 'INVALID_ARGUMENT', /^Missing required field 'autorater_config\.autorater_model'/);
-  await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: 'gemini-2.5-pro' } }), 400, 'INVALID_ARGUMENT', /autorater_config\.autorater_model/);
+  await fails(await api.post(URL_BETA, { pointwiseMetricInput: input }), 400, 'FAILED_PRECONDITION', /^No autorater is configured: set 'autorater_config\.autorater_model'.*--autorater/);
+  await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: 'gemini-2.5-pro' } }), 400, 'INVALID_ARGUMENT', /'autorater_config\.autorater_model', "gemini-2\.5-pro": .*only Vertex AI serves/);
   await fails(await api.post(URL_V1, { pointwiseMetricInput: input, autoraterConfig: { autoraterModel: 'publishers/google/models/nope' } }), 404, 'NOT_FOUND', /nope/);
   await fails(await api.post(URL_V1, { pointwiseMetricInput: { ...input, instance: { jsonInstance: '[1]' } }, autoraterConfig: { autoraterModel: AUTORATER } }),
     400, 'INVALID_ARGUMENT', /'pointwise_metric_input\.instance\.json_instance': expected a JSON object/);

@@ -165,7 +165,8 @@ test('TuningJob fields tunekit does not honour are refused with 400 naming them;
     assert.equal(detail(r.json, 'ErrorInfo')!.reason, 'FIELD_NOT_SUPPORTED');
   };
   await refused(JOBS_V1, (b) => { b.encryptionSpec = { kmsKeyName: 'k' }; }, 'encryption_spec', /customer-managed keys/);
-  await refused(JOBS_V1, (b) => { b.supervisedTuningSpec.evaluationConfig = { metrics: [] , outputConfig: {} }; }, 'supervised_tuning_spec.evaluation_config', /evaluation/);
+  await refused(JOBS_V1, (b) => { b.supervisedTuningSpec.evaluationConfig = { metrics: [{ exactMatchSpec: {} }], autoraterConfig: { generationConfig: { topK: 2 } } }; },
+    'supervised_tuning_spec.evaluation_config.autorater_config.generation_config', /greedily/);
   await refused(JOBS_V1BETA1, (b) => { b.supervisedTuningSpec.hyperParameters.batchSize = 8; }, 'supervised_tuning_spec.hyper_parameters.batch_size', /token budget/);
   await refused(JOBS_V1BETA1, (b) => { b.distillationSpec = { baseTeacherModel: 'x' }; delete b.supervisedTuningSpec; }, 'distillation_spec', /supervised/);
   // Defaults are as good as absent; output-only fields are ignored, as Google ignores them.

@@ -29,7 +29,7 @@ export const ROOTS = [
   'UndeployModelRequest', 'UndeployModelResponse', 'UndeployModelOperationMetadata', 'CreateEndpointOperationMetadata',
   'DeleteOperationMetadata', 'MutateDeployedModelRequest',
   'GenerateContentRequest', 'GenerateContentResponse', 'CountTokensRequest', 'CountTokensResponse',
-  'ComputeTokensRequest', 'ComputeTokensResponse',
+  'ComputeTokensRequest', 'ComputeTokensResponse', 'EvaluateInstancesRequest', 'EvaluateInstancesResponse',
   'google.longrunning.Operation', 'google.longrunning.ListOperationsResponse', 'google.longrunning.WaitOperationRequest',
   'google.rpc.Status', 'google.rpc.ErrorInfo', 'google.rpc.BadRequest', 'google.rpc.QuotaFailure', 'google.rpc.RetryInfo',
   'google.rpc.PreconditionFailure', 'google.rpc.ResourceInfo', 'google.rpc.Help', 'google.rpc.LocalizedMessage',

@@ -37,6 +37,8 @@ export interface ApiOptions {
   /** Aborting it stops in-flight work (server shutdown); requests cut short answer 503. */
   shutdown?: AbortSignal;
   log?: (err: unknown) => void;
+  /** The default autorater of judged evaluations (ApiContext.autorater). */
+  autorater?: string;
 }
 
 export function createApp(opts: ApiOptions): Hono {
@@ -47,6 +49,7 @@ export function createApp(opts: ApiOptions): Hono {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     tokenizer: opts.tokenizer ?? new PromptTokenizer(),
     shutdown: opts.shutdown ?? new AbortController().signal,
+    ...(opts.autorater ? { autorater: opts.autorater } : {}),
     log: opts.log ?? ((err) => process.stderr.write(`tunekit api: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)),
   };
   const routes = new Hono();
@@ -55,7 +58,7 @@ export function createApp(opts: ApiOptions): Hono {
   if (opts.tuning) registerRegistryRoutes(routes, api, opts.tuning);
   const endpoints = opts.endpoints ?? (opts.tuning ? registryEndpoints(opts.tuning) : noEndpoints);
   registerEndpointRoutes(routes, api, endpoints);
-  registerEvaluationRoutes(routes, api);
+  registerEvaluationRoutes(routes, api, endpoints);
   routes.onError((err) => errorResponse(api, err));
 
   const app = new Hono();

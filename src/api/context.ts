@@ -21,6 +21,8 @@ export interface ApiContext {
   shutdown: AbortSignal;
   /** Receives errors that are bugs (500s). */
   log: (err: unknown) => void;
+  /** The judge of judged evaluations that name none (`tunekit serve --autorater`): a publisher model or an endpoint. */
+  autorater?: string;
 }
 
 export function checkLocation(api: ApiContext, location: string): void {

@@ -6,7 +6,7 @@
 
 import { InvalidRequestError } from '../errors.js';
 import { computeMetric, COMPUTED_METRICS, isComputedMetric, type ComputedOptions } from './computed.js';
-import { judgePairwise, judgePointwise, mapPool, type JudgeSettings, type PairwiseChoice } from './judged.js';
+import { judgePairwise, judgePointwise, mapPool, type JudgeSettings, type PairwiseChoice, type PairwiseResult, type PointwiseResult } from './judged.js';
 import { judgedMetric, JUDGED_METRIC_NAMES, type JudgedMetric } from './rubrics.js';
 import { bootstrapCi, type Interval } from './stats.js';
 
@@ -23,7 +23,8 @@ export interface EvalSide {
 }
 
 export interface EvalConfig {
-  metrics: string[];
+  /** tunekit's metric names, or definitions (a tuning job's evaluation_config). */
+  metrics: (string | MetricDef)[];
   judge?: JudgeSettings;
   computed?: ComputedOptions;
   /** Generations in flight per side; default 8. */
@@ -78,19 +79,47 @@ export interface EvalOutcome {
   summary: MetricSummary[];
 }
 
-type Resolved = { name: string; kind: 'computed' } | { name: string; kind: 'judged'; metric: JudgedMetric };
+/**
+ * A metric the run computes: a name (the results' key) and how to score it. `resolveMetrics` makes
+ * these from tunekit's metric names; a tuning job's evaluation_config makes its own (proto specs with
+ * per-metric options, prompt-template metrics), so both go through one run.
+ */
+export type MetricDef =
+  | { name: string; kind: 'computed'; score: (prediction: string, reference: string | undefined) => { score: number; reason?: string } }
+  | { name: string; kind: 'pointwise'; judge: (instance: { prompt: string; response: string; reference?: string }, s: JudgeSettings) => Promise<PointwiseResult> }
+  | { name: string; kind: 'pairwise'; judge: (instance: { prompt: string; baseline: string; candidate: string; reference?: string }, s: JudgeSettings) => Promise<PairwiseResult> };
 
-export function resolveMetrics(names: string[], hasBaseline: boolean, hasJudge: boolean): Resolved[] {
-  return names.map((name) => {
-    if (isComputedMetric(name)) return { name, kind: 'computed' as const };
-    const metric = judgedMetric(name);
-    if (!metric) {
-      throw new InvalidRequestError(`Unknown metric ${JSON.stringify(name)}. Computed: ${COMPUTED_METRICS.join(', ')}. Judged: ${JUDGED_METRIC_NAMES.join(', ')}.`);
-    }
-    if (!hasJudge) throw new InvalidRequestError(`Metric ${name} is judged by a model: give --judge MODEL|URL.`);
-    if (metric.kind === 'pairwise' && !hasBaseline) throw new InvalidRequestError(`Metric ${name} compares two sides: give --baseline.`);
-    return { name, kind: 'judged' as const, metric };
-  });
+/** tunekit's named metric as a definition (computed options apply to the computed ones). */
+export function namedMetric(name: string, computed: ComputedOptions = {}): MetricDef {
+  if (isComputedMetric(name)) return { name, kind: 'computed', score: (p, r) => computeMetric(name, p, r, computed) };
+  const metric = judgedMetric(name);
+  if (!metric) {
+    throw new InvalidRequestError(`Unknown metric ${JSON.stringify(name)}. Computed: ${COMPUTED_METRICS.join(', ')}. Judged: ${JUDGED_METRIC_NAMES.join(', ')}.`);
+  }
+  return judgedDef(metric);
+}
+
+export function judgedDef(metric: JudgedMetric): MetricDef {
+  return metric.kind === 'pointwise'
+    ? { name: metric.name, kind: 'pointwise', judge: (i, s) => judgePointwise(metric, i, s) }
+    : { name: metric.name, kind: 'pairwise', judge: (i, s) => judgePairwise(metric, i, s) };
+}
+
+/** Checks that the run can compute `defs` (a judge for judged ones, a baseline for pairwise ones). */
+export function checkMetrics(defs: MetricDef[], hasBaseline: boolean, hasJudge: boolean): void {
+  const seen = new Set<string>();
+  for (const d of defs) {
+    if (seen.has(d.name)) throw new InvalidRequestError(`Metric ${d.name} is given twice.`);
+    seen.add(d.name);
+    if (d.kind !== 'computed' && !hasJudge) throw new InvalidRequestError(`Metric ${d.name} is judged by a model: give --judge MODEL|URL.`);
+    if (d.kind === 'pairwise' && !hasBaseline) throw new InvalidRequestError(`Metric ${d.name} compares two sides: give --baseline.`);
+  }
+}
+
+export function resolveMetrics(names: string[], hasBaseline: boolean, hasJudge: boolean, computed: ComputedOptions = {}): MetricDef[] {
+  const defs = names.map((n) => namedMetric(n, computed));
+  checkMetrics(defs, hasBaseline, hasJudge);
+  return defs;
 }
 
 function emptySide(): SideResult {
@@ -112,21 +141,20 @@ async function generateSide(side: EvalSide, examples: EvalExample[], label: stri
   });
 }
 
-async function scoreSide(metrics: Resolved[], examples: EvalExample[], side: SideResult[], label: string, cfg: EvalConfig): Promise<void> {
+async function scoreSide(metrics: MetricDef[], examples: EvalExample[], side: SideResult[], label: string, cfg: EvalConfig): Promise<void> {
   for (const m of metrics) {
     if (m.kind === 'computed') {
       side.forEach((r, i) => {
         if (r.response === undefined) return;
-        const res = computeMetric(m.name, r.response, examples[i].reference, cfg.computed ?? {});
+        const res = m.score(r.response, examples[i].reference);
         r.scores[m.name] = res.score;
         if (res.reason) r.explanations[m.name] = res.reason;
       });
-    } else if (m.metric.kind === 'pointwise') {
-      const metric = m.metric;
+    } else if (m.kind === 'pointwise') {
       let done = 0;
       await mapPool(side, cfg.judge!.concurrency ?? 4, async (r, i) => {
         if (r.response === undefined) return;
-        const res = await judgePointwise(metric, { prompt: examples[i].prompt, response: r.response, reference: examples[i].reference }, cfg.judge!);
+        const res = await m.judge({ prompt: examples[i].prompt, response: r.response, reference: examples[i].reference }, cfg.judge!);
         if (res.score !== undefined) {
           r.scores[m.name] = res.score;
           r.std[m.name] = res.std!;
@@ -141,7 +169,8 @@ async function scoreSide(metrics: Resolved[], examples: EvalExample[], side: Sid
 }
 
 export async function runEvaluation(examples: EvalExample[], candidate: EvalSide, baseline: EvalSide | undefined, cfg: EvalConfig): Promise<EvalOutcome> {
-  const metrics = resolveMetrics(cfg.metrics, baseline !== undefined, cfg.judge !== undefined);
+  const metrics = cfg.metrics.map((m) => (typeof m === 'string' ? namedMetric(m, cfg.computed) : m));
+  checkMetrics(metrics, baseline !== undefined, cfg.judge !== undefined);
   const cand = await generateSide(candidate, examples, 'candidate', cfg);
   const base = baseline ? await generateSide(baseline, examples, 'baseline', cfg) : undefined;
   await scoreSide(metrics, examples, cand, 'candidate', cfg);
@@ -151,8 +180,7 @@ export async function runEvaluation(examples: EvalExample[], candidate: EvalSide
     index: i, prompt: ex.prompt, reference: ex.reference, candidate: cand[i], ...(base ? { baseline: base[i] } : {}), pairwise: {},
   }));
   for (const m of metrics) {
-    if (m.kind !== 'judged' || m.metric.kind !== 'pairwise') continue;
-    const metric = m.metric;
+    if (m.kind !== 'pairwise') continue;
     let done = 0;
     await mapPool(results, cfg.judge!.concurrency ?? 4, async (row) => {
       const c = row.candidate.response;
@@ -160,7 +188,7 @@ export async function runEvaluation(examples: EvalExample[], candidate: EvalSide
       if (c === undefined || b === undefined) {
         row.pairwise[m.name] = { error: 'a side has no response' };
       } else {
-        const res = await judgePairwise(metric, { prompt: row.prompt, baseline: b, candidate: c, reference: row.reference }, cfg.judge!);
+        const res = await m.judge({ prompt: row.prompt, baseline: b, candidate: c, reference: row.reference }, cfg.judge!);
         row.pairwise[m.name] = res.choice === undefined
           ? { error: res.error }
           : {
@@ -174,9 +202,9 @@ export async function runEvaluation(examples: EvalExample[], candidate: EvalSide
   return { results, summary: summarize(metrics, results, cfg.bootstrapSeed ?? 0, cfg.judge?.samples ?? 1) };
 }
 
-function summarize(metrics: Resolved[], results: InstanceResult[], seed: number, samples: number): MetricSummary[] {
+function summarize(metrics: MetricDef[], results: InstanceResult[], seed: number, samples: number): MetricSummary[] {
   return metrics.map((m) => {
-    if (m.kind === 'judged' && m.metric.kind === 'pairwise') {
+    if (m.kind === 'pairwise') {
       const ok = results.map((r) => r.pairwise[m.name]).filter((p) => p?.choice !== undefined);
       const rate = (c: PairwiseChoice) => (ok.length ? ok.filter((p) => p.choice === c).length / ok.length : undefined);
       const wins = ok.map((p) => (p.choice === 'CANDIDATE' ? 1 : p.choice === 'TIE' ? 0.5 : 0));
@@ -195,7 +223,7 @@ function summarize(metrics: Resolved[], results: InstanceResult[], seed: number,
     const c = side((r) => r.candidate);
     const b = side((r) => r.baseline);
     return {
-      metric: m.name, kind: m.kind === 'computed' ? 'computed' : 'pointwise',
+      metric: m.name, kind: m.kind,
       candidate: c.ci, baseline: b.present ? b.ci : undefined, candidateFailures: c.failures, baselineFailures: b.failures,
     };
   });

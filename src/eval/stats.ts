@@ -32,3 +32,13 @@ export function bootstrapCi(xs: number[], opts: { iterations?: number; alpha?: n
   const at = (q: number) => means[Math.min(iterations - 1, Math.max(0, Math.floor(q * iterations)))];
   return { mean: m, lo: at(alpha / 2), hi: at(1 - alpha / 2), n };
 }
+
+/** A score as protobuf's JSON printer writes a `float` field: the shortest decimal naming the same float32. */
+export function float32Json(x: number): number {
+  const f = Math.fround(x);
+  for (let p = 1; p < 9; p++) {
+    const d = Number(f.toPrecision(p));
+    if (Math.fround(d) === f) return d;
+  }
+  return Number(f.toPrecision(9));
+}

@@ -21,11 +21,19 @@
 // The other named model-based inputs (coherenceInput, ...) answer 501 UNIMPLEMENTED.
 
 import type { Hono } from 'hono';
-import { guard } from '../auth.js';
+import { guard, PERMISSIONS, type Principal } from '../auth.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
-import { HttpError, invalidArgument } from '../errors.js';
-import type { Message } from '../proto-json.js';
+import { fieldError, HttpError, invalidArgument } from '../errors.js';
+import { snakeCase, type Message } from '../proto-json.js';
+import type { EndpointResolver } from './endpoints.js';
+import { AGGREGATION_METRICS, type AggregationMetric } from '../../eval/aggregate.js';
+import type { JobEvalMetric, JobEvaluationSpec, JobMetricSpec } from '../../eval/job-evaluation.js';
+import { namedMetric } from '../../eval/run.js';
+import type { RougeType } from '../../eval/rouge.js';
 import { computeMetric, type ComputedOptions } from '../../eval/computed.js';
+import { float32Json } from '../../eval/stats.js';
+
+export { float32Json };
 import { isRougeType, rouge } from '../../eval/rouge.js';
 import { engineJudge } from '../../eval/local-model.js';
 import type { JudgeSettings } from '../../eval/judged.js';
@@ -96,16 +104,6 @@ const JUDGED_INPUTS = [
   'trajectoryRecallInput', 'trajectorySingleToolUseInput', 'cometInput', 'metricxInput', 'rubricBasedInstructionFollowingInput',
 ];
 
-/** A score as protobuf's JSON printer writes a `float` field: the shortest decimal naming the same float32. */
-export function float32Json(x: number): number {
-  const f = Math.fround(x);
-  for (let p = 1; p < 9; p++) {
-    const d = Number(f.toPrecision(p));
-    if (Math.fround(d) === f) return d;
-  }
-  return Number(f.toPrecision(9));
-}
-
 /** The one metric input a request holds (by its lowerCamelCase field name). */
 function chosenInput(request: Message): string {
   const known = [...COMPUTED_INPUTS.map((i) => i.input), ...JUDGED_INPUTS];
@@ -119,25 +117,19 @@ function chosenInput(request: Message): string {
   return set[0];
 }
 
-/** The autorater a judged request names, as judge settings. */
-async function autorater(api: ApiContext, request: Message, signal: AbortSignal): Promise<JudgeSettings & { flip: boolean }> {
+/** The autorater a judged request names (or the server's), as judge settings. */
+async function autorater(api: ApiContext, endpoints: EndpointResolver, principal: Principal, request: Message, signal: AbortSignal): Promise<JudgeSettings & { flip: boolean }> {
   const config = request.message('autoraterConfig', `${V}.AutoraterConfig`);
-  const model = config?.string('autoraterModel');
-  if (!config || !model) {
-    throw invalidArgument(`Missing required field 'autorater_config.autorater_model': tunekit has no default autorater; name a publisher model, e.g. "projects/p/locations/l/publishers/google/models/NAME".`);
-  }
-  const m = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/([^/]+)\/models\/([^/]+)$/.exec(model);
-  if (!m) throw invalidArgument(`Invalid value at 'autorater_config.autorater_model', ${JSON.stringify(model)}: expected publishers/{publisher}/models/{model} (optionally under projects/{p}/locations/{l}).`);
-  const served = await api.catalog.served(m[1], m[2]);
-  const samples = config.int32('samplingCount') ?? 1;
-  if (samples < 1 || samples > 32) throw invalidArgument(`Invalid value at 'autorater_config.sampling_count' (TYPE_INT32), ${samples}: use 1 to 32.`);
+  if (config?.has('generationConfig')) throw notSupported(config.fieldPath('generationConfig'), 'the judge decodes greedily (several samples: at temperature 1) under its answer\'s JSON Schema');
+  const ref = await resolveAutorater(api, endpoints, principal, config?.string('autoraterModel'), 'autorater_config.autorater_model');
+  const served = await servedAutorater(api, ref);
   return {
-    judge: engineJudge(served.engine, served.model, { description: model, adapterDir: served.adapterDir }),
-    samples, retries: 2, signal, flip: config.bool('flipEnabled') ?? false,
+    judge: engineJudge(served.engine, served.model, { description: ref.model, adapterDir: served.adapterDir }),
+    samples: samplingCount(config), retries: 2, signal, flip: config?.bool('flipEnabled') ?? true,
   };
 }
 
-async function evaluateJudged(api: ApiContext, request: Message, field: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+async function evaluateJudged(api: ApiContext, endpoints: EndpointResolver, principal: Principal, request: Message, field: string, signal: AbortSignal): Promise<Record<string, unknown>> {
   const pairwise = field === 'pairwiseMetricInput';
   const type = pairwise ? 'PairwiseMetric' : 'PointwiseMetric';
   const input = request.message(field, `${V}.${type}Input`)!;
@@ -151,7 +143,7 @@ async function evaluateJudged(api: ApiContext, request: Message, field: string, 
   if (pairwise && (values.response === undefined || values.baseline_model_response === undefined)) {
     throw invalidArgument(`Invalid value at '${instance.fieldPath('jsonInstance')}': a pairwise instance needs "response" and "baseline_model_response".`);
   }
-  const settings = await autorater(api, request, signal);
+  const settings = await autorater(api, endpoints, principal, request, signal);
   const unusable = (error: string) => new HttpError('UNAVAILABLE', `The autorater gave no usable judgment: ${error}`);
   if (pairwise) {
     const r = await judgeTemplatePairwise(template, values, settings, settings.flip);
@@ -164,9 +156,9 @@ async function evaluateJudged(api: ApiContext, request: Message, field: string, 
   return { pointwiseMetricResult: { score: float32Json(r.score), explanation: r.judgments.map((j) => j.explanation).join('\n---\n') } };
 }
 
-export async function evaluateInstances(api: ApiContext, request: Message, signal: AbortSignal): Promise<Record<string, unknown>> {
+export async function evaluateInstances(api: ApiContext, endpoints: EndpointResolver, principal: Principal, request: Message, signal: AbortSignal): Promise<Record<string, unknown>> {
   const field = chosenInput(request);
-  if (field === 'pointwiseMetricInput' || field === 'pairwiseMetricInput') return evaluateJudged(api, request, field, signal);
+  if (field === 'pointwiseMetricInput' || field === 'pairwiseMetricInput') return evaluateJudged(api, endpoints, principal, request, field, signal);
   const spec = COMPUTED_INPUTS.find((i) => i.input === field);
   if (!spec) {
     throw new HttpError('UNIMPLEMENTED', `${request.fieldPath(field)} is not served by :evaluateInstances yet; use pointwise_metric_input or pairwise_metric_input with a template, or tunekit eval --judge.`);
@@ -195,12 +187,240 @@ export async function evaluateInstances(api: ApiContext, request: Message, signa
   return { [spec.results]: { [spec.values]: values } };
 }
 
-export function registerEvaluationRoutes(app: Hono, api: ApiContext): void {
+export function registerEvaluationRoutes(app: Hono, api: ApiContext, endpoints: EndpointResolver): void {
   app.post('/projects/:project/locations/:call{.+:evaluateInstances}', async (c) => {
     const { project, call } = c.req.param();
     const location = call.slice(0, -':evaluateInstances'.length);
-    await guard(api.auth, c.req.raw.headers, EVALUATION_PERMISSION, project);
+    const principal = await guard(api.auth, c.req.raw.headers, EVALUATION_PERMISSION, project);
     checkLocation(api, location);
-    return c.json(await evaluateInstances(api, await body(api, c), requestSignal(api, c)));
+    return c.json(await evaluateInstances(api, endpoints, principal, await body(api, c), requestSignal(api, c)));
   });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The autorater (judge) and a tuning job's evaluation_config.
+
+/** A judge: a publisher model of the catalog, or what a tunekit endpoint serves (its base and adapter). */
+export interface AutoraterRef {
+  model: string;
+  publisher: string;
+  name: string;
+  adapterDir?: string;
+  modelVersion?: string;
+}
+
+const PUBLISHER_MODEL = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?publishers\/([^/]+)\/models\/([^/@]+)$/;
+const ENDPOINT = /^projects\/([^/]+)\/locations\/([^/]+)\/endpoints\/([^/]+)$/;
+
+/**
+ * The judge `named` (a request's autorater_model) names, else the server's (`tunekit serve --autorater`);
+ * FAILED_PRECONDITION when neither is set: tunekit has no built-in judge. A named endpoint needs
+ * aiplatform.endpoints.predict in its project.
+ */
+export async function resolveAutorater(
+  api: ApiContext, endpoints: EndpointResolver, principal: Principal, named: string | undefined, field: string,
+): Promise<AutoraterRef> {
+  const model = named || api.autorater;
+  if (!model) {
+    throw new HttpError('FAILED_PRECONDITION', `No autorater is configured: set '${field}' to a publisher model (publishers/{publisher}/models/{model}) or a tunekit endpoint (projects/{p}/locations/{l}/endpoints/{e}), or start tunekit serve with --autorater MODEL.`,
+      { fieldViolations: [{ field, description: 'no autorater configured' }] });
+  }
+  const where = named ? `'${field}'` : 'tunekit serve --autorater';
+  const p = PUBLISHER_MODEL.exec(model);
+  if (p) {
+    api.catalog.registration(p[1]!, p[2]!);
+    return { model, publisher: p[1]!, name: p[2]! };
+  }
+  const e = ENDPOINT.exec(model);
+  if (e) {
+    if (named) await api.auth.authorize(principal, PERMISSIONS.predict, e[1]!);
+    const t = await endpoints.resolve(e[1]!, e[2]!, e[3]!);
+    return { model, publisher: t.publisher, name: t.model, adapterDir: t.adapterDir, modelVersion: t.modelVersion };
+  }
+  throw invalidArgument(`Invalid value at ${where}, ${JSON.stringify(model)}: tunekit judges with a publisher model of its catalog (publishers/{publisher}/models/{model}) or a tunekit endpoint (projects/{p}/locations/{l}/endpoints/{e}); a model only Vertex AI serves cannot judge here.`);
+}
+
+/** The judge on its serving engine. */
+async function servedAutorater(api: ApiContext, ref: AutoraterRef) {
+  return ref.adapterDir === undefined
+    ? api.catalog.served(ref.publisher, ref.name)
+    : api.catalog.servedWithAdapter(ref.publisher, ref.name, ref.adapterDir, ref.modelVersion ?? ref.model);
+}
+
+/** AutoraterConfig.sampling_count: 1 to 32, 4 when unset (the proto's default). */
+function samplingCount(config: Message | undefined): number {
+  const n = config?.int32('samplingCount') ?? 4;
+  if (n < 1 || n > 32) throw fieldError(config!.fieldPath('samplingCount'), `Invalid value at '${config!.fieldPath('samplingCount')}' (TYPE_INT32), ${n}: use 1 to 32.`);
+  return n;
+}
+
+const ROUGE_NAMES: Record<string, string> = { rouge1: 'rouge_1', rouge2: 'rouge_2', rougeL: 'rouge_l', rougeLsum: 'rouge_l_sum' };
+const rougeName = (t: string) => ROUGE_NAMES[t] ?? `rouge_${t.slice(5)}`;
+
+const notSupported = (field: string, why: string) => fieldError(field, `'${field}' is not supported by tunekit: ${why}.`, 'FIELD_NOT_SUPPORTED');
+
+/** A google.protobuf.Struct's keys, each checked against the allowed ones. */
+function structParams(m: Message, name: string, allowed: Record<string, 'string' | 'boolean' | 'any'>): Record<string, unknown> {
+  const v = (m.raw(name) ?? {}) as Record<string, unknown>;
+  for (const [k, x] of Object.entries(v)) {
+    const t = allowed[k];
+    const at = `${m.fieldPath(name)}.${k}`;
+    if (!t) throw notSupported(at, `the parameters here are ${Object.keys(allowed).join(', ') || '(none)'}`);
+    if (t !== 'any' && typeof x !== t) throw fieldError(at, `Invalid value at '${at}': expected a ${t}, got ${JSON.stringify(x)}.`);
+  }
+  return v;
+}
+
+function rougeType(value: unknown, at: string): RougeType {
+  if (typeof value !== 'string' || !isRougeType(value)) throw fieldError(at, `Invalid value at '${at}', ${JSON.stringify(value)}: use one of ${ROUGE_TYPES.join(', ')}.`);
+  return value;
+}
+
+/** One EvaluationConfig.metrics entry as the job stores it. */
+function jobMetric(m: Message, index: number, flip: boolean | undefined): JobEvalMetric {
+  const specs = ['predefinedMetricSpec', 'computationBasedMetricSpec', 'llmBasedMetricSpec', 'customCodeExecutionSpec', 'pointwiseMetricSpec', 'pairwiseMetricSpec', 'exactMatchSpec', 'bleuSpec', 'rougeSpec'];
+  const set = specs.filter((s) => m.has(s));
+  if (set.length !== 1) throw fieldError(m.path, `'${m.path}' needs exactly one metric spec (${specs.map(snakeCase).join(', ')}).`);
+  if (m.has('metadata')) throw notSupported(m.fieldPath('metadata'), 'metric metadata (score ranges) has no effect here');
+  const which = set[0]!;
+  const s = m.message(which, `${V}.Metric`)!;
+  let name: string;
+  let spec: JobMetricSpec;
+  switch (which) {
+    case 'exactMatchSpec':
+      name = 'exact_match'; spec = { type: 'exact_match' };
+      break;
+    case 'bleuSpec':
+      name = 'bleu'; spec = { type: 'bleu', useEffectiveOrder: s.bool('useEffectiveOrder') ?? false };
+      break;
+    case 'rougeSpec': {
+      if (!s.has('rougeType')) throw fieldError(s.fieldPath('rougeType'), `Missing required field '${s.fieldPath('rougeType')}'. Use one of ${ROUGE_TYPES.join(', ')}.`);
+      const t = rougeType(s.raw('rougeType'), s.fieldPath('rougeType'));
+      name = rougeName(t); spec = { type: 'rouge', rougeType: t, useStemmer: s.bool('useStemmer') ?? false, splitSummaries: s.bool('splitSummaries') ?? false };
+      break;
+    }
+    case 'computationBasedMetricSpec': {
+      const type = s.string('type');
+      if (type === 'EXACT_MATCH') {
+        structParams(s, 'parameters', {});
+        name = 'exact_match'; spec = { type: 'exact_match' };
+      } else if (type === 'BLEU') {
+        const p = structParams(s, 'parameters', { use_effective_order: 'boolean' });
+        name = 'bleu'; spec = { type: 'bleu', useEffectiveOrder: p.use_effective_order === true };
+      } else if (type === 'ROUGE') {
+        const p = structParams(s, 'parameters', { rouge_type: 'string', use_stemmer: 'boolean', split_summaries: 'boolean' });
+        if (p.rouge_type === undefined) throw fieldError(`${s.fieldPath('parameters')}.rouge_type`, `Missing required field '${s.fieldPath('parameters')}.rouge_type'. Use one of ${ROUGE_TYPES.join(', ')}.`);
+        const t = rougeType(p.rouge_type, `${s.fieldPath('parameters')}.rouge_type`);
+        name = rougeName(t); spec = { type: 'rouge', rougeType: t, useStemmer: p.use_stemmer === true, splitSummaries: p.split_summaries === true };
+      } else {
+        throw fieldError(s.fieldPath('type'), `Missing required field '${s.fieldPath('type')}': EXACT_MATCH, BLEU or ROUGE.`);
+      }
+      break;
+    }
+    case 'predefinedMetricSpec': {
+      const metric = s.string('metricSpecName');
+      if (!metric) throw fieldError(s.fieldPath('metricSpecName'), `Missing required field '${s.fieldPath('metricSpecName')}'.`);
+      try {
+        namedMetric(metric);
+      } catch (e) {
+        throw fieldError(s.fieldPath('metricSpecName'), `Invalid value at '${s.fieldPath('metricSpecName')}': ${(e as Error).message} (tunekit's metric names; Vertex's own predefined rubric metrics are not available).`);
+      }
+      if (metric === 'json_schema_valid') throw notSupported(s.fieldPath('metricSpecName'), 'json_schema_valid needs a schema, which a tuning job cannot give: use json_valid, or tunekit eval --json-schema');
+      structParams(s, 'metricSpecParameters', {});
+      if (metric.startsWith('pairwise_') && flip === false) {
+        throw notSupported('evaluation_config.autorater_config.flip_enabled', `tunekit judges ${metric} in both orders; leave flip_enabled unset or true`);
+      }
+      name = metric; spec = { type: 'named', metric };
+      break;
+    }
+    case 'pointwiseMetricSpec':
+    case 'pairwiseMetricSpec': {
+      const template = s.string('metricPromptTemplate');
+      if (!template) throw fieldError(s.fieldPath('metricPromptTemplate'), `Missing required field '${s.fieldPath('metricPromptTemplate')}'.`);
+      for (const f of ['systemInstruction', 'customOutputFormatConfig']) {
+        if (s.has(f)) throw notSupported(s.fieldPath(f), 'the judge answers the template alone, in tunekit\'s JSON answer format');
+      }
+      if (which === 'pairwiseMetricSpec') {
+        for (const [f, dflt] of [['candidateResponseFieldName', 'response'], ['baselineResponseFieldName', 'baseline_model_response']] as const) {
+          const v = s.string(f);
+          if (v && v !== dflt) throw notSupported(s.fieldPath(f), `the template's variables are {response} (the tuned model) and {baseline_model_response} (the base model)`);
+        }
+        name = `pairwise_metric_${index}`; spec = { type: 'pairwise_template', template, flip: flip ?? true };
+      } else {
+        name = `pointwise_metric_${index}`; spec = { type: 'pointwise_template', template };
+      }
+      break;
+    }
+    default:
+      throw notSupported(m.fieldPath(which), 'use exact_match_spec, bleu_spec, rouge_spec, computation_based_metric_spec, predefined_metric_spec (tunekit\'s metric names), pointwise_metric_spec or pairwise_metric_spec');
+  }
+  const pairwise = spec.type === 'pairwise_template' || (spec.type === 'named' && spec.metric.startsWith('pairwise_'));
+  const aggregations = m.strings('aggregationMetrics') as AggregationMetric[];
+  for (const [i, a] of aggregations.entries()) {
+    const at = `${m.fieldPath('aggregationMetrics')}[${i}]`;
+    if (!(AGGREGATION_METRICS as readonly string[]).includes(a)) throw fieldError(at, `Invalid value at '${at}', ${JSON.stringify(a)}: use one of ${AGGREGATION_METRICS.join(', ')}.`);
+    if (pairwise && a !== 'MODE') throw fieldError(at, `Invalid value at '${at}', ${a}: a pairwise metric aggregates by MODE only.`);
+    if (aggregations.indexOf(a) !== i) throw fieldError(at, `'${at}': ${a} is listed twice.`);
+  }
+  return { name, spec, aggregations: aggregations.length ? aggregations : [pairwise ? 'MODE' : 'AVERAGE'] };
+}
+
+/** How both sides generate: inference_generation_config's temperature, max_output_tokens and seed. */
+function inferenceConfig(g: Message | undefined): JobEvaluationSpec['generation'] {
+  const out: JobEvaluationSpec['generation'] = { maxTokens: 256, temperature: 0 };
+  if (!g) return out;
+  for (const key of Object.keys(g.value)) {
+    if (!['temperature', 'maxOutputTokens', 'seed'].includes(key)) {
+      throw notSupported(g.fieldPath(key), 'the responses are generated with temperature, max_output_tokens and seed only');
+    }
+  }
+  const t = g.float('temperature');
+  if (t !== undefined) {
+    if (t < 0 || t > 2) throw fieldError(g.fieldPath('temperature'), `Invalid value at '${g.fieldPath('temperature')}', ${t}: use 0 to 2.`);
+    out.temperature = t;
+  }
+  const n = g.int32('maxOutputTokens');
+  if (n !== undefined) {
+    if (n < 1) throw fieldError(g.fieldPath('maxOutputTokens'), `Invalid value at '${g.fieldPath('maxOutputTokens')}', ${n}: at least 1.`);
+    out.maxTokens = n;
+  }
+  const seed = g.int32('seed');
+  if (seed !== undefined) out.seed = seed;
+  return out;
+}
+
+/**
+ * SupervisedTuningSpec.evaluation_config as the job stores it. The evaluated dataset is the job's
+ * validation dataset (required); judged metrics need an autorater (the config's, else the server's).
+ */
+export async function parseEvaluationConfig(
+  api: ApiContext, endpoints: EndpointResolver, principal: Principal, cfg: Message, validationDatasetUri: string | undefined,
+): Promise<JobEvaluationSpec> {
+  if (!validationDatasetUri) {
+    throw fieldError('supervised_tuning_spec.validation_dataset_uri', `'${cfg.path}' evaluates the tuned model on the validation dataset: set supervised_tuning_spec.validation_dataset_uri.`);
+  }
+  const autorater = cfg.message('autoraterConfig', `${V}.AutoraterConfig`);
+  const metrics = cfg.messages('metrics', `${V}.Metric`).map((m, i) => jobMetric(m, i, autorater?.bool('flipEnabled')));
+  if (metrics.length === 0) throw fieldError(cfg.fieldPath('metrics'), `Missing required field '${cfg.fieldPath('metrics')}': give at least one metric.`);
+  const seen = new Map<string, number>();
+  metrics.forEach((m, i) => {
+    if (seen.has(m.name)) throw fieldError(`${cfg.fieldPath('metrics')}[${i}]`, `'${cfg.fieldPath('metrics')}[${i}]' repeats metric ${m.name} of ${cfg.fieldPath('metrics')}[${seen.get(m.name)}].`);
+    seen.set(m.name, i);
+  });
+  const judged = metrics.some((m) => m.spec.type === 'pointwise_template' || m.spec.type === 'pairwise_template' || (m.spec.type === 'named' && namedMetric(m.spec.metric).kind !== 'computed'));
+  let judge: JobEvaluationSpec['judge'];
+  if (judged) {
+    const ref = await resolveAutorater(api, endpoints, principal, autorater?.string('autoraterModel'), `${cfg.path}.autorater_config.autorater_model`);
+    judge = { model: ref.model, modelDir: api.catalog.registration(ref.publisher, ref.name).dir, ...(ref.adapterDir ? { adapterDir: ref.adapterDir } : {}), samples: samplingCount(autorater) };
+  } else if (autorater && Object.keys(autorater.value).length) {
+    throw fieldError(cfg.fieldPath('autoraterConfig'), `'${cfg.fieldPath('autoraterConfig')}' has no effect: none of the metrics is judged by a model.`);
+  }
+  const out = cfg.message('outputConfig', `${V}.OutputConfig`)?.message('gcsDestination', `${V}.GcsDestination`);
+  const prefix = out?.string('outputUriPrefix');
+  if (out && !prefix) throw fieldError(out.fieldPath('outputUriPrefix'), `Missing required field '${out.fieldPath('outputUriPrefix')}': a gs:// URI.`);
+  if (prefix !== undefined && !prefix.startsWith('gs://')) throw fieldError(out!.fieldPath('outputUriPrefix'), `Invalid value at '${out!.fieldPath('outputUriPrefix')}', ${JSON.stringify(prefix)}: a gs://BUCKET[/PREFIX] URI.`);
+  return {
+    metrics, ...(judge ? { judge } : {}), generation: inferenceConfig(cfg.message('inferenceGenerationConfig', `${V}.GenerationConfig`)),
+    ...(prefix ? { outputUriPrefix: prefix } : {}), datasetUri: validationDatasetUri,
+  };
 }

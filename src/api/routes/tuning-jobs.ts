@@ -27,6 +27,8 @@ import { DEFAULT_TUNE_OPTIONS } from '../../train/trainer.js';
 import type { JobState, TuningJobRecord } from '../../platform/jobs.js';
 import { jsonBytes } from '../../platform/limits.js';
 import type { TuningService } from '../../platform/jobs/service.js';
+import { parseEvaluationConfig } from './evaluation.js';
+import { registryEndpoints } from './registry.js';
 import { ADAPTER_SIZE_NAMES, adapterSizeName, type AdapterSizeName } from '../../platform/jobs/spec.js';
 
 const V = 'google.cloud.aiplatform.v1';
@@ -61,7 +63,7 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const version = apiVersionOf(c.req.url);
     const request = parseMessage((await body(api, c)).value, 'TuningJob', version);
     refuseUnsupported(request.value, version);
-    const job = await tuning.create({ ...await parseCreate(api, request, project, location, principal), signal });
+    const job = await tuning.create({ ...await parseCreate(api, tuning, request, project, location, principal), signal });
     return protoJson(c.req.raw, tuningJobJson(job), 'TuningJob');
   });
 
@@ -125,10 +127,19 @@ const HONOURED = new Set([
   'supervisedTuningSpec.hyperParameters.learningRateMultiplier', 'supervisedTuningSpec.hyperParameters.adapterSize',
   'supervisedTuningSpec.hyperParameters.learningRate', 'supervisedTuningSpec.exportLastCheckpointOnly',
   'serviceAccount', 'outputUri',
+  // evaluation_config: its metrics are checked by parseEvaluationConfig (routes/evaluation.ts).
+  'supervisedTuningSpec.evaluationConfig', 'supervisedTuningSpec.evaluationConfig.metrics',
+  'supervisedTuningSpec.evaluationConfig.outputConfig', 'supervisedTuningSpec.evaluationConfig.outputConfig.gcsDestination',
+  'supervisedTuningSpec.evaluationConfig.outputConfig.gcsDestination.outputUriPrefix',
+  'supervisedTuningSpec.evaluationConfig.autoraterConfig', 'supervisedTuningSpec.evaluationConfig.autoraterConfig.autoraterModel',
+  'supervisedTuningSpec.evaluationConfig.autoraterConfig.samplingCount', 'supervisedTuningSpec.evaluationConfig.autoraterConfig.flipEnabled',
+  'supervisedTuningSpec.evaluationConfig.inferenceGenerationConfig', 'supervisedTuningSpec.evaluationConfig.inferenceGenerationConfig.temperature',
+  'supervisedTuningSpec.evaluationConfig.inferenceGenerationConfig.maxOutputTokens', 'supervisedTuningSpec.evaluationConfig.inferenceGenerationConfig.seed',
 ]);
 const WHY_NOT: Record<string, string> = {
   encryptionSpec: 'tunekit does not encrypt with customer-managed keys (CMEK): its object store and staging files are plain files under the server\'s data directory; leave encryption_spec unset',
-  'supervisedTuningSpec.evaluationConfig': 'evaluation during tuning is not available yet (it comes with tunekit\'s evaluation service); leave evaluation_config unset',
+  'supervisedTuningSpec.evaluationConfig.autoraterConfig.generationConfig': 'the judge decodes greedily (several samples: at temperature 1) under its answer\'s JSON Schema',
+  'supervisedTuningSpec.evaluationConfig.inferenceGenerationConfig': 'the responses are generated with temperature, max_output_tokens and seed only',
   'supervisedTuningSpec.hyperParameters.batchSize': 'steps are packed to a token budget, not a number of examples',
 };
 
@@ -147,7 +158,7 @@ function refuseUnsupported(job: Record<string, unknown>, version: ApiVersion): v
       const at = prefix ? `${prefix}.${key}` : key;
       const field = protoPath ? `${protoPath}.${f.name}` : f.name;
       if (!HONOURED.has(at)) {
-        const why = WHY_NOT[at] ?? (at.includes('.') ? 'tunekit runs supervised LoRA tuning of a registered publisher model' : 'only supervised tuning (supervised_tuning_spec) of a publisher model is supported');
+        const why = WHY_NOT[at] ?? WHY_NOT[prefix] ?? (at.includes('.') ? 'tunekit runs supervised LoRA tuning of a registered publisher model' : 'only supervised tuning (supervised_tuning_spec) of a publisher model is supported');
         throw fieldError(field, `'${field}' is not supported by tunekit: ${why}.`, 'FIELD_NOT_SUPPORTED');
       }
       if (f.kind === 'message' && !f.mapKey && !f.repeated && v !== null && typeof v === 'object') walk(v as Record<string, unknown>, f.type, at, field);
@@ -157,7 +168,7 @@ function refuseUnsupported(job: Record<string, unknown>, version: ApiVersion): v
 }
 
 /** A CreateTuningJob body as the service's request; INVALID_ARGUMENT naming the field otherwise. */
-async function parseCreate(api: ApiContext, m: Message, project: string, location: string, principal: Principal) {
+async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, project: string, location: string, principal: Principal) {
   for (const name of UNSUPPORTED_SPECS) {
     if (m.has(name)) throw invalidArgument(`'${m.fieldPath(name)}' is not supported by tunekit: only supervised tuning (supervised_tuning_spec) of a publisher model.`);
   }
@@ -192,6 +203,8 @@ async function parseCreate(api: ApiContext, m: Message, project: string, locatio
     // (Without authentication, --insecure-no-auth, everyone may do everything: the caller's identity stays.)
     if (principal.email) identity = { id: `serviceAccount:${serviceAccount}`, kind: 'serviceAccount', email: serviceAccount } as Principal;
   }
+  const evaluationConfig = spec.message('evaluationConfig', `${V}.EvaluationConfig`);
+  const evaluation = evaluationConfig && await parseEvaluationConfig(api, registryEndpoints(tuning), principal, evaluationConfig, validationDatasetUri);
   const labels = m.raw('labels');
   if (labels !== undefined && (typeof labels !== 'object' || Array.isArray(labels) || Object.values(labels as object).some((v) => typeof v !== 'string'))) {
     throw m.invalid('labels', 'map<string, string>', labels);
@@ -210,6 +223,7 @@ async function parseCreate(api: ApiContext, m: Message, project: string, locatio
     ...(serviceAccount ? { serviceAccount } : {}),
     ...(outputUri ? { outputUri } : {}),
     ...(spec.bool('exportLastCheckpointOnly') ? { exportLastCheckpointOnly: true } : {}),
+    ...(evaluation ? { evaluation, evaluationConfig: evaluationConfig!.value } : {}),
     // The job's identity: its service account (the caller must be allowed to act as it), else the caller.
     authorizeRead: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.readDataset, bucketProject),
     authorizeWrite: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.writeOutput, bucketProject),
@@ -274,6 +288,7 @@ export function tuningJobJson(job: TuningJobRecord): Record<string, unknown> {
   out.updateTime = job.updateTime;
   if (job.error) out.error = job.error;
   if (result.tunedModel) out.tunedModel = result.tunedModel;
+  if (result.evaluateDatasetRuns) out.evaluateDatasetRuns = result.evaluateDatasetRuns;
   if (tuningDataStats) out.tuningDataStats = tuningDataStats;
   return out;
 }

@@ -31,6 +31,7 @@ import type { Quotas } from '../quota.js';
 import { checkDescription, checkDisplayName, checkLabels } from '../limits.js';
 import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../storage.js';
 import { Registry } from './registry.js';
+import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 import { Operations } from '../operations.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
 import {
@@ -64,6 +65,9 @@ export interface CreateJobRequest {
   /** TuningJob.output_uri (v1beta1): gs://BUCKET[/PREFIX] that receives the adapter. */
   outputUri?: string;
   exportLastCheckpointOnly?: boolean;
+  /** supervised_tuning_spec.evaluation_config, checked (the job evaluates after tuning), and as given. */
+  evaluation?: JobEvaluationSpec;
+  evaluationConfig?: Record<string, unknown>;
   /**
    * Throws PERMISSION_DENIED unless the job's identity (its service account, else the caller) holds
    * storage.objects.get in the bucket's project.
@@ -106,6 +110,7 @@ export class TuningService {
     checkRanges(req);
     if (req.serviceAccount !== undefined) this.checkServiceAccount(req.serviceAccount);
     if (req.outputUri !== undefined) await this.writableOutput(req, req.outputUri);
+    if (req.evaluation?.outputUriPrefix !== undefined) await this.writableOutput(req, req.evaluation.outputUriPrefix, 'supervised_tuning_spec.evaluation_config.output_config.gcs_destination.output_uri_prefix');
     const train = await this.readableDataset(req, req.trainingDatasetUri, 'supervised_tuning_spec.training_dataset_uri');
     const validation = req.validationDatasetUri === undefined
       ? undefined
@@ -140,6 +145,7 @@ export class TuningService {
         ...(req.labels && Object.keys(req.labels).length ? { labels: req.labels } : {}),
         ...(req.outputUri ? { outputUri: req.outputUri } : {}),
         ...(req.exportLastCheckpointOnly ? { exportLastCheckpointOnly: true } : {}),
+        ...(req.evaluation ? { evaluation: req.evaluation } : {}),
       };
       commitJobDir(this.db.dataDir, upload, spec);
       this.runner.kick();
@@ -193,11 +199,11 @@ export class TuningService {
   }
 
   /** An output location the job's identity may write, in the job's location (400, 404, 403 otherwise). */
-  private async writableOutput(req: CreateJobRequest, uri: string): Promise<void> {
-    if (!uri.startsWith('gs://')) throw new InvalidRequestError(`output_uri must be a gs:// URI (gs://BUCKET[/PREFIX]), got ${JSON.stringify(uri)}`);
+  private async writableOutput(req: CreateJobRequest, uri: string, field = 'output_uri'): Promise<void> {
+    if (!uri.startsWith('gs://')) throw new InvalidRequestError(`${field} must be a gs:// URI (gs://BUCKET[/PREFIX]), got ${JSON.stringify(uri)}`);
     const { bucket, object } = parseGsUri(uri, { allowBucketOnly: true });
     const b = this.storage.findBucket(bucket);
-    if (!b) throw new NotFoundError(`output_uri ${uri}: bucket gs://${bucket} does not exist.`);
+    if (!b) throw new NotFoundError(`${field} ${uri}: bucket gs://${bucket} does not exist.`);
     if (!req.authorizeWrite) throw new Error('outputUri without authorizeWrite');
     await req.authorizeWrite(b.project, `projects/_/buckets/${bucket}/objects/${object}`);
     assertSameLocation(b.location, req.location, uri);
@@ -298,6 +304,7 @@ function tuningJobJson(req: CreateJobRequest, stats: TuningDataStats): Record<st
   if (req.validationDatasetUri !== undefined) spec.validationDatasetUri = req.validationDatasetUri;
   spec.hyperParameters = hyperParameters;
   if (req.exportLastCheckpointOnly) spec.exportLastCheckpointOnly = true;
+  if (req.evaluationConfig) spec.evaluationConfig = req.evaluationConfig;
   const job: Record<string, unknown> = { baseModel: req.baseModel, supervisedTuningSpec: spec, tunedModelDisplayName: req.tunedModelDisplayName };
   if (req.description) job.description = req.description;
   if (req.labels && Object.keys(req.labels).length) job.labels = req.labels;

@@ -18,6 +18,7 @@ import { Tokenizer } from '../../tokenizer/tokenizer.js';
 import { readDataset } from '../../data/dataset.js';
 import { renderForTraining } from '../../data/render.js';
 import { planEpoch } from '../../train/batches.js';
+import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 
 /** Vertex's AdapterSize enum and the LoRA rank of each. */
 export const ADAPTER_SIZES = {
@@ -61,6 +62,8 @@ export interface JobSpec {
   outputUri?: string;
   /** supervised_tuning_spec.export_last_checkpoint_only: the Model and the job list only the last checkpoint. */
   exportLastCheckpointOnly?: boolean;
+  /** supervised_tuning_spec.evaluation_config: the tuned model is evaluated after tuning (evaluation.ts). */
+  evaluation?: JobEvaluationSpec;
 }
 
 /** Trainer options for a Vertex request: LoRA of `adapterSize`, the trainer's defaults otherwise. */

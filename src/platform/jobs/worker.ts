@@ -6,6 +6,8 @@
 // - records per-step metrics under Vertex's names and the last checkpoint as it goes;
 // - on success uploads the adapter to the location's tunekit bucket, registers the model version,
 //   deploys it on an endpoint and ends the job SUCCEEDED, in one transaction (registry.ts);
+// - with an evaluation_config, evaluates the tuned model against its base before the commit
+//   (evaluation.ts; its outcome, an EvaluateDatasetRun, is committed with the job);
 // - on a training error ends the job FAILED with a google.rpc.Status.
 // Between steps it stops (exit 0) when the job is no longer RUNNING (cancelled) or when its parent is
 // gone (the server died: the next server resumes the job from its checkpoint, so no orphan keeps
@@ -26,6 +28,7 @@ import { ObjectStore } from '../storage.js';
 import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
+import { evaluateTunedModel } from './evaluation.js';
 import { jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
 
 async function run(dataDir: string, jobId: string): Promise<void> {
@@ -68,7 +71,9 @@ async function run(dataDir: string, jobId: string): Promise<void> {
       outDir, ...(resume ? { resume } : {}), onEvent,
     });
     stillMine();
-    commit(db, jobs, storage, spec, outDir);
+    const evaluation = spec.evaluation ? await evaluateTunedModel(spec, dir, outDir, storage, stillMine) : undefined;
+    stillMine();
+    commit(db, jobs, storage, spec, outDir, evaluation);
   } catch (err) {
     const job = jobs.find(jobId);
     if (job?.state === 'JOB_STATE_CANCELLING') jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
@@ -80,7 +85,7 @@ async function run(dataDir: string, jobId: string): Promise<void> {
 }
 
 /** Uploads the adapter, registers and deploys it, and ends the job SUCCEEDED. */
-function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: JobSpec, outDir: string): void {
+function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: JobSpec, outDir: string, evaluation?: Record<string, unknown>): void {
   const bucket = ensureManagedBucket(storage, spec.project, spec.location);
   const prefix = `tuningJobs/${spec.jobId}/adapter/`;
   for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
@@ -116,6 +121,7 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
           checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step), ...(i === checkpoints.length - 1 ? { endpoint } : {}),
         })),
       },
+      ...(evaluation ? { evaluateDatasetRuns: [evaluation] } : {}),
     }),
   );
 }
