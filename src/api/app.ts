@@ -17,6 +17,7 @@ import { openaiRoutes } from './routes/openai.js';
 import { registerRegistryRoutes, registryEndpoints } from './routes/registry.js';
 import { registerTuningJobRoutes } from './routes/tuning-jobs.js';
 import type { TuningService } from '../platform/jobs/service.js';
+import { consoleRoutes } from '../console/routes.js';
 
 export const API_VERSIONS = ['v1', 'v1beta1'] as const;
 
@@ -82,6 +83,7 @@ export function createApp(opts: ApiOptions): Hono {
   });
   app.route('/v1', openaiRoutes(api, endpoints)); // /v1/chat/completions, /v1/completions, /v1/models (OpenAI's shape)
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
+  app.route('/console', consoleRoutes()); // the web console's files (src/console)
   app.notFound((c) => errorResponse(api, notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`)));
   app.onError((err) => errorResponse(api, err));
   return app;

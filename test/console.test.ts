@@ -1,0 +1,206 @@
+// The web console (/console) in a real browser (Debian's chromium through playwright-core) against a
+// real server socket: a tuning job created through the API is watched to SUCCEEDED with its loss curve
+// drawn (points and inked canvas pixels) and its dataset histograms; the playground streams the tuned
+// endpoint's answer beside the base model's and shows what the API answers for the same request; the
+// model and endpoint pages show versions, checkpoints and the traffic split; a `tunekit eval` report of
+// the tuned endpoint vs the base model opens in the report frame; the pages fit a phone's width and
+// are reachable by keyboard. Any console error, page error, failed or 4xx/5xx request, or request to
+// another origin fails the test. Also, without a browser: the served files' types, caching headers,
+// and that no path reaches a file outside the console's table.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { cliMain } from './helpers/platform.js';
+import { launchBrowser, noBrowser, pixelsOfColor, screenshot, watchedPage, type WatchedPage } from './helpers/browser.js';
+import { createJob, signIn, startConsoleServer, watchJob, type ConsoleServer } from './helpers/console-flow.js';
+import { vertexJsonl } from './helpers/tuning.js';
+import { formatTask } from './helpers/format-task.js';
+
+let s: ConsoleServer;
+let browser: Browser | undefined;
+let jobName: string;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-console-'));
+
+before(async () => {
+  s = await startConsoleServer();
+  jobName = await createJob(s); // trains while the browser starts
+  if (!noBrowser) browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await s.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A GET with the path exactly as given (fetch would normalise dot segments away). */
+function rawGet(url: string, rawPath: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    http.get({ host: u.hostname, port: u.port, path: rawPath, headers }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    }).on('error', reject);
+  });
+}
+
+test('served files: content types, revalidation, security headers, and no path outside the console', async () => {
+  const types: [string, RegExp][] = [
+    ['/console', /^text\/html; charset=utf-8$/], ['/console/', /^text\/html/], ['/console/main.js', /^text\/javascript/],
+    ['/console/console.css', /^text\/css/], ['/console/vendor/uPlot.esm.js', /^text\/javascript/],
+    ['/console/vendor/uPlot.min.css', /^text\/css/], ['/console/viewer.html', /^text\/html/], ['/console/main.js.map', /^application\/json/],
+  ];
+  for (const [p, type] of types) {
+    const r = await rawGet(s.url, p);
+    assert.equal(r.status, 200, p);
+    assert.match(String(r.headers['content-type']), type, p);
+    assert.equal(r.headers['cache-control'], 'no-cache', p);
+    assert.equal(r.headers['x-content-type-options'], 'nosniff', p);
+    assert.match(String(r.headers.etag), /^"[A-Za-z0-9+/]{27}"$/, p);
+    const again = await rawGet(s.url, p, { 'if-none-match': String(r.headers.etag) });
+    assert.equal(again.status, 304, `${p} revalidated`);
+    assert.equal(again.body, '');
+  }
+  const page = await rawGet(s.url, '/console');
+  assert.match(String(page.headers['content-security-policy']), /default-src 'self'; script-src 'self' 'sha256-[^']+'; .*connect-src 'self'/);
+  assert.match(String((await rawGet(s.url, '/console/viewer.html')).headers['content-security-policy']), /^sandbox allow-scripts; default-src 'none'/);
+  // The served uPlot is the installed package's file, byte for byte.
+  const uplot = fs.readFileSync(path.join(path.dirname(cliMain), '..', '..', '..', 'node_modules', 'uplot', 'dist', 'uPlot.esm.js'), 'utf8');
+  assert.equal((await rawGet(s.url, '/console/vendor/uPlot.esm.js')).body, uplot);
+  for (const p of [
+    '/console/../package.json', '/console/..%2fpackage.json', '/console/%2e%2e/%2e%2e/package.json', '/console/vendor/../../package.json',
+    '/console/vendor/..%2F..%2Fpackage.json', '/console/vendor/%2e%2e%2f%2e%2e%2fpackage.json', '/console//etc/passwd', '/console/%2Fetc%2Fpasswd',
+    '/console/main.js%00.html', '/console/main.ts', '/console/tsconfig.json', '/console/index.html/..', '/console/..\\package.json',
+    '/console/vendor/', '/console/vendor/uPlot.cjs.js', '/console/routes.js', '/console/%2e%2e%5cpackage.json',
+  ]) {
+    const r = await rawGet(s.url, p);
+    // 400: Node's HTTP parser refuses the request line itself (a backslash).
+    assert.ok(r.status === 404 || r.status === 400 || (r.status === 200 && /<title>tunekit console<\/title>/.test(r.body)), `${p}: ${r.status}`);
+    assert.doesNotMatch(r.body, /"name": "tunekit"|root:x:0|registerServeCommand/, p);
+  }
+});
+
+test('the console: job to SUCCEEDED with charts, playground streaming tuned vs base, registry pages, an eval report, phone and keyboard', { skip: noBrowser }, async () => {
+  const w: WatchedPage = await watchedPage(browser!, s.url);
+  const { page, problems } = w;
+  const id = jobName.split('/').pop()!;
+
+  await signIn(page, s);
+  await watchJob(page, jobName);
+  // The loss chart plots every point the API has, and draws the train curve (its colour on the canvas).
+  const metrics = (await s.call('GET', `/v1/${jobName}/metrics`)).json.metrics as { name: string; points: unknown[] }[];
+  const lossPoints = metrics.filter((m) => m.name === '/train_total_loss' || m.name === '/eval_total_loss').reduce((n, m) => n + m.points.length, 0);
+  assert.ok(lossPoints >= 3, JSON.stringify(metrics.map((m) => [m.name, m.points.length])));
+  const loss = '[data-metric="Loss"] .chart';
+  await page.waitForFunction((sel) => document.querySelector(sel)?.querySelector('canvas') !== null, loss);
+  assert.equal(Number(await page.getAttribute(loss, 'data-points')), lossPoints);
+  assert.ok(await pixelsOfColor(page, loss, [0x2b, 0x6c, 0xb0]) > 50, 'the train loss curve is drawn');
+  assert.ok(await pixelsOfColor(page, loss, [0xdd, 0x6b, 0x20]) > 5, 'the eval loss curve is drawn');
+  assert.equal(await page.locator('[data-metric="Next-token accuracy"] .chart canvas').count(), 1);
+  // Dataset statistics: three histograms with the job's buckets.
+  const stats = (await s.call('GET', `/v1/${jobName}`)).json.tuningDataStats.supervisedTuningDataStats;
+  assert.deepEqual(await page.$$eval('#dataset-charts .chart', (els) => els.map((e) => Number(e.getAttribute('data-points')))),
+    [stats.userInputTokenDistribution.buckets.length, stats.userOutputTokenDistribution.buckets.length, stats.userMessagePerExampleDistribution.buckets.length]);
+  assert.ok(await pixelsOfColor(page, '#dataset-charts .chart', [0x2b, 0x6c, 0xb0]) > 50, 'histogram bars are drawn');
+  await page.getByText(`of ${stats.tuningStepCount}`).first().waitFor();
+  await screenshot(page, 'console-job');
+
+  // Playground: tuned endpoint beside the base model, streamed.
+  const job = (await s.call('GET', `/v1/${jobName}`)).json;
+  const endpoint = job.tunedModel.endpoint as string;
+  await page.getByRole('link', { name: /Open in the playground/ }).click();
+  await page.locator('#prompt').waitFor();
+  assert.equal(await page.inputValue('#target'), endpoint);
+  assert.equal(await page.inputValue('#compare'), 'publishers/google/models/gemma3-tiny');
+  const prompt = 'the sky is red today';
+  await page.fill('#prompt', prompt);
+  await page.fill('#max-tokens', '12');
+  await page.evaluate(() => {
+    // Counts text arriving in the tuned side's answer (one mutation per streamed chunk).
+    const w = window as unknown as { chunks: number };
+    w.chunks = 0;
+    new MutationObserver((ms) => {
+      for (const m of ms) if ((m.target as Element).closest?.('.answer-panel[data-target^="projects/"] .answer')) w.chunks++;
+    }).observe(document.getElementById('outputs')!, { childList: true, subtree: true });
+  });
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelectorAll('.answer-panel .status.done').length === 2, undefined, { timeout: 30_000 });
+  const shown = await page.textContent('.answer-panel[data-target^="projects/"] .answer');
+  const request = { contents: [{ role: 'user', parts: [{ text: prompt }] }], generationConfig: { temperature: 0, maxOutputTokens: 12 } };
+  const direct = (await s.call('POST', `/v1beta1/${endpoint}:generateContent`, request)).json;
+  assert.equal(shown, direct.candidates[0].content.parts.map((p: any) => p.text).join(''));
+  assert.ok(shown!.length > 0);
+  assert.ok(await page.evaluate(() => (window as unknown as { chunks: number }).chunks) >= 2, 'the answer arrived in several chunks');
+  const baseShown = await page.textContent('.answer-panel[data-target^="publishers/"] .answer');
+  const baseDirect = (await s.call('POST', '/v1beta1/projects/p/locations/us-central1/publishers/google/models/gemma3-tiny:generateContent', request)).json;
+  assert.equal(baseShown, baseDirect.candidates[0].content.parts.map((p: any) => p.text ?? '').join(''));
+  const meta = await page.textContent('.answer-panel[data-target^="projects/"] .meta');
+  assert.match(meta!, new RegExp(`prompt ${direct.usageMetadata.promptTokenCount} tokens · answer ${direct.usageMetadata.candidatesTokenCount} tokens`));
+  await page.getByRole('button', { name: 'Count tokens' }).click();
+  const counted = (await s.call('POST', `/v1beta1/${endpoint}:countTokens`, { contents: request.contents })).json;
+  await page.getByText(`prompt: ${counted.totalTokens} tokens`).waitFor();
+  await screenshot(page, 'console-playground');
+
+  // Registry pages: the model's version and checkpoints, the endpoint's traffic split.
+  const modelId = (job.tunedModel.model as string).split('/').pop()!.replace(/@.*/, '');
+  await page.click('#nav a[href="#/models"]');
+  await page.click(`a[href="#/models/${modelId}"]`);
+  await page.getByRole('heading', { name: 'Version 1' }).waitFor();
+  assert.equal(await page.locator('table:has(caption) tbody tr').count(), job.tunedModel.checkpoints.length);
+  await page.click('#nav a[href="#/endpoints"]');
+  await page.click(`a[href="#/endpoints/${endpoint.split('/').pop()}"]`);
+  await page.getByRole('heading', { name: 'Deployed models' }).waitFor();
+  assert.equal(await page.locator('.traffic .seg').first().textContent(), '100%');
+
+  // An evaluation of the tuned endpoint against the base model through the server (tunekit eval over
+  // its OpenAI-compatible API), opened as a report file in the console.
+  const dataset = path.join(tmp, 'heldout.jsonl');
+  fs.writeFileSync(dataset, vertexJsonl(formatTask(6, 9)));
+  const out = path.join(tmp, 'eval');
+  const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [cliMain, 'eval', '--dataset', dataset, '--candidate', `${s.url}/v1`, '--candidate-model', endpoint,
+      '--baseline', `${s.url}/v1`, '--baseline-model', 'gemma3-tiny', '--api-key', s.key, '--metrics', 'exact_match,json_valid,rouge_l',
+      '--max-tokens', '12', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, err }));
+  });
+  assert.equal(r.code, 0, r.err);
+  await page.click('#nav a[href="#/evaluations"]');
+  await page.setInputFiles('#report-file', path.join(out, 'report.html'));
+  const report = page.frameLocator('#report-frame');
+  await report.locator('#rows tr').nth(6).waitFor(); // header + 6 examples
+  assert.equal(await report.locator('#summary .card').count(), 3);
+  assert.match(await report.locator('h1').textContent() ?? '', /Evaluation: .*endpoints/);
+  await screenshot(page, 'console-evaluation');
+
+  // A phone: nothing wider than the screen; the job page still shows its charts.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${s.url}/console#/jobs/${id}`);
+  await page.locator('.badge.state-succeeded').waitFor();
+  await page.locator(`${loss} canvas`).waitFor();
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling on a phone');
+  await screenshot(page, 'console-phone');
+
+  // Keyboard: the skip link comes first, then the sections; Enter follows a link and focus moves to the new view's heading.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto('about:blank');
+  await page.goto(`${s.url}/console#/jobs`);
+  await page.getByRole('heading', { name: 'Tuning jobs' }).waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Tab'); // brand, Tuning jobs, Models
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Models');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Models' }).waitFor();
+  await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+
+  assert.deepEqual(problems, []);
+  await w.context.close();
+});
