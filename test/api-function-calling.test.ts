@@ -78,7 +78,7 @@ test('tools are rendered by the template; function parts in the history go back 
   assert.equal(wrongTurn.status, 400);
 });
 
-test('refusals: no tool support in the template, undeclared allowed names, other tool kinds, JSON mode with ANY', async () => {
+test('refusals: no tool support in the template, undeclared allowed names, other tool kinds', async () => {
   const bad = async (url: string, body: unknown, re: RegExp) => {
     const r = await api.post(url, body);
     assert.equal(r.status, 400);
@@ -87,7 +87,6 @@ test('refusals: no tool support in the template, undeclared allowed names, other
   await bad(`${PREFIX}/gemma3-tiny:generateContent`, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }] }, /chat template has no tool support/);
   await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: ['nope'] } } }, /"nope" is not a declared function/);
   await bad(URL_, { ...userText('x'), tools: [{ googleSearch: {} , functionDeclarations: [WEATHER] }] }, /'tools\[0\]\.google_search' is not supported by tunekit/);
-  await bad(URL_, { ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY' } }, generationConfig: { responseMimeType: 'application/json' } }, /cannot be combined with function calling/);
 });
 
 test('tool-call parsing: Hermes and Llama 3.1 styles, arguments checked against the declaration', () => {
@@ -115,4 +114,50 @@ test('streamGenerateContent with tools: the answer is held and sent as one event
   assert.equal(events.length, 1);
   assert.deepEqual(events[0].candidates, whole.candidates);
   assert.ok(events[0].candidates[0].content.parts.some((p: any) => p.functionCall), JSON.stringify(events[0].candidates[0]));
+});
+
+// A tiny Llama with the Llama 3.1 Instruct template (tool calls as bare JSON: the answer's JSON and a
+// call share their first bytes, so the automaton decides by the keys written).
+const llamaDir = path.join(api.dataDir, 'llama-tools');
+initTinyModel({ family: 'llama', size: 'tiny', seed: 3, out: llamaDir });
+const llamaConfig = path.join(llamaDir, 'tokenizer_config.json');
+fs.writeFileSync(llamaConfig, JSON.stringify({ ...JSON.parse(fs.readFileSync(llamaConfig, 'utf8')), chat_template: fs.readFileSync('test/fixtures/llama3.1-instruct.jinja', 'utf8') }));
+registerPublisherModel(api.store, llamaDir, { name: 'llama-tools' });
+
+test('tools with a JSON response format: mode AUTO answers a valid call or JSON of the schema (both templates); ANY a call; NONE JSON', async () => {
+  const ANSWER = { type: 'object', properties: { answer: { type: 'string' }, confidence: { type: 'number' } }, required: ['answer', 'confidence'], additionalProperties: false };
+  const validAnswer = ajv.compile(ANSWER);
+  for (const model of ['qwen3-tools', 'llama-tools']) {
+    const kinds = new Set<string>();
+    for (let seed = 1; seed <= 10; seed++) {
+      const res = await api.post(`${PREFIX}/${model}:generateContent`, {
+        ...userText('Weather in Paris?'), tools: [{ functionDeclarations: [WEATHER] }],
+        generationConfig: { temperature: 2, seed, maxOutputTokens: 120, responseMimeType: 'application/json', responseJsonSchema: ANSWER },
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      const c = (await res.json() as any).candidates[0];
+      assert.equal(c.finishReason, 'STOP', JSON.stringify(c));
+      const call = c.content.parts.find((p: any) => p.functionCall)?.functionCall;
+      if (call) {
+        assert.equal(call.name, 'get_weather');
+        assert.ok(validWeather(call.args), JSON.stringify(call));
+        kinds.add('call');
+      } else {
+        const text = c.content.parts.map((p: any) => p.text).join('');
+        assert.ok(validAnswer(JSON.parse(text)), text);
+        kinds.add('json');
+      }
+    }
+    assert.deepEqual([...kinds].sort(), ['call', 'json'], `${model}: both kinds of answer occur over the seeds`);
+  }
+  const any = await (await api.post(URL_, {
+    ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'ANY' } },
+    generationConfig: { temperature: 2, seed: 1, maxOutputTokens: 120, responseMimeType: 'application/json', responseJsonSchema: ANSWER },
+  })).json() as any;
+  assert.ok(validWeather(any.candidates[0].content.parts.find((p: any) => p.functionCall).functionCall.args));
+  const none = await (await api.post(URL_, {
+    ...userText('x'), tools: [{ functionDeclarations: [WEATHER] }], toolConfig: { functionCallingConfig: { mode: 'NONE' } },
+    generationConfig: { temperature: 2, seed: 1, maxOutputTokens: 120, responseMimeType: 'application/json', responseJsonSchema: ANSWER },
+  })).json() as any;
+  assert.ok(validAnswer(JSON.parse(none.candidates[0].content.parts[0].text)));
 });

@@ -106,6 +106,26 @@ test('tools: tool_choice required gives a valid tool call; tool results go back 
     messages: [{ role: 'user', content: '2+2?' }, r.choices[0]!.message, { role: 'tool', tool_call_id: call.id, content: '{"sum": 4}' }],
   });
   assert.equal(next.choices.length, 1);
+  // response_format beside tools: each answer is a tool call or JSON of the schema (both occur).
+  const weather: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const schema = { type: 'object', properties: { answer: { type: 'string' }, confidence: { type: 'number' } }, required: ['answer', 'confidence'], additionalProperties: false };
+  const kinds = new Set<string>();
+  for (let seed = 1; seed <= 4; seed++) {
+    const c = (await client.chat.completions.create({
+      model: 'qwen3-tools', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: weather, temperature: 2, seed, max_tokens: 120,
+      response_format: { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } },
+    })).choices[0]!;
+    if (c.finish_reason === 'tool_calls') {
+      const a = JSON.parse((c.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall).function.arguments) as { city: unknown };
+      assert.equal(typeof a.city, 'string');
+      kinds.add('call');
+    } else {
+      assert.equal(c.finish_reason, 'stop');
+      assert.ok(new Ajv().compile(schema)(JSON.parse(c.message.content!)), c.message.content!);
+      kinds.add('json');
+    }
+  }
+  assert.deepEqual([...kinds].sort(), ['call', 'json']);
 });
 
 test('errors in OpenAI\'s shape: unknown parameters, unknown models, bad values', async () => {

@@ -72,6 +72,8 @@ export interface GenerationRequest extends PromptRequest {
   /** generationConfig.candidateCount (1 when absent). */
   candidateCount?: number;
   tools?: ToolsRequest;
+  /** A response format beside functions in mode AUTO: the answer is a call or a value of this format. */
+  answerFormat?: ResponseFormat;
 }
 
 /**
@@ -261,10 +263,18 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   if (stops.some((s) => s === '')) throw invalidArgument(`Invalid value at '${g.fieldPath('stopSequences')}': a stop sequence is empty.`);
   const seed = g.int32('seed');
   const format = parseResponseFormat(g);
-  if (format && tools && tools.mode !== 'NONE') {
-    throw invalidArgument(`'${g.fieldPath('responseMimeType')}' cannot be combined with function calling (mode ${tools.mode}): a function call is the answer's format.`);
+  // With functions declared, a response format constrains the answer when it is not a call, as
+  // Gemini 3 and OpenAI define it ("Structured Outputs with tools", ai.google.dev/gemini-api/docs/gemini-3;
+  // OpenAI takes response_format beside tools). Earlier Gemini models refused the pair ("Function
+  // calling with a response mime type: 'application/json' is unsupported"). AUTO: a call or an answer
+  // of the format, one of the two by constrained decoding; ANY: a call (the format has nothing to
+  // constrain); NONE: an answer of the format.
+  if (format && tools && tools.mode === 'AUTO') {
+    request.answerFormat = format;
+    options.responseFormat = { kind: 'union', options: [toolCallFormat(tools.style, tools.declarations), format] };
+  } else if (format && !(tools && tools.mode === 'ANY')) {
+    options.responseFormat = format;
   }
-  if (format) options.responseFormat = format;
   const responseLogprobs = g.bool('responseLogprobs') ?? false;
   const logprobs = range('logprobs', g.int32('logprobs'), (v) => v >= 0 && v <= MAX_LOGPROBS, `must be in [0, ${MAX_LOGPROBS}]`);
   if (logprobs !== undefined && logprobs > 0 && !responseLogprobs) {
@@ -367,7 +377,8 @@ export function functionCallParts(req: GenerationRequest, text: string): { parts
   const t = req.tools;
   if (!t || t.mode === 'NONE') return null;
   const parsed = parseToolCalls(t.style, text, t.declarations);
-  if (parsed === null) return null;
+  // A JSON answer that is not a call (llama3 calls are bare JSON too): constrained, so it is the answer.
+  if (parsed === null || (parsed === 'malformed' && req.answerFormat)) return null;
   if (parsed === 'malformed') return { parts: text ? [{ text }] : [], malformed: true };
   const parts: Record<string, unknown>[] = parsed.text ? [{ text: parsed.text }] : [];
   for (const c of parsed.calls) parts.push({ functionCall: { name: c.name, args: c.args } });

@@ -16,7 +16,19 @@ export type ResponseFormat =
   | { kind: 'json'; schema: SchemaNode }
   | { kind: 'enum'; values: string[] }
   /** A JSON value between fixed texts (a tool call in the template's markup). */
-  | { kind: 'wrapped'; prefix: string; schema: SchemaNode; suffix: string };
+  | { kind: 'wrapped'; prefix: string; schema: SchemaNode; suffix: string }
+  /** Any one of several formats (a tool call or a JSON answer), decided by the bytes written. */
+  | { kind: 'union'; options: ResponseFormat[] };
+
+/** The automaton's start state for a format: a union starts every option's threads. */
+function startState(format: ResponseFormat): State {
+  switch (format.kind) {
+    case 'json': return jsonStart(format.schema);
+    case 'enum': return rawStart(format.values);
+    case 'wrapped': return wrappedStart(format.prefix, format.schema, format.suffix);
+    case 'union': return format.options.flatMap(startState);
+  }
+}
 
 export class TokenConstraint {
   private state: State;
@@ -24,8 +36,7 @@ export class TokenConstraint {
 
   constructor(tokenizer: Tokenizer, size: number, format: ResponseFormat, private readonly stopIds: readonly number[]) {
     this.vocab = vocabularyOf(tokenizer, size);
-    this.state = format.kind === 'json' ? jsonStart(format.schema)
-      : format.kind === 'enum' ? rawStart(format.values) : wrappedStart(format.prefix, format.schema, format.suffix);
+    this.state = startState(format);
   }
 
   /** The value is complete: the text may end here. */
