@@ -30,10 +30,12 @@ const [TRAIN, VALIDATION, HELD_OUT] = [data('tone-train.jsonl'), data('tone-vali
 const PROJECT = 'quickstart';
 const LOCATION = 'us-central1';
 const BUCKET = 'quickstart-tone';
+const [TRAIN_URI, VALIDATION_URI] = [`gs://${BUCKET}/tone-train.jsonl`, `gs://${BUCKET}/tone-validation.jsonl`];
 const BASE_MODEL = 'llama-tiny'; // publishers/google/models/llama-tiny once registered
 const DISPLAY_NAME = 'tone-classifier';
 const HYPER = { epochCount: 16, adapterSize: AdapterSize.ADAPTER_SIZE_EIGHT, learningRateMultiplier: 50 };
 
+const ACTIVE = new Set<string>([JobState.JOB_STATE_QUEUED, JobState.JOB_STATE_PENDING, JobState.JOB_STATE_RUNNING]);
 const started = performance.now();
 
 /** Prints what a step does, runs it, prints how long it took. */
@@ -115,11 +117,19 @@ try {
   // The client Vertex AI users already have, pointed at tunekit.
   const ai = new GoogleGenAI({ vertexai: true, project: PROJECT, location: LOCATION, apiKey, httpOptions: { baseUrl: server.url } });
 
+  // The loss curve is tunekit's GET .../tuningJobs/ID/metrics (Vertex shows it in its console).
+  const lastLoss = async (job: string) => {
+    const res = await fetch(`${server.url}/v1/${job}/metrics`, { headers: { 'x-goog-api-key': apiKey } });
+    const { metrics } = (await res.json()) as { metrics: { name: string; points: { step: string; value: number }[] }[] };
+    return metrics.find((m) => m.name === '/train_total_loss')?.points.at(-1);
+  };
+
   await step(`Upload the datasets to gs://${BUCKET}/`, async () => {
     if (!(await tunekit(['storage', 'ls', '--data-dir', dataDir], true)).includes(`gs://${BUCKET}/`)) {
       await tunekit(['storage', 'mb', `gs://${BUCKET}`, '--location', LOCATION, '--project', PROJECT, '--data-dir', dataDir]);
     }
-    for (const f of [TRAIN, VALIDATION]) await tunekit(['storage', 'cp', f, `gs://${BUCKET}/`, '--data-dir', dataDir]);
+    await tunekit(['storage', 'cp', TRAIN, TRAIN_URI, '--data-dir', dataDir]);
+    await tunekit(['storage', 'cp', VALIDATION, VALIDATION_URI, '--data-dir', dataDir]);
   });
 
   const job = await step(`Tuning job: LoRA on ${BASE_MODEL} (ai.tunings.tune), followed until it ends`, async () => {
@@ -133,22 +143,16 @@ try {
     }
     let job: TuningJob = await ai.tunings.tune({
       baseModel: BASE_MODEL,
-      trainingDataset: { gcsUri: `gs://${BUCKET}/${path.basename(TRAIN)}` },
-      config: {
-        tunedModelDisplayName: DISPLAY_NAME, ...HYPER,
-        validationDataset: { gcsUri: `gs://${BUCKET}/${path.basename(VALIDATION)}` }, labels: { fingerprint },
-      },
+      trainingDataset: { gcsUri: TRAIN_URI },
+      config: { tunedModelDisplayName: DISPLAY_NAME, validationDataset: { gcsUri: VALIDATION_URI }, ...HYPER, labels: { fingerprint } },
     });
     const steps = job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount;
     console.log(`   created ${job.name}: ${job.tuningDataStats?.supervisedTuningDataStats?.tuningDatasetExampleCount} examples, ${steps} steps`);
     let shown = '';
-    while (job.state === JobState.JOB_STATE_PENDING || job.state === JobState.JOB_STATE_RUNNING || job.state === JobState.JOB_STATE_QUEUED) {
+    while (ACTIVE.has(job.state!)) {
       await new Promise((r) => setTimeout(r, 500));
       job = await ai.tunings.get({ name: job.name! });
-      // The loss curve: tunekit's GET .../tuningJobs/ID/metrics (Vertex shows it in its console).
-      const res = await fetch(`${server.url}/v1/${job.name}/metrics`, { headers: { 'x-goog-api-key': apiKey } });
-      const loss = ((await res.json()) as { metrics: { name: string; points: { step: string; value: number }[] }[] })
-        .metrics.find((m) => m.name === '/train_total_loss')?.points.at(-1);
+      const loss = await lastLoss(job.name!);
       const line = `${job.state}${loss ? `  step ${loss.step}/${steps}  loss ${loss.value.toFixed(3)}` : ''}`;
       if (line !== shown) console.log(`   ${(shown = line)}`);
     }
