@@ -24,15 +24,17 @@ export interface WatchedPage { page: Page; context: BrowserContext; problems: st
 
 /**
  * A page in a fresh context of its own, with every problem recorded: console errors, page errors,
- * failed requests, HTTP statuses >= 400, and requests to any origin but `origin` (they are aborted).
+ * failed requests, HTTP statuses >= 400, and requests to anything `allowed` does not accept (an
+ * origin, or a predicate of the URL; such requests are aborted).
  */
-export async function watchedPage(browser: Browser, origin: string | null, viewport = { width: 1280, height: 900 }): Promise<WatchedPage> {
+export async function watchedPage(browser: Browser, allowed: string | ((url: string) => boolean), viewport = { width: 1280, height: 900 }): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport });
   const problems: string[] = [];
+  const ok = typeof allowed === 'string' ? (url: string) => new URL(url).origin === allowed : allowed;
   await context.route('**/*', (route) => {
     const url = route.request().url();
-    if (origin !== null && new URL(url).origin !== origin) {
-      problems.push(`request outside ${origin}: ${url}`);
+    if (!ok(url)) {
+      problems.push(`request not allowed: ${url}`);
       return route.abort();
     }
     return route.continue();
