@@ -109,10 +109,19 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
     [stats.userInputTokenDistribution.buckets.length, stats.userOutputTokenDistribution.buckets.length, stats.userMessagePerExampleDistribution.buckets.length]);
   assert.ok(await pixelsOfColor(page, '#dataset-charts .chart', [0x2b, 0x6c, 0xb0]) > 50, 'histogram bars are drawn');
   await page.getByText(`of ${stats.tuningStepCount}`).first().waitFor();
+  // The evaluation the job ran after tuning: its aggregate metrics as the API gives them, and where its report is.
+  const job = (await s.call('GET', `/v1/${jobName}`)).json;
+  const run = job.evaluateDatasetRuns[0];
+  assert.equal(run.error, undefined, JSON.stringify(run.error));
+  const results = run.evaluateDatasetResponse.aggregationOutput.aggregationResults as Record<string, any>[];
+  assert.equal(await page.locator('section[aria-label="Evaluation run 1"] tbody tr').count(), results.length);
+  const exact = results.find((r) => r.exactMatchMetricValue)!.exactMatchMetricValue.score as number;
+  assert.deepEqual(await page.locator('section[aria-label="Evaluation run 1"] tr', { hasText: 'exactMatchMetricValue.score' }).locator('td').allTextContents(),
+    ['exactMatchMetricValue.score', 'AVERAGE', Number.isInteger(exact) ? String(exact) : exact.toFixed(4)]);
+  await page.getByText(`${run.evaluateDatasetResponse.outputInfo.gcsOutputDirectory}report.html`).waitFor();
   await screenshot(page, 'console-job');
 
   // Playground: tuned endpoint beside the base model, streamed.
-  const job = (await s.call('GET', `/v1/${jobName}`)).json;
   const endpoint = job.tunedModel.endpoint as string;
   await page.getByRole('link', { name: /Open in the playground/ }).click();
   await page.locator('#prompt').waitFor();

@@ -37,7 +37,8 @@ export async function startConsoleServer(opts: { examples?: number } = {}): Prom
 
 /**
  * Creates a tuning job on the tone-classification task (test/helpers/format-task.ts) with enough data
- * and steps for the tiny model to learn it (as test/train-learning.test.ts does); its resource name.
+ * and steps for the tiny model to learn it (as test/train-learning.test.ts does), evaluated against its
+ * base after tuning; its resource name.
  */
 export async function createJob(s: ConsoleServer, name = 'tone'): Promise<string> {
   s.platform.platform.storage.putObjectSync('us-data', 'tone-train.jsonl', vertexJsonl(formatTask(120, 11)));
@@ -47,6 +48,11 @@ export async function createJob(s: ConsoleServer, name = 'tone'): Promise<string
     supervisedTuningSpec: {
       trainingDatasetUri: 'gs://us-data/tone-train.jsonl', validationDatasetUri: 'gs://us-data/tone-validation.jsonl',
       hyperParameters: { epochCount: 10, adapterSize: 'ADAPTER_SIZE_EIGHT', learningRate: 0.01 },
+      // After tuning, the tuned model against its base on the validation set (report.html in the bucket).
+      evaluationConfig: {
+        metrics: [{ exactMatchSpec: {} }, { predefinedMetricSpec: { metricSpecName: 'json_valid' } }, { rougeSpec: { rougeType: 'rougeL' } }],
+        inferenceGenerationConfig: { maxOutputTokens: 12, temperature: 0 },
+      },
     },
   });
   if (r.status !== 200) throw new Error(`tuning job create: ${r.status} ${JSON.stringify(r.json)}`);

@@ -29,11 +29,12 @@ export function evaluationRuns(job: Record<string, any>): HTMLElement {
     const response = run.evaluateDatasetResponse ?? {};
     const dir: string | undefined = response.outputInfo?.gcsOutputDirectory;
     const report = dir ? `${dir.replace(/\/?$/, '/')}report.html` : undefined;
-    const rows = (response.aggregationOutput?.aggregationResults ?? []).flatMap((r: any) => flatten(r));
+    const rows = (response.aggregationOutput?.aggregationResults ?? []).flatMap(({ aggregationMetric, ...value }: Record<string, unknown>) =>
+      flatten(value).map(([metric, x]) => [metric, String(aggregationMetric ?? ''), x]));
     return h('section', { 'aria-label': `Evaluation run ${i + 1}` },
       h('h3', {}, `Run ${i + 1}`, run.checkpointId ? ` (checkpoint ${run.checkpointId})` : ''),
       run.error ? errorBox(run.error.message ?? JSON.stringify(run.error)) : null,
-      rows.length ? table(['Metric', 'Value'], rows) : null,
+      rows.length ? table(['Metric', 'Aggregation', 'Value'], rows) : null,
       report ? h('p', {}, h('span', { class: 'mono' }, report), ' ', h('button', {
         type: 'button', class: 'open-report',
         onclick: async () => {
