@@ -14,7 +14,7 @@ const freshDir = tempDirs('platform-db');
 
 const TABLES = [
   'api_keys', 'base_models', 'buckets', 'config', 'deployed_models', 'endpoints', 'job_metrics', 'model_versions', 'models',
-  'objects', 'operations', 'projects', 'quotas', 'role_bindings', 'schema_migrations', 'service_accounts', 'tuning_jobs',
+  'objects', 'operations', 'projects', 'quotas', 'resumable_uploads', 'role_bindings', 'schema_migrations', 'service_accounts', 'tuning_jobs',
 ];
 
 test('a fresh data dir gets every table, WAL mode, foreign keys and one schema_migrations row per migration', () => {

@@ -15,9 +15,11 @@ import { registerEvaluationRoutes } from './routes/evaluation.js';
 import { registerPublisherModelRoutes } from './routes/publisher-models.js';
 import { openaiRoutes } from './routes/openai.js';
 import { registerRegistryRoutes, registryEndpoints } from './routes/registry.js';
+import { storageApi } from './routes/storage-api.js';
 import { registerTuningJobRoutes } from './routes/tuning-jobs.js';
 import type { TuningService } from '../platform/jobs/service.js';
 import { consoleRoutes } from '../console/routes.js';
+import type { ObjectStore } from '../platform/storage.js';
 
 export const API_VERSIONS = ['v1', 'v1beta1'] as const;
 
@@ -31,6 +33,10 @@ export interface ApiOptions {
   endpoints?: EndpointResolver;
   /** Tuning jobs, the model registry and endpoints (src/platform/jobs); without it those routes are 404. */
   tuning?: TuningService;
+  /** The object store the Cloud Storage JSON API serves (default the tuning service's; none: no such routes). */
+  storage?: ObjectStore;
+  /** Most bytes of one object uploaded through the storage API (default LIMITS.objectBytes). */
+  maxObjectBytes?: number;
   /** Request body limit in bytes (default 16 MiB). */
   bodyLimit?: number;
   /** Tokenization of large prompts off the event loop (default: a pool of up to 2 worker threads). */
@@ -81,6 +87,8 @@ export function createApp(opts: ApiOptions): Hono {
     }
     c.res = new Response(body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: done })), c.res);
   });
+  const storage = opts.storage ?? opts.tuning?.storage;
+  if (storage) app.route('/', storageApi(api, storage, { ...(opts.maxObjectBytes !== undefined ? { maxObjectBytes: opts.maxObjectBytes } : {}) })); // /storage/v1, /upload/storage/v1, /download/storage/v1
   app.route('/v1', openaiRoutes(api, endpoints)); // /v1/chat/completions, /v1/completions, /v1/models (OpenAI's shape)
   for (const version of API_VERSIONS) app.route(`/${version}`, routes);
   app.route('/console', consoleRoutes()); // the web console's files (src/console)

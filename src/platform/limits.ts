@@ -13,6 +13,9 @@
 // - list pages: at most PAGE_SIZE_MAX items and about LIST_PAGE_MAX_BYTES of JSON; a page that would
 //   pass the byte budget stops early with a nextPageToken (an item larger than the budget on its own is
 //   still served, alone on its page).
+// - objects (the object store, the Cloud Storage JSON API): at most LIMITS.objectBytes bytes each (Cloud
+//   Storage allows 5 TiB; tunekit keeps datasets and adapters, and trains from local copies), refused as
+//   the bytes arrive (HTTP 413); the metadata part of an upload is a JSON body (the API's body limit).
 // Every refusal is INVALID_ARGUMENT naming the field: "Invalid value at 'labels' ...".
 
 import { InvalidRequestError } from '../errors.js';
@@ -23,6 +26,8 @@ export const LIMITS = {
   labels: 64,
   labelKeyChars: 63,
   labelValueChars: 63,
+  /** Bytes of one stored object (`tunekit serve --max-object-size` sets another). */
+  objectBytes: 5 * 1024 ** 3,
   /** Bytes of JSON in one page of a list response. */
   listPageBytes: 4 * 1024 * 1024,
   /** Items in one page (the default page size too). */

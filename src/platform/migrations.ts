@@ -224,4 +224,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE deployed_models ADD COLUMN checkpoint_id TEXT;
     `,
   },
+  {
+    version: 6,
+    name: 'storage JSON API, registry descriptions',
+    sql: `
+      -- Cloud Storage's crc32c of each object (base64 of the big-endian value; NULL for objects written
+      -- before this migration: computed from the blob on first use, storage.ts).
+      ALTER TABLE objects ADD COLUMN crc32c TEXT;
+      -- Resumable uploads (the Cloud Storage JSON API's uploadType=resumable): the bytes received so far
+      -- are in <bucket dir>/.upload-<id>; 'persisted' counts those synced to disk (what a status query
+      -- reports). A finished session keeps its row (done = 1) so that a client that lost the final
+      -- response learns the object; sessions expire after a week, as Cloud Storage's do.
+      CREATE TABLE resumable_uploads (
+        id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        content_type TEXT,
+        total INTEGER,
+        persisted INTEGER NOT NULL DEFAULT 0,
+        if_generation_match INTEGER,
+        expect_md5 TEXT,
+        expect_crc32c TEXT,
+        done INTEGER NOT NULL DEFAULT 0,
+        create_time TEXT NOT NULL
+      );
+      ALTER TABLE models ADD COLUMN description TEXT;
+      ALTER TABLE endpoints ADD COLUMN description TEXT;
+    `,
+  },
 ];

@@ -7,11 +7,16 @@
 // - An overwrite gets a new blob and a higher generation; the old blob is unlinked after the commit
 //   (a reader that already opened it keeps reading the old bytes).
 // - Bucket directories must be real directories inside the root (no symlinks), checked on each use.
+// - Resumable uploads (the Cloud Storage JSON API's) keep their bytes in `.upload-<id>` in the bucket's
+//   directory and their state in a row; a chunk's bytes count as received once synced (every MiB and at
+//   the chunk's end, also when the client goes away mid-chunk). The last byte commits the object as any
+//   upload does. Every write checks the size limit (limits.ts objectBytes) as bytes arrive.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { AlreadyExistsError, FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
+import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidRequestError, NotFoundError, TunekitError } from '../errors.js';
+import { Crc32c } from './crc32c.js';
 import { now, type PlatformDb } from './db.js';
 import type { PlatformConfig } from './config.js';
 import { gsUri, parseGsUri, validateBucketName, validateObjectName } from './gcs-names.js';
@@ -31,6 +36,8 @@ export interface ObjectInfo {
   size: number;
   /** Base64 MD5 of the content, as GCS's md5Hash. */
   md5Hash: string;
+  /** Base64 of the big-endian CRC-32C of the content, as GCS's crc32c. */
+  crc32c: string;
   contentType: string;
   /** Increases with every write of this name (int64, as a string). */
   generation: string;
@@ -64,6 +71,46 @@ export type ObjectSource = string | Uint8Array | AsyncIterable<string | Uint8Arr
 
 export interface PutOptions {
   contentType?: string;
+  /** Write only if the object's generation is this one (0: only if it does not exist); 412 otherwise. */
+  ifGenerationMatch?: number;
+  /** Hashes the client computed (base64): the write is refused, and nothing stored, if the content's differ. */
+  expect?: ExpectedHashes;
+  /** Most bytes the object may have (default LIMITS.objectBytes). */
+  maxBytes?: number;
+  /** Stops the write (CancelledError) when it fires; nothing is stored. */
+  signal?: AbortSignal;
+}
+
+export interface ExpectedHashes {
+  md5Hash?: string;
+  crc32c?: string;
+}
+
+/** A resumable upload in progress (or finished: `done`). */
+export interface UploadSession {
+  id: string;
+  bucket: string;
+  name: string;
+  contentType?: string;
+  /** The object's size, once the client has said it. */
+  total?: number;
+  /** Bytes received and synced: the next chunk starts here. */
+  persisted: number;
+  done: boolean;
+}
+
+/** A write that would pass the size limit (HTTP 413 on the storage API). */
+export class ObjectTooLargeError extends TunekitError {
+  constructor(readonly limit: number) {
+    super('OUT_OF_RANGE', `The object exceeds the maximum object size of ${limit} bytes (tunekit's limit, src/platform/limits.ts objectBytes).`);
+  }
+}
+
+/** An ifGenerationMatch precondition that does not hold (HTTP 412 on the storage API). */
+export class PreconditionFailedError extends TunekitError {
+  constructor(message: string) {
+    super('FAILED_PRECONDITION', message);
+  }
 }
 
 interface ObjectRow {
@@ -72,6 +119,7 @@ interface ObjectRow {
   blob: string;
   size: number;
   md5: string;
+  crc32c: string | null;
   content_type: string;
   generation: number;
   create_time: string;
@@ -80,6 +128,11 @@ interface ObjectRow {
 
 const BLOB = /^[0-9a-f]{32}$/;
 const TMP = /^\.tmp-(\d+)-[0-9a-f]{32}$/;
+const UPLOAD = /^\.upload-([0-9a-f]{32})$/;
+/** Cloud Storage's resumable sessions live a week. */
+const UPLOAD_TTL_MS = 7 * 24 * 3600 * 1000;
+/** A resumable chunk's bytes are synced (and count as received) at least this often. */
+const SYNC_EVERY = 1 << 20;
 const MAX_PAGE = LIMITS.pageSize.objects;
 
 export class ObjectStore {
@@ -154,12 +207,17 @@ export class ObjectStore {
     const blob = randomBytes(16).toString('hex');
     const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
     const md5 = createHash('md5');
+    const crc = new Crc32c();
+    const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
     let size = 0;
     const fh = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of chunksOf(source)) {
-        md5.update(chunk);
+        if (opts.signal?.aborted) throw new CancelledError('The client closed the connection during the upload; nothing was stored.');
         size += chunk.length;
+        if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
+        md5.update(chunk);
+        crc.update(chunk);
         for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off)).bytesWritten;
       }
       await fh.sync();
@@ -169,7 +227,7 @@ export class ObjectStore {
       throw err;
     }
     await fh.close();
-    return this.commit(bucketName, name, dir, tmp, blob, size, md5.digest('base64'), opts);
+    return this.commit(bucketName, name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
   }
 
   /** putObject for bytes already in memory, synchronously. */
@@ -177,6 +235,8 @@ export class ObjectStore {
     validateObjectName(name);
     const dir = this.bucketDir(this.getBucket(bucketName).name);
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
+    if (bytes.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
     const blob = randomBytes(16).toString('hex');
     const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
     const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
@@ -189,7 +249,9 @@ export class ObjectStore {
       throw err;
     }
     fs.closeSync(fd);
-    return this.commit(bucketName, name, dir, tmp, blob, bytes.length, createHash('md5').update(bytes).digest('base64'), opts);
+    return this.commit(bucketName, name, dir, tmp, blob, {
+      size: bytes.length, md5: createHash('md5').update(bytes).digest('base64'), crc32c: new Crc32c().update(bytes).base64(),
+    }, opts);
   }
 
   /** Copies a local file into the store (streamed); NOT_FOUND if the file does not exist. */
@@ -204,33 +266,48 @@ export class ObjectStore {
     return this.putObject(bucketName, name, fs.createReadStream(localPath), opts);
   }
 
+  /**
+   * Renames the synced file `tmp` to its blob name and commits the row, after the preconditions and
+   * expected hashes are checked; on any failure the file is removed and nothing changes. `after` runs in
+   * the same transaction (a resumable session marks itself done).
+   */
   private commit(
-    bucketName: string, name: string, dir: string, tmp: string, blob: string, size: number, md5: string, opts: PutOptions,
+    bucketName: string, name: string, dir: string, tmp: string, blob: string,
+    content: { size: number; md5: string; crc32c: string }, opts: PutOptions, after?: () => void,
   ): ObjectInfo {
+    const { size, md5, crc32c } = content;
     const blobPath = path.join(dir, blob);
     let old: string | undefined;
     let info: ObjectInfo;
     try {
+      if (opts.expect?.md5Hash !== undefined && opts.expect.md5Hash !== md5) {
+        throw new InvalidRequestError(`Provided MD5 hash "${opts.expect.md5Hash}" doesn't match calculated MD5 hash "${md5}"; nothing was stored.`);
+      }
+      if (opts.expect?.crc32c !== undefined && opts.expect.crc32c !== crc32c) {
+        throw new InvalidRequestError(`Provided CRC32C "${opts.expect.crc32c}" doesn't match calculated CRC32C "${crc32c}"; nothing was stored.`);
+      }
       fs.renameSync(tmp, blobPath);
       fsyncDir(dir);
       info = this.db.immediate(() => {
         if (!this.findBucket(bucketName)) throw new NotFoundError(`bucket gs://${bucketName} does not exist`);
         const prev = this.row(bucketName, name);
+        checkGeneration(bucketName, name, prev, opts.ifGenerationMatch);
         old = prev?.blob;
         const t = now();
         const generation = Math.max((prev?.generation ?? 0) + 1, Date.now() * 1000);
         const row: ObjectRow = {
-          bucket: bucketName, name, blob, size, md5, content_type: opts.contentType ?? prev?.content_type ?? guessContentType(name),
+          bucket: bucketName, name, blob, size, md5, crc32c, content_type: opts.contentType ?? prev?.content_type ?? guessContentType(name),
           generation, create_time: prev?.create_time ?? t, update_time: t,
         };
         this.db.sqlite
           .prepare(
-            `INSERT INTO objects (bucket, name, blob, size, md5, content_type, generation, create_time, update_time)
-             VALUES (@bucket, @name, @blob, @size, @md5, @content_type, @generation, @create_time, @update_time)
+            `INSERT INTO objects (bucket, name, blob, size, md5, crc32c, content_type, generation, create_time, update_time)
+             VALUES (@bucket, @name, @blob, @size, @md5, @crc32c, @content_type, @generation, @create_time, @update_time)
              ON CONFLICT (bucket, name) DO UPDATE SET blob = excluded.blob, size = excluded.size, md5 = excluded.md5,
-               content_type = excluded.content_type, generation = excluded.generation, update_time = excluded.update_time`,
+               crc32c = excluded.crc32c, content_type = excluded.content_type, generation = excluded.generation, update_time = excluded.update_time`,
           )
           .run(row);
+        after?.();
         return toInfo(row);
       });
     } catch (err) {
@@ -243,17 +320,23 @@ export class ObjectStore {
   }
 
   statObject(bucketName: string, name: string): ObjectInfo {
-    return toInfo(this.requireRow(bucketName, name));
+    return toInfo(this.withCrc(this.requireRow(bucketName, name)));
   }
 
   readObject(bucketName: string, name: string): Buffer {
     return fs.readFileSync(this.blobPath(this.requireRow(bucketName, name)));
   }
 
-  /** A stream of the object's bytes as of now (later overwrites do not affect it). */
-  createReadStream(bucketName: string, name: string): fs.ReadStream {
-    const fd = fs.openSync(this.blobPath(this.requireRow(bucketName, name)), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    return fs.createReadStream('', { fd });
+  /** A stream of the object's bytes as of now (later overwrites do not affect it); `range` is inclusive. */
+  createReadStream(bucketName: string, name: string, range?: { start: number; end: number }): fs.ReadStream {
+    return this.openObject(bucketName, name, range).stream;
+  }
+
+  /** The object's metadata and a stream of its bytes (of `range`, inclusive), from one consistent read. */
+  openObject(bucketName: string, name: string, range?: { start: number; end: number }): { info: ObjectInfo; stream: fs.ReadStream } {
+    const row = this.withCrc(this.requireRow(bucketName, name));
+    const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    return { info: toInfo(row), stream: fs.createReadStream('', { fd, ...(range ? { start: range.start, end: range.end } : {}) }) };
   }
 
   /** Copies an object to a local file (written atomically there too). */
@@ -272,8 +355,9 @@ export class ObjectStore {
     return info;
   }
 
-  deleteObject(bucketName: string, name: string): void {
+  deleteObject(bucketName: string, name: string, opts: { ifGenerationMatch?: number } = {}): void {
     const row = this.requireRow(bucketName, name);
+    checkGeneration(bucketName, name, row, opts.ifGenerationMatch);
     this.db.sqlite.prepare('DELETE FROM objects WHERE bucket = ? AND name = ? AND blob = ?').run(row.bucket, row.name, row.blob);
     this.unlinkBlob(this.bucketDir(row.bucket), row.blob);
   }
@@ -293,26 +377,173 @@ export class ObjectStore {
         `SELECT * FROM objects WHERE bucket = ? AND name > ? AND substr(name, 1, length(?)) = ? ORDER BY name`,
       )
       .iterate(bucket.name, after, prefix, prefix) as IterableIterator<ObjectRow>;
-    const objects: ObjectInfo[] = [];
+    const found: ObjectRow[] = [];
     const prefixes: string[] = [];
     let last = '';
     for (const row of rows) {
       const cut = delimiter ? row.name.indexOf(delimiter, prefix.length) : -1;
       const p = cut >= 0 ? row.name.slice(0, cut + delimiter.length) : undefined;
       if (p !== undefined && p === prefixes[prefixes.length - 1]) continue;
-      if (objects.length + prefixes.length === pageSize) {
+      if (found.length + prefixes.length === pageSize) {
         rows.return?.();
-        return { objects, prefixes, nextPageToken: encodePageToken(last) };
+        return { objects: found.map((r) => toInfo(this.withCrc(r))), prefixes, nextPageToken: encodePageToken(last) };
       }
       if (p !== undefined) {
         prefixes.push(p);
         last = `${p}\u{10FFFF}`;
       } else {
-        objects.push(toInfo(row));
+        found.push(row);
         last = row.name;
       }
     }
-    return { objects, prefixes };
+    return { objects: found.map((r) => toInfo(this.withCrc(r))), prefixes };
+  }
+
+  // ---- resumable uploads ----
+
+  /** Starts a resumable upload of `name` (the object is written when its last byte arrives). */
+  startUpload(bucketName: string, name: string, opts: PutOptions & { total?: number } = {}): UploadSession {
+    validateObjectName(name);
+    const bucket = this.getBucket(bucketName);
+    const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
+    if (opts.total !== undefined && opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
+    if (opts.ifGenerationMatch !== undefined) checkGeneration(bucket.name, name, this.row(bucket.name, name), opts.ifGenerationMatch);
+    const id = randomBytes(16).toString('hex');
+    const dir = this.bucketDir(bucket.name);
+    fs.closeSync(fs.openSync(path.join(dir, `.upload-${id}`), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
+    this.db.sqlite
+      .prepare(`INSERT INTO resumable_uploads (id, bucket, name, content_type, total, if_generation_match, expect_md5, expect_crc32c, create_time)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(id, bucket.name, name, opts.contentType ?? null, opts.total ?? null, opts.ifGenerationMatch ?? null,
+        opts.expect?.md5Hash ?? null, opts.expect?.crc32c ?? null, now());
+    return this.getUpload(id);
+  }
+
+  /** The session `id`; NOT_FOUND when it does not exist, was cancelled or expired. */
+  getUpload(id: string): UploadSession {
+    const r = /^[0-9a-f]{32}$/.test(id) ? this.uploadRow(id) : undefined;
+    if (!r || Date.now() - Date.parse(r.create_time) > UPLOAD_TTL_MS) {
+      throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist (cancelled, or older than a week)`);
+    }
+    return {
+      id: r.id, bucket: r.bucket, name: r.name, ...(r.content_type !== null ? { contentType: r.content_type } : {}),
+      ...(r.total !== null ? { total: r.total } : {}), persisted: r.persisted, done: r.done === 1,
+    };
+  }
+
+  /**
+   * Writes a chunk of session `id` that starts at byte `start` of the object. Bytes the session already
+   * has are skipped; a start past them is refused (it would leave a gap). `total`, when given, is the
+   * object's size: once that many bytes are in, the object is committed and returned. The chunk's bytes
+   * count as received once synced (every MiB and at its end, also when the stream fails: the client can
+   * resume from there). Chunks of one session are written one at a time.
+   */
+  async writeUpload(id: string, start: number, source: AsyncIterable<Uint8Array>, opts: { total?: number; expect?: ExpectedHashes; maxBytes?: number } = {}): Promise<{ session: UploadSession; object?: ObjectInfo }> {
+    return this.serialized(id, async () => {
+      const session = this.getUpload(id);
+      if (session.done) throw new FailedPreconditionError(`resumable upload ${id} is already complete: gs://${session.bucket}/${session.name} was written`);
+      const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
+      let total = session.total;
+      if (opts.total !== undefined) {
+        if (total !== undefined && total !== opts.total) throw new InvalidRequestError(`the upload's size was given as ${total} bytes, this chunk says ${opts.total}`);
+        if (opts.total < session.persisted) throw new InvalidRequestError(`the upload's size ${opts.total} is less than the ${session.persisted} bytes already received`);
+        if (opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
+        total = opts.total;
+      }
+      if (start > session.persisted) {
+        throw new InvalidRequestError(`the chunk starts at byte ${start} but the upload has ${session.persisted} bytes: send from byte ${session.persisted} (query the upload's status)`);
+      }
+      const dir = this.bucketDir(session.bucket);
+      const file = path.join(dir, `.upload-${id}`);
+      const fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
+      let persisted = session.persisted;
+      let pos = persisted;
+      let skip = persisted - start;
+      const save = async (): Promise<void> => {
+        await fh.sync();
+        persisted = pos;
+        this.db.sqlite.prepare('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?').run(persisted, total ?? null, id);
+      };
+      try {
+        await fh.truncate(persisted); // bytes past the last sync were never acknowledged
+        for await (const raw of source) {
+          let chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length);
+            skip -= n;
+            chunk = chunk.subarray(n);
+          }
+          if (chunk.length === 0) continue;
+          if (pos + chunk.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
+          if (total !== undefined && pos + chunk.length > total) throw new InvalidRequestError(`the chunk goes past the upload's size of ${total} bytes`);
+          for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off, pos + off)).bytesWritten;
+          pos += chunk.length;
+          if (pos - persisted >= SYNC_EVERY) await save();
+        }
+        if (pos > persisted || (opts.total !== undefined && session.total === undefined)) await save();
+      } catch (err) {
+        // Keep what arrived (the client resumes from it), unless the chunk was refused outright.
+        if (!(err instanceof ObjectTooLargeError || err instanceof InvalidRequestError)) await save().catch(() => undefined);
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
+      await fh.close();
+      if (total === undefined || persisted < total) return { session: this.getUpload(id) };
+      return { session: this.getUpload(id), object: await this.finishUpload(session, file, dir, opts.expect) };
+    });
+  }
+
+  /** Cancels an upload: its bytes are removed and its URI answers 404. */
+  cancelUpload(id: string): void {
+    const session = this.getUpload(id);
+    this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE id = ?').run(id);
+    fs.rmSync(path.join(this.bucketDir(session.bucket), `.upload-${id}`), { force: true });
+  }
+
+  private async finishUpload(session: UploadSession, file: string, dir: string, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
+    const r = this.uploadRow(session.id)!;
+    const md5 = createHash('md5');
+    const crc = new Crc32c();
+    let size = 0;
+    for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
+      md5.update(chunk);
+      crc.update(chunk);
+      size += chunk.length;
+    }
+    const blob = randomBytes(16).toString('hex');
+    const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
+    fs.renameSync(file, tmp);
+    const opts: PutOptions = {
+      ...(r.content_type !== null ? { contentType: r.content_type } : {}),
+      ...(r.if_generation_match !== null ? { ifGenerationMatch: r.if_generation_match } : {}),
+      expect: { md5Hash: expect?.md5Hash ?? r.expect_md5 ?? undefined, crc32c: expect?.crc32c ?? r.expect_crc32c ?? undefined },
+    };
+    try {
+      return this.commit(session.bucket, session.name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
+        () => this.db.sqlite.prepare('UPDATE resumable_uploads SET done = 1 WHERE id = ?').run(session.id));
+    } catch (err) {
+      // The bytes failed a check (hashes, precondition): the session cannot complete any more.
+      this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE id = ?').run(session.id);
+      throw err;
+    }
+  }
+
+  private uploadRow(id: string): UploadRow | undefined {
+    return this.db.sqlite.prepare('SELECT * FROM resumable_uploads WHERE id = ?').get(id) as UploadRow | undefined;
+  }
+
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  /** Runs `fn` after every earlier call for `key` has settled. */
+  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(key, tail);
+    void tail.then(() => {
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    });
+    return next;
   }
 
   /** Resolves gs://bucket/object to its metadata and blob path; NOT_FOUND naming the bucket or object. */
@@ -322,7 +553,7 @@ export class ObjectStore {
     if (!bucket) throw new NotFoundError(`bucket gs://${bucketName} does not exist (from ${uri})`);
     const row = this.row(bucketName, object);
     if (!row) throw new NotFoundError(`object ${gsUri(bucketName, object)} does not exist`);
-    return { ...toInfo(row), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location, filePath: this.blobPath(row) };
+    return { ...toInfo(this.withCrc(row)), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location, filePath: this.blobPath(row) };
   }
 
   /**
@@ -345,9 +576,23 @@ export class ObjectStore {
       const referenced = new Set(
         (this.db.sqlite.prepare('SELECT blob FROM objects WHERE bucket = ?').all(bucket.name) as { blob: string }[]).map((r) => r.blob),
       );
+      // Resumable sessions older than a week go, with their bytes; so do bytes of sessions that are gone.
+      const cutoff = new Date(Date.now() - UPLOAD_TTL_MS).toISOString();
+      this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE bucket = ? AND create_time < ?').run(bucket.name, cutoff);
+      const uploads = new Set(
+        (this.db.sqlite.prepare('SELECT id FROM resumable_uploads WHERE bucket = ? AND done = 0').all(bucket.name) as { id: string }[]).map((r) => r.id),
+      );
       for (const entry of fs.readdirSync(dir)) {
         const file = path.join(dir, entry);
         const tmp = TMP.exec(entry);
+        const upload = UPLOAD.exec(entry);
+        if (upload) {
+          if (!uploads.has(upload[1]!)) {
+            fs.rmSync(file, { force: true });
+            removed.push(file);
+          }
+          continue;
+        }
         // (A file may vanish meanwhile: an upload renaming its temporary file, an overwrite unlinking a blob.)
         const mtime = (): number => fs.lstatSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
         const stale = tmp
@@ -366,6 +611,22 @@ export class ObjectStore {
 
   private row(bucket: string, name: string): ObjectRow | undefined {
     return this.db.sqlite.prepare('SELECT * FROM objects WHERE bucket = ? AND name = ?').get(bucket, name) as ObjectRow | undefined;
+  }
+
+  /** The row with its crc32c (objects written before crc32c was stored get it computed once, here). */
+  private withCrc(row: ObjectRow): ObjectRow & { crc32c: string } {
+    if (row.crc32c !== null) return row as ObjectRow & { crc32c: string };
+    const crc = new Crc32c();
+    const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.alloc(1 << 20);
+      for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) crc.update(buf.subarray(0, n));
+    } finally {
+      fs.closeSync(fd);
+    }
+    const crc32c = crc.base64();
+    this.db.sqlite.prepare('UPDATE objects SET crc32c = ? WHERE bucket = ? AND name = ? AND blob = ?').run(crc32c, row.bucket, row.name, row.blob);
+    return { ...row, crc32c };
   }
 
   private requireRow(bucketName: string, name: string): ObjectRow {
@@ -428,9 +689,34 @@ async function* chunksOf(source: ObjectSource): AsyncIterable<Buffer> {
   }
 }
 
+interface UploadRow {
+  id: string;
+  bucket: string;
+  name: string;
+  content_type: string | null;
+  total: number | null;
+  persisted: number;
+  if_generation_match: number | null;
+  expect_md5: string | null;
+  expect_crc32c: string | null;
+  done: number;
+  create_time: string;
+}
+
+/** PreconditionFailedError unless the object's generation is `want` (0: the object must not exist). */
+function checkGeneration(bucket: string, name: string, row: { generation: number } | undefined, want: number | undefined): void {
+  if (want === undefined) return;
+  const have = row?.generation ?? 0;
+  if (have !== want) {
+    throw new PreconditionFailedError(
+      `At least one of the pre-conditions you specified did not hold: ifGenerationMatch=${want}, but gs://${bucket}/${name} ${row ? `is at generation ${have}` : 'does not exist'}.`,
+    );
+  }
+}
+
 function toInfo(row: ObjectRow): ObjectInfo {
   return {
-    bucket: row.bucket, name: row.name, size: row.size, md5Hash: row.md5, contentType: row.content_type,
+    bucket: row.bucket, name: row.name, size: row.size, md5Hash: row.md5, crc32c: row.crc32c ?? '', contentType: row.content_type,
     generation: String(row.generation), createTime: row.create_time, updateTime: row.update_time,
   };
 }

@@ -19,6 +19,7 @@ import { Platform } from '../../platform/platform.js';
 import { InvalidArgumentError } from 'commander';
 import { intOption } from '../options.js';
 import { TuningService } from '../../platform/jobs/service.js';
+import { LIMITS } from '../../platform/limits.js';
 
 interface ServeCliOptions {
   port: number;
@@ -30,6 +31,7 @@ interface ServeCliOptions {
   maxQueue: number;
   adapterMemory: number;
   shutdownSeconds: number;
+  maxObjectSize: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -44,6 +46,7 @@ export function registerServeCommand(program: Command): void {
     .option('--parallel <n>', 'requests per base model in the running batch', intOption('--parallel', 1), DEFAULT_ENGINE_OPTIONS.parallel)
     .option('--max-queue <n>', 'requests per base model waiting for a slot; beyond it 429 RESOURCE_EXHAUSTED', intOption('--max-queue', 0), DEFAULT_ENGINE_OPTIONS.maxQueue)
     .option('--adapter-memory <size>', 'memory for loaded LoRA adapters per base model (bytes, or with K/M/G, e.g. 512M)', sizeOption('--adapter-memory'), DEFAULT_ENGINE_OPTIONS.adapterMemory)
+    .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .action(async (o: ServeCliOptions) => {
       const dataDir = resolveDataDir(o.dataDir);
@@ -74,6 +77,7 @@ export function registerServeCommand(program: Command): void {
         assertLocation: (l) => platform.config.assertLocation(l),
         tokenizer,
         shutdown: shutdown.signal,
+        maxObjectBytes: o.maxObjectSize,
       });
       const server = await listen(app, { port: o.port, host: o.host });
       tuning.runner.start();
