@@ -63,12 +63,12 @@ export function metricDef(m: JobEvalMetric): MetricDef {
     };
     case 'pointwise_template': return {
       name: m.name, kind: 'pointwise',
-      judge: (i, settings) => judgeTemplatePointwise(s.template, { prompt: i.prompt, response: i.response, reference: i.reference ?? '' }, settings),
+      judge: (i, settings) => judgeTemplatePointwise(s.template, { prompt: i.prompt ?? '', response: i.response, reference: i.reference ?? '' }, settings),
     };
     case 'pairwise_template': return {
       name: m.name, kind: 'pairwise',
       judge: (i, settings) => judgeTemplatePairwise(s.template, {
-        prompt: i.prompt, response: i.candidate, baseline_model_response: i.baseline, reference: i.reference ?? '',
+        prompt: i.prompt ?? '', response: i.candidate, baseline_model_response: i.baseline, reference: i.reference ?? '',
       }, settings, s.flip),
     };
   }

@@ -171,12 +171,13 @@ const VALUE: Record<PairwiseChoice, number> = { CANDIDATE: 1, TIE: 0.5, BASELINE
 
 export async function judgePairwise(
   metric: PairwiseMetric,
-  instance: { prompt: string; baseline: string; candidate: string; reference?: string },
+  instance: Omit<JudgedInstance, 'response'> & { baseline: string; candidate: string },
   s: JudgeSettings,
 ): Promise<PairwiseResult> {
   if (metric.usesReference && instance.reference === undefined) throw new InvalidRequestError(`Metric ${metric.name} needs a reference for every instance.`);
-  const baseFirst = pairwisePrompt(metric, { prompt: instance.prompt, a: instance.baseline, b: instance.candidate, reference: instance.reference });
-  const candFirst = pairwisePrompt(metric, { prompt: instance.prompt, a: instance.candidate, b: instance.baseline, reference: instance.reference });
+  const shown = { prompt: instance.prompt, reference: instance.reference, context: instance.context, showReference: instance.showReference };
+  const baseFirst = pairwisePrompt(metric, { ...shown, a: instance.baseline, b: instance.candidate });
+  const candFirst = pairwisePrompt(metric, { ...shown, a: instance.candidate, b: instance.baseline });
   const baselineFirst: Judgment<PairwiseChoice>[] = [];
   const candidateFirst: Judgment<PairwiseChoice>[] = [];
   const map = (j: Judgment<'A' | 'B' | 'SAME'>, aIs: PairwiseChoice, bIs: PairwiseChoice): Judgment<PairwiseChoice> =>

@@ -102,6 +102,42 @@ const POINTWISE: PointwiseMetric[] = [
     criteria: ['Correct answer.', 'Complete and relevant.', 'Follows the instructions.'],
     rubric: FIVE('', ['(Very good)', '(Good)', '(Ok)', '(Bad)', '(Very bad)']),
   },
+  {
+    kind: 'pointwise', name: 'summarization_helpfulness', usesReference: false,
+    definition: 'Summarization helpfulness: how well the summary lets a reader skip the original text — it keeps the details the reader needs.',
+    criteria: ['Keeps the information the instruction asks for.', 'Useful on its own, without the source.'],
+    rubric: FIVE('', ['(Helpful)', '(Somewhat helpful)', '(Neutral)', '(Somewhat unhelpful)', '(Unhelpful)']),
+  },
+  {
+    kind: 'pointwise', name: 'summarization_verbosity', usesReference: false,
+    definition: 'Summarization verbosity: whether the summary is as short as it can be while keeping the important information.',
+    criteria: ['No filler or repetition.', 'No important point left out for brevity.'],
+    rubric: [
+      { score: 2, meaning: '(Too verbose) Far longer than needed.' },
+      { score: 1, meaning: '(Somewhat verbose) Some unnecessary content.' },
+      { score: 0, meaning: '(Just right) Concise and complete.' },
+      { score: -1, meaning: '(Somewhat terse) Leaves out some useful detail.' },
+      { score: -2, meaning: '(Too terse) Far too short to be useful.' },
+    ],
+  },
+  {
+    kind: 'pointwise', name: 'question_answering_relevance', usesReference: false,
+    definition: 'Question answering relevance: how closely the response keeps to the question asked.',
+    criteria: ['Addresses the question asked.', 'No unrelated content.'],
+    rubric: FIVE('', ['(Completely relevant)', '(Mostly relevant)', '(Somewhat relevant)', '(Somewhat irrelevant)', '(Irrelevant)']),
+  },
+  {
+    kind: 'pointwise', name: 'question_answering_helpfulness', usesReference: false,
+    definition: 'Question answering helpfulness: how useful the answer is to the person who asked — it gives what they need, with the important details.',
+    criteria: ['Answers what was asked.', 'Gives the needed details.', 'Easy to act on.'],
+    rubric: FIVE('', ['(Helpful)', '(Somewhat helpful)', '(Neutral)', '(Somewhat unhelpful)', '(Unhelpful)']),
+  },
+  {
+    kind: 'pointwise', name: 'question_answering_correctness', usesReference: false,
+    definition: 'Question answering correctness: whether the answer to the question is correct (against the reference, when one is given).',
+    criteria: ['The answer is factually correct.', 'It agrees with the reference answer, when given.'],
+    rubric: [{ score: 1, meaning: '(Correct) The answer is correct.' }, { score: 0, meaning: '(Incorrect) The answer is wrong or missing.' }],
+  },
 ];
 
 /** Named pointwise metrics by name. */
@@ -142,9 +178,23 @@ export function fillTemplate(template: string, values: Record<string, string | u
 }
 
 export interface JudgedInstance {
-  prompt: string;
+  /** The user prompt (omitted from the judge's prompt when undefined: a response judged on its own). */
+  prompt?: string;
   response: string;
   reference?: string;
+  /** Source text the prompt refers to (shown as the context, for metrics that do not use the reference as one). */
+  context?: string;
+  /** Show the reference as a reference answer (Vertex's use_reference). */
+  showReference?: boolean;
+}
+
+/** The instance's sections after the prompt: context, then the reference answer. */
+function inputSections(usesReference: boolean, i: { reference?: string; context?: string; showReference?: boolean }): string[] {
+  const out: string[] = [];
+  if (usesReference) out.push(`## Context\n${i.reference ?? ''}`);
+  else if (i.context !== undefined) out.push(`## Context\n${i.context}`);
+  if (i.showReference && !usesReference) out.push(`## Reference Answer\n${i.reference ?? ''}`);
+  return out;
 }
 
 const POINTWISE_ANSWER = (scores: number[]) =>
@@ -153,7 +203,7 @@ const POINTWISE_ANSWER = (scores: number[]) =>
 /** The judge's prompt for one pointwise judgment. */
 export function pointwisePrompt(metric: PointwiseMetric, instance: JudgedInstance): string {
   const scores = metric.rubric.map((l) => l.score);
-  const values = { prompt: instance.prompt, response: instance.response, reference: instance.reference ?? '' };
+  const values = { prompt: instance.prompt ?? '', response: instance.response, reference: instance.reference ?? '' };
   if (metric.template) {
     const rubric = metric.rubric.map((l) => `${l.score}: ${l.meaning}`).join('\n');
     return `${fillTemplate(metric.template, values)}\n\n## Rating Rubric\n${rubric}\n\n${POINTWISE_ANSWER(scores)}`;
@@ -165,15 +215,17 @@ export function pointwisePrompt(metric: PointwiseMetric, instance: JudgedInstanc
     `## Criteria\n${metric.criteria.map((c) => `- ${c}`).join('\n')}`,
     `## Rating Rubric\n${metric.rubric.map((l) => `${l.score}: ${l.meaning}`).join('\n')}`,
     '## Evaluation Steps\nSTEP 1: Assess the response against each criterion.\nSTEP 2: Pick the rubric level that fits best and explain why.',
-    `# User Inputs and AI-generated Response\n## User Prompt\n${instance.prompt}`,
+    instance.prompt === undefined ? '# AI-generated Response' : `# User Inputs and AI-generated Response\n## User Prompt\n${instance.prompt}`,
   ];
-  if (metric.usesReference) parts.push(`## Context\n${instance.reference ?? ''}`);
+  parts.push(...inputSections(metric.usesReference, instance));
   parts.push(`## AI-generated Response\n${instance.response}`, POINTWISE_ANSWER(scores));
   return parts.join('\n\n');
 }
 
 export interface PairwiseInstance {
-  prompt: string;
+  prompt?: string;
+  context?: string;
+  showReference?: boolean;
   /** Shown as Response A. */
   a: string;
   /** Shown as Response B. */
@@ -187,7 +239,7 @@ const PAIRWISE_ANSWER = 'Answer with one JSON object and nothing else: {"explana
 export function pairwisePrompt(metric: PairwiseMetric, instance: PairwiseInstance): string {
   if (metric.template) {
     const filled = fillTemplate(metric.template, {
-      prompt: instance.prompt, reference: instance.reference ?? '', baseline_response: instance.a, candidate_response: instance.b,
+      prompt: instance.prompt ?? '', reference: instance.reference ?? '', baseline_response: instance.a, candidate_response: instance.b,
     });
     return `${filled}\n\n(The first response above is Response A, the second Response B.)\n\n${PAIRWISE_ANSWER}`;
   }
@@ -197,9 +249,9 @@ export function pairwisePrompt(metric: PairwiseMetric, instance: PairwiseInstanc
     `## Metric Definition\n${metric.definition}`,
     `## Criteria\n${metric.criteria.map((c) => `- ${c}`).join('\n')}`,
     '## Rating Rubric\n"A": Response A is better.\n"B": Response B is better.\n"SAME": Both are equally good (or equally bad).',
-    `# User Inputs and AI-generated Responses\n## User Prompt\n${instance.prompt}`,
+    instance.prompt === undefined ? '# AI-generated Responses' : `# User Inputs and AI-generated Responses\n## User Prompt\n${instance.prompt}`,
   ];
-  if (metric.usesReference) parts.push(`## Context\n${instance.reference ?? ''}`);
+  parts.push(...inputSections(metric.usesReference, instance));
   parts.push(`## Response A\n${instance.a}`, `## Response B\n${instance.b}`, PAIRWISE_ANSWER);
   return parts.join('\n\n');
 }

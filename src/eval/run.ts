@@ -7,7 +7,7 @@
 import { InvalidRequestError } from '../errors.js';
 import { computeMetric, COMPUTED_METRICS, isComputedMetric, type ComputedOptions } from './computed.js';
 import { judgePairwise, judgePointwise, mapPool, type JudgeSettings, type PairwiseChoice, type PairwiseResult, type PointwiseResult } from './judged.js';
-import { judgedMetric, JUDGED_METRIC_NAMES, type JudgedMetric } from './rubrics.js';
+import { judgedMetric, JUDGED_METRIC_NAMES, type JudgedInstance, type JudgedMetric } from './rubrics.js';
 import { bootstrapCi, type Interval } from './stats.js';
 
 export interface EvalExample {
@@ -86,8 +86,11 @@ export interface EvalOutcome {
  */
 export type MetricDef =
   | { name: string; kind: 'computed'; score: (prediction: string, reference: string | undefined) => { score: number; reason?: string } }
-  | { name: string; kind: 'pointwise'; judge: (instance: { prompt: string; response: string; reference?: string }, s: JudgeSettings) => Promise<PointwiseResult> }
-  | { name: string; kind: 'pairwise'; judge: (instance: { prompt: string; baseline: string; candidate: string; reference?: string }, s: JudgeSettings) => Promise<PairwiseResult> };
+  | { name: string; kind: 'pointwise'; judge: (instance: JudgedInstance, s: JudgeSettings) => Promise<PointwiseResult> }
+  | { name: string; kind: 'pairwise'; judge: (instance: PairwiseJudged, s: JudgeSettings) => Promise<PairwiseResult> };
+
+/** A pair to judge: the prompt (and what else the judge is shown) and the two responses. */
+export type PairwiseJudged = Omit<JudgedInstance, 'response'> & { baseline: string; candidate: string };
 
 /** tunekit's named metric as a definition (computed options apply to the computed ones). */
 export function namedMetric(name: string, computed: ComputedOptions = {}): MetricDef {

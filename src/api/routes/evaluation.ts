@@ -24,7 +24,7 @@ import type { Hono } from 'hono';
 import { guard, PERMISSIONS, type Principal } from '../auth.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { fieldError, HttpError, invalidArgument } from '../errors.js';
-import { snakeCase, type Message } from '../proto-json.js';
+import { apiVersionOf, parseMessage, protoJson, snakeCase, type Message } from '../proto-json.js';
 import type { EndpointResolver } from './endpoints.js';
 import { AGGREGATION_METRICS, type AggregationMetric } from '../../eval/aggregate.js';
 import type { JobEvalMetric, JobEvaluationSpec, JobMetricSpec } from '../../eval/job-evaluation.js';
@@ -94,19 +94,83 @@ const COMPUTED_INPUTS: ComputedInput[] = [
   },
 ];
 
-/** The judged inputs of the same oneof (model-based metrics): recognised, not served yet. */
-const JUDGED_INPUTS = [
-  'pointwiseMetricInput', 'pairwiseMetricInput', 'coherenceInput', 'fluencyInput', 'safetyInput', 'groundednessInput',
-  'fulfillmentInput', 'summarizationQualityInput', 'pairwiseSummarizationQualityInput', 'summarizationHelpfulnessInput',
-  'summarizationVerbosityInput', 'questionAnsweringQualityInput', 'pairwiseQuestionAnsweringQualityInput',
-  'questionAnsweringRelevanceInput', 'questionAnsweringHelpfulnessInput', 'questionAnsweringCorrectnessInput',
+/**
+ * The named model-based inputs: each is one instance judged by the autorater on the tunekit metric of
+ * the same name (src/eval/rubrics.ts, Vertex's rubric scales), answered with `*Result` {score,
+ * explanation} or, pairwise, {pairwiseChoice, explanation}. `fields` maps the instance's fields onto
+ * the judge's prompt; the required ones are checked by name.
+ */
+interface NamedInput {
+  input: string;
+  metric: string;
+  required: string[];
+  /** Whether the spec has use_reference. */
+  useReference?: boolean;
+  /** How the instance is shown to the judge. */
+  fields: (f: Record<string, string | undefined>) => { prompt?: string; context?: string; reference?: string };
+}
+
+const QA = (f: Record<string, string | undefined>) => ({ prompt: f.instruction, context: f.context, reference: f.reference });
+const NAMED_INPUTS: NamedInput[] = [
+  { input: 'coherenceInput', metric: 'coherence', required: ['prediction'], fields: () => ({}) },
+  { input: 'fluencyInput', metric: 'fluency', required: ['prediction'], fields: () => ({}) },
+  { input: 'safetyInput', metric: 'safety', required: ['prediction'], fields: () => ({}) },
+  // groundedness judges against the reference shown as the context
+  { input: 'groundednessInput', metric: 'groundedness', required: ['prediction', 'context'], fields: (f) => ({ reference: f.context }) },
+  { input: 'fulfillmentInput', metric: 'instruction_following', required: ['prediction', 'instruction'], fields: (f) => ({ prompt: f.instruction }) },
+  { input: 'summarizationQualityInput', metric: 'summarization_quality', required: ['prediction', 'context', 'instruction'], useReference: true, fields: QA },
+  { input: 'pairwiseSummarizationQualityInput', metric: 'pairwise_summarization_quality', required: ['prediction', 'baselinePrediction', 'context', 'instruction'], useReference: true, fields: QA },
+  { input: 'summarizationHelpfulnessInput', metric: 'summarization_helpfulness', required: ['prediction', 'context'], useReference: true, fields: QA },
+  { input: 'summarizationVerbosityInput', metric: 'summarization_verbosity', required: ['prediction', 'context'], useReference: true, fields: QA },
+  { input: 'questionAnsweringQualityInput', metric: 'question_answering_quality', required: ['prediction', 'context', 'instruction'], useReference: true, fields: QA },
+  { input: 'pairwiseQuestionAnsweringQualityInput', metric: 'pairwise_question_answering_quality', required: ['prediction', 'baselinePrediction', 'context', 'instruction'], useReference: true, fields: QA },
+  { input: 'questionAnsweringRelevanceInput', metric: 'question_answering_relevance', required: ['prediction', 'instruction'], useReference: true, fields: QA },
+  { input: 'questionAnsweringHelpfulnessInput', metric: 'question_answering_helpfulness', required: ['prediction', 'instruction'], useReference: true, fields: QA },
+  { input: 'questionAnsweringCorrectnessInput', metric: 'question_answering_correctness', required: ['prediction', 'instruction'], useReference: true, fields: QA },
+];
+
+/** Inputs of the oneof that tunekit does not compute (translation and agent-trajectory metrics, v1beta1 rubrics). */
+const UNSERVED_INPUTS = [
   'trajectoryExactMatchInput', 'trajectoryInOrderMatchInput', 'trajectoryAnyOrderMatchInput', 'trajectoryPrecisionInput',
   'trajectoryRecallInput', 'trajectorySingleToolUseInput', 'cometInput', 'metricxInput', 'rubricBasedInstructionFollowingInput',
 ];
+const JUDGED_INPUTS = ['pointwiseMetricInput', 'pairwiseMetricInput', ...NAMED_INPUTS.map((n) => n.input)];
+
+async function evaluateNamed(api: ApiContext, endpoints: EndpointResolver, principal: Principal, request: Message, named: NamedInput, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const type = named.input.replace(/Input$/, '');
+  const input = request.message(named.input, `${V}.${type}Input`)!;
+  const spec = input.message('metricSpec', `${V}.${type}Spec`);
+  if (!spec) throw invalidArgument(`Missing required field '${input.fieldPath('metricSpec')}'.`);
+  const version = spec.int32('version');
+  if (version !== undefined && version !== 0) throw notSupported(spec.fieldPath('version'), 'tunekit has one version of each rubric; leave version unset');
+  const instance = input.message('instance', `${V}.${type}Instance`);
+  if (!instance) throw invalidArgument(`Missing required field '${input.fieldPath('instance')}'.`);
+  const f: Record<string, string | undefined> = {};
+  for (const k of ['prediction', 'baselinePrediction', 'reference', 'context', 'instruction']) f[k] = instance.string(k);
+  for (const k of named.required) if (!f[k]) throw invalidArgument(`Missing required field '${instance.fieldPath(k)}'.`);
+  const useReference = named.useReference ? spec.bool('useReference') ?? false : false;
+  if (useReference && f.reference === undefined) throw invalidArgument(`Missing required field '${instance.fieldPath('reference')}': ${spec.fieldPath('useReference')} is set.`);
+  const shown = { ...named.fields(f), showReference: useReference };
+  if (!useReference && named.metric !== 'groundedness') delete shown.reference;
+  const def = namedMetric(named.metric);
+  const settings = await autorater(api, endpoints, principal, request, signal);
+  if (def.kind === 'pairwise' && !settings.flip) throw notSupported('autorater_config.flip_enabled', `tunekit judges ${named.metric} in both orders; leave flip_enabled unset or true`);
+  const result = `${named.input.replace(/Input$/, 'Result')}`;
+  const unusable = (error: string) => new HttpError('UNAVAILABLE', `The autorater gave no usable judgment: ${error}`);
+  if (def.kind === 'pairwise') {
+    const r = await def.judge({ ...shown, baseline: f.baselinePrediction!, candidate: f.prediction! }, settings);
+    if (r.choice === undefined) throw unusable(r.error!);
+    return { [result]: { pairwiseChoice: r.choice, explanation: [...r.baselineFirst, ...r.candidateFirst].map((j) => j.explanation).join('\n---\n') } };
+  }
+  if (def.kind !== 'pointwise') throw new Error(`${named.metric} is not judged`);
+  const r = await def.judge({ ...shown, response: f.prediction! }, settings);
+  if (r.score === undefined) throw unusable(r.error!);
+  return { [result]: { score: float32Json(r.score), explanation: r.judgments.map((j) => j.explanation).join('\n---\n') } };
+}
 
 /** The one metric input a request holds (by its lowerCamelCase field name). */
 function chosenInput(request: Message): string {
-  const known = [...COMPUTED_INPUTS.map((i) => i.input), ...JUDGED_INPUTS];
+  const known = [...COMPUTED_INPUTS.map((i) => i.input), ...JUDGED_INPUTS, ...UNSERVED_INPUTS];
   const set = known.filter((f) => request.has(f));
   if (set.length === 0) {
     throw invalidArgument(`Exactly one metric input must be set (one of ${COMPUTED_INPUTS.map((i) => i.input).join(', ')}); the request has none.`);
@@ -160,8 +224,10 @@ export async function evaluateInstances(api: ApiContext, endpoints: EndpointReso
   const field = chosenInput(request);
   if (field === 'pointwiseMetricInput' || field === 'pairwiseMetricInput') return evaluateJudged(api, endpoints, principal, request, field, signal);
   const spec = COMPUTED_INPUTS.find((i) => i.input === field);
+  const named = NAMED_INPUTS.find((n) => n.input === field);
+  if (named) return evaluateNamed(api, endpoints, principal, request, named, signal);
   if (!spec) {
-    throw new HttpError('UNIMPLEMENTED', `${request.fieldPath(field)} is not served by :evaluateInstances yet; use pointwise_metric_input or pairwise_metric_input with a template, or tunekit eval --judge.`);
+    throw new HttpError('UNIMPLEMENTED', `${request.fieldPath(field)} is not computed by tunekit (translation and agent-trajectory metrics are not available); the computed, named judged, pointwise_metric_input and pairwise_metric_input inputs are.`);
   }
   const input = request.message(field, `${V}.${spec.type}`)!;
   const metricSpec = input.message('metricSpec', `${V}.${spec.specType}`);
@@ -193,7 +259,16 @@ export function registerEvaluationRoutes(app: Hono, api: ApiContext, endpoints: 
     const location = call.slice(0, -':evaluateInstances'.length);
     const principal = await guard(api.auth, c.req.raw.headers, EVALUATION_PERMISSION, project);
     checkLocation(api, location);
-    return c.json(await evaluateInstances(api, endpoints, principal, await body(api, c), requestSignal(api, c)));
+    // Checked as the version's EvaluateInstancesRequest: unknown fields (autorater_config on /v1) are 400 by path.
+    const request = parseMessage((await body(api, c)).value, 'EvaluateInstancesRequest', apiVersionOf(c.req.url));
+    const named = request.string('location');
+    if (named !== undefined && named !== `projects/${project}/locations/${location}`) {
+      throw fieldError('location', `Invalid value at 'location', ${JSON.stringify(named)}: the request is for projects/${project}/locations/${location}.`);
+    }
+    for (const f of ['metrics', 'metricSources', 'instance']) {
+      if (request.has(f)) throw notSupported(snakeCase(f), 'use one of the metric inputs (exact_match_input, ..., pointwise_metric_input)');
+    }
+    return protoJson(c.req.raw, await evaluateInstances(api, endpoints, principal, request, requestSignal(api, c)), 'EvaluateInstancesResponse');
   });
 }
 
