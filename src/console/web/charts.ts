@@ -68,6 +68,7 @@ export function lineChart(title: string, xLabel: string, curves: Curve[]): HTMLE
   const box = h('div', { class: 'chart', 'data-points': count, role: 'img', 'aria-label': `${title}: ${curves.map((c) => `${c.label} ${c.points.length} points`).join(', ')}` });
   mount(box, {
     title,
+    legend: { live: false },
     scales: { x: { time: false } },
     axes: [{ label: xLabel, incrs: INTEGER_STEPS }, { size: 56 }],
     series: [{ label: xLabel }, ...curves.map((c) => ({
