@@ -2,15 +2,14 @@
 // real server socket: a tuning job created through the API is watched to SUCCEEDED with its loss curve
 // drawn (points and inked canvas pixels) and its dataset histograms; the playground streams the tuned
 // endpoint's answer beside the base model's and shows what the API answers for the same request; the
-// model and endpoint pages show versions, checkpoints and the traffic split; a `tunekit eval` report of
-// the tuned endpoint vs the base model opens in the report frame; the pages fit a phone's width and
-// are reachable by keyboard. Any console error, page error, failed or 4xx/5xx request, or request to
+// model and endpoint pages show versions, checkpoints and the traffic split; the evaluation the job ran
+// after tuning shows its metrics, and its report.html opens in the sandboxed report frame, read through
+// the Cloud Storage API and as a file; the pages fit a phone's width and are reachable by keyboard. Any console error, page error, failed or 4xx/5xx request, or request to
 // another origin fails the test. Also, without a browser: the served files' types, caching headers,
 // and that no path reaches a file outside the console's table.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -19,8 +18,6 @@ import type { Browser } from 'playwright-core';
 import { cliMain } from './helpers/platform.js';
 import { launchBrowser, noBrowser, pixelsOfColor, screenshot, watchedPage, type WatchedPage } from './helpers/browser.js';
 import { createJob, signIn, startConsoleServer, watchJob, type ConsoleServer } from './helpers/console-flow.js';
-import { vertexJsonl } from './helpers/tuning.js';
-import { formatTask } from './helpers/format-task.js';
 
 let s: ConsoleServer;
 let browser: Browser | undefined;
@@ -118,8 +115,18 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   const exact = results.find((r) => r.exactMatchMetricValue)!.exactMatchMetricValue.score as number;
   assert.deepEqual(await page.locator('section[aria-label="Evaluation run 1"] tr', { hasText: 'exactMatchMetricValue.score' }).locator('td').allTextContents(),
     ['exactMatchMetricValue.score', 'AVERAGE', Number.isInteger(exact) ? String(exact) : exact.toFixed(4)]);
-  await page.getByText(`${run.evaluateDatasetResponse.outputInfo.gcsOutputDirectory}report.html`).waitFor();
+  const reportUri = `${run.evaluateDatasetResponse.outputInfo.gcsOutputDirectory}report.html`;
+  await page.getByText(reportUri).waitFor();
   await screenshot(page, 'console-job');
+  // Its report, read through the server's Cloud Storage API, in the sandboxed report frame.
+  await page.click('section[aria-label="Evaluation run 1"] button.open-report');
+  const jobReport = page.frameLocator('#report-frame');
+  await jobReport.locator('#rows tr').nth(16).waitFor(); // header + the 16 validation examples
+  assert.equal(await jobReport.locator('#rows tr').count(), 17);
+  assert.match(await jobReport.locator('h1').textContent() ?? '', new RegExp(`Evaluation: tuning job ${id} .* vs publishers/google/models/gemma3-tiny`));
+  assert.equal(await jobReport.locator('#summary .card').count(), 3);
+  // The sandbox: the report's script runs, but in no origin (it cannot read the console's key).
+  assert.equal(await jobReport.locator('body').evaluate(() => { try { return String(localStorage.length); } catch (e) { return (e as Error).name; } }), 'SecurityError');
 
   // Playground: tuned endpoint beside the base model, streamed.
   const endpoint = job.tunedModel.endpoint as string;
@@ -167,26 +174,19 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.getByRole('heading', { name: 'Deployed models' }).waitFor();
   assert.equal(await page.locator('.traffic .seg').first().textContent(), '100%');
 
-  // An evaluation of the tuned endpoint against the base model through the server (tunekit eval over
-  // its OpenAI-compatible API), opened as a report file in the console.
-  const dataset = path.join(tmp, 'heldout.jsonl');
-  fs.writeFileSync(dataset, vertexJsonl(formatTask(6, 9)));
-  const out = path.join(tmp, 'eval');
-  const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
-    const child = spawn(process.execPath, [cliMain, 'eval', '--dataset', dataset, '--candidate', `${s.url}/v1`, '--candidate-model', endpoint,
-      '--baseline', `${s.url}/v1`, '--baseline-model', 'gemma3-tiny', '--api-key', s.key, '--metrics', 'exact_match,json_valid,rouge_l',
-      '--max-tokens', '12', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, err }));
-  });
-  assert.equal(r.code, 0, r.err);
+  // A report file (as `tunekit eval --out DIR` writes them): the job's report.html, downloaded, opened from disk.
+  const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(reportUri)!;
+  const media = await fetch(`${s.url}/storage/v1/b/${bucket}/o/${encodeURIComponent(object!)}?alt=media`, { headers: { 'x-goog-api-key': s.key } });
+  assert.equal(media.status, 200);
+  const reportFile = path.join(tmp, 'report.html');
+  fs.writeFileSync(reportFile, Buffer.from(await media.arrayBuffer()));
   await page.click('#nav a[href="#/evaluations"]');
-  await page.setInputFiles('#report-file', path.join(out, 'report.html'));
-  const report = page.frameLocator('#report-frame');
-  await report.locator('#rows tr').nth(6).waitFor(); // header + 6 examples
-  assert.equal(await report.locator('#summary .card').count(), 3);
-  assert.match(await report.locator('h1').textContent() ?? '', /Evaluation: .*endpoints/);
+  await page.locator('section[aria-label="Evaluation run 1"]').waitFor(); // the job, listed with its evaluation
+  await page.setInputFiles('#report-file', reportFile);
+  const report = page.frameLocator('#file-report #report-frame');
+  await report.locator('#rows tr').nth(16).waitFor();
+  await report.locator('#filter').fill('red');
+  assert.match(await report.locator('#count').textContent() ?? '', /^\d+ of 16 examples$/);
   await screenshot(page, 'console-evaluation');
 
   // A phone: nothing wider than the screen; the job page still shows its charts.
