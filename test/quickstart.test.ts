@@ -2,7 +2,8 @@
 // runs it, twice on one work directory: the first run builds the base model, starts `tunekit serve`,
 // tunes through @google/genai and evaluates; the tuned endpoint answers the trained format where the
 // base cannot, the report is written and the server stops cleanly. The second run reuses the base
-// model, the data directory and the finished job (no second job) and evaluates again.
+// model, the data directory and the finished job (no second job) and evaluates again. The README's
+// TypeScript block is the quickstart's code: each of its lines of code is a line of the script.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Platform } from '../src/platform/platform.js';
 
 const SCRIPT = fileURLToPath(new URL('../examples/quickstart.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-quickstart-'));
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
@@ -74,4 +76,14 @@ test('second run: reuses the base model, the data directory and the finished job
   assert.equal(jobs().length, 1);
   assert.ok(metric('exact_match').candidate!.mean >= 0.9);
   assert.match(out, /tunekit serve exited with 0/);
+});
+
+test("the README's TypeScript workflow is code of examples/quickstart.ts", () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /^```ts\n([\s\S]*?)^```$/m.exec(readme)?.[1];
+  assert.ok(block, 'README.md has a ```ts block');
+  const script = new Set(fs.readFileSync(path.join(ROOT, 'examples/quickstart.ts'), 'utf8').split('\n').map((l) => l.trim()));
+  const code = block.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('//'));
+  assert.ok(code.length >= 10);
+  assert.deepEqual(code.filter((l) => !script.has(l)), []);
 });
