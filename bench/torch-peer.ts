@@ -9,12 +9,17 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface TorchPeerOptions {
-  modelDir: string;
+  /** A Hugging Face model directory (config.json, model.safetensors) ... */
+  modelDir?: string;
+  /** ... or a config.json whose weights the peer draws itself: normal(0, initStd), norms neutral. */
+  configFile?: string;
+  initStd?: number;
   threads: number;
   batch: number;
   seq: number;
-  /** Timed steps, after one warm-up step. */
+  /** Timed steps, after `warmup` untimed ones (default 1). */
   steps: number;
+  warmup?: number;
   rank?: number;
   alpha?: number;
   lr?: number;
@@ -32,12 +37,14 @@ export interface TorchPeerResult {
   stepTimes: number[];
   /** Mean CPU seconds (user + system, all threads) per timed step; near threads × stepSeconds on an idle machine. */
   stepCpuSeconds: number;
-  lossFirst: number; // warm-up step, before its update
+  lossFirst: number; // first step, before its update
   lossLast: number; // last timed step, before its update
   threads: number;
   torchVersion: string;
   targetTokens: number;
   attention: string;
+  /** Peak resident set of the PyTorch process (ru_maxrss). */
+  peakRssBytes: number;
 }
 
 export type TorchPeerRun = { result: TorchPeerResult; reason: null } | { result: null; reason: string };
@@ -58,12 +65,14 @@ export async function runTorchPeer(opts: TorchPeerOptions): Promise<TorchPeerRun
   if (probe.status !== 0) {
     return { result: null, reason: `python3-torch is not usable from ${python} (${INSTALL_HINT}): ${tail(probe.stderr ?? '', 1)}` };
   }
+  if ((opts.modelDir === undefined) === (opts.configFile === undefined)) throw new Error('internal: runTorchPeer needs one of modelDir, configFile');
+  const model = opts.modelDir !== undefined ? ['--model', path.resolve(opts.modelDir)] : ['--config', path.resolve(opts.configFile!)];
   const args = [
-    TRAIN_TORCH_SCRIPT, '--model', path.resolve(opts.modelDir), '--threads', String(opts.threads),
+    TRAIN_TORCH_SCRIPT, ...model, '--threads', String(opts.threads),
     '--batch', String(opts.batch), '--seq', String(opts.seq), '--steps', String(opts.steps),
   ];
   const optional: Array<[string, number | undefined]> = [
-    ['--rank', opts.rank], ['--alpha', opts.alpha], ['--lr', opts.lr], ['--loss-fraction', opts.lossFraction], ['--seed', opts.seed],
+    ['--rank', opts.rank], ['--alpha', opts.alpha], ['--lr', opts.lr], ['--loss-fraction', opts.lossFraction], ['--seed', opts.seed], ['--init-std', opts.initStd], ['--warmup', opts.warmup],
   ];
   for (const [flag, value] of optional) if (value !== undefined) args.push(flag, String(value));
 
@@ -99,6 +108,7 @@ export async function runTorchPeer(opts: TorchPeerOptions): Promise<TorchPeerRun
       torchVersion: String(j.torch_version),
       targetTokens: Number(j.target_tokens),
       attention: String(j.attention),
+      peakRssBytes: Number(j.peak_rss_bytes),
     },
   };
 }

@@ -1,50 +1,94 @@
-// npm run bench:train — LoRA training speed, tunekit against PyTorch on the same CPU, in the same run.
-// Model: the `small` Llama (SmolLM2-135M shapes), float32, LoRA rank 8 on all seven projections, batch
-// 4 x 512 tokens packed from examples of 32-256 tokens, AdamW, 2 threads (BENCH_THREADS). PyTorch runs
-// bench/train_torch.py (plain PyTorch LoRA, same shapes) in a child process with Debian's python3-torch.
-// Prints tokens/s for both and the ratio, tunekit's achieved GFLOP/s (matrix products actually issued)
-// against the GEMM peak measured in this run, and peak RSS. BENCH_ROUNDS (default 2) alternating rounds of
-// each runtime, best of each reported; BENCH_RECOMPUTE=1 recomputes activations; BENCH_PEER=off skips PyTorch.
+// npm run bench:train [-- --shape smollm2-135m|gemma3-270m|qwen3-0.6b|llama3.2-1b] — LoRA training speed and
+// memory, tunekit against PyTorch on the same CPU, in the same run.
+// Model: the shape's config (the published config.json of test/fixtures/published-configs, or the `small`
+// Llama with SmolLM2-135M shapes, the default), random weights drawn as Hugging Face draws them, float32,
+// LoRA rank 8 on all seven projections; batch 4 x 512 tokens packed from examples of 32-256 tokens (the
+// real vocabulary), AdamW, 2 threads (BENCH_THREADS). Each round runs tunekit in a child process
+// (this file with --worker) and then PyTorch (bench/train_torch.py, plain PyTorch LoRA on the same config
+// and batch, Debian's python3-torch) in another, so each one's peak RSS is its own and neither holds
+// memory while the other runs. Prints tokens/s of both and the ratio, tunekit's achieved GFLOP/s (matrix
+// products actually issued) against the GEMM peak measured in this run at the model's own shapes, and
+// peak RSS against the f32 weights. BENCH_STEPS timed steps (default 2) after BENCH_WARMUP (0 or 1, default 1),
+// BENCH_ROUNDS alternating rounds (default 1; best of each reported), BENCH_RECOMPUTE=all|auto|none
+// (default auto: recompute the activations of as many layers as the trainer's budget needs),
+// BENCH_PEER=off skips PyTorch.
 
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { initTinyModel } from '../src/models/tiny.js';
-import { loadModel } from '../src/models/model.js';
+import { fileURLToPath } from 'node:url';
+import { parseModelConfig, type ModelConfig } from '../src/models/config.js';
+import { tinyModelSpec, initialWeights, INITIALIZER_RANGE } from '../src/models/tiny.js';
+import { assembleWeights } from '../src/models/weights.js';
 import { defaultLoraConfig, initLoraAdapter, loraParameterCount } from '../src/lora/lora.js';
 import { TrainableModel, type TrainBatch } from '../src/train/trainable-model.js';
+import { recomputeLayers, type RecomputeMode } from '../src/train/memory.js';
+import { ceChunkRows } from '../src/engine/cross-entropy.js';
 import { adamwStep, createParamGroup, DEFAULT_ADAMW, gradNorm } from '../src/train/adamw.js';
 import { describeGemm, gemm, gemmCounter } from '../src/engine/blas.js';
 import { Random } from '../src/engine/random.js';
-import { runTorchPeer } from './torch-peer.js';
+import { profileReport, profileReset } from '../src/engine/profile.js';
+import { runTorchPeer, type TorchPeerResult } from './torch-peer.js';
 
+const here = path.dirname(fileURLToPath(import.meta.url));
+const FIXTURES = path.join(here, '..', '..', 'test', 'fixtures', 'published-configs');
+/** Shape name -> the published config.json it trains (null: the generated small Llama). */
+const SHAPES: Record<string, string | null> = {
+  'smollm2-135m': null,
+  'gemma3-270m': 'gemma-3-270m.json',
+  'qwen3-0.6b': 'Qwen3-0.6B.json',
+  'llama3.2-1b': 'Llama-3.2-1B.json',
+};
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const SHAPE = flag('--shape') ?? 'smollm2-135m';
+if (!(SHAPE in SHAPES)) {
+  console.error(`--shape ${SHAPE} is not one of ${Object.keys(SHAPES).join(', ')}`);
+  process.exit(2);
+}
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const BATCH = 4;
 const SEQ = 512;
-const STEPS = Number(process.env.BENCH_STEPS ?? 3);
-const RECOMPUTE = process.env.BENCH_RECOMPUTE === '1';
-process.env.TUNEKIT_THREADS ??= String(THREADS);
-
-const dir = path.resolve('.cache/bench/llama-small');
-if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
-  console.log('writing the small llama checkpoint (SmolLM2-135M shapes) ...');
-  initTinyModel({ family: 'llama', size: 'small', seed: 0, out: dir });
+const RANK = 8;
+const ALPHA = 16;
+const STEPS = Number(process.env.BENCH_STEPS ?? 2);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
+if (WARMUP !== 0 && WARMUP !== 1) {
+  console.error(`BENCH_WARMUP=${WARMUP} is not 0 or 1`);
+  process.exit(2);
+}
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const RECOMPUTE = (process.env.BENCH_RECOMPUTE ?? 'auto') as RecomputeMode;
+if (!['all', 'auto', 'none'].includes(RECOMPUTE)) {
+  console.error(`BENCH_RECOMPUTE=${RECOMPUTE} is not one of all, auto, none`);
+  process.exit(2);
 }
 
-function gemmPeak(): number {
-  const g = gemm();
-  let best = 0;
-  for (const [M, N, K] of [[2048, 1536, 576], [1024, 1024, 1024], [2048, 576, 1536]] as const) {
-    const A = new Float32Array(M * K).fill(0.5), B = new Float32Array(N * K).fill(0.25), C = new Float32Array(M * N);
-    g.sgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N);
-    const t = performance.now();
-    const reps = 8;
-    for (let i = 0; i < reps; i++) g.sgemm(false, true, M, N, K, 1, A, K, B, K, 0, C, N);
-    best = Math.max(best, (reps * 2 * M * N * K) / ((performance.now() - t) / 1000) / 1e9);
-  }
-  return best;
+/**
+ * The config.json of the shape, as a file both runtimes read: the published one with the fields it
+ * leaves to the Hugging Face class's defaults stated (the PyTorch reference wants them explicit).
+ */
+function configFile(): string {
+  const published = SHAPES[SHAPE];
+  const json = published
+    ? JSON.parse(fs.readFileSync(path.join(FIXTURES, published), 'utf8')) as Record<string, unknown>
+    : tinyModelSpec({ family: 'llama', size: 'small' }).config;
+  json.tie_word_embeddings ??= parseModelConfig(json, SHAPE).tieWordEmbeddings;
+  const file = path.resolve('.cache/bench', `${SHAPE}.config.json`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(json, null, 2));
+  return file;
 }
 
-/** BATCH rows of SEQ tokens, each packed from examples of 32..256 tokens; every prediction carries loss. */
+function readConfig(file: string): ModelConfig {
+  return parseModelConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, file);
+}
+
+/** BATCH rows of SEQ tokens, each packed from examples of 32..256 tokens (as train_torch.py draws them). */
 function packedBatch(vocab: number): TrainBatch {
   const rng = new Random(0);
   const N = BATCH * SEQ;
@@ -67,81 +111,168 @@ function packedBatch(vocab: number): TrainBatch {
   return b;
 }
 
-const peak = gemmPeak();
-const model = await loadModel(dir);
-const lc = defaultLoraConfig(8, { alpha: 16 });
-const n = loraParameterCount(model.config, lc);
-const params = new Float32Array(n);
-const grads = new Float32Array(n);
-const lora = initLoraAdapter(model.config, lc, 0, params);
-const loraGrads = initLoraAdapter(model.config, lc, 0, grads);
-const batch = packedBatch(model.tokenizer.size);
-const targets = batch.targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
-const tm = new TrainableModel(model.config, model.weights, { maxTokens: batch.N, lora, loraGrads, recompute: RECOMPUTE });
-const groups = [createParamGroup('lora', params, grads)];
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+/** VmRSS and VmHWM (peak) of this process, bytes. */
+function rss(): { now: number; peak: number } {
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { now: kb('VmRSS'), peak: kb('VmHWM') };
+}
 
-interface OurRound { stepSeconds: number; gflops: number; flopsPerStep: number; lossFirst: number; lossLast: number }
+interface WorkerResult {
+  stepSeconds: number;
+  /** CPU seconds of all threads per timed step. */
+  stepCpuSeconds: number;
+  flopsPerStep: number;
+  lossFirst: number;
+  lossLast: number;
+  weightBytes: number;
+  peakRssBytes: number;
+  baseRssBytes: number;
+  recomputedLayers: number;
+  layers: number;
+  ceChunkRows: number;
+}
 
-/** One warm-up step, then STEPS timed steps from a fresh adapter (so every round computes the same). */
-function tunekitRound(round: number): OurRound {
-  initLoraAdapter(model.config, lc, 0, params);
+/** The tunekit side, in its own process: WARMUP untimed steps, then STEPS timed ones. */
+function worker(): WorkerResult {
+  const base = rss().now;
+  const config = readConfig(configFile());
+  const tensors = new Map(initialWeights(config, 0, 'hf', INITIALIZER_RANGE).map((t) => [t.name, t.data]));
+  const weights = assembleWeights(config, (spec) => tensors.get(spec.name)!);
+  tensors.clear();
+  const weightBytes = [weights.embed, weights.finalNorm, ...(weights.lmHead !== weights.embed ? [weights.lmHead] : []),
+    ...weights.layers.flatMap((l) => Object.values(l).filter((t): t is Float32Array => t instanceof Float32Array))].reduce((a, t) => a + t.byteLength, 0);
+  const lc = defaultLoraConfig(RANK, { alpha: ALPHA });
+  const n = loraParameterCount(config, lc);
+  const params = new Float32Array(n);
+  const grads = new Float32Array(n);
+  const lora = initLoraAdapter(config, lc, 0, params);
+  const loraGrads = initLoraAdapter(config, lc, 0, grads);
+  const batch = packedBatch(config.vocabSize);
+  const targets = batch.targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
+  const recompute = recomputeLayers(config, { maxTokens: batch.N, loraRank: RANK, mode: RECOMPUTE });
+  const tm = new TrainableModel(config, weights, { maxTokens: batch.N, lora, loraGrads, recomputeLayers: recompute });
+  const groups = [createParamGroup('lora', params, grads)];
   const times: number[] = [];
+  let cpu = 0;
   let flops = 0;
   let lossFirst = 0, lossLast = 0;
-  for (const g of groups) {
-    g.m.fill(0);
-    g.v.fill(0);
-  }
-  for (let s = 0; s <= STEPS; s++) {
+  for (let s = 0; s < WARMUP + STEPS; s++) {
     grads.fill(0);
     const f0 = gemmCounter.flops;
     const t = performance.now();
+    const c = process.cpuUsage();
     const r = tm.forwardBackward(batch, targets);
     const norm = gradNorm(groups);
     adamwStep(groups, s + 1, 1e-4, DEFAULT_ADAMW, norm > 1 ? 1 / norm : 1);
     const dt = (performance.now() - t) / 1000;
     if (s === 0) lossFirst = r.lossSum / r.count;
+    if (s < WARMUP) profileReset();
     else {
       times.push(dt);
+      const used = process.cpuUsage(c);
+      cpu += (used.user + used.system) / 1e6;
       flops += gemmCounter.flops - f0;
     }
     lossLast = r.lossSum / r.count;
-    process.stdout.write(`round ${round} tunekit step ${s}${s === 0 ? ' (warm-up)' : ''}: ${dt.toFixed(2)} s, loss ${lossLast.toFixed(4)}\n`);
+    process.stderr.write(`  tunekit step ${s}${s < WARMUP ? ' (warm-up)' : ''}: ${dt.toFixed(2)} s, loss ${lossLast.toFixed(4)}\n`);
   }
   const total = times.reduce((a, b) => a + b, 0);
-  return { stepSeconds: total / times.length, gflops: flops / total / 1e9, flopsPerStep: flops / times.length, lossFirst, lossLast };
+  if (process.env.TUNEKIT_PROFILE === '1') process.stderr.write(`tunekit time by op over the timed steps (TUNEKIT_PROFILE=1):\n${profileReport()}\n`);
+  return {
+    stepSeconds: total / times.length, stepCpuSeconds: cpu / times.length, flopsPerStep: flops / times.length, lossFirst, lossLast, weightBytes,
+    peakRssBytes: rss().peak, baseRssBytes: base, recomputedLayers: recompute, layers: config.numLayers,
+    ceChunkRows: ceChunkRows(config.vocabSize),
+  };
 }
 
-// Runtimes alternate, round after round, so a change in how busy the host is hits both; the best round
-// of each is reported.
-const ours: OurRound[] = [];
-const theirs: NonNullable<Awaited<ReturnType<typeof runTorchPeer>>['result']>[] = [];
-let torchReason = '';
-for (let round = 1; round <= ROUNDS; round++) {
-  ours.push(tunekitRound(round));
-  if (process.env.BENCH_PEER === 'off') {
-    torchReason = 'skipped (BENCH_PEER=off)';
-    continue;
+/** Best GFLOP/s of the native GEMM at the model's own product shapes (each timed for about half a second). */
+function gemmPeak(config: ModelConfig): number {
+  const g = gemm();
+  const N = BATCH * SEQ;
+  const { hiddenSize: C, intermediateSize: F } = config;
+  let best = 0;
+  for (const [M, Nn, K] of [[N, F, C], [N, C, F], [N, config.numHeads * config.headDim, C]] as const) {
+    const A = new Float32Array(M * K).fill(0.5), B = new Float32Array(Nn * K).fill(0.25), Cm = new Float32Array(M * Nn);
+    g.sgemm(false, true, M, Nn, K, 1, A, K, B, K, 0, Cm, Nn);
+    let reps = 0;
+    const t = performance.now();
+    while (performance.now() - t < 500 || reps < 2) {
+      g.sgemm(false, true, M, Nn, K, 1, A, K, B, K, 0, Cm, Nn);
+      reps++;
+    }
+    best = Math.max(best, (reps * 2 * M * Nn * K) / ((performance.now() - t) / 1000) / 1e9);
   }
-  console.log(`round ${round}: running the PyTorch peer ...`);
-  const t = await runTorchPeer({ modelDir: dir, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, rank: 8, alpha: 16, timeoutMs: 20 * 60_000 });
-  if (t.result) {
-    theirs.push(t.result);
-    console.log(`round ${round}: PyTorch ${t.result.tokensPerSecond.toFixed(1)} tokens/s`);
-  } else torchReason = t.reason;
+  return best;
 }
-const best = ours.reduce((a, b) => (b.stepSeconds < a.stepSeconds ? b : a));
-const ourTps = batch.N / best.stepSeconds;
-const rssMiB = process.resourceUsage().maxRSS / 1024;
 
-console.log(`\nLoRA r8 on small llama (SmolLM2-135M shapes), f32, ${THREADS} threads, ${BATCH}x${SEQ} tokens per step${RECOMPUTE ? ', activations recomputed' : ''}, best of ${ROUNDS} alternating rounds`);
-console.log(`tunekit: ${describeGemm()}; GEMM peak measured now: ${peak.toFixed(0)} GFLOP/s`);
-console.log(`tunekit   ${ourTps.toFixed(1).padStart(7)} tokens/s  (${best.stepSeconds.toFixed(2)} s/step, ${best.gflops.toFixed(0)} GFLOP/s issued = ${(100 * best.gflops / peak).toFixed(0)}% of peak, ${(best.flopsPerStep / 1e12).toFixed(2)} TFLOP/step, peak RSS ${rssMiB.toFixed(0)} MiB, loss ${best.lossFirst.toFixed(3)} -> ${best.lossLast.toFixed(3)})`);
-if (theirs.length) {
-  const t = theirs.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
-  console.log(`PyTorch   ${t.tokensPerSecond.toFixed(1).padStart(7)} tokens/s  (${t.stepSeconds.toFixed(2)} s/step, torch ${t.torchVersion}, ${t.attention})`);
-  console.log(`ratio     ${(ourTps / t.tokensPerSecond).toFixed(2)}x`);
-} else {
-  console.log(`PyTorch   not measured: ${torchReason}`);
+function runWorker(): Promise<WorkerResult | { error: string }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--worker', '--shape', SHAPE], {
+    env: { ...process.env, TUNEKIT_THREADS: String(THREADS) }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      try {
+        resolve(code === 0 ? (JSON.parse(out.trim().split('\n').pop()!) as WorkerResult) : { error: `worker exited with ${code}` });
+      } catch {
+        resolve({ error: `worker printed no result: ${out.slice(-500)}` });
+      }
+    });
+  });
 }
+
+const GB = 1e9;
+const MiB = 1024 * 1024;
+
+async function main(): Promise<void> {
+  if (args.includes('--worker')) {
+    console.log(JSON.stringify(worker()));
+    return;
+  }
+  process.env.TUNEKIT_THREADS ??= String(THREADS);
+  const file = configFile();
+  const config = readConfig(file);
+  const peakBefore = gemmPeak(config);
+  const ours: WorkerResult[] = [];
+  const theirs: TorchPeerResult[] = [];
+  let torchReason = '';
+  // Runtimes alternate, round after round, so a change in how busy the host is hits both.
+  for (let round = 1; round <= ROUNDS; round++) {
+    console.log(`round ${round}: tunekit ...`);
+    const r = await runWorker();
+    if ('error' in r) throw new Error(r.error);
+    ours.push(r);
+    if (process.env.BENCH_PEER === 'off') {
+      torchReason = 'skipped (BENCH_PEER=off)';
+      continue;
+    }
+    console.log(`round ${round}: PyTorch ...`);
+    const t = await runTorchPeer({ configFile: file, initStd: INITIALIZER_RANGE, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, warmup: WARMUP, rank: RANK, alpha: ALPHA, timeoutMs: 30 * 60_000 });
+    if (t.result) {
+      theirs.push(t.result);
+      console.log(`round ${round}: PyTorch ${t.result.tokensPerSecond.toFixed(1)} tokens/s`);
+    } else torchReason = t.reason;
+  }
+  const peak = Math.max(peakBefore, gemmPeak(config));
+  const best = ours.reduce((a, b) => (b.stepSeconds < a.stepSeconds ? b : a));
+  const N = BATCH * SEQ;
+  const ourTps = N / best.stepSeconds;
+  const gflops = best.flopsPerStep / best.stepSeconds / 1e9;
+  const target = best.weightBytes + 2 * GB;
+
+  console.log(`\n${SHAPE}: LoRA r${RANK} on all projections, ${config.vocabSize} vocabulary, f32, ${THREADS} threads, ${BATCH}x${SEQ} tokens per step, ${WARMUP} warm-up + ${STEPS} timed steps, best of ${ROUNDS} round(s)`);
+  console.log(`GEMM: ${describeGemm()}; peak measured now at the model's shapes: ${peak.toFixed(0)} GFLOP/s (before ${peakBefore.toFixed(0)})`);
+  console.log(`tunekit   ${ourTps.toFixed(1).padStart(7)} tokens/s  (${best.stepSeconds.toFixed(2)} s/step, ${(best.stepCpuSeconds / best.stepSeconds).toFixed(2)} cores busy, ${gflops.toFixed(0)} GFLOP/s issued = ${(100 * gflops / peak).toFixed(0)}% of peak, ${(best.flopsPerStep / 1e12).toFixed(2)} TFLOP/step, loss ${best.lossFirst.toFixed(3)} -> ${best.lossLast.toFixed(3)}, activations of ${best.recomputedLayers}/${best.layers} layers recomputed, cross-entropy in chunks of ${best.ceChunkRows} rows)`);
+  console.log(`          peak RSS ${(best.peakRssBytes / MiB).toFixed(0)} MiB = f32 weights ${(best.weightBytes / MiB).toFixed(0)} MiB + ${((best.peakRssBytes - best.weightBytes) / MiB).toFixed(0)} MiB (goal <= weights + 2 GB = ${(target / MiB).toFixed(0)} MiB: ${best.peakRssBytes <= target ? 'met' : 'NOT met'}; process baseline ${(best.baseRssBytes / MiB).toFixed(0)} MiB)`);
+  if (theirs.length) {
+    const t = theirs.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+    console.log(`PyTorch   ${t.tokensPerSecond.toFixed(1).padStart(7)} tokens/s  (${t.stepSeconds.toFixed(2)} s/step, ${(t.stepCpuSeconds / t.stepSeconds).toFixed(2)} cores busy, torch ${t.torchVersion}, ${t.attention}, loss ${t.lossFirst.toFixed(3)} -> ${t.lossLast.toFixed(3)}, peak RSS ${(t.peakRssBytes / MiB).toFixed(0)} MiB)`);
+    console.log(`ratio     ${(ourTps / t.tokensPerSecond).toFixed(2)}x`);
+  } else {
+    console.log(`PyTorch   not measured: ${torchReason}`);
+  }
+}
+
+await main();

@@ -1,10 +1,12 @@
 """PyTorch peer for `npm run bench:train`: LoRA training steps on the same model, batch shape and threads.
 
-Usage: /usr/bin/python3 bench/train_torch.py [--model .cache/bench/llama-small] [--threads 2] [--batch 4]
+Usage: /usr/bin/python3 bench/train_torch.py [--model .cache/bench/llama-small | --config config.json [--init-std 0.02]]
+           [--threads 2] [--batch 4]
            [--seq 512] [--steps 3] [--rank 8] [--alpha 16] [--loss-fraction 1.0] [--seed 0]
 Prints one JSON line: tokens_per_second (batch·seq / mean timed step), step_seconds (mean), step_times,
-step_cpu_seconds (mean CPU time of all threads), loss_first (warm-up step), loss_last (last timed step),
-threads, torch_version, and the settings.
+step_cpu_seconds (mean CPU time of all threads), loss_first (first step), loss_last (last step),
+threads, torch_version, peak_rss_bytes (ru_maxrss), and the settings. With --config the weights are drawn
+here, as Hugging Face's _init_weights draws them: normal(0, init-std), norms at their neutral value.
 
 Plain PyTorch as a competent user writes it: the reference model (tools/torch-reference/model.py, an
 nn.Module with LoRA on q/k/v/o/gate/up/down and frozen base weights), float32, autograd, AdamW on the
@@ -21,6 +23,7 @@ predicts the next example's first).
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -30,10 +33,13 @@ sys.dont_write_bytecode = True
 def parse_args():
     ap = argparse.ArgumentParser(description="PyTorch LoRA training-step benchmark")
     ap.add_argument("--model", default=".cache/bench/llama-small")
+    ap.add_argument("--config", help="config.json of a model with random weights (instead of --model)")
+    ap.add_argument("--init-std", type=float, default=0.02, help="with --config: std of the random weights")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=3, help="timed steps, after one warm-up step")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps, after the warm-up steps")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first (0 or 1)")
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -87,11 +93,22 @@ def main():
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "torch-reference"))
-    from model import HAS_SDPA, load_model, packed_loss
+    from model import HAS_SDPA, CausalLM, Config, load_model, packed_loss
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = load_model(args.model, torch.float32)
+    if args.config:
+        with open(args.config) as f:
+            model = CausalLM(Config.from_json(json.load(f)))
+        neutral = 0.0 if model.cfg.family == "gemma3" else 1.0
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("norm.weight"):
+                    p.fill_(neutral)
+                else:
+                    p.normal_(0.0, args.init_std)
+    else:
+        model = load_model(args.model, torch.float32)
     model.add_lora(args.rank, args.alpha)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -107,13 +124,14 @@ def main():
         optimizer.step()
         return loss.item()
 
-    loss_first = step()  # warm-up
-    times, cpu, loss_last = [], [], loss_first
-    for _ in range(args.steps):
+    times, cpu, losses = [], [], []
+    for i in range(args.warmup + args.steps):
         t0, c0 = time.perf_counter(), time.process_time()
-        loss_last = step()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+        losses.append(step())
+        if i >= args.warmup:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    loss_first, loss_last = losses[0], losses[-1]
     step_seconds = sum(times) / len(times)
     print(json.dumps({
         "tokens_per_second": args.batch * args.seq / step_seconds,
@@ -127,6 +145,7 @@ def main():
         "batch": args.batch, "seq": args.seq, "rank": args.rank, "alpha": args.alpha,
         "target_tokens": target_count, "trainable_parameters": sum(p.numel() for p in params),
         "attention": "sdpa" if HAS_SDPA else "matmul-softmax",
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }))
 
 

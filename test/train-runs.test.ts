@@ -38,6 +38,12 @@ test('two runs with the same seed write bit-identical adapters; resume from a ch
   await tune(options(a));
   await tune(options(b));
   assert.ok(adapterBytes(a).equals(adapterBytes(b)));
+  // Recomputing activations in the backward pass changes memory, not results.
+  let recomputed = -1;
+  const r = path.join(tmp, 'r');
+  await tune(options(r, { recompute: 'all', onEvent: (e) => { if (e.type === 'start') recomputed = e.recomputedLayers; } }));
+  assert.equal(recomputed, 2);
+  assert.ok(adapterBytes(r).equals(adapterBytes(a)));
 
   const c = path.join(tmp, 'c');
   await tune(options(c, { stopAfterEpochs: 1 }));
@@ -93,9 +99,10 @@ test('tunekit tune prints progress lines and writes the adapter', () => {
   const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
   const out = path.join(tmp, 'cli');
   const r = spawnSync(process.execPath, [cli, 'tune', '--base', tinyModelDir('llama'), '--train', trainFile, '--validation', validationFile,
-    '--out', out, '--epochs', '2', '--adapter-size', '4', '--batch-tokens', '256', '--max-seq-len', '128'], { encoding: 'utf8' });
+    '--out', out, '--epochs', '2', '--adapter-size', '4', '--batch-tokens', '256', '--max-seq-len', '128', '--recompute'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /training [\d,]+ parameters on 40 examples/);
+  assert.match(r.stderr, /activations of 2 of 2 layers recomputed/);
   assert.match(r.stderr, /step 1\/\d+ epoch 1 loss \d/);
   assert.match(r.stderr, /eval at step \d+: loss/);
   assert.match(r.stdout, /wrote /);
@@ -103,4 +110,7 @@ test('tunekit tune prints progress lines and writes the adapter', () => {
   const bad = spawnSync(process.execPath, [cli, 'tune', '--base', tinyModelDir('llama'), '--train', trainFile, '--out', out, '--adapter-size', '5'], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^tunekit: error: adapter size 5 is not supported/);
+  const badRecompute = spawnSync(process.execPath, [cli, 'tune', '--base', tinyModelDir('llama'), '--train', trainFile, '--out', out, '--recompute', 'some'], { encoding: 'utf8' });
+  assert.notEqual(badRecompute.status, 0);
+  assert.match(badRecompute.stderr, /--recompute must be one of auto, all, none, got "some"/);
 });

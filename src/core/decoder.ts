@@ -179,7 +179,8 @@ export class Decoder {
     this.normBackward(ws.dx, ws.dC, ws.xOut, this.weights.finalNorm, ws.rstdF, N, C, wg?.finalNorm ?? null);
     profileMark('norm.b');
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
-      if (ws.recompute) this.layerForward(l, pass);
+      // The last layer's activations are still in the shared set: it was the last to write them.
+      if (l >= ws.recomputeFrom && l < cfg.numLayers - 1) this.layerForward(l, pass);
       this.layerBackward(l, pass, wg?.layers[l]);
     }
     if (wg) {

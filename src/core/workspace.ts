@@ -43,8 +43,11 @@ export interface WorkspaceOptions {
   maxTokens: number;
   /** Keep every layer's activations (and allocate gradient scratch) for a backward pass. */
   backward?: boolean;
-  /** With backward: keep only each layer's input and recompute the rest layer by layer. */
-  recompute?: boolean;
+  /**
+   * With backward: how many layers (the last ones) keep only their input and have the rest of their
+   * activations recomputed, layer by layer, in the backward pass; they share one set of buffers.
+   */
+  recomputeLayers?: number;
   /** Largest LoRA rank of the adapters run here (0: none). */
   loraRank?: number;
   /** Room for LoRA dropout masks (training). */
@@ -55,7 +58,8 @@ export interface Workspace {
   readonly maxTokens: number;
   readonly loraRank: number;
   readonly backward: boolean;
-  readonly recompute: boolean;
+  /** Layers from this one on recompute their activations in the backward pass (numLayers: none). */
+  readonly recomputeFrom: number;
   layers: LayerActs[];
   xOut: Float32Array; // (N, C) output of the last layer
   xf: Float32Array; // (N, C) after the final norm
@@ -81,7 +85,7 @@ export interface Workspace {
   du: Float32Array; // (N, R)
 }
 
-export function createWorkspace(config: ModelConfig, opts: WorkspaceOptions): Workspace {
+export function createWorkspace(config: ModelConfig, opts: WorkspaceOptions, alloc: (n: number) => Float32Array = sharedFloat32): Workspace {
   const { hiddenSize: C, intermediateSize: F, numHeads: NH, numKvHeads: NKV, headDim: HD, numLayers: L } = config;
   const N = opts.maxTokens;
   const Q = NH * HD;
@@ -90,7 +94,7 @@ export function createWorkspace(config: ModelConfig, opts: WorkspaceOptions): Wo
   const backward = opts.backward ?? false;
   const hasPost = config.sandwichNorms;
   const qk = config.qkNorm;
-  const f = sharedFloat32;
+  const f = alloc;
   const makeActs = (): LayerActs => ({
     xIn: f(N * C), xn1: f(N * C), rstd1: f(N),
     q0: f(qk ? N * Q : 0), k0: f(qk ? N * K : 0), rstdQ: f(qk ? N * NH : 0), rstdK: f(qk ? N * NKV : 0),
@@ -101,37 +105,57 @@ export function createWorkspace(config: ModelConfig, opts: WorkspaceOptions): Wo
     d: f(N * C), rstdPF: f(hasPost ? N : 0),
     u: Object.fromEntries(LORA_TARGETS.map((t) => [t, f(N * R)])) as Record<LoraTarget, Float32Array>,
   });
+  const recomputed = backward ? Math.max(0, Math.min(L, opts.recomputeLayers ?? 0)) : 0;
+  const recomputeFrom = L - recomputed;
   let layers: LayerActs[];
   if (!backward) {
     // Inference: nothing is read back, so every layer works in the same buffers.
     const one = makeActs();
     layers = Array.from({ length: L }, () => one);
-  } else if (opts.recompute) {
-    // Layer inputs are kept per layer and one set of the other activations is reused.
-    const shared = makeActs();
-    layers = Array.from({ length: L }, () => ({ ...shared, xIn: f(N * C) }));
   } else {
-    layers = Array.from({ length: L }, makeActs);
+    // Layers that keep their activations have their own set; the recomputed ones keep their input
+    // and share one set of the other activations.
+    layers = Array.from({ length: recomputeFrom }, makeActs);
+    if (recomputed > 0) {
+      const shared = makeActs();
+      layers.push(shared);
+      for (let l = recomputeFrom + 1; l < L; l++) layers.push({ ...shared, xIn: f(N * C) });
+    }
   }
   const g = (n: number) => f(backward ? n : 0);
   const localRope = config.layerTypes.includes('sliding_attention');
-  const cosG = new Float32Array((N * HD) / 2);
-  const sinG = new Float32Array((N * HD) / 2);
+  const cosG = f((N * HD) / 2);
+  const sinG = f((N * HD) / 2);
   return {
-    maxTokens: N, loraRank: R, backward, recompute: backward && (opts.recompute ?? false),
+    maxTokens: N, loraRank: R, backward, recomputeFrom,
     layers,
     xOut: f(N * C), xf: f(N * C), rstdF: f(N),
     cosG, sinG,
-    cosL: localRope ? new Float32Array((N * HD) / 2) : cosG,
-    sinL: localRope ? new Float32Array((N * HD) / 2) : sinG,
+    cosL: localRope ? f((N * HD) / 2) : cosG,
+    sinL: localRope ? f((N * HD) / 2) : sinG,
     dC: f(N * C), dC2: f(N * C),
-    dropped: new Float32Array(opts.dropout ? N * Math.max(C, F, Q) : 0),
+    dropped: f(opts.dropout ? N * Math.max(C, F, Q) : 0),
     trainAttention: null,
     kvAttention: null,
-    ce: createCrossEntropyScratch(C, config.vocabSize),
+    ce: createCrossEntropyScratch(C, config.vocabSize, f),
     dx: g(N * C), dAtt: g(N * Q), dQ: g(N * Q), dK: g(N * K), dV: g(N * K), dF: g(N * F), dF2: g(N * F),
     du: g(N * Math.max(R, 1)),
   };
+}
+
+/**
+ * Sizes (in floats) of every buffer a workspace with these options allocates, the packed-batch attention
+ * scratch of a backward workspace included; nothing is allocated.
+ */
+export function workspaceAllocations(config: ModelConfig, opts: WorkspaceOptions): number[] {
+  const sizes: number[] = [];
+  const count = (n: number) => {
+    sizes.push(n);
+    return new Float32Array(0);
+  };
+  createWorkspace(config, opts, count);
+  if (opts.backward) createTrainAttentionScratch(opts.maxTokens, config.numHeads, config.headDim, count);
+  return sizes;
 }
 
 /** Packed-batch attention scratch, made on first use. */

@@ -2,13 +2,20 @@
 // projected to the vocabulary, a chunk of rows at a time, so the (rows, V) logits never exist whole.
 // Returns the summed loss, the number of targets and how many argmax predictions were right
 // (Vertex's *_fraction_of_correct_next_step_preds), and writes gradients scaled by `gradScale`.
-// Dimension letters: N tokens, C hidden, V vocabulary, R rows per chunk.
+// Dimension letters: N tokens, C hidden, V vocabulary, R rows per chunk (sized so the (R, V) block stays
+// within CE_CHUNK_BYTES).
 
 import { gemm } from './blas.js';
 import { fastExp } from './fast-exp.js';
 import { runSplit, sharedFloat32 } from './kernel-pool.js';
 
-export const CE_CHUNK_ROWS = 256;
+/** Most bytes of logits a chunk holds (the (R, V) block); R is at most 256 and at least 16. */
+export const CE_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** Rows per chunk for a vocabulary of V: as many as fit CE_CHUNK_BYTES, within 16..256. */
+export function ceChunkRows(V: number): number {
+  return Math.max(16, Math.min(256, Math.floor(CE_CHUNK_BYTES / (4 * V))));
+}
 
 export interface CrossEntropyResult {
   lossSum: number;
@@ -17,6 +24,7 @@ export interface CrossEntropyResult {
 }
 
 export interface CrossEntropyScratch {
+  rows: number; // R
   xg: Float32Array; // (R, C)
   logits: Float32Array; // (R, V), shared with the kernel pool
   dxg: Float32Array; // (R, C)
@@ -25,10 +33,11 @@ export interface CrossEntropyScratch {
   rowCorrect: Float32Array; // (R) 1 when the argmax is the target
 }
 
-export function createCrossEntropyScratch(C: number, V: number): CrossEntropyScratch {
+export function createCrossEntropyScratch(C: number, V: number, alloc: (n: number) => Float32Array = sharedFloat32): CrossEntropyScratch {
+  const R = ceChunkRows(V);
   return {
-    xg: new Float32Array(CE_CHUNK_ROWS * C), logits: sharedFloat32(CE_CHUNK_ROWS * V), dxg: new Float32Array(CE_CHUNK_ROWS * C),
-    rowTargets: sharedFloat32(CE_CHUNK_ROWS), rowLoss: sharedFloat32(CE_CHUNK_ROWS), rowCorrect: sharedFloat32(CE_CHUNK_ROWS),
+    rows: R, xg: alloc(R * C), logits: alloc(R * V), dxg: alloc(R * C),
+    rowTargets: alloc(R), rowLoss: alloc(R), rowCorrect: alloc(R),
   };
 }
 
@@ -96,8 +105,8 @@ export function crossEntropyForwardBackward(
   if (dx) dx.fill(0, 0, N * C);
   let lossSum = 0;
   let correct = 0;
-  for (let c0 = 0; c0 < rowsWithTarget.length; c0 += CE_CHUNK_ROWS) {
-    const R = Math.min(CE_CHUNK_ROWS, rowsWithTarget.length - c0);
+  for (let c0 = 0; c0 < rowsWithTarget.length; c0 += sc.rows) {
+    const R = Math.min(sc.rows, rowsWithTarget.length - c0);
     for (let r = 0; r < R; r++) {
       const t = rowsWithTarget[c0 + r]!;
       sc.xg.set(x.subarray(t * C, (t + 1) * C), r * C);

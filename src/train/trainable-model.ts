@@ -32,7 +32,8 @@ export interface TrainableModelOptions {
   loraGrads?: LoraAdapter;
   /** Gradients of every base weight (full fine-tuning). */
   weightGrads?: WeightGrads;
-  recompute?: boolean;
+  /** Layers (the last ones) whose activations are recomputed in the backward pass (src/train/memory.ts). */
+  recomputeLayers?: number;
 }
 
 /** The adapter id the rows of a training batch carry. */
@@ -46,7 +47,7 @@ export class TrainableModel {
   constructor(readonly config: ModelConfig, readonly weights: ModelWeights, readonly opts: TrainableModelOptions) {
     this.decoder = new Decoder(config, weights, opts.weightGrads !== undefined);
     this.ws = createWorkspace(config, {
-      maxTokens: opts.maxTokens, backward: true, recompute: opts.recompute, loraRank: opts.lora?.config.rank ?? 0,
+      maxTokens: opts.maxTokens, backward: true, recomputeLayers: opts.recomputeLayers, loraRank: opts.lora?.config.rank ?? 0,
       dropout: (opts.lora?.config.dropout ?? 0) > 0,
     });
     const entry = opts.lora ? { adapter: opts.lora, grads: opts.loraGrads } : undefined;

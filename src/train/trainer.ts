@@ -22,6 +22,7 @@ import { TrainableModel } from './trainable-model.js';
 import { dropoutKey } from '../engine/dropout.js';
 import { adamwStep, createParamGroup, gradNorm, DEFAULT_ADAMW, type ParamGroup } from './adamw.js';
 import { learningRateAt, type DecayKind } from './schedule.js';
+import { recomputeLayers, type RecomputeMode } from './memory.js';
 import { planEpoch, type BatchingOptions, type StepPlan } from './batches.js';
 import { checkpointDir, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
 
@@ -54,7 +55,8 @@ export interface TuneOptions {
   seed: number;
   /** Evaluate on the validation set every N steps (and at each epoch end). 0: epoch ends only. */
   evalEverySteps: number;
-  recompute: boolean;
+  /** Which layers recompute their activations in the backward pass (src/train/memory.ts). */
+  recompute: RecomputeMode;
   /** A checkpoint directory (outDir/checkpoints/epoch-N) to continue from. */
   resume?: string;
   /** Stop after this many epochs of this invocation (tests of resume use it). */
@@ -63,7 +65,9 @@ export interface TuneOptions {
 }
 
 export type TrainEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParameters: number; truncated: number[]; dropped: { index: number; reason: string }[] }
+  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParameters: number; truncated: number[]; dropped: { index: number; reason: string }[];
+      /** Layers whose activations the backward pass recomputes, of `layers`. */
+      recomputedLayers: number; layers: number }
   | { type: 'step'; metrics: StepMetrics }
   | { type: 'eval'; metrics: EvalMetrics }
   | { type: 'checkpoint'; epoch: number; dir: string }
@@ -92,7 +96,7 @@ export interface EvalMetrics {
 
 export const DEFAULT_TUNE_OPTIONS = {
   mode: 'lora', adapterSize: 8, epochs: 3, learningRateMultiplier: 1, warmupRatio: 0.03, decay: 'linear',
-  weightDecay: 0, clipNorm: 1, batchTokens: 2048, gradAccum: 1, maxSeqLen: 2048, seed: 0, evalEverySteps: 0, recompute: false,
+  weightDecay: 0, clipNorm: 1, batchTokens: 2048, gradAccum: 1, maxSeqLen: 2048, seed: 0, evalEverySteps: 0, recompute: 'auto',
 } as const satisfies Partial<TuneOptions>;
 
 function validate(o: TuneOptions): void {
@@ -159,7 +163,8 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
     for (const spec of tensorSpecs(model.config)) groups.push(createParamGroup(spec.name, getTensor(weights, spec), getTensor(weightGrads, spec)));
   }
   const trainable = groups.reduce((a, g) => a + g.param.length, 0);
-  const tm = new TrainableModel(model.config, weights, { maxTokens, lora, loraGrads, weightGrads, recompute: o.recompute });
+  const recompute = recomputeLayers(model.config, { maxTokens, loraRank: lora?.config.rank ?? 0, dropout: (lora?.config.dropout ?? 0) > 0, mode: o.recompute });
+  const tm = new TrainableModel(model.config, weights, { maxTokens, lora, loraGrads, weightGrads, recomputeLayers: recompute });
   const peak = (o.learningRate ?? DEFAULT_LEARNING_RATE[o.mode]) * o.learningRateMultiplier;
   const warmupSteps = Math.round(o.warmupRatio * totalSteps);
   const fingerprint = fingerprintOf(o, model, train.length);
@@ -170,7 +175,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   const metricsFile = path.join(o.outDir, 'metrics.jsonl');
   if (!o.resume) fs.writeFileSync(metricsFile, '');
   const record = (m: object) => fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
-  o.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: train.length, trainableParameters: trainable, truncated: firstEpoch.truncated, dropped: firstEpoch.dropped });
+  o.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: train.length, trainableParameters: trainable, truncated: firstEpoch.truncated, dropped: firstEpoch.dropped, recomputedLayers: recompute, layers: model.config.numLayers });
 
   const elapsedBefore = state.elapsedSeconds;
   const runStart = performance.now();

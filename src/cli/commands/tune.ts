@@ -5,13 +5,14 @@ import type { Command } from 'commander';
 import { resolveModelDir } from '../../hub/hub.js';
 import { DEFAULT_TUNE_OPTIONS, tune, type TrainEvent } from '../../train/trainer.js';
 import { LORA_TARGETS, type LoraTarget } from '../../lora/lora.js';
+import { RECOMPUTE_MODES, type RecomputeMode } from '../../train/memory.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
 
 interface TuneCliOptions {
   base: string; train: string; validation?: string; out: string; epochs: number; adapterSize: number;
   learningRateMultiplier: number; learningRate?: number; mode: 'lora' | 'full'; batchTokens: number; gradAccum: number;
   maxSeqLen: number; seed: number; resume?: string; loraAlpha?: number; loraDropout: number; targets?: string; warmupRatio: number;
-  schedule: 'linear' | 'cosine' | 'constant'; weightDecay: number; clipNorm: number; evalEvery: number; recompute?: boolean;
+  schedule: 'linear' | 'cosine' | 'constant'; weightDecay: number; clipNorm: number; evalEvery: number; recompute: RecomputeMode | true;
 }
 
 export function registerTuneCommand(program: Command): void {
@@ -39,7 +40,8 @@ export function registerTuneCommand(program: Command): void {
     .option('--grad-accum <n>', 'forward/backward passes per optimizer step', intOption('--grad-accum', 1), d.gradAccum)
     .option('--max-seq-len <n>', 'longest packed sequence; longer examples are truncated', intOption('--max-seq-len', 8), d.maxSeqLen)
     .option('--eval-every <n>', 'evaluate every n steps (0: at epoch ends only)', intOption('--eval-every', 0), d.evalEverySteps)
-    .option('--recompute', 'recompute activations in the backward pass (less memory, ~30% more compute)')
+    .option('--recompute [layers]', 'which layers recompute their activations in the backward pass: auto (as many as the memory budget needs), all (alone: --recompute), none',
+      choiceOption('--recompute', RECOMPUTE_MODES), d.recompute)
     .option('--seed <n>', 'seed for initialisation and shuffling', intOption('--seed', 0), d.seed)
     .option('--resume <checkpoint>', 'continue from OUT/checkpoints/epoch-N')
     .action(async (o: TuneCliOptions) => {
@@ -50,7 +52,7 @@ export function registerTuneCommand(program: Command): void {
         baseDir, trainFile: o.train, validationFile: o.validation, outDir: o.out, mode: o.mode, adapterSize: o.adapterSize,
         loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
         warmupRatio: o.warmupRatio, decay: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm, batchTokens: o.batchTokens,
-        gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute ?? false,
+        gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute === true ? 'all' : o.recompute,
         resume: o.resume, onEvent: progress,
       });
     });
@@ -66,7 +68,8 @@ function createProgress(): (e: TrainEvent) => void {
         process.stderr.write(`training ${e.trainableParameters.toLocaleString('en-US')} parameters on ${e.examples} examples: ` +
           `${e.stepsPerEpoch} steps per epoch, ${e.totalSteps} in all` +
           (e.truncated.length ? `; ${e.truncated.length} examples truncated` : '') +
-          (e.dropped.length ? `; ${e.dropped.length} dropped` : '') + '\n');
+          (e.dropped.length ? `; ${e.dropped.length} dropped` : '') +
+          (e.recomputedLayers ? `; activations of ${e.recomputedLayers} of ${e.layers} layers recomputed in the backward pass` : '') + '\n');
         break;
       case 'step': {
         const m = e.metrics;
