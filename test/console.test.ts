@@ -163,6 +163,30 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.getByText(`prompt: ${counted.totalTokens} tokens`).waitFor();
   await screenshot(page, 'console-playground');
 
+  // Every control reaches the request: the base model alone, not streamed, with a system instruction,
+  // top-p, a thinking budget and JSON mode with a schema — which the base model, babbling otherwise, obeys.
+  const schema = { type: 'object', properties: { tone: { type: 'string', enum: ['warm', 'cold'] } }, required: ['tone'] };
+  await page.selectOption('#target', 'publishers/google/models/gemma3-tiny');
+  await page.selectOption('#compare', '');
+  await page.fill('#system', 'Answer in JSON.');
+  await page.fill('#top-p', '0.9');
+  await page.fill('#max-tokens', '24');
+  await page.fill('#thinking-budget', '0');
+  await page.check('#json-mode');
+  await page.fill('#json-schema', JSON.stringify(schema));
+  await page.uncheck('#stream');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/publishers/google/models/gemma3-tiny:generateContent'));
+  await page.click('#run');
+  assert.deepEqual((await sent).postDataJSON(), {
+    contents: [{ role: 'user', parts: [{ text: prompt }] }],
+    systemInstruction: { parts: [{ text: 'Answer in JSON.' }] },
+    generationConfig: { temperature: 0, topP: 0.9, maxOutputTokens: 24, thinkingConfig: { thinkingBudget: 0 }, responseMimeType: 'application/json', responseJsonSchema: schema },
+  });
+  await page.locator('.answer-panel .status.done').waitFor();
+  assert.equal(await page.locator('.answer-panel').count(), 1);
+  const json = JSON.parse(await page.textContent('.answer-panel .answer') ?? '') as { tone: string };
+  assert.ok(['warm', 'cold'].includes(json.tone), JSON.stringify(json));
+
   // Registry pages: the model's version and checkpoints, the endpoint's traffic split.
   const modelId = (job.tunedModel.model as string).split('/').pop()!.replace(/@.*/, '');
   await page.click('#nav a[href="#/models"]');
@@ -212,4 +236,20 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
 
   assert.deepEqual(problems, []);
   await w.context.close();
+
+  // A wrong key: the settings say the server refused it, and a view says so with the way back to Settings.
+  const bad = await watchedPage(browser!, s.url);
+  await bad.page.goto(`${s.url}/console`);
+  await bad.page.fill('input[name=apiKey]', 'not-a-key');
+  await bad.page.fill('input[name=project]', 'p');
+  await bad.page.click('button[type=submit]');
+  await bad.page.getByText('Saved, but the server refused a request with them').waitFor();
+  await bad.page.goto(`${s.url}/console#/models`);
+  await bad.page.getByRole('link', { name: 'Check the API key and project in Settings' }).waitFor();
+  assert.match(await bad.page.textContent('.error') ?? '', /key/i);
+  // The only problems are the two refused requests (and the browser's own log lines about them).
+  const base = `${s.url}/v1beta1/projects/p/locations/us-central1`;
+  assert.deepEqual(bad.problems.filter((p) => p.startsWith('HTTP')).map((p) => p.replace(/\?.*/, '')), [`HTTP 401: GET ${base}/tuningJobs`, `HTTP 401: GET ${base}/models`]);
+  assert.ok(bad.problems.every((p) => /status of 401|^HTTP 401/.test(p)), bad.problems.join('\n'));
+  await bad.context.close();
 });

@@ -2,7 +2,7 @@
 // #/evaluations, #/settings) rendered into <main>. Leaving a view aborts what it was doing (polls,
 // streams) and disposes its charts. Without an API key and project the settings come first.
 
-import { loadSettings } from './api.js';
+import { ApiError, loadSettings } from './api.js';
 import { disposeCharts } from './charts.js';
 import { errorBox, h } from './dom.js';
 import { endpointDetail, endpointList } from './endpoints.js';
@@ -46,7 +46,8 @@ async function render(): Promise<void> {
     await routes[section]!(view, rest.join('/') || undefined);
   } catch (err) {
     if (controller.signal.aborted) return;
-    main.replaceChildren(errorBox(err));
+    main.replaceChildren(errorBox(err), err instanceof ApiError && (err.status === 401 || err.status === 403)
+      ? h('p', {}, h('a', { href: '#/settings' }, 'Check the API key and project in Settings')) : '');
   }
 }
 
