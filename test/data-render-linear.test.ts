@@ -28,7 +28,8 @@ function tokenizer(family: Family): Tokenizer {
 
 function referenceSegments(conv: Conversation, tokenizer: Tokenizer): RenderedSegment[] {
   const fail = (message: string): DatasetError => new DatasetError({ ...conv.source, path: '', message });
-  const messages = toChatMessages(conv);
+  // Text turns only (this reference predates function parts): every content is a string.
+  const messages = toChatMessages(conv) as ChatMessage[];
   let text: string;
   try {
     text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false });

@@ -13,8 +13,9 @@
 //   never in candidatesTokenCount.
 
 import { randomBytes } from 'node:crypto';
-import type { Dialogue, Turn } from '../data/conversation.js';
+import type { Dialogue, FunctionCall, FunctionResponse, Turn } from '../data/conversation.js';
 import { renderPromptText, toChatMessages } from '../data/render.js';
+import { pythonJson } from '../tokenizer/chat-template.js';
 import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, TokenLogprob } from '../generate/generate.js';
 import type { LoadedModel } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -92,7 +93,6 @@ export function parsePrompt(body: Message, requireContents = true): PromptReques
     throw invalidArgument('Unable to submit request because it must have at least one contents field with a text part.');
   }
   let functionParts = false;
-  const messages: TemplateMessage[] = [];
   const turns: Turn[] = contents.map((content) => {
     const role = content.string('role') ?? 'user';
     if (role !== 'user' && role !== 'model') {
@@ -100,30 +100,24 @@ export function parsePrompt(body: Message, requireContents = true): PromptReques
     }
     const fn: FunctionParts = { calls: [], responses: [] };
     const text = partsText(content, role, fn);
-    if (fn.calls.length > 0 || fn.responses.length > 0) functionParts = true;
-    if (role === 'model') {
-      const m: TemplateMessage = { role: 'assistant', content: text };
-      if (fn.calls.length > 0) m.tool_calls = fn.calls.map((c) => ({ type: 'function', function: { name: c.name, arguments: c.args } }));
-      messages.push(m);
-    } else {
-      for (const r of fn.responses) messages.push({ role: 'tool', name: r.name, content: JSON.stringify(r.response) });
-      if (text !== '' || fn.responses.length === 0) messages.push({ role: 'user', content: text });
-    }
-    return { role, text };
+    const turn: Turn = { role, text };
+    if (fn.calls.length > 0) turn.calls = fn.calls;
+    if (fn.responses.length > 0) turn.responses = fn.responses;
+    if (turn.calls || turn.responses) functionParts = true;
+    return turn;
   });
   const system = body.message('systemInstruction', `${V}.Content`);
   const dialogue: Dialogue = { turns };
   if (system) dialogue.systemInstruction = partsText(system, 'user', null);
   const prompt: PromptRequest = { dialogue };
-  if (functionParts) {
-    prompt.messages = system ? [{ role: 'system', content: dialogue.systemInstruction }, ...messages] : messages;
-  }
+  // The same messages as training renders (data/render.ts): one conversion of function parts.
+  if (functionParts) prompt.messages = toChatMessages(dialogue);
   return prompt;
 }
 
 interface FunctionParts {
-  calls: { name: string; args: unknown }[];
-  responses: { name: string; response: unknown }[];
+  calls: FunctionCall[];
+  responses: FunctionResponse[];
 }
 
 /**
@@ -148,8 +142,8 @@ function partsText(content: Message, role: string, fn: FunctionParts | null): st
       const m = (call ?? response)!;
       const name = m.string('name');
       if (!name) throw invalidArgument(`Invalid value at '${m.fieldPath('name')}': a function name is required.`);
-      if (call) fn.calls.push({ name, args: m.raw('args') ?? {} });
-      else fn.responses.push({ name, response: m.raw('response') ?? {} });
+      if (call) fn.calls.push({ name, args: (m.raw('args') ?? {}) as Record<string, unknown> });
+      else fn.responses.push({ name, content: pythonJson(m.raw('response') ?? {}) });
       continue;
     }
     const keys = Object.keys(part.value).filter((k) => part.value[k] !== null && !['text', 'thought', 'thoughtSignature', 'thought_signature'].includes(k));
@@ -238,10 +232,7 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   const request: GenerationRequest = { ...prompt, options, includeThoughts: false };
   if (tools) {
     request.tools = tools;
-    request.messages ??= [
-      ...(prompt.dialogue.systemInstruction !== undefined ? [{ role: 'system', content: prompt.dialogue.systemInstruction }] : []),
-      ...prompt.dialogue.turns.map((t) => ({ role: t.role === 'model' ? 'assistant' : 'user', content: t.text })),
-    ];
+    request.messages ??= toChatMessages(prompt.dialogue);
     if (tools.mode === 'ANY') options.responseFormat = toolCallFormat(tools.style, tools.declarations);
   }
   if (!g) return request;

@@ -9,7 +9,8 @@
 //   in every supported chat template (a role header, the text, an end-of-turn token), so more turns
 //   than that can never fit in Vertex's 131,072-token limit; refusing them keeps the work per example
 //   bounded (rendering and token counting are linear in the turns, but not free).
-// - Two examples are the same when their system instruction and turns (role, text, weight) are equal,
+// - Two examples are the same when their system instruction, turns (role, text, weight, function parts)
+//   and declared functions are equal,
 //   whatever their layout or JSON whitespace.
 
 import crypto from 'node:crypto';
@@ -20,11 +21,11 @@ import type { DatasetFormat } from './formats.js';
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-const VERTEX_TOP = new Set(['systemInstruction', 'contents']);
+const VERTEX_TOP = new Set(['systemInstruction', 'contents', 'tools']);
 const VERTEX_CONTENT = new Set(['role', 'parts']);
 const VERTEX_PART = new Set(['text', 'thought', 'inlineData', 'fileData', 'videoMetadata', 'functionCall', 'functionResponse', 'executableCode', 'codeExecutionResult']);
-const CHAT_TOP = new Set(['messages']);
-const CHAT_MESSAGE = new Set(['role', 'content', 'weight', 'name', 'tool_calls', 'function_call']);
+const CHAT_TOP = new Set(['messages', 'tools']);
+const CHAT_MESSAGE = new Set(['role', 'content', 'weight', 'name', 'tool_calls', 'tool_call_id', 'function_call']);
 const CHAT_PART = new Set(['type', 'text']);
 
 /** One warning per key that the example's layout does not define, with its JSON path. */
@@ -100,14 +101,25 @@ export function turnCountProblem(conv: Conversation, format: DatasetFormat): Dat
 }
 
 /** A short digest of what an example says (system, roles, texts, weights), for equality tests. */
-export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns'>, salt = ''): string {
+export function exampleKey(conv: Pick<Conversation, 'systemInstruction' | 'turns' | 'tools'>, salt = ''): string {
   // Length-prefixed fields: unambiguous without escaping anything.
   // Fed to the hash piece by piece: no concatenated copy of the texts.
   const hash = crypto.createHash('sha256').update(salt);
   const sys = conv.systemInstruction;
   if (sys === undefined) hash.update('-');
   else hash.update(`${sys.length}:`).update(sys);
-  for (const t of conv.turns) hash.update(`${t.role === 'model' ? 'm' : 'u'}${t.weight ?? 1}${t.text.length}:`).update(t.text);
+  for (const t of conv.turns) {
+    hash.update(`${t.role === 'model' ? 'm' : 'u'}${t.weight ?? 1}${t.text.length}:`).update(t.text);
+    // Function parts and declarations as JSON (length-prefixed too).
+    if (t.calls || t.responses) {
+      const f = JSON.stringify([t.calls ?? [], t.responses ?? []]);
+      hash.update(`f${f.length}:`).update(f);
+    }
+  }
+  if (conv.tools) {
+    const f = JSON.stringify(conv.tools);
+    hash.update(`t${f.length}:`).update(f);
+  }
   return hash.digest('base64').slice(0, 20);
 }
 

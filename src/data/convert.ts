@@ -16,11 +16,22 @@ import { DatasetError } from './errors.js';
 import { exampleKey, turnPath } from './checks.js';
 import { parseExample } from './formats.js';
 import { readJsonl } from './jsonl.js';
+import { usesTools } from './render.js';
 import { InvalidRequestError } from '../errors.js';
 
 export type ConvertTarget = 'vertex' | 'openai';
 
+/** Examples with function parts are not converted (yet): refused at their first function part. */
+function refuseTools(conv: Conversation): void {
+  if (!usesTools(conv)) return;
+  throw new DatasetError({
+    ...conv.source, path: conv.toolsPath ?? '', kind: 'unsupported_part',
+    message: 'examples with function calls, responses or declarations cannot be converted between layouts yet; keep them in the layout they are written in (both are trained as they are)',
+  });
+}
+
 export function toVertex(conv: Conversation): Record<string, unknown> {
+  refuseTools(conv);
   const weighted = conv.turns.findIndex((t) => t.weight === 0);
   if (weighted >= 0) {
     throw new DatasetError({
@@ -35,6 +46,7 @@ export function toVertex(conv: Conversation): Record<string, unknown> {
 }
 
 export function toOpenAI(conv: Conversation): Record<string, unknown> {
+  refuseTools(conv);
   return {
     messages: [
       ...(conv.systemInstruction !== undefined ? [{ role: 'system', content: conv.systemInstruction }] : []),

@@ -38,7 +38,7 @@ export const PROBLEM_KINDS: Record<ProblemKind, KindInfo> = {
   roles_not_alternating: { severity: 'error', title: 'roles do not alternate', note: 'turns must go user, model, user, model, ... starting with user (chat templates such as Gemma\'s refuse anything else)' },
   misplaced_system: { severity: 'error', title: 'system message not first' },
   multimodal: { severity: 'error', title: 'non-text parts' },
-  unsupported_part: { severity: 'error', title: 'tool calls / code execution' },
+  unsupported_part: { severity: 'error', title: 'unsupported parts (code execution, misplaced function parts)' },
   bad_weight: { severity: 'error', title: 'bad message weight' },
   too_many_turns: { severity: 'error', title: 'too many turns', note: 'at most 32,768 turns per example: more can never fit in the 131,072-token limit' },
   render_failed: { severity: 'error', title: 'chat template cannot render it' },

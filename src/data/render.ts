@@ -31,7 +31,8 @@
 // scanning the rest of the text again; so an example of many turns costs what its length costs.
 
 import { InvalidRequestError, UnsupportedModelError } from '../errors.js';
-import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
+import type { TemplateMessage, Tokenizer } from '../tokenizer/tokenizer.js';
+import { toolCallStyle } from '../structured/tools.js';
 import type { Conversation, Dialogue } from './conversation.js';
 import { DatasetError } from './errors.js';
 
@@ -46,24 +47,54 @@ export interface RenderedExample {
   lossMask: Uint8Array;
 }
 
-/** The chat-template messages of a conversation: system first, "model" as "assistant". */
-export function toChatMessages(dialogue: Dialogue): ChatMessage[] {
-  const messages: ChatMessage[] = [];
+/**
+ * The chat-template messages of a conversation, as transformers takes them: system first, "model" as
+ * "assistant" (with its function calls as tool_calls, arguments as objects), a user turn's function
+ * responses as "tool" messages before its text (a user turn of responses alone has no user message).
+ */
+export function toChatMessages(dialogue: Dialogue): TemplateMessage[] {
+  return chatMessages(dialogue).messages;
+}
+
+/** toChatMessages, and for each turn the index of the message holding its text (-1: none). */
+function chatMessages(dialogue: Dialogue): { messages: TemplateMessage[]; turnMessage: number[] } {
+  const messages: TemplateMessage[] = [];
+  const turnMessage: number[] = [];
   if (dialogue.systemInstruction !== undefined) messages.push({ role: 'system', content: dialogue.systemInstruction });
-  for (const t of dialogue.turns) messages.push({ role: t.role === 'model' ? 'assistant' : 'user', content: t.text });
-  return messages;
+  for (const t of dialogue.turns) {
+    if (t.role === 'model') {
+      turnMessage.push(messages.length);
+      const m: TemplateMessage = { role: 'assistant', content: t.text };
+      if (t.calls?.length) m.tool_calls = t.calls.map((c) => ({ type: 'function', function: { name: c.name, arguments: c.args } }));
+      messages.push(m);
+      continue;
+    }
+    for (const r of t.responses ?? []) messages.push({ role: 'tool', ...(r.name ? { name: r.name } : {}), content: r.content });
+    if (t.text !== '' || !t.responses?.length) {
+      turnMessage.push(messages.length);
+      messages.push({ role: 'user', content: t.text });
+    } else {
+      turnMessage.push(-1);
+    }
+  }
+  return { messages, turnMessage };
+}
+
+/** Whether a dialogue has function calls, function responses or declarations (it needs a tool-capable template). */
+export function usesTools(dialogue: Dialogue): boolean {
+  return dialogue.tools !== undefined || dialogue.turns.some((t) => t.calls?.length || t.responses?.length);
 }
 
 /** The inference prompt for a dialogue that ends with a user turn: rendered text and its ids. */
 export function renderPrompt(
-  input: Dialogue | ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions = {},
+  input: Dialogue | TemplateMessage[], tokenizer: Tokenizer, opts: RenderOptions = {},
 ): { text: string; tokens: number[] } {
   const text = renderPromptText(input, tokenizer, opts);
   return { text, tokens: tokenizer.encode(text, { addSpecialTokens: false }) };
 }
 
 /** The inference prompt's rendered text alone (renderPrompt without the tokenizing). */
-export function renderPromptText(input: Dialogue | ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions = {}): string {
+export function renderPromptText(input: Dialogue | TemplateMessage[], tokenizer: Tokenizer, opts: RenderOptions = {}): string {
   const messages = Array.isArray(input) ? input : toChatMessages(input);
   const last = messages[messages.length - 1];
   if (!last || last.role !== 'user') {
@@ -100,10 +131,21 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
   if (tokenizer.chatTemplate === null) {
     throw new UnsupportedModelError('the model has no chat template (tokenizer_config.json chat_template), so conversations cannot be rendered for training; use an instruction-tuned model');
   }
-  const messages = toChatMessages(conv);
+  const { messages, turnMessage } = chatMessages(conv);
+  // Function parts need a template that renders them; where it does not, the example is refused at
+  // its first function part or declaration.
+  const tools = usesTools(conv);
+  const style = tools ? toolCallStyle(tokenizer.chatTemplate) : null;
+  if (tools && !style) {
+    throw new DatasetError({
+      ...conv.source, path: conv.toolsPath ?? '', kind: 'render_failed',
+      message: 'this model\'s chat template has no tool support (it neither renders `tools` nor teaches a tool-call format), so examples with function calls, responses or declarations cannot be trained on it; use a model whose template supports tools (Qwen3, Llama 3.1 Instruct)',
+    });
+  }
+  const templateOpts = { enableThinking: opts.enableThinking, ...(conv.tools ? { tools: conv.tools } : {}) };
   let text: string;
   try {
-    text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false, enableThinking: opts.enableThinking });
+    text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false, ...templateOpts });
   } catch (e) {
     if (e instanceof InvalidRequestError) throw fail(e.message);
     throw e;
@@ -111,16 +153,25 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
 
   const terminators = endOfTurnTokens(tokenizer);
   const ends = new TerminatorIndex(text, terminators);
-  const skeleton = renderSkeleton(messages, tokenizer, opts);
-  const offset = messages.length - conv.turns.length; // 1 when there is a system message
-  const found = locateMessages(messages, text, skeleton, ends, offset);
+  const skeleton = tools ? renderSkeletonUncached(messages, tokenizer, templateOpts) : renderSkeleton(messages, tokenizer, opts);
+  // Where a model turn's text is empty (it only calls functions), its span starts at its first call.
+  const opener = style === 'hermes' ? '<tool_call>' : '{"name": ';
+  const targets: Target[] = messages.map((m) => ({
+    forms: candidates(String(m.content)),
+    needed: m.role !== 'tool' && m.role !== 'system',
+    ...(m.tool_calls ? { calls: true } : {}),
+    ...(m.role === 'assistant' && m.content === '' && m.tool_calls ? { opener } : {}),
+  }));
+  const found = locateMessages(text, skeleton, ends, targets);
   const spans: [number, number][] = [];
   conv.turns.forEach((turn, i) => {
-    const at = found[offset + i];
+    const m = turnMessage[i]!;
+    if (m < 0) return; // function responses only: context, never trained, not looked for
+    const at = found[m];
     const which = `${turn.role} turn ${i + 1} of ${conv.turns.length}`;
-    if (!at) throw fail(`the chat template rewrote the text of ${which}, so its tokens cannot be located for the loss mask`);
+    if (!at) throw fail(`the chat template rewrote the text of ${which}${turn.calls?.length && turn.text ? ' (some templates, Llama 3.1\'s, drop the text beside a function call)' : ''}, so its tokens cannot be located for the loss mask`);
     if (turn.role !== 'model' || turn.weight === 0) return;
-    const limit = found[offset + i + 1]?.start ?? text.length;
+    const limit = found.slice(m + 1).find((f) => f)?.start ?? text.length;
     const end = ends.firstEnd(at.end, limit);
     if (end < 0) throw fail(`the chat template puts no end-of-turn token (${terminators.join(', ')}) after ${which}`);
     spans.push([at.start, end]);
@@ -241,7 +292,7 @@ function candidates(content: string): string[] {
  * This says exactly where the markup ends and a text begins, which the rendered string alone cannot
  * when a text starts or ends with whitespace the template may have trimmed.
  */
-function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
+function renderSkeleton(messages: TemplateMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
   // The sentinel conversation depends only on the roles (and options), so its rendering is remembered
   // per tokenizer: datasets repeat a handful of role sequences. Long ones are rendered each time (it
   // costs what rendering the example costs), so the cache stays small whatever the dataset holds.
@@ -260,12 +311,12 @@ function renderSkeleton(messages: ChatMessage[], tokenizer: Tokenizer, opts: Ren
 const skeletonCache = new WeakMap<Tokenizer, Map<string, string[] | null>>();
 const SKELETON_CACHE_MAX_MESSAGES = 256;
 
-function renderSkeletonUncached(messages: ChatMessage[], tokenizer: Tokenizer, opts: RenderOptions): string[] | null {
+function renderSkeletonUncached(messages: TemplateMessage[], tokenizer: Tokenizer, opts: RenderOptions & { tools?: unknown[] }): string[] | null {
   const sentinel = (i: number): string => `\u27e6tunekit-${i}\u27e7`;
   let rendered: string;
   try {
     rendered = tokenizer.applyChatTemplate(messages.map((m, i) => ({ ...m, content: sentinel(i) })), {
-      addGenerationPrompt: false, enableThinking: opts.enableThinking,
+      addGenerationPrompt: false, enableThinking: opts.enableThinking, ...(opts.tools ? { tools: opts.tools } : {}),
     });
   } catch {
     return null;
@@ -284,6 +335,16 @@ function renderSkeletonUncached(messages: ChatMessage[], tokenizer: Tokenizer, o
 
 type Span = { start: number; end: number };
 
+/** A message to find: the forms its text may take, whether it must be found, and a call's opener. */
+interface Target {
+  forms: string[];
+  needed: boolean;
+  /** For a reply of function calls alone: the text its first call starts with (a zero-length span there). */
+  opener?: string;
+  /** The message makes function calls. */
+  calls?: boolean;
+}
+
 /**
  * Where each message's text sits in the rendered string, in order, or null where it was not found.
  * Where the rendered string agrees with the skeleton up to a message, its text starts right after the
@@ -292,18 +353,33 @@ type Span = { start: number; end: number };
  * searched for from the cursor: first inside its own turn (up to the next end-of-turn token),
  * preferring a match directly followed by that token, so a short text that also occurs in the markup
  * before it (a reply "assistant" after Llama's "<|start_header_id|>assistant") is found in the right
- * place. Messages from index `required` on must all be found (the caller fails on the first missing
- * one), so after one is missing the rest are left null unsearched.
+ * place. Every needed message must be found (the caller fails on the first missing one), so after one
+ * is missing the rest are left null unsearched; tool results (not needed) may be missing (Llama 3.1
+ * renders them as JSON strings).
  */
-function locateMessages(messages: ChatMessage[], text: string, skeleton: string[] | null, ends: TerminatorIndex, required: number): (Span | null)[] {
+function locateMessages(text: string, skeleton: string[] | null, ends: TerminatorIndex, targets: Target[]): (Span | null)[] {
   let cursor = 0;
   let missing = false;
-  return messages.map((m, i) => {
+  return targets.map((t, i) => {
     if (missing) return null;
-    const forms = candidates(m.content);
-    const found = (skeleton && alignWithSkeleton(text, cursor, forms, skeleton[i], skeleton[i + 1])) ?? search(text, cursor, forms, ends);
-    if (found) cursor = found.end;
-    else if (i >= required) missing = true;
+    let found: Span | null;
+    if (t.opener !== undefined) {
+      // In the turn after the one the cursor is in: past its end-of-turn token, before the next.
+      const from = ends.firstEnd(cursor, text.length);
+      const limit = from < 0 ? -1 : ends.firstEnd(from, text.length);
+      const j = from < 0 ? -1 : text.indexOf(t.opener, from);
+      found = j >= 0 && (limit < 0 || j < limit) ? { start: j, end: j } : null;
+    } else {
+      found = (skeleton && alignWithSkeleton(text, cursor, t.forms, skeleton[i]!, skeleton[i + 1]!)) ?? search(text, cursor, t.forms, ends);
+    }
+    if (found) {
+      // A turn with function calls: what follows is looked for after its end (its call JSON may hold
+      // the next message's text, e.g. a tool result "[]").
+      const end = t.calls ? ends.firstEnd(found.end, text.length) : -1;
+      cursor = end >= 0 ? end : found.end;
+    } else if (t.needed) {
+      missing = true;
+    }
     return found;
   });
 }

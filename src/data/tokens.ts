@@ -54,7 +54,8 @@ export function countExample(conv: Conversation, row: number, tokenizer: Tokeniz
   } catch (e) {
     if (!(e instanceof TunekitError)) throw e;
     const message = e instanceof DatasetError ? e.reason : e.message;
-    return { row, line, tokens: 0, output: 0, keptTokens: 0, keptOutput: 0, fate: 'dropped', problem: { file, line, path: '', kind: 'render_failed', message } };
+    const path = e instanceof DatasetError ? e.path : '';
+    return { row, line, tokens: 0, output: 0, keptTokens: 0, keptOutput: 0, fate: 'dropped', problem: { file, line, path, kind: 'render_failed', message } };
   }
   const count = counter ?? textCounter(tokenizer);
   // Loss-carrying tokens occupy [start, end) runs; targets are loss tokens at positions >= 1.

@@ -144,6 +144,14 @@ function dumps(v: Value, o: DumpOptions, depth: number): string {
   }
 }
 
+/**
+ * A JavaScript value as Python's json.dumps(value, ensure_ascii=False) writes it (what tojson writes):
+ * the text of a tool result given as a JSON object, as Python callers of transformers put it in a message.
+ */
+export function pythonJson(value: unknown): string {
+  return dumps(new Environment().set('v', value), { ensureAscii: false, indent: null, separators: [', ', ': '], sortKeys: false }, 0);
+}
+
 /** transformers' tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False). */
 function tojson(operand: Value, args: Value[], kwargs: Map<string, Value>): Value {
   const names = ['ensure_ascii', 'indent', 'separators', 'sort_keys'];
