@@ -101,7 +101,7 @@ const fresh = !fs.existsSync(keyFile); // no key yet: a new data directory (or a
 if (fresh) {
   await step(`Platform: a new data directory ${dataDir}, the base model registered as ${BASE_MODEL}`, async () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
-    await tunekit(['models', 'register', baseDir, '--name', BASE_MODEL, '--data-dir', dataDir]);
+    await tunekit(['publisher-models', 'register', baseDir, '--name', BASE_MODEL, '--data-dir', dataDir]);
   });
 }
 

@@ -20,7 +20,7 @@ let baseUrl = '';
 let adminKey = '';
 
 before(async () => {
-  execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
+  execFileSync(process.execPath, [CLI, 'publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
   server = await startServe(dataDir);
   baseUrl = server.url;
   adminKey = /^(tk1\.\S+)$/m.exec(server.stdout)?.[1] ?? '';

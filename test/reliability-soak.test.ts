@@ -144,8 +144,8 @@ async function modelsAnswer(): Promise<void> {
 }
 
 before(async () => {
-  execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
-  execFileSync(process.execPath, [CLI, 'models', 'register', shortContextModelDir('qwen3'), '--name', 'qwen3-short', '--data-dir', dataDir]);
+  execFileSync(process.execPath, [CLI, 'publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
+  execFileSync(process.execPath, [CLI, 'publisher-models', 'register', shortContextModelDir('qwen3'), '--name', 'qwen3-short', '--data-dir', dataDir]);
   server = await startServe(dataDir, {}, ['--host', '127.0.0.1']);
   const m = /keep it now:\n(\S+)/.exec(server.stdout);
   assert.ok(m, `the bootstrap admin key in: ${server.stdout}`);

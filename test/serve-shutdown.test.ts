@@ -20,7 +20,7 @@ import { childPids } from './helpers/serve.js';
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-'));
 after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
+execFileSync(process.execPath, [CLI, 'publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dataDir]);
 
 const LONG = { ...userText('Go on'), generationConfig: { temperature: 0, maxOutputTokens: 4000 } };
 
@@ -123,7 +123,7 @@ test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PE
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-job-'));
   try {
     const setup = Platform.open({ dataDir: dir });
-    execFileSync(process.execPath, [CLI, 'models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dir]);
+    execFileSync(process.execPath, [CLI, 'publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dir]);
     seedData(setup);
     const keys = makeKeys(setup);
     setup.close();

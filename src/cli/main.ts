@@ -13,7 +13,11 @@ import { registerTuneCommand } from './commands/tune.js';
 import { registerMergeCommand } from './commands/merge.js';
 import { registerStorageCommands } from './commands/storage.js';
 import { registerIamCommands } from './commands/iam.js';
+import { registerPublisherModelsCommands } from './commands/publisher-models.js';
 import { registerModelsCommands } from './commands/models.js';
+import { registerJobsCommands } from './commands/jobs.js';
+import { registerEndpointsCommands } from './commands/endpoints.js';
+import { registerConfigCommands } from './commands/config.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerEvalCommand } from './commands/eval.js';
 
@@ -39,7 +43,11 @@ registerMergeCommand(program);
 registerStorageCommands(program);
 registerIamCommands(program);
 (await import('./commands/data.js')).registerDataCommands(program);
+registerPublisherModelsCommands(program);
+registerJobsCommands(program);
 registerModelsCommands(program);
+registerEndpointsCommands(program);
+registerConfigCommands(program);
 registerServeCommand(program);
 registerEvalCommand(program);
 

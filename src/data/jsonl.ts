@@ -33,6 +33,8 @@ export interface JsonlOptions {
   range?: { start: number; end: number; firstLine: number };
   /** Stops reading (CancelledError) at the next chunk once it fires. */
   signal?: AbortSignal;
+  /** Told the bytes of each chunk as it is read (progress displays). */
+  onRead?: (bytes: number) => void;
 }
 
 const NEWLINE = 0x0a;
@@ -78,6 +80,7 @@ export async function* readLines(file: string, opts: JsonlOptions = {}): AsyncGe
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     throwIfCancelled(opts.signal);
+    opts.onRead?.(chunk.length);
     let start = 0;
     for (let nl = chunk.indexOf(NEWLINE); nl >= 0; nl = chunk.indexOf(NEWLINE, start)) {
       const piece = chunk.subarray(start, nl);

@@ -52,6 +52,8 @@ export interface ScanOptions {
   range?: ScanRange;
   /** Stops the scan: it rejects with CancelledError (code CANCELLED) and leaves no worker running. */
   signal?: AbortSignal;
+  /** Told the bytes read so far and the file's size (the two-thread scan tells only its end). */
+  onProgress?: (bytesRead: number, bytes: number) => void;
 }
 
 export interface ScanRange {
@@ -172,7 +174,10 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   if (!opts.model && !opts.onProblem && !opts.range && bytes >= (opts.parallelMinBytes ?? 16 << 20) && os.availableParallelism() >= 2) {
     const { scanParallel } = await import('./scan-parallel.js');
     const scan = await scanParallel(file, bytes, opts);
-    if (scan) return scan;
+    if (scan) {
+      opts.onProgress?.(bytes, bytes);
+      return scan;
+    }
   }
   const problems = new ProblemLog(opts.maxPerKind ?? 20, opts.onProblem);
   const columns = {
@@ -228,7 +233,9 @@ export async function scanDataset(file: string, opts: ScanOptions = {}): Promise
   };
   try {
     const lineRange = range ? { start: range.start, end: range.end, firstLine: range.firstLine } : undefined;
-    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice, range: lineRange, signal })) {
+    let read = 0;
+    const onRead = opts.onProgress && ((n: number) => opts.onProgress!((read += n), bytes));
+    for await (const { line, text } of readLines(file, { onProblem: notice, onNotice: notice, range: lineRange, signal, onRead })) {
       throwIfCancelled(signal);
       scan.lines = line;
       const row = ++scan.rows;

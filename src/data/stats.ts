@@ -71,6 +71,8 @@ export interface StatsOptions {
   epochs?: number;
   /** Examples per step; default 8. */
   batchSize?: number;
+  /** Told the bytes read so far and the file's size. */
+  onProgress?: (bytesRead: number, bytes: number) => void;
 }
 
 export const DEFAULT_STATS_EPOCHS = 3;
@@ -153,7 +155,7 @@ export function statsFromScan(scan: DatasetScan, opts: { epochs?: number; batchS
 
 /** Streams the file once, counting tokens with the model's tokenizer; the object for tuningJob.tuningDataStats. */
 export async function tuningDataStats(file: string, opts: StatsOptions): Promise<TuningDataStats> {
-  const scan = await scanDataset(file, { model: opts.model, maxPerKind: 1 });
+  const scan = await scanDataset(file, { model: opts.model, maxPerKind: 1, onProgress: opts.onProgress });
   return statsFromScan(scan, opts);
 }
 

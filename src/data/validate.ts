@@ -5,6 +5,7 @@
 // With `signal` it is cancellable: once the signal fires the scans stop between rows, their worker
 // threads are terminated and it rejects with CancelledError (code CANCELLED).
 
+import fs from 'node:fs';
 import type { DatasetProblem } from './errors.js';
 import { problemLocation, throwIfCancelled } from './errors.js';
 import { FORMAT_NAMES } from './formats.js';
@@ -21,6 +22,8 @@ export interface ValidateOptions {
   maxPerKind?: number;
   /** Stops the check: rejects with CancelledError (code CANCELLED), no worker left running. */
   signal?: AbortSignal;
+  /** Told the bytes read so far of both files together, and their total size. */
+  onProgress?: (bytesRead: number, bytes: number) => void;
 }
 
 export interface FileSummary {
@@ -61,12 +64,15 @@ export async function validateDataset(file: string, opts: ValidateOptions = {}):
   const maxPerKind = opts.maxPerKind ?? 20;
   const signal = opts.signal;
   throwIfCancelled(signal);
-  const train = await scanDataset(file, { model: opts.model, onProblem: opts.onProblem, maxPerKind, signal });
+  const size = async (f: string | undefined) => (f ? (await fs.promises.stat(f).catch(() => null))?.size ?? 0 : 0);
+  const [trainBytes, validationBytes] = [await size(file), await size(opts.validationFile)];
+  const progress = (before: number) => opts.onProgress && ((n: number) => opts.onProgress!(before + n, trainBytes + validationBytes));
+  const train = await scanDataset(file, { model: opts.model, onProblem: opts.onProblem, maxPerKind, signal, onProgress: progress(0) });
   datasetWarnings(train, 'training');
   const scans = [train];
   if (opts.validationFile) {
     throwIfCancelled(signal);
-    const validation = await scanDataset(opts.validationFile, { model: opts.model, onProblem: opts.onProblem, maxPerKind, overlapWith: train.keys, signal });
+    const validation = await scanDataset(opts.validationFile, { model: opts.model, onProblem: opts.onProblem, maxPerKind, overlapWith: train.keys, signal, onProgress: progress(trainBytes) });
     datasetWarnings(validation, 'validation');
     scans.push(validation);
   }

@@ -39,6 +39,8 @@ export interface GgufLoraExportOptions {
   out: string;
   /** general.name; defaults to the adapter directory's name. */
   name?: string;
+  /** Told the bytes written so far and the file's size. */
+  onProgress?: (bytesWritten: number, bytes: number) => void;
 }
 
 export interface GgufLoraExportSummary extends GgufWriteSummary {
@@ -69,7 +71,7 @@ export async function exportGgufLora(opts: GgufLoraExportOptions): Promise<GgufL
       tensors.push({ name: base + GGUF_LORA_SUFFIX.B, shape: [pair.outFeatures, R], type: 'F32', data: () => loraBForLlamaCpp(config, t, pair.B, R) });
     }
   });
-  const summary = await writeGguf(opts.out, meta, tensors);
+  const summary = await writeGguf(opts.out, meta, tensors, { onProgress: opts.onProgress });
   return { ...summary, architecture: arch, rank: R, alpha: adapter.config.alpha };
 }
 

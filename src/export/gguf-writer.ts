@@ -30,6 +30,8 @@ export interface GgufTensorInput {
 export interface GgufWriteOptions {
   /** Tensor data alignment in bytes (a multiple of 8); written as general.alignment. Default 32. */
   alignment?: number;
+  /** Told the bytes written so far and the file's size. */
+  onProgress?: (bytesWritten: number, bytes: number) => void;
 }
 
 export interface GgufWriteSummary {
@@ -76,6 +78,7 @@ export async function writeGguf(
     offset += tensorBytes(t);
   }
   const dataOffset = alignUp(header.length, alignment);
+  const total = alignUp(dataOffset + offset, alignment);
 
   const dir = path.dirname(path.resolve(file));
   fs.mkdirSync(dir, { recursive: true });
@@ -89,6 +92,7 @@ export async function writeGguf(
       done += bytesWritten;
       pos += bytesWritten;
     }
+    opts.onProgress?.(pos, total);
   };
   const padTo = async (target: number) => {
     if (target > pos) await write(new Uint8Array(target - pos));

@@ -28,6 +28,8 @@ export interface GgufExportOptions {
   dtype: GgufExportDtype;
   /** general.name; defaults to the model directory's name. */
   name?: string;
+  /** Told the bytes written so far and the file's size. */
+  onProgress?: (bytesWritten: number, bytes: number) => void;
 }
 
 export interface GgufExportSummary extends GgufWriteSummary {
@@ -71,7 +73,7 @@ export async function exportGguf(opts: GgufExportOptions): Promise<GgufExportSum
       data: () => toLlamaCpp(config, spec, readTensorF32(header, spec.name)),
     });
   }
-  const summary = await writeGguf(opts.out, meta, tensors);
+  const summary = await writeGguf(opts.out, meta, tensors, { onProgress: opts.onProgress });
   return { ...summary, architecture: arch, vocabSize: config.vocabSize, droppedTokens: vocab.dropped };
 }
 

@@ -55,6 +55,8 @@ export interface MergedModelOptions {
   out: string;
   /** Weight dtype of the merged model.safetensors. Default F32, whatever the base's torch_dtype. */
   dtype?: SafetensorsDtype;
+  /** Told the bytes of model.safetensors written so far and its size. */
+  onProgress?: (bytesWritten: number, bytes: number) => void;
 }
 
 export interface MergedModelSummary {
@@ -85,7 +87,7 @@ export function writeMergedModel(opts: MergedModelOptions): MergedModelSummary {
   fs.mkdirSync(staging, { recursive: true });
   try {
     const tensors = tensorSpecs(config).map((spec) => ({ name: spec.name, shape: spec.shape, data: getTensor(merged, spec) }));
-    writeSafetensors(path.join(staging, SINGLE_WEIGHTS), tensors, dtype);
+    writeSafetensors(path.join(staging, SINGLE_WEIGHTS), tensors, dtype, undefined, { onProgress: opts.onProgress });
     const cfg = readJsonFile(path.join(opts.baseDir, 'config.json'));
     cfg[cfg.dtype !== undefined && cfg.torch_dtype === undefined ? 'dtype' : 'torch_dtype'] = TORCH_DTYPE[dtype];
     fs.writeFileSync(path.join(staging, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');

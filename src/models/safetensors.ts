@@ -132,6 +132,7 @@ export function writeSafetensors(
   tensors: TensorToWrite[],
   dtype: SafetensorsDtype = 'F32',
   metadata: Record<string, string> = { format: 'pt' },
+  opts: { onProgress?: (bytesWritten: number, bytes: number) => void } = {},
 ): void {
   const header: Record<string, unknown> = { __metadata__: metadata };
   const blobs: Uint8Array[] = [];
@@ -159,7 +160,12 @@ export function writeSafetensors(
   try {
     fs.writeSync(fd, len);
     fs.writeSync(fd, json);
-    for (const b of blobs) fs.writeSync(fd, b);
+    const total = 8 + Buffer.byteLength(json) + offset;
+    let written = total - offset;
+    for (const b of blobs) {
+      fs.writeSync(fd, b);
+      opts.onProgress?.((written += b.length), total);
+    }
   } finally {
     fs.closeSync(fd);
   }

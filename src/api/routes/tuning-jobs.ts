@@ -178,7 +178,7 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   const registration = api.catalog.store.get(publisher, name);
   if (!registration) {
     const known = api.catalog.store.list().map((r) => `publishers/${r.publisher}/models/${r.name}`);
-    throw invalidArgument(`base_model ${JSON.stringify(baseModelField)} is not a model tunekit can tune here. Registered models: ${known.join(', ') || '(none: run `tunekit models register DIR --name NAME`)'}.`);
+    throw invalidArgument(`base_model ${JSON.stringify(baseModelField)} is not a model tunekit can tune here. Registered models: ${known.join(', ') || '(none: run `tunekit publisher-models register DIR --name NAME`)'}.`);
   }
   const spec = m.message('supervisedTuningSpec', `${V}.SupervisedTuningSpec`);
   if (!spec) throw invalidArgument("'supervised_tuning_spec' is required, with training_dataset_uri.");

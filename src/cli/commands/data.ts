@@ -1,5 +1,6 @@
 // `tunekit validate` and `tunekit data stats|show|convert|split`: datasets checked, measured, shown
 // token by token, converted and split before any compute is spent. Library code is in src/data.
+// validate and stats show the progress bar (bytes read) on a terminal.
 
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -8,6 +9,7 @@ import { formatStats, tuningDataStats } from '../../data/stats.js';
 import { formatShownExample, showExample } from '../../data/show.js';
 import { convertDataset, splitDataset } from '../../data/convert.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
+import { progressTo, withProgress } from '../progress.js';
 
 const modelHelp = 'model directory: its chat template and tokenizer count tokens, its context sets the limit';
 
@@ -23,7 +25,8 @@ export function registerDataCommands(program: Command): void {
     .option('--json', 'machine-readable report')
     .action(async (file: string, o: { model?: string; validation?: string; maxTokens?: number; workers?: number; show: number; json?: boolean }) => {
       const model = o.model ? { dir: o.model, limit: o.maxTokens, threads: o.workers } : undefined;
-      const { report } = await validateDataset(file, { validationFile: o.validation, model, maxPerKind: Math.max(o.show, 1) });
+      const { report } = await withProgress({ label: `validate ${path.basename(file)}`, total: 0, unit: 'bytes' }, (p) =>
+        validateDataset(file, { validationFile: o.validation, model, maxPerKind: Math.max(o.show, 1), onProgress: progressTo(p) }));
       process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatValidationReport(report, { show: o.show }));
       if (!report.ok) process.exitCode = 1;
     });
@@ -39,7 +42,8 @@ export function registerDataCommands(program: Command): void {
     .option('--workers <n>', 'worker threads for token counting', intOption('--workers', 0))
     .option('--json', 'the tuningDataStats object as proto3 JSON')
     .action(async (file: string, o: { model: string; epochs: number; batchSize: number; maxTokens?: number; workers?: number; json?: boolean }) => {
-      const stats = await tuningDataStats(file, { model: { dir: o.model, limit: o.maxTokens, threads: o.workers }, epochs: o.epochs, batchSize: o.batchSize });
+      const stats = await withProgress({ label: `stats ${path.basename(file)}`, total: 0, unit: 'bytes' }, (p) =>
+        tuningDataStats(file, { model: { dir: o.model, limit: o.maxTokens, threads: o.workers }, epochs: o.epochs, batchSize: o.batchSize, onProgress: progressTo(p) }));
       process.stdout.write(o.json ? JSON.stringify(stats, null, 2) + '\n' : formatStats(stats, file));
     });
   data

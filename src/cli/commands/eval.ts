@@ -4,7 +4,9 @@
 // A side (candidate, baseline, judge) is a model directory, a PEFT adapter directory (on --base, or on
 // the adapter's base_model_name_or_path when that is a directory), or the base URL of an
 // OpenAI-compatible server (…/v1; --candidate-model/--baseline-model/--judge-model name the model,
-// --api-key or OPENAI_API_KEY the key). Local sides that share a base model share one serving engine,
+// --api-key or OPENAI_API_KEY the key), or a tunekit endpoint (endpoints/ID or its full name) on the
+// server the client commands use (--api, --key, --project, --location; see `tunekit config`), called
+// through its OpenAI-compatible routes. Local sides that share a base model share one serving engine,
 // so their requests are batched together.
 
 import * as fs from 'node:fs';
@@ -19,6 +21,9 @@ import { readEvalDataset } from '../../eval/dataset.js';
 import { runEvaluation, summaryTable, type EvalSide } from '../../eval/run.js';
 import { writeEvalOutputs } from '../../eval/report.js';
 import { floatOption, intOption } from '../options.js';
+import { createProgress, type Progress } from '../progress.js';
+import { clientOf, clientOptions } from '../client-output.js';
+import type { ClientFlags } from '../../client/config.js';
 
 interface EvalCliOptions {
   dataset: string;
@@ -43,11 +48,20 @@ interface EvalCliOptions {
   out: string;
 }
 
-type Target = { kind: 'url'; url: string; model: string } | { kind: 'local'; modelDir: string; adapterDir?: string };
+type Target = { kind: 'url'; url: string; model: string; apiKey?: string } | { kind: 'local'; modelDir: string; adapterDir?: string };
 
-/** What a side's spec names: a URL, a model directory, or an adapter directory on a base. */
-export function resolveTarget(spec: string, base: string | undefined, remoteModel: string | undefined, flag: string): Target {
+const ENDPOINT = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?endpoints\/[^/]+$/;
+
+/**
+ * What a side's spec names: a URL, a tunekit endpoint (resolved by `endpoint`), a model directory, or
+ * an adapter directory on a base.
+ */
+export function resolveTarget(spec: string, base: string | undefined, remoteModel: string | undefined, flag: string, endpoint?: (name: string) => Target): Target {
   if (/^https?:\/\//.test(spec)) return { kind: 'url', url: spec, model: remoteModel ?? 'default' };
+  if (ENDPOINT.test(spec) && endpoint) {
+    if (remoteModel !== undefined) throw new InvalidRequestError(`${flag}-model applies to URL sides; ${flag} ${spec} is a tunekit endpoint.`);
+    return endpoint(spec);
+  }
   if (!fs.existsSync(spec) || !fs.statSync(spec).isDirectory()) {
     throw new InvalidRequestError(`${flag} ${spec}: not a directory or an http(s) URL.`);
   }
@@ -67,19 +81,19 @@ function describe(t: Target): string {
 }
 
 export function registerEvalCommand(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description('evaluate a model (against a baseline) on a dataset with computed and judged metrics')
     .requiredOption('--dataset <file.jsonl>', 'examples: {"prompt","reference"}, Vertex "contents" or OpenAI "messages"')
-    .requiredOption('--candidate <dir|adapter|url>', 'the model evaluated')
-    .option('--baseline <dir|adapter|url>', 'the model it is compared with')
+    .requiredOption('--candidate <dir|adapter|url|endpoint>', 'the model evaluated')
+    .option('--baseline <dir|adapter|url|endpoint>', 'the model it is compared with')
     .option('--base <dir>', 'base model of adapter sides')
     .requiredOption('--metrics <list>', 'comma-separated: exact_match,bleu,rouge_l,json_valid,coherence,pairwise_instruction_following,...')
-    .option('--judge <dir|adapter|url>', 'the model that judges judged metrics')
+    .option('--judge <dir|adapter|url|endpoint>', 'the model that judges judged metrics')
     .option('--candidate-model <name>', 'model name for a URL candidate')
     .option('--baseline-model <name>', 'model name for a URL baseline')
     .option('--judge-model <name>', 'model name for a URL judge')
-    .option('--api-key <key>', 'key for URL sides (default: $OPENAI_API_KEY)')
+    .option('--api-key <key>', 'key for URL sides (default: $OPENAI_API_KEY); endpoint sides use --key')
     .option('--judge-samples <n>', 'judgments per instance (mean and spread reported)', intOption('--judge-samples', 1), 1)
     .option('--judge-retries <n>', 'extra attempts after an unusable judgment', intOption('--judge-retries', 0), 2)
     .option('--judge-temperature <t>', 'judge sampling temperature (default 0, or 1 with several samples)', floatOption('--judge-temperature', 0, 2))
@@ -89,8 +103,9 @@ export function registerEvalCommand(program: Command): void {
     .option('--parallel <n>', 'requests in flight per side', intOption('--parallel', 1), 8)
     .option('--json-schema <file>', 'JSON Schema for json_schema_valid')
     .option('--use-stemmer', 'Porter-stem tokens for the rouge metrics')
-    .requiredOption('--out <dir>', 'directory for results.jsonl, summary.json and report.html')
-    .action(async (o: EvalCliOptions) => {
+    .requiredOption('--out <dir>', 'directory for results.jsonl, summary.json and report.html');
+  clientOptions(cmd)
+    .action(async (o: EvalCliOptions & ClientFlags) => {
       const examples = readEvalDataset(o.dataset);
       const metrics = o.metrics.split(',').map((m) => m.trim()).filter((m) => m !== '');
       const apiKey = o.apiKey ?? process.env.OPENAI_API_KEY;
@@ -110,33 +125,45 @@ export function registerEvalCommand(program: Command): void {
           const seed = o.seed === undefined ? undefined : o.seed + i;
           if (t.kind === 'url') {
             const messages: ChatMessage[] = [...(ex.system ? [{ role: 'system' as const, content: ex.system }] : []), { role: 'user', content: ex.prompt }];
-            return openAiChat({ url: t.url, model: t.model, apiKey }, messages, { temperature: o.temperature, seed, maxTokens: o.maxTokens });
+            return openAiChat({ url: t.url, model: t.model, apiKey: t.apiKey ?? apiKey }, messages, { temperature: o.temperature, seed, maxTokens: o.maxTokens });
           }
           const { model, engine } = await engineFor(t.modelDir);
           return generateLocal(engine, model, ex.prompt, { system: ex.system, adapterDir: t.adapterDir, maxTokens: o.maxTokens, temperature: o.temperature, seed });
         },
       });
-      const candidate = resolveTarget(o.candidate, o.base, o.candidateModel, '--candidate');
-      const baseline = o.baseline ? resolveTarget(o.baseline, o.base, o.baselineModel, '--baseline') : undefined;
+      // Endpoint sides: the client's server and key, the endpoint by its full name as the OpenAI model.
+      let usedEndpoint = false;
+      const endpoint = (name: string): Target => {
+        usedEndpoint = true;
+        const client = clientOf(o);
+        return { kind: 'url', url: `${client.settings.api}/v1`, model: client.name('endpoints', name.startsWith('projects/') ? name : name.slice('endpoints/'.length)), apiKey: client.settings.key };
+      };
+      const candidate = resolveTarget(o.candidate, o.base, o.candidateModel, '--candidate', endpoint);
+      const baseline = o.baseline ? resolveTarget(o.baseline, o.base, o.baselineModel, '--baseline', endpoint) : undefined;
       let judge: Judge | undefined;
-      if (o.judge) {
-        const t = resolveTarget(o.judge, o.base, o.judgeModel, '--judge');
-        if (t.kind === 'url') judge = openAiJudge({ url: t.url, model: t.model, apiKey });
+      const judgeTarget = o.judge ? resolveTarget(o.judge, o.base, o.judgeModel, '--judge', endpoint) : undefined;
+      const clientFlags = (['api', 'key', 'project', 'location'] as const).filter((f) => o[f] !== undefined);
+      if (!usedEndpoint && clientFlags.length) {
+        throw new InvalidRequestError(`${clientFlags.map((f) => `--${f}`).join(', ')}: these apply to tunekit endpoint sides (endpoints/ID), and no side is one.`);
+      }
+      if (judgeTarget) {
+        const t = judgeTarget;
+        if (t.kind === 'url') judge = openAiJudge({ url: t.url, model: t.model, apiKey: t.apiKey ?? apiKey });
         else {
           const { model, engine } = await engineFor(t.modelDir);
           judge = engineJudge(engine, model, { description: describe(t), adapterDir: t.adapterDir });
         }
       }
       const schema = o.jsonSchema ? JSON.parse(fs.readFileSync(o.jsonSchema, 'utf8')) as unknown : undefined;
-      const progress = progressBar();
+      const progress = evalProgress();
       const outcome = await runEvaluation(examples, side(candidate), baseline ? side(baseline) : undefined, {
         metrics,
         judge: judge && { judge, samples: o.judgeSamples, retries: o.judgeRetries, temperature: o.judgeTemperature, seed: o.seed, concurrency: o.parallel },
         computed: { useStemmer: o.useStemmer ?? false, schema },
         concurrency: o.parallel,
         bootstrapSeed: o.seed ?? 0,
-        onProgress: progress,
-      });
+        onProgress: progress.onProgress,
+      }).finally(progress.stop);
       const config = {
         dataset: o.dataset, candidate: describe(candidate), ...(baseline ? { baseline: describe(baseline) } : {}),
         ...(judge ? { judge: judge.description, judgeSamples: o.judgeSamples, judgeRetries: o.judgeRetries } : {}),
@@ -148,16 +175,21 @@ export function registerEvalCommand(program: Command): void {
     });
 }
 
-/** Progress on stderr: a redrawn bar on a terminal, one line per finished phase otherwise. */
-function progressBar(): (what: string, done: number, total: number) => void {
-  const tty = process.stderr.isTTY;
-  return (what, done, total) => {
-    if (tty) {
-      const width = 30;
-      const filled = Math.round((done / total) * width);
-      process.stderr.write(`\r${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
-    } else if (done === total) {
-      process.stderr.write(`${what}: ${done}/${total}\n`);
-    }
+/** Progress on stderr: the shared bar per phase on a terminal, one line per finished phase otherwise. */
+function evalProgress(): { onProgress: (what: string, done: number, total: number) => void; stop: () => void } {
+  let bar: Progress | undefined;
+  let phase = '';
+  const stop = () => bar?.stop();
+  return {
+    stop,
+    onProgress(what, done, total) {
+      if (what !== phase) {
+        stop();
+        phase = what;
+        bar = createProgress({ label: what, total });
+      }
+      if (bar!.live) bar!.update(done);
+      else if (done === total) process.stderr.write(`${what}: ${done}/${total}\n`);
+    },
   };
 }

@@ -4,7 +4,9 @@
 import type { Command } from 'commander';
 import { resolveModelDir } from '../../hub/hub.js';
 import { InvalidRequestError } from '../../errors.js';
+import * as path from 'node:path';
 import { choiceOption } from '../options.js';
+import { progressTo, withProgress } from '../progress.js';
 
 export function registerExportCommands(program: Command): void {
   const exp = program.command('export').description('export models to other runtimes');
@@ -20,12 +22,14 @@ export function registerExportCommands(program: Command): void {
       if (o.adapter !== undefined) {
         if (o.dtype !== 'f32') throw new InvalidRequestError('--dtype applies to model exports; GGUF LoRA adapters are written in F32');
         const { exportGgufLora } = await import('../../export/gguf-lora.js');
-        await exportGgufLora({ modelDir, adapterDir: o.adapter, out: o.out });
+        await withProgress({ label: `export ${path.basename(o.out)}`, total: 0, unit: 'bytes' }, (p) =>
+          exportGgufLora({ modelDir, adapterDir: o.adapter!, out: o.out, onProgress: progressTo(p) }));
         process.stdout.write(`wrote ${o.out}\n`);
         return;
       }
       const { exportGguf } = await import('../../export/gguf.js');
-      await exportGguf({ modelDir, out: o.out, dtype: o.dtype });
+      await withProgress({ label: `export ${path.basename(o.out)}`, total: 0, unit: 'bytes' }, (p) =>
+        exportGguf({ modelDir, out: o.out, dtype: o.dtype, onProgress: progressTo(p) }));
       process.stdout.write(`wrote ${o.out}\n`);
     });
 }

@@ -2,7 +2,9 @@
 
 import type { Command } from 'commander';
 import { resolveModelDir } from '../../hub/hub.js';
+import * as path from 'node:path';
 import { choiceOption } from '../options.js';
+import { progressTo, withProgress } from '../progress.js';
 
 export function registerMergeCommand(program: Command): void {
   program
@@ -15,7 +17,8 @@ export function registerMergeCommand(program: Command): void {
     .action(async (o: { base: string; adapter: string; out: string; dtype: 'f32' | 'bf16' | 'f16' }) => {
       const baseDir = await resolveModelDir(o.base, { onProgress: (m) => process.stderr.write(`${m}\n`) });
       const { writeMergedModel } = await import('../../lora/merge.js');
-      const s = writeMergedModel({ baseDir, adapterDir: o.adapter, out: o.out, dtype: ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[o.dtype] });
+      const s = await withProgress({ label: `merge ${path.basename(o.out)}`, total: 0, unit: 'bytes' }, (p) =>
+        writeMergedModel({ baseDir, adapterDir: o.adapter, out: o.out, dtype: ({ f32: 'F32', bf16: 'BF16', f16: 'F16' } as const)[o.dtype], onProgress: progressTo(p) }));
       process.stdout.write(`wrote ${s.dir} (${s.mergedTensors} weights merged, ${o.dtype})\n`);
     });
 }

@@ -1,38 +1,54 @@
-// `tunekit models register DIR --name N [--publisher P]`: make a Hugging Face model directory a
-// publisher model, served as projects/{p}/locations/{l}/publishers/{P}/models/{N}; `models list`.
+// `tunekit models list | get | delete`: tuned models in a tunekit server's model registry (each tuning
+// job registers one: projects/P/locations/L/models/ID, with versions and epoch checkpoints). `get`
+// shows a model at a version (ID@VERSION, default the newest) and lists all its versions. (Base models
+// a server serves are `tunekit publisher-models`.)
 
 import type { Command } from 'commander';
-import { registerPublisherModel } from '../../api/catalog.js';
-import { openRegistrationStore, resolveDataDir } from '../../api/stores.js';
+import type { ClientFlags } from '../../client/config.js';
+import type { Model } from '../../client/types.js';
+import { clientOf, clientOptions, details, idOf, printJson, shortTime, table } from '../client-output.js';
+
+type ReadFlags = ClientFlags & { json?: boolean };
+
+const baseOf = (m: Model): string => m.baseModelSource?.modelGardenSource?.publicModelName ?? '';
+const labelsOf = (l: Record<string, string> | undefined): string | undefined => (l ? Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',') : undefined);
 
 export function registerModelsCommands(program: Command): void {
-  const models = program.command('models').description('publisher models served by `tunekit serve`');
-  models
-    .command('register')
-    .description('register a Hugging Face model directory as a publisher model')
-    .argument('<dir>', 'model directory (config.json, safetensors, tokenizer)')
-    .requiredOption('--name <name>', 'model name, e.g. gemma3-tiny')
-    .option('--publisher <publisher>', 'publisher (google, meta, qwen, ...)', 'google')
-    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
-    .action((dir: string, o: { name: string; publisher: string; dataDir?: string }) => {
-      const store = openRegistrationStore(resolveDataDir(o.dataDir));
-      try {
-        const r = registerPublisherModel(store, dir, { name: o.name, publisher: o.publisher });
-        process.stdout.write(`registered publishers/${r.publisher}/models/${r.name} (${r.dir})\n`);
-      } finally {
-        store.close?.();
-      }
+  const models = program.command('models').description('tuned models in a tunekit server\'s registry (see `tunekit config`)');
+
+  clientOptions(models.command('list').description('list the registry\'s models (newest version of each)'))
+    .option('--filter <expr>', 'server-side filter: display_name="NAME", labels.KEY="VALUE", joined by AND')
+    .option('--json', 'the API\'s ListModelsResponse (all pages)')
+    .action(async (o: ReadFlags & { filter?: string }) => {
+      const { items } = await clientOf(o).listModels(o.filter);
+      if (o.json) return printJson(items.length ? { models: items } : {});
+      if (items.length === 0) return void process.stdout.write('no models\n');
+      process.stdout.write(table(['MODEL', 'VERSION', 'DISPLAY NAME', 'BASE MODEL', 'DEPLOYED', 'CREATED'],
+        items.map((m) => [idOf(m.name), m.versionId ?? '', m.displayName ?? '', baseOf(m), String(m.deployedModels?.length ?? 0), shortTime(m.createTime)])));
     });
-  models
-    .command('list')
-    .description('list registered publisher models')
-    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
-    .action((o: { dataDir?: string }) => {
-      const store = openRegistrationStore(resolveDataDir(o.dataDir));
-      try {
-        for (const r of store.list()) process.stdout.write(`publishers/${r.publisher}/models/${r.name}\t${r.dir}\n`);
-      } finally {
-        store.close?.();
-      }
+
+  clientOptions(models.command('get').description('show a model (at a version) and its versions').argument('<model>', 'ID, ID@VERSION or projects/P/locations/L/models/ID'))
+    .option('--json', 'the API\'s Model')
+    .action(async (id: string, o: ReadFlags) => {
+      const client = clientOf(o);
+      const m = await client.getModel(id);
+      if (o.json) return printJson(m);
+      let out = details([
+        ['name', m.name], ['display name', m.displayName], ['version', m.versionId], ['aliases', m.versionAliases?.join(',')],
+        ['base model', baseOf(m)], ['artifact', m.artifactUri], ['labels', labelsOf(m.labels)],
+        ['deployed on', m.deployedModels?.map((d) => `${d.endpoint} (${d.deployedModelId})`).join(', ')],
+        ['created', shortTime(m.createTime)], ['updated', shortTime(m.updateTime)],
+      ]);
+      if (m.checkpoints?.length) out += `\n${table(['CHECKPOINT', 'EPOCH', 'STEP'], m.checkpoints.map((c) => [c.checkpointId, c.epoch ?? '', c.step ?? '']))}`;
+      const versions = await client.listModelVersions(id.replace(/@[^/]*$/, ''));
+      out += `\n${table(['VERSION', 'ALIASES', 'CREATED', 'DEPLOYED'], versions.map((v) => [v.versionId ?? '', v.versionAliases?.join(',') ?? '', shortTime(v.versionCreateTime), String(v.deployedModels?.length ?? 0)]))}`;
+      process.stdout.write(out);
+    });
+
+  clientOptions(models.command('delete').description('delete a model and all its versions (refused while one is deployed)').argument('<model>', 'ID or full name'))
+    .action(async (id: string, o: ClientFlags) => {
+      const client = clientOf(o);
+      await client.deleteModel(id);
+      process.stdout.write(`deleted ${client.name('models', id)}\n`);
     });
 }

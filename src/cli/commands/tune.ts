@@ -1,5 +1,5 @@
-// `tunekit tune`: supervised fine-tuning (LoRA or full) from a JSONL dataset, with a progress bar on a
-// terminal and plain log lines otherwise.
+// `tunekit tune`: supervised fine-tuning (LoRA or full) from a JSONL dataset, with the progress bar
+// (src/cli/progress.ts) on a terminal and plain log lines otherwise.
 
 import type { Command } from 'commander';
 import { resolveModelDir } from '../../hub/hub.js';
@@ -7,6 +7,7 @@ import { DEFAULT_TUNE_OPTIONS, tune, type TrainEvent } from '../../train/trainer
 import { LORA_TARGETS, type LoraTarget } from '../../lora/lora.js';
 import { RECOMPUTE_MODES, type RecomputeMode } from '../../train/memory.js';
 import { choiceOption, floatOption, intOption } from '../options.js';
+import { createProgress, type Progress } from '../progress.js';
 
 interface TuneCliOptions {
   base: string; train: string; validation?: string; out: string; epochs: number; adapterSize: number;
@@ -47,53 +48,64 @@ export function registerTuneCommand(program: Command): void {
     .action(async (o: TuneCliOptions) => {
       const baseDir = await resolveModelDir(o.base, { onProgress: (m) => process.stderr.write(`${m}\n`) });
       const targets = o.targets?.split(',').map((t) => t.trim()) as LoraTarget[] | undefined;
-      const progress = createProgress();
-      await tune({
-        baseDir, trainFile: o.train, validationFile: o.validation, outDir: o.out, mode: o.mode, adapterSize: o.adapterSize,
-        loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
-        warmupRatio: o.warmupRatio, decay: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm, batchTokens: o.batchTokens,
-        gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute === true ? 'all' : o.recompute,
-        resume: o.resume, onEvent: progress,
-      });
+      const progress = createTuneProgress();
+      try {
+        await tune({
+          baseDir, trainFile: o.train, validationFile: o.validation, outDir: o.out, mode: o.mode, adapterSize: o.adapterSize,
+          loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targets, epochs: o.epochs, learningRateMultiplier: o.learningRateMultiplier, learningRate: o.learningRate,
+          warmupRatio: o.warmupRatio, decay: o.schedule, weightDecay: o.weightDecay, clipNorm: o.clipNorm, batchTokens: o.batchTokens,
+          gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, evalEverySteps: o.evalEvery, recompute: o.recompute === true ? 'all' : o.recompute,
+          resume: o.resume, onEvent: progress.onEvent,
+        });
+      } finally {
+        progress.stop();
+      }
     });
 }
 
-function createProgress(): (e: TrainEvent) => void {
-  const tty = process.stderr.isTTY === true;
+/**
+ * Training progress on stderr: on a terminal the shared progress bar (step, epoch, loss, accuracy,
+ * learning rate, tokens/s, ETA) with eval and checkpoint lines above it; otherwise one log line per step.
+ */
+function createTuneProgress(): { onEvent: (e: TrainEvent) => void; stop: () => void } {
+  let bar: Progress | undefined;
   let total = 0;
-  return (e) => {
+  const log = (line: string) => (bar ? bar.log(line) : process.stderr.write(`${line}\n`));
+  const onEvent = (e: TrainEvent): void => {
     switch (e.type) {
       case 'start':
         total = e.totalSteps;
-        process.stderr.write(`training ${e.trainableParameters.toLocaleString('en-US')} parameters on ${e.examples} examples: ` +
+        log(`training ${e.trainableParameters.toLocaleString('en-US')} parameters on ${e.examples} examples: ` +
           `${e.stepsPerEpoch} steps per epoch, ${e.totalSteps} in all` +
           (e.truncated.length ? `; ${e.truncated.length} examples truncated` : '') +
           (e.dropped.length ? `; ${e.dropped.length} dropped` : '') +
-          (e.recomputedLayers ? `; activations of ${e.recomputedLayers} of ${e.layers} layers recomputed in the backward pass` : '') + '\n');
+          (e.recomputedLayers ? `; activations of ${e.recomputedLayers} of ${e.layers} layers recomputed in the backward pass` : ''));
+        bar = createProgress({ label: 'tune', total });
         break;
       case 'step': {
         const m = e.metrics;
-        const eta = m.step < total ? ((m.elapsed_seconds / m.step) * (total - m.step)).toFixed(0) : '0';
-        const line = `step ${m.step}/${total} epoch ${m.epoch} loss ${m.train_total_loss.toFixed(4)} ` +
+        const detail = `epoch ${m.epoch} loss ${m.train_total_loss.toFixed(4)} ` +
           `acc ${m.train_fraction_of_correct_next_step_preds.toFixed(3)} lr ${m.learning_rate.toExponential(2)} ` +
-          `${m.tokens_per_second.toFixed(0)} tok/s ETA ${eta}s`;
-        if (tty) {
-          const width = 24;
-          const filled = Math.round((width * m.step) / total);
-          process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}\x1b[K`);
-        } else process.stderr.write(line + '\n');
+          `${m.tokens_per_second.toFixed(0)} tok/s`;
+        if (bar?.live) bar.update(m.step, detail);
+        else {
+          const eta = m.step < total ? ((m.elapsed_seconds / m.step) * (total - m.step)).toFixed(0) : '0';
+          log(`step ${m.step}/${total} ${detail} ETA ${eta}s`);
+        }
         break;
       }
       case 'eval':
-        process.stderr.write(`${tty ? '\n' : ''}eval at step ${e.metrics.step}: loss ${e.metrics.eval_total_loss.toFixed(4)} ` +
-          `acc ${e.metrics.eval_fraction_of_correct_next_step_preds.toFixed(3)} (${e.metrics.eval_num_predictions} predictions)\n`);
+        log(`eval at step ${e.metrics.step}: loss ${e.metrics.eval_total_loss.toFixed(4)} ` +
+          `acc ${e.metrics.eval_fraction_of_correct_next_step_preds.toFixed(3)} (${e.metrics.eval_num_predictions} predictions)`);
         break;
       case 'checkpoint':
-        process.stderr.write(`${tty ? '\n' : ''}checkpoint: ${e.dir}\n`);
+        log(`checkpoint: ${e.dir}`);
         break;
       case 'done':
+        bar?.stop();
         process.stdout.write(`wrote ${e.outDir} in ${e.seconds.toFixed(1)} s\n`);
         break;
     }
   };
+  return { onEvent, stop: () => bar?.stop() };
 }

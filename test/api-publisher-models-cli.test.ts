@@ -1,4 +1,4 @@
-// `tunekit models register` / `models list`: registrations land in the data directory's database;
+// `tunekit publisher-models register` / `publisher-models list`: registrations land in the data directory's database;
 // bad names and directories are one-line errors with exit code 1.
 
 import { test } from 'node:test';
@@ -18,23 +18,23 @@ const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '-
 test('register, re-register, list', () => {
   const gemma = tinyModelDir('gemma3');
   const qwen = tinyModelDir('qwen3');
-  const r = run('models', 'register', gemma, '--name', 'gemma3-tiny');
+  const r = run('publisher-models', 'register', gemma, '--name', 'gemma3-tiny');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, `registered publishers/google/models/gemma3-tiny (${gemma})\n`);
-  assert.equal(run('models', 'register', qwen, '--name', 'qwen3-tiny', '--publisher', 'qwen').status, 0);
-  assert.equal(run('models', 'register', qwen, '--name', 'gemma3-tiny').status, 0); // replaces the directory
-  assert.equal(run('models', 'list').stdout,
+  assert.equal(run('publisher-models', 'register', qwen, '--name', 'qwen3-tiny', '--publisher', 'qwen').status, 0);
+  assert.equal(run('publisher-models', 'register', qwen, '--name', 'gemma3-tiny').status, 0); // replaces the directory
+  assert.equal(run('publisher-models', 'list').stdout,
     `publishers/google/models/gemma3-tiny\t${qwen}\npublishers/qwen/models/qwen3-tiny\t${qwen}\n`);
 });
 
 test('bad names and directories are refused with exit code 1', () => {
-  const bad = run('models', 'register', tinyModelDir('gemma3'), '--name', '../escape');
+  const bad = run('publisher-models', 'register', tinyModelDir('gemma3'), '--name', '../escape');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^tunekit: error: model name "\.\.\/escape" is not valid/);
-  const missing = run('models', 'register', path.join(dataDir, 'nope'), '--name', 'nope');
+  const missing = run('publisher-models', 'register', path.join(dataDir, 'nope'), '--name', 'nope');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^tunekit: error: model directory .* does not exist/);
-  const publisher = run('models', 'register', tinyModelDir('gemma3'), '--name', 'ok', '--publisher', 'Big Corp');
+  const publisher = run('publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'ok', '--publisher', 'Big Corp');
   assert.equal(publisher.status, 1);
   assert.match(publisher.stderr, /publisher name "Big Corp" is not valid/);
 });

@@ -1,0 +1,40 @@
+// `tunekit publisher-models register DIR --name N [--publisher P]`: make a Hugging Face model directory
+// a publisher model (a base model to serve and tune), served as
+// projects/{p}/locations/{l}/publishers/{P}/models/{N}; `publisher-models list`. Administered directly on
+// a data directory, like `tunekit iam`. (Tuned models in the registry are `tunekit models`.)
+
+import type { Command } from 'commander';
+import { registerPublisherModel } from '../../api/catalog.js';
+import { openRegistrationStore, resolveDataDir } from '../../api/stores.js';
+
+export function registerPublisherModelsCommands(program: Command): void {
+  const models = program.command('publisher-models').description('base models `tunekit serve` serves and tunes, in a data directory');
+  models
+    .command('register')
+    .description('register a Hugging Face model directory as a publisher model')
+    .argument('<dir>', 'model directory (config.json, safetensors, tokenizer)')
+    .requiredOption('--name <name>', 'model name, e.g. gemma3-tiny')
+    .option('--publisher <publisher>', 'publisher (google, meta, qwen, ...)', 'google')
+    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
+    .action((dir: string, o: { name: string; publisher: string; dataDir?: string }) => {
+      const store = openRegistrationStore(resolveDataDir(o.dataDir));
+      try {
+        const r = registerPublisherModel(store, dir, { name: o.name, publisher: o.publisher });
+        process.stdout.write(`registered publishers/${r.publisher}/models/${r.name} (${r.dir})\n`);
+      } finally {
+        store.close?.();
+      }
+    });
+  models
+    .command('list')
+    .description('list registered publisher models')
+    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
+    .action((o: { dataDir?: string }) => {
+      const store = openRegistrationStore(resolveDataDir(o.dataDir));
+      try {
+        for (const r of store.list()) process.stdout.write(`publishers/${r.publisher}/models/${r.name}\t${r.dir}\n`);
+      } finally {
+        store.close?.();
+      }
+    });
+}
