@@ -2,7 +2,8 @@
 // real server socket: a tuning job created through the API is watched to SUCCEEDED with its loss curve
 // drawn (points and inked canvas pixels) and its dataset histograms; the playground streams the tuned
 // endpoint's answer beside the base model's and shows what the API answers for the same request; the
-// model and endpoint pages show versions, checkpoints and the traffic split; the evaluation the job ran
+// model and endpoint pages show versions, checkpoints and the traffic split (also split between two
+// deployed models); a second job is cancelled from its page; the evaluation the job ran
 // after tuning shows its metrics, and its report.html opens in the sandboxed report frame, read through
 // the Cloud Storage API and as a file; the pages fit a phone's width and are reachable by keyboard. Any console error, page error, failed or 4xx/5xx request, or request to
 // another origin fails the test. Also, without a browser: the served files' types, caching headers,
@@ -197,6 +198,14 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.click(`a[href="#/endpoints/${endpoint.split('/').pop()}"]`);
   await page.getByRole('heading', { name: 'Deployed models' }).waitFor();
   assert.equal(await page.locator('.traffic .seg').first().textContent(), '100%');
+  // A second deployment on it (the epoch-5 checkpoint) taking half the traffic: two segments, two rows.
+  const first = (await s.call('GET', `/v1/${endpoint}`)).json.deployedModels[0].id as string;
+  const op = await s.call('POST', `/v1/${endpoint}:deployModel`, { deployedModel: { model: job.tunedModel.model, checkpointId: '5' }, trafficSplit: { 0: 50, [first]: 50 } });
+  assert.equal(op.status, 200, JSON.stringify(op.json));
+  await page.reload();
+  await page.getByRole('heading', { name: 'Deployed models' }).waitFor();
+  assert.deepEqual(await page.locator('.traffic .seg').allTextContents(), ['50%', '50%']);
+  assert.deepEqual(await page.locator('tbody tr td:nth-child(4)').allTextContents(), ['final', '5']);
 
   // A report file (as `tunekit eval --out DIR` writes them): the job's report.html, downloaded, opened from disk.
   const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(reportUri)!;
@@ -233,6 +242,14 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Models' }).waitFor();
   await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+
+  // Cancelling from the console: a second job, cancelled on its page.
+  const second = await createJob(s, 'tone-cancelled');
+  page.once('dialog', (d) => void d.accept());
+  await page.goto(`${s.url}/console#/jobs/${second.split('/').pop()}`);
+  await page.click('#cancel-job');
+  await page.locator('.badge.state-cancelled').waitFor({ timeout: 60_000 });
+  assert.equal((await s.call('GET', `/v1/${second}`)).json.state, 'JOB_STATE_CANCELLED');
 
   assert.deepEqual(problems, []);
   await w.context.close();
