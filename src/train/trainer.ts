@@ -14,7 +14,7 @@ import { loadModel, type LoadedModel } from '../models/model.js';
 import { assembleWeights, getTensor, tensorSpecs, type ModelWeights } from '../models/weights.js';
 import { writeSafetensors } from '../models/safetensors.js';
 import { defaultLoraConfig, initLoraAdapter, loraParameterCount, validateLoraConfig, ADAPTER_SIZES, type LoraAdapter, type LoraTarget } from '../lora/lora.js';
-import { saveAdapter } from '../lora/peft.js';
+import { loadAdapter, saveAdapter } from '../lora/peft.js';
 import { readDataset } from '../data/dataset.js';
 import { renderForTraining } from '../data/render.js';
 import type { TrainingExample } from '../data/packing.js';
@@ -59,6 +59,11 @@ export interface TuneOptions {
   recompute: RecomputeMode;
   /** A checkpoint directory (outDir/checkpoints/epoch-N) to continue from. */
   resume?: string;
+  /**
+   * A PEFT LoRA adapter directory whose weights the run starts from instead of a fresh initialisation
+   * (continuous tuning); its rank must be adapterSize, and its alpha and targets become the run's.
+   */
+  initAdapter?: string;
   /** Stop after this many epochs of this invocation (tests of resume use it). */
   stopAfterEpochs?: number;
   onEvent?: (e: TrainEvent) => void;
@@ -142,8 +147,13 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   let weights: ModelWeights = model.weights;
   let weightGrads: ModelWeights | undefined;
   const groups: ParamGroup[] = [];
+  const init = o.initAdapter === undefined ? undefined : loadAdapter(o.initAdapter, model.config);
+  if (init && o.mode !== 'lora') throw new InvalidRequestError(`an initial adapter (${o.initAdapter}) needs LoRA mode`);
+  if (init && init.config.rank !== o.adapterSize) {
+    throw new InvalidRequestError(`the initial adapter ${o.initAdapter} has rank ${init.config.rank}, but the run's adapter size is ${o.adapterSize}`);
+  }
   if (o.mode === 'lora') {
-    const lc = defaultLoraConfig(o.adapterSize, {
+    const lc = init ? { ...init.config, dropout: o.loraDropout ?? 0 } : defaultLoraConfig(o.adapterSize, {
       ...(o.loraAlpha !== undefined ? { alpha: o.loraAlpha } : {}),
       ...(o.targets ? { targets: o.targets } : {}),
       dropout: o.loraDropout ?? 0,
@@ -154,6 +164,15 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
     const grads = new Float32Array(n);
     lora = initLoraAdapter(model.config, lc, o.seed, params);
     lora.baseModel = path.resolve(o.baseDir);
+    if (init) {
+      init.layers.forEach((pairs, l) => {
+        for (const [t, pair] of Object.entries(pairs)) {
+          const dst = lora!.layers[l]![t as LoraTarget]!;
+          dst.A.set(pair.A);
+          dst.B.set(pair.B);
+        }
+      });
+    }
     loraGrads = initLoraAdapter(model.config, lc, o.seed, grads);
     grads.fill(0);
     groups.push(createParamGroup('lora', params, grads));
@@ -272,6 +291,7 @@ function fingerprintOf(o: TuneOptions, model: LoadedModel, examples: number): st
     model: model.config,
   };
   h.update(JSON.stringify(keep));
+  if (o.initAdapter) h.update(fs.readFileSync(path.join(o.initAdapter, 'adapter_model.safetensors')));
   for (const f of [o.trainFile, o.validationFile]) if (f) h.update(fs.readFileSync(f));
   return h.digest('hex').slice(0, 16);
 }

@@ -36,7 +36,7 @@ const JOB_STATES: readonly JobState[] = [
   'JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED',
   'JOB_STATE_CANCELLING', 'JOB_STATE_CANCELLED', 'JOB_STATE_PAUSED', 'JOB_STATE_EXPIRED',
 ];
-const UNSUPPORTED_SPECS = ['preferenceOptimizationSpec', 'distillationSpec', 'reinforcementTuningSpec', 'preTunedModel', 'partnerModelTuningSpec'];
+const UNSUPPORTED_SPECS = ['preferenceOptimizationSpec', 'distillationSpec', 'reinforcementTuningSpec', 'partnerModelTuningSpec'];
 
 export const TUNING_PERMISSIONS = {
   create: 'aiplatform.tuningJobs.create',
@@ -126,7 +126,7 @@ const HONOURED = new Set([
   'supervisedTuningSpec.hyperParameters', 'supervisedTuningSpec.hyperParameters.epochCount',
   'supervisedTuningSpec.hyperParameters.learningRateMultiplier', 'supervisedTuningSpec.hyperParameters.adapterSize',
   'supervisedTuningSpec.hyperParameters.learningRate', 'supervisedTuningSpec.exportLastCheckpointOnly',
-  'serviceAccount', 'outputUri',
+  'serviceAccount', 'outputUri', 'preTunedModel', 'preTunedModel.tunedModelName', 'preTunedModel.checkpointId',
   // evaluation_config: its metrics are checked by parseEvaluationConfig (routes/evaluation.ts).
   'supervisedTuningSpec.evaluationConfig', 'supervisedTuningSpec.evaluationConfig.metrics',
   'supervisedTuningSpec.evaluationConfig.outputConfig', 'supervisedTuningSpec.evaluationConfig.outputConfig.gcsDestination',
@@ -172,7 +172,8 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   for (const name of UNSUPPORTED_SPECS) {
     if (m.has(name)) throw invalidArgument(`'${m.fieldPath(name)}' is not supported by tunekit: only supervised tuning (supervised_tuning_spec) of a publisher model.`);
   }
-  const baseModelField = m.string('baseModel');
+  const preTuned = await parsePreTunedModel(api, m, project, location, principal, tuning);
+  const baseModelField = preTuned?.baseModel ?? m.string('baseModel');
   if (!baseModelField) throw invalidArgument("'base_model' is required: the publisher model to tune, e.g. \"gemma3-tiny\" or \"publishers/google/models/gemma3-tiny\".");
   const { publisher, name } = parseBaseModel(baseModelField);
   const registration = api.catalog.store.get(publisher, name);
@@ -186,7 +187,16 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   if (!trainingDatasetUri) throw invalidArgument(`'${spec.fieldPath('trainingDatasetUri')}' is required: a gs:// URI of a JSONL dataset.`);
   const validationDatasetUri = spec.string('validationDatasetUri') || undefined;
   const hp = spec.message('hyperParameters', `${V}.SupervisedHyperParameters`);
-  const adapter = hp?.enumOf('adapterSize', ADAPTER_SIZE_NAMES, `${V}.SupervisedHyperParameters.AdapterSize`);
+  let adapter = hp?.enumOf('adapterSize', ADAPTER_SIZE_NAMES, `${V}.SupervisedHyperParameters.AdapterSize`);
+  if (preTuned) {
+    // Continuous tuning trains the pre-tuned adapter further: its rank is the job's adapter size.
+    const rank = adapterSizeName(preTuned.rank);
+    if (adapter && adapter !== 'ADAPTER_SIZE_UNSPECIFIED' && adapter !== rank) {
+      throw fieldError('supervised_tuning_spec.hyper_parameters.adapter_size',
+        `'supervised_tuning_spec.hyper_parameters.adapter_size' ${adapter} differs from the pre-tuned model's adapter (${rank}): continuous tuning keeps the adapter's size; leave it unset or set ${rank}.`);
+    }
+    adapter = rank;
+  }
   const mode = spec.string('tuningMode');
   if (mode !== undefined && mode !== 'TUNING_MODE_UNSPECIFIED' && mode !== 'TUNING_MODE_PEFT_ADAPTER') {
     throw invalidArgument(`Invalid value at '${spec.fieldPath('tuningMode')}', ${JSON.stringify(mode)}: tunekit's tuning jobs train LoRA adapters (TUNING_MODE_PEFT_ADAPTER).`);
@@ -212,7 +222,9 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   return {
     project, location,
     baseModel: `publishers/${publisher}/models/${name}`, baseDir: registration.dir,
-    tunedModelDisplayName: m.string('tunedModelDisplayName') || `${name}-tuned`,
+    // Continuous tuning makes a new version of the pre-tuned model unless a display name asks for a new model.
+    tunedModelDisplayName: m.string('tunedModelDisplayName') || preTuned?.displayName || `${name}-tuned`,
+    ...(preTuned ? { preTunedModel: preTuned.spec } : {}),
     description: m.string('description'),
     labels: labels as Record<string, string> | undefined,
     trainingDatasetUri, validationDatasetUri,
@@ -227,6 +239,47 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
     // The job's identity: its service account (the caller must be allowed to act as it), else the caller.
     authorizeRead: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.readDataset, bucketProject),
     authorizeWrite: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.writeOutput, bucketProject),
+  };
+}
+
+/**
+ * TuningJob.pre_tuned_model (continuous tuning): a tuned Model of this project and location
+ * (`projects/P/locations/L/models/M[@VERSION|@default]`), and optionally one of its version's stored
+ * checkpoints (default: the version's final adapter). The caller needs aiplatform.models.get. Answers the
+ * publisher model it was tuned from, the adapter's rank, and what the service stages and registers.
+ */
+async function parsePreTunedModel(api: ApiContext, m: Message, project: string, location: string, principal: Principal, tuning: TuningService) {
+  const p = m.message('preTunedModel', `${V}.PreTunedModel`);
+  if (!p) return undefined;
+  const field = 'pre_tuned_model.tuned_model_name';
+  const name = p.string('tunedModelName');
+  if (!name) throw fieldError(field, `'${field}' is required: projects/${project}/locations/${location}/models/MODEL[@VERSION].`);
+  const mm = /^projects\/([^/]+)\/locations\/([^/]+)\/models\/([^/@]+)(?:@([^/]+))?$/.exec(name);
+  if (!mm || mm[1] !== project || mm[2] !== location) {
+    throw fieldError(field, `'${field}' ${JSON.stringify(name)} must be a model of projects/${project}/locations/${location}: projects/${project}/locations/${location}/models/MODEL[@VERSION].`);
+  }
+  await api.auth.authorize(principal, 'aiplatform.models.get', project);
+  const id = mm[4] === undefined || mm[4] === 'default' ? mm[3]! : `${mm[3]}@${mm[4]}`;
+  const model = tuning.registry.getModel(project, location, id);
+  const version = tuning.registry.modelVersion(model, id);
+  const checkpointId = p.string('checkpointId') || undefined;
+  let adapterUri = version.adapterUri;
+  if (checkpointId !== undefined) {
+    const k = version.checkpoints.find((c) => c.checkpointId === checkpointId && c.adapterUri);
+    if (!k) {
+      throw fieldError('pre_tuned_model.checkpoint_id', `'pre_tuned_model.checkpoint_id' ${JSON.stringify(checkpointId)} is not a stored checkpoint of ${model.name}@${version.version} ` +
+        `(stored: ${version.checkpoints.filter((c) => c.adapterUri).map((c) => c.checkpointId).join(', ') || 'none'}).`);
+    }
+    adapterUri = k.adapterUri!;
+  }
+  const newModel = Boolean(m.string('tunedModelDisplayName'));
+  return {
+    baseModel: model.baseModel, rank: tuning.adapterRank(adapterUri), displayName: newModel ? undefined : model.displayName,
+    spec: {
+      tunedModelName: `${model.name}@${version.version}`, ...(checkpointId !== undefined ? { checkpointId } : {}), adapterUri,
+      // A new version of this model, unless the request names a new model (tuned_model_display_name).
+      ...(newModel ? {} : { parentModelId: model.id }),
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 // The model registry and endpoints as tuning jobs fill them (tables models, model_versions, endpoints,
-// deployed_models of migration 2). A succeeded job registers a new model (@1; Vertex makes versions
-// only by continuous tuning, which tunekit does not do) and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
+// deployed_models of migration 2). A succeeded job registers a new model (@1), or with continuous tuning
+// (pre_tuned_model) a new version of the pre-tuned model, and deploys it on a new endpoint, as Vertex does. `commitTunedModel`
 // does all of that and ends the job in one IMMEDIATE transaction, so a crash leaves either nothing or
 // everything, and a job is never registered twice. Lists are newest first, in pages bounded in items
 // and in bytes (limits.ts); page tokens are offsets, and any other token is INVALID_ARGUMENT. A new
@@ -104,7 +104,7 @@ export class Registry {
    */
   commitTunedModel(
     jobs: TuningJobs,
-    job: { id: string; project: string; location: string; displayName: string; baseModel: string; labels?: Record<string, string> },
+    job: { id: string; project: string; location: string; displayName: string; baseModel: string; labels?: Record<string, string>; parentModelId?: string },
     version: { adapterUri: string; checkpoints: CheckpointInfo[] },
     result: (t: { model: string; endpoint: string }) => unknown,
   ): { model: string; endpoint: string; finished: boolean } {
@@ -125,12 +125,19 @@ export class Registry {
       } else {
         const t = now();
         // A new Model per job, as Vertex does: a job makes a version of an existing model only through
-        // continuous tuning (TuningJob.pre_tuned_model), which tunekit refuses; the same display name
-        // does not make a version (tuned_model_display_name's comment in tuning_job.proto).
-        const modelId = newNumericId();
-        this.db.sqlite
-          .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
+        // continuous tuning (TuningJob.pre_tuned_model without a tuned_model_display_name); the same
+        // display name does not make a version (tuned_model_display_name's comment in tuning_job.proto).
+        // A parent deleted while the job ran leaves the result a Model of its own.
+        const parent = job.parentModelId === undefined ? undefined
+          : this.db.sqlite.prepare('SELECT id FROM models WHERE id = ? AND project = ? AND location = ?').get(job.parentModelId, job.project, job.location) as { id: string } | undefined;
+        const modelId = parent?.id ?? newNumericId();
+        if (parent) {
+          this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, modelId);
+        } else {
+          this.db.sqlite
+            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
+        }
         const v = (this.db.sqlite.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?').get(modelId) as { v: number }).v;
         this.db.sqlite
           .prepare('INSERT INTO model_versions (model_id, version, tuning_job, adapter_uri, checkpoints, create_time) VALUES (?, ?, ?, ?, ?, ?)')

@@ -35,7 +35,7 @@ import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 import { Operations } from '../operations.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
 import {
-  ADAPTER_SIZES, commitJobDir, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
+  ADAPTER_SIZES, commitJobDir, INIT_ADAPTER_DIR, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
   VALIDATION_FILE, type AdapterSizeName, type JobSpec,
 } from './spec.js';
 
@@ -65,6 +65,12 @@ export interface CreateJobRequest {
   /** TuningJob.output_uri (v1beta1): gs://BUCKET[/PREFIX] that receives the adapter. */
   outputUri?: string;
   exportLastCheckpointOnly?: boolean;
+  /**
+   * TuningJob.pre_tuned_model (continuous tuning): the job starts from the adapter stored at `adapterUri`
+   * (a version's, or one of its checkpoints'); the result becomes a new version of `parentModelId`, or a new
+   * Model without it.
+   */
+  preTunedModel?: { tunedModelName: string; checkpointId?: string; adapterUri: string; parentModelId?: string };
   /** supervised_tuning_spec.evaluation_config, checked (the job evaluates after tuning), and as given. */
   evaluation?: JobEvaluationSpec;
   evaluationConfig?: Record<string, unknown>;
@@ -127,6 +133,7 @@ export class TuningService {
       const trainFile = path.join(upload, TRAIN_FILE);
       const validationFile = path.join(upload, VALIDATION_FILE);
       await this.storage.copyToFile(train.bucket, train.name, trainFile);
+      if (req.preTunedModel) await this.copyAdapter(req.preTunedModel.adapterUri, path.join(upload, INIT_ADAPTER_DIR));
       if (validation) await this.storage.copyToFile(validation.bucket, validation.name, validationFile);
       throwIfAborted(req.signal);
       const stats = await checkDatasets(
@@ -146,6 +153,7 @@ export class TuningService {
         ...(req.outputUri ? { outputUri: req.outputUri } : {}),
         ...(req.exportLastCheckpointOnly ? { exportLastCheckpointOnly: true } : {}),
         ...(req.evaluation ? { evaluation: req.evaluation } : {}),
+        ...(req.preTunedModel ? { initAdapter: true, ...(req.preTunedModel.parentModelId ? { parentModelId: req.preTunedModel.parentModelId } : {}) } : {}),
       };
       commitJobDir(this.db.dataDir, upload, spec);
       this.runner.kick();
@@ -187,6 +195,24 @@ export class TuningService {
       fs.rmSync(tmp, { recursive: true, force: true }); // another request put it in place first
     }
     return dir;
+  }
+
+  /** The LoRA rank of the adapter stored at `adapterUri` (its adapter_config.json's r). */
+  adapterRank(adapterUri: string): number {
+    const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
+    const config = JSON.parse(this.storage.readObject(bucket, `${prefix}adapter_config.json`).toString('utf8')) as { r?: unknown };
+    if (typeof config.r !== 'number') throw new Error(`${adapterUri}adapter_config.json has no rank r`);
+    return config.r;
+  }
+
+  /** Copies the adapter files stored under `adapterUri` into the new directory `dir`. */
+  private async copyAdapter(adapterUri: string, dir: string): Promise<void> {
+    const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
+    fs.mkdirSync(dir, { mode: 0o700 });
+    for (const o of this.storage.listObjects(bucket, { prefix }).objects) {
+      const base = o.name.slice(prefix.length);
+      if (!base.includes('/')) await this.storage.copyToFile(bucket, o.name, path.join(dir, base));
+    }
   }
 
   /** A service account of tunekit's IAM (400 naming service_account otherwise). */
@@ -305,7 +331,16 @@ function tuningJobJson(req: CreateJobRequest, stats: TuningDataStats): Record<st
   spec.hyperParameters = hyperParameters;
   if (req.exportLastCheckpointOnly) spec.exportLastCheckpointOnly = true;
   if (req.evaluationConfig) spec.evaluationConfig = req.evaluationConfig;
-  const job: Record<string, unknown> = { baseModel: req.baseModel, supervisedTuningSpec: spec, tunedModelDisplayName: req.tunedModelDisplayName };
+  // base_model and pre_tuned_model are one oneof (source_model): a continuous tuning job names its base in pre_tuned_model.
+  const job: Record<string, unknown> = req.preTunedModel
+    ? {
+      preTunedModel: {
+        tunedModelName: req.preTunedModel.tunedModelName, ...(req.preTunedModel.checkpointId !== undefined ? { checkpointId: req.preTunedModel.checkpointId } : {}),
+        baseModel: req.baseModel,
+      },
+    }
+    : { baseModel: req.baseModel };
+  Object.assign(job, { supervisedTuningSpec: spec, tunedModelDisplayName: req.tunedModelDisplayName });
   if (req.description) job.description = req.description;
   if (req.labels && Object.keys(req.labels).length) job.labels = req.labels;
   if (req.serviceAccount) job.serviceAccount = req.serviceAccount;

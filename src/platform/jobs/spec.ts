@@ -41,9 +41,11 @@ export const LEARNING_RATE_MULTIPLIER_MAX = 100;
 export const JOB_FILE = 'job.json';
 export const TRAIN_FILE = 'train.jsonl';
 export const VALIDATION_FILE = 'validation.jsonl';
+/** The pre-tuned model's adapter a continuous tuning job starts from (staged with its datasets). */
+export const INIT_ADAPTER_DIR = 'init-adapter';
 
 /** The trainer options of a job, without the paths (they follow from the staging directory). */
-export type JobTuneOptions = Omit<TuneOptions, 'baseDir' | 'trainFile' | 'validationFile' | 'outDir' | 'resume' | 'stopAfterEpochs' | 'onEvent'>;
+export type JobTuneOptions = Omit<TuneOptions, 'baseDir' | 'trainFile' | 'validationFile' | 'outDir' | 'resume' | 'initAdapter' | 'stopAfterEpochs' | 'onEvent'>;
 
 export interface JobSpec {
   jobId: string;
@@ -62,6 +64,10 @@ export interface JobSpec {
   outputUri?: string;
   /** supervised_tuning_spec.export_last_checkpoint_only: the Model and the job list only the last checkpoint. */
   exportLastCheckpointOnly?: boolean;
+  /** Continuous tuning: training starts from the adapter staged in INIT_ADAPTER_DIR. */
+  initAdapter?: boolean;
+  /** Continuous tuning: the result is a new version of this Model (else a new Model). */
+  parentModelId?: string;
   /** supervised_tuning_spec.evaluation_config: the tuned model is evaluated after tuning (evaluation.ts). */
   evaluation?: JobEvaluationSpec;
 }

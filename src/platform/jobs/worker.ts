@@ -29,7 +29,7 @@ import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { evaluateTunedModel } from './evaluation.js';
-import { jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
+import { INIT_ADAPTER_DIR, jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
 
 async function run(dataDir: string, jobId: string): Promise<void> {
   const db = PlatformDb.open(dataDir);
@@ -68,7 +68,7 @@ async function run(dataDir: string, jobId: string): Promise<void> {
     await tune({
       ...spec.options, baseDir: spec.baseDir, trainFile: path.join(dir, TRAIN_FILE),
       ...(spec.hasValidation ? { validationFile: path.join(dir, VALIDATION_FILE) } : {}),
-      outDir, ...(resume ? { resume } : {}), onEvent,
+      outDir, ...(resume ? { resume } : {}), ...(spec.initAdapter ? { initAdapter: path.join(dir, INIT_ADAPTER_DIR) } : {}), onEvent,
     });
     stillMine();
     const evaluation = spec.evaluation ? await evaluateTunedModel(spec, dir, outDir, storage, stillMine) : undefined;
@@ -112,7 +112,10 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
   });
   new Registry(db).commitTunedModel(
     jobs,
-    { id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel, labels: spec.labels },
+    {
+      id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel, labels: spec.labels,
+      ...(spec.parentModelId ? { parentModelId: spec.parentModelId } : {}),
+    },
     { adapterUri: gsUri(bucket, prefix), checkpoints },
     ({ model, endpoint }) => ({
       tunedModel: {
