@@ -2,7 +2,8 @@
 // on a tiny model: jobs list/get/watch/cancel, models get/delete, endpoints deploy/undeploy, `--json`
 // equal to what the API answers, config precedence (flag > environment > properties file), and every
 // failure as one line that says what to do next (server down, bad key, missing permission, unknown job).
-// `jobs watch` is run with stdout a pipe (one line per change) and on a pseudo-terminal (`script`).
+// `jobs watch` is run with stdout a pipe (one line per change), on a pseudo-terminal (`script`), and
+// while its server is killed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,7 @@ import { registerPublisherModel } from '../src/api/catalog.js';
 import { Platform } from '../src/platform/platform.js';
 import { createBody, makeKeys, seedData, JOBS, PROJECT, type Keys } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
-import { startServe, type ServeProcess } from './helpers/serve.js';
+import { childPids, startServe, type ServeProcess } from './helpers/serve.js';
 import { cliMain } from './helpers/platform.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-cli-client-'));
@@ -258,4 +259,31 @@ test('one-line errors: server down, bad key, unknown job, malformed name', () =>
   const usage = tk(['endpoints', 'deploy', '1', '--model', '2', '--traffic-split', '0=150']);
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /--traffic-split must be ID=PERCENT/);
+});
+
+test('jobs watch when the server is killed: one line saying it cannot reach the server, exit 1', async () => {
+  const dir = path.join(root, 'data2');
+  const setup = Platform.open({ dataDir: dir });
+  registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  seedData(setup, 24);
+  const key = makeKeys(setup).trainer;
+  setup.close();
+  const doomed = await startServe(dir);
+  const res = await fetch(`${doomed.url}${JOBS}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': key }, body: JSON.stringify(createBody({ epochs: 100 })) });
+  const job = await res.json() as Record<string, any>;
+  const watch = spawn(process.execPath, [cliMain, 'jobs', 'watch', idOf(job.name), '--interval', '0.1'],
+    { env: userEnv({ TUNEKIT_API: doomed.url, TUNEKIT_API_KEY: key, TUNEKIT_PROJECT: PROJECT }) });
+  let out = '';
+  let err = '';
+  watch.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((r) => watch.on('close', (code) => r(code)));
+  await new Promise<void>((resolve) => watch.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    resolve();
+  }));
+  const workers = childPids(doomed.pid);
+  await doomed.kill('SIGKILL');
+  for (const pid of workers) process.kill(pid, 'SIGKILL'); // its job worker would stop by itself at its next step
+  assert.equal(await exited, 1, out + err);
+  assert.match(err, new RegExp(`^tunekit: error: cannot reach ${esc(doomed.url)} \\((ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed)\\): is \`tunekit serve\` running there\\? set --api or TUNEKIT_API\\n$`));
 });
