@@ -1,11 +1,12 @@
 // The quickstart: Vertex AI's supervised-tuning workflow, end to end, against a tunekit server on this
-// machine, driven by Google's own client (@google/genai). Run it with `npm run quickstart`
+// machine, driven by Google's own clients (@google/genai, @google-cloud/storage). Run it with `npm run quickstart`
 // (or `node dist/examples/quickstart.js [WORK_DIR]`, default .cache/quickstart).
 //
 //  1. a base model the project builds itself (tiny Llama architecture, random weights: no download);
 //  2. a Vertex-format dataset (examples/data: a sentence in, {"tone": "warm"|"cold"} out), validated;
 //  3. `tunekit serve` in the background over WORK_DIR/data, with the base model registered;
-//  4. the datasets uploaded to gs://, a tuning job created with ai.tunings.tune and followed to SUCCEEDED;
+//  4. the datasets uploaded with @google-cloud/storage, a tuning job created with ai.tunings.tune and
+//     followed to SUCCEEDED;
 //  5. the job's auto-deployed endpoint called with ai.models.generateContent, beside the base model;
 //  6. base vs tuned on a held-out set with `tunekit eval`: exact match, JSON validity, a pairwise judge;
 //  7. the server stopped.
@@ -17,7 +18,9 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Storage } from '@google-cloud/storage';
 import { AdapterSize, GoogleGenAI, JobState, type TuningJob } from '@google/genai';
+import { OAuth2Client } from 'google-auth-library';
 
 const root = fileURLToPath(new URL('../..', import.meta.url)); // the checkout (this file runs from dist/examples)
 const work = path.resolve(process.argv[2] ?? path.join(root, '.cache/quickstart'));
@@ -48,13 +51,13 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 const seconds = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
-/** Runs the tunekit CLI and prints its output, indented (unless quiet); resolves with the output. */
-function tunekit(args: string[], quiet = false): Promise<string> {
+/** Runs the tunekit CLI and prints its output, indented; resolves with the output. */
+function tunekit(args: string[]): Promise<string> {
   const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const show = (d: Buffer) => {
     out += d.toString();
-    if (!quiet) process.stdout.write(d.toString().replace(/^(?=.)/gm, '   '));
+    process.stdout.write(d.toString().replace(/^(?=.)/gm, '   '));
   };
   child.stdout.on('data', show);
   child.stderr.on('data', show);
@@ -124,12 +127,19 @@ try {
     return metrics.find((m) => m.name === '/train_total_loss')?.points.at(-1);
   };
 
-  await step(`Upload the datasets to gs://${BUCKET}/`, async () => {
-    if (!(await tunekit(['storage', 'ls', '--data-dir', dataDir], true)).includes(`gs://${BUCKET}/`)) {
-      await tunekit(['storage', 'mb', `gs://${BUCKET}`, '--location', LOCATION, '--project', PROJECT, '--data-dir', dataDir]);
+  await step(`Upload the datasets to gs://${BUCKET}/ (@google-cloud/storage)`, async () => {
+    // Google's Cloud Storage client, pointed at tunekit, with the tunekit key as its OAuth access token
+    // (`as never`: the client bundles google-auth-library 11, whose types differ from the 10 installed beside it).
+    const authClient = new OAuth2Client();
+    authClient.setCredentials({ access_token: apiKey });
+    const gcs = new Storage({ apiEndpoint: server.url, projectId: PROJECT, useAuthWithCustomEndpoint: true, authClient: authClient as never });
+    const bucket = gcs.bucket(BUCKET);
+    if (!(await bucket.exists())[0]) await gcs.createBucket(BUCKET, { location: LOCATION });
+    for (const file of [TRAIN, VALIDATION]) {
+      // resumable: false, since @google-cloud/storage 8.4 sends no credentials on resumable uploads to a custom endpoint
+      const [object] = await bucket.upload(file, { resumable: false }); // to gs://BUCKET/<the file's name>
+      console.log(`   gs://${BUCKET}/${object.name}: ${object.metadata.size} bytes, md5 ${object.metadata.md5Hash}`);
     }
-    await tunekit(['storage', 'cp', TRAIN, TRAIN_URI, '--data-dir', dataDir]);
-    await tunekit(['storage', 'cp', VALIDATION, VALIDATION_URI, '--data-dir', dataDir]);
   });
 
   const job = await step(`Tuning job: LoRA on ${BASE_MODEL} (ai.tunings.tune), followed until it ends`, async () => {

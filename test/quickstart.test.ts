@@ -8,6 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -45,6 +46,11 @@ test('first run: base model, serve, upload, tuning job to SUCCEEDED, endpoint, e
   const out = quickstart();
   // Every step says how long it took.
   assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
+  // Uploaded through the Cloud Storage API intact: the md5 the server reports is the file's.
+  for (const name of ['tone-train.jsonl', 'tone-validation.jsonl']) {
+    const bytes = fs.readFileSync(path.join(ROOT, 'examples/data', name));
+    assert.ok(out.includes(`gs://quickstart-tone/${name}: ${bytes.length} bytes, md5 ${createHash('md5').update(bytes).digest('base64')}`), name);
+  }
   assert.match(out, /created projects\/quickstart\/locations\/us-central1\/tuningJobs\/\d+: 120 examples, \d+ steps/);
   assert.match(out, /JOB_STATE_RUNNING {2}step \d+\/\d+ {2}loss \d+\.\d{3}/);
   assert.match(out, /JOB_STATE_SUCCEEDED/);
