@@ -12,6 +12,7 @@ export const PERMISSIONS = [
   'aiplatform.endpoints.get',
   'aiplatform.endpoints.list',
   'aiplatform.endpoints.delete',
+  'aiplatform.endpoints.update',
   'aiplatform.endpoints.deploy',
   'aiplatform.endpoints.undeploy',
   'aiplatform.endpoints.predict',

@@ -13,8 +13,8 @@ import { fieldError, invalidArgument, notFound } from '../errors.js';
 import type { EndpointResolver } from './endpoints.js';
 import { endpointEtag, modelEtag, type DeployedModelRecord, type EndpointRecord, type ModelRecord } from '../../platform/jobs/registry.js';
 import type { TuningService } from '../../platform/jobs/service.js';
-import { checkDisplayName, checkLabels, jsonBytes } from '../../platform/limits.js';
-import { apiVersionOf, encodeMessage, parseMessage, protoJson, snakeCase } from '../proto-json.js';
+import { checkDescription, checkDisplayName, checkLabels, jsonBytes } from '../../platform/limits.js';
+import { apiVersionOf, encodeMessage, messageDescriptor, parseMessage, protoJson, snakeCase, type ApiVersion, type Message } from '../proto-json.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
@@ -138,6 +138,11 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     checkDisplayName(displayName, 'endpoint.display_name');
     const labels = request.raw('labels') as Record<string, string> | undefined;
     checkLabels(labels, 'endpoint.labels');
+    const description = request.string('description') || undefined;
+    if (description !== undefined) checkDescription(description, 'endpoint.description');
+    if (Object.keys(trafficSplitOf(request.raw('trafficSplit'))).length) {
+      throw fieldError('endpoint.traffic_split', "'endpoint.traffic_split' must be empty on a new endpoint: nothing is deployed on it yet (deployModel's traffic_split sets it).");
+    }
     const endpointId = c.req.query('endpointId') ?? c.req.query('endpoint_id');
     if (endpointId !== undefined && !/^[1-9]\d{0,18}$|^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(endpointId)) {
       throw fieldError('endpoint_id', `Invalid value at 'endpoint_id', ${JSON.stringify(endpointId)}: up to 19 digits, or a lowercase name of at most 63 characters.`);
@@ -148,7 +153,9 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
       }
     }
     const op = tuning.operations.run(project, location, '', 'CreateEndpointOperationMetadata', 'Endpoint', () =>
-      encodeMessage(endpointJson(tuning.registry.createEndpoint(project, location, { displayName, labels, ...(endpointId ? { id: endpointId } : {}) })), 'Endpoint', apiVersionOf(c.req.url)));
+      encodeMessage(endpointJson(tuning.registry.createEndpoint(project, location, {
+        displayName, labels, ...(description ? { description } : {}), ...(endpointId ? { id: endpointId } : {}),
+      })), 'Endpoint', apiVersionOf(c.req.url)));
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
   });
 
@@ -163,34 +170,46 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
   });
 
-  // models.patch: display_name and labels by update_mask, with the etag for optimistic concurrency
-  // (a stale etag is 409 ABORTED). Other fields are refused naming them.
+  // models.patch (ModelService.UpdateModel: the Model itself, not an operation): display_name, description
+  // and labels by update_mask, with the etag for optimistic concurrency (a stale etag is 409 ABORTED).
+  // Mask paths naming other fields are refused naming update_mask.
   app.patch(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.update', project);
     checkLocation(api, location);
-    const request = parseMessage((await body(api, c)).value, 'Model', apiVersionOf(c.req.url));
-    const mask = c.req.query('updateMask') ?? c.req.query('update_mask');
-    if (!mask) throw fieldError('update_mask', "'update_mask' is required: the fields to update (display_name, labels).");
-    const patch: { displayName?: string; labels?: Record<string, string> | null; etag?: string } = {};
-    for (const path of mask.split(',').map((p) => snakeCase(p.trim()))) {
-      if (path === 'display_name') {
-        const name = request.string('displayName');
-        if (!name) throw fieldError('model.display_name', "'model.display_name' cannot be empty.");
-        checkDisplayName(name, 'model.display_name');
-        patch.displayName = name;
-      } else if (path === 'labels') {
-        const labels = request.raw('labels') as Record<string, string> | undefined;
-        checkLabels(labels, 'model.labels');
-        patch.labels = labels ?? null;
-      } else {
-        throw fieldError('update_mask', `update_mask path ${JSON.stringify(path)} is not supported by tunekit: update display_name or labels.`, 'FIELD_NOT_SUPPORTED');
-      }
+    const version = apiVersionOf(c.req.url);
+    const request = parseMessage((await body(api, c)).value, 'Model', version);
+    const patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; etag?: string } = {};
+    for (const path of updateMask(c, 'Model', ['display_name', 'description', 'labels'], version)) {
+      if (path === 'display_name') patch.displayName = displayNameOf(request, 'model');
+      else if (path === 'description') patch.description = descriptionOf(request, 'model');
+      else patch.labels = labelsOf(request, 'model');
     }
     const etag = request.string('etag');
     if (etag) patch.etag = etag;
     const model = tuning.registry.updateModel(project, location, id, patch);
     return protoJson(c.req.raw, modelJson(model, undefined, tuning), 'Model');
+  });
+
+  // endpoints.patch (EndpointService.UpdateEndpoint: the Endpoint itself, not an operation): display_name,
+  // description, labels and traffic_split (over the deployed models, summing to 100) by update_mask, with
+  // the etag's optimistic concurrency.
+  app.patch(`${parent}/endpoints/:id`, async (c) => {
+    const { project, location, id } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.update', project);
+    checkLocation(api, location);
+    const version = apiVersionOf(c.req.url);
+    const request = parseMessage((await body(api, c)).value, 'Endpoint', version);
+    const patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; trafficSplit?: Record<string, number>; etag?: string } = {};
+    for (const path of updateMask(c, 'Endpoint', ['display_name', 'description', 'labels', 'traffic_split'], version)) {
+      if (path === 'display_name') patch.displayName = displayNameOf(request, 'endpoint');
+      else if (path === 'description') patch.description = descriptionOf(request, 'endpoint');
+      else if (path === 'labels') patch.labels = labelsOf(request, 'endpoint');
+      else patch.trafficSplit = trafficSplitOf(request.raw('trafficSplit'));
+    }
+    const etag = request.string('etag');
+    if (etag) patch.etag = etag;
+    return protoJson(c.req.raw, endpointJson(tuning.registry.updateEndpoint(project, location, id, patch)), 'Endpoint');
   });
 
   app.delete(`${parent}/models/:id`, async (c) => {
@@ -279,6 +298,43 @@ function deployedModelJson(project: string, location: string, d: DeployedModelRe
   };
 }
 
+/**
+ * The update_mask query parameter (FieldMask: comma-separated paths, camelCase or snake_case) as
+ * snake_case paths, each one of `allowed`; 400 naming update_mask for a missing mask, a path that is not a
+ * field of `message`, or one tunekit does not update.
+ */
+function updateMask(c: Context, message: string, allowed: string[], version: ApiVersion): string[] {
+  const mask = c.req.query('updateMask') ?? c.req.query('update_mask');
+  if (!mask) throw fieldError('update_mask', `'update_mask' is required: the fields to update (${allowed.join(', ')}).`);
+  const fields = Object.values(messageDescriptor(version, message)?.fields ?? {}).map((f) => f.name);
+  const paths = mask.split(',').map((p) => snakeCase(p.trim()));
+  for (const path of paths) {
+    if (allowed.includes(path)) continue;
+    if (!fields.includes(path.split('.')[0]!)) throw fieldError('update_mask', `update_mask path ${JSON.stringify(path)} is not a field of ${message}.`);
+    throw fieldError('update_mask', `update_mask path ${JSON.stringify(path)} is not supported by tunekit: update ${allowed.join(', ')}.`, 'FIELD_NOT_SUPPORTED');
+  }
+  return [...new Set(paths)];
+}
+
+function displayNameOf(request: Message, resource: string): string {
+  const name = request.string('displayName');
+  if (!name) throw fieldError(`${resource}.display_name`, `'${resource}.display_name' cannot be empty.`);
+  checkDisplayName(name, `${resource}.display_name`);
+  return name;
+}
+
+function descriptionOf(request: Message, resource: string): string {
+  const description = request.string('description') ?? '';
+  checkDescription(description, `${resource}.description`);
+  return description;
+}
+
+function labelsOf(request: Message, resource: string): Record<string, string> | null {
+  const labels = request.raw('labels') as Record<string, string> | undefined;
+  checkLabels(labels, `${resource}.labels`);
+  return labels ?? null;
+}
+
 /** map<string, int32> as checked by parseMessage (numbers or numeric strings). */
 function trafficSplitOf(v: unknown): Record<string, number> {
   if (v === undefined || v === null || typeof v !== 'object') return {};
@@ -307,6 +363,7 @@ function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Re
     out.artifactUri = v.adapterUri;
     if (v.checkpoints.length) out.checkpoints = v.checkpoints.map((c) => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) }));
   }
+  if (m.description) out.description = m.description;
   out.baseModelSource = { modelGardenSource: { publicModelName: m.baseModel } };
   if (m.labels) out.labels = m.labels;
   out.createTime = m.createTime;
@@ -317,6 +374,7 @@ function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Re
 
 function endpointJson(e: EndpointRecord): Record<string, unknown> {
   const out: Record<string, unknown> = { name: e.name, displayName: e.displayName };
+  if (e.description) out.description = e.description;
   if (e.deployedModels.length) {
     out.deployedModels = e.deployedModels.map((d) => deployedModelJson(e.project, e.location, d));
     out.trafficSplit = Object.fromEntries(e.deployedModels.filter((d) => d.trafficPercent > 0).map((d) => [d.id, d.trafficPercent]));

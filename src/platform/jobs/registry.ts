@@ -50,6 +50,8 @@ export interface ModelRecord {
   versions: ModelVersionRecord[];
   /** map<string, string>; a tuning job's labels. */
   labels?: Record<string, string>;
+  /** Model.description (models.patch). */
+  description?: string;
 }
 
 export interface DeployedModelRecord {
@@ -73,6 +75,7 @@ export interface EndpointRecord {
   updateTime: string;
   deployedModels: DeployedModelRecord[];
   labels?: Record<string, string>;
+  description?: string;
 }
 
 /** What an endpoint serves: the base model and the adapter of one deployed model version. */
@@ -83,9 +86,9 @@ export interface EndpointTarget {
   version: ModelVersionRecord;
 }
 
-interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string; labels: string | null }
+interface ModelRow { id: string; project: string; location: string; display_name: string; base_model: string; create_time: string; update_time: string; labels: string | null; description: string | null }
 interface VersionRow { model_id: string; version: number; tuning_job: string | null; adapter_uri: string; checkpoints: string | null; create_time: string }
-interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string; labels: string | null }
+interface EndpointRow { id: string; project: string; location: string; display_name: string; create_time: string; update_time: string; labels: string | null; description: string | null }
 interface DeployedRow { id: string; endpoint_id: string; model_id: string; model_version: number; traffic_percent: number; create_time: string; checkpoint_id: string | null }
 
 const MAX_PAGE = LIMITS.pageSize.models;
@@ -310,8 +313,8 @@ export class Registry {
       if (this.db.sqlite.prepare('SELECT 1 FROM endpoints WHERE id = ?').get(id)) throw new AlreadyExistsError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} already exists.`);
       const t = now();
       this.db.sqlite
-        .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(id, project, location, e.displayName, t, t, labelsColumn(e.labels));
+        .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, project, location, e.displayName, t, t, labelsColumn(e.labels), e.description || null);
       return this.getEndpoint(project, location, id);
     });
   }
@@ -328,10 +331,11 @@ export class Registry {
   }
 
   /**
-   * Updates a model's display name and/or labels (ModelService.UpdateModel with an update mask), with
-   * optimistic concurrency: when `etag` is given it must be the model's current one (ABORTED otherwise).
+   * Updates a model's display name, description and/or labels (ModelService.UpdateModel with an update
+   * mask), with optimistic concurrency: when `etag` is given it must be the model's current one (ABORTED
+   * otherwise).
    */
-  updateModel(project: string, location: string, id: string, patch: { displayName?: string; labels?: Record<string, string> | null; etag?: string }): ModelRecord {
+  updateModel(project: string, location: string, id: string, patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; etag?: string }): ModelRecord {
     return this.db.immediate(() => {
       const model = this.getModel(project, location, id);
       if (patch.etag !== undefined && patch.etag !== modelEtag(model)) {
@@ -339,9 +343,40 @@ export class Registry {
       }
       const t = now();
       if (patch.displayName !== undefined) this.db.sqlite.prepare('UPDATE models SET display_name = ? WHERE id = ?').run(patch.displayName, model.id);
+      if (patch.description !== undefined) this.db.sqlite.prepare('UPDATE models SET description = ? WHERE id = ?').run(patch.description || null, model.id);
       if (patch.labels !== undefined) this.db.sqlite.prepare('UPDATE models SET labels = ? WHERE id = ?').run(labelsColumn(patch.labels ?? undefined), model.id);
       this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, model.id);
       return this.getModel(project, location, model.id);
+    });
+  }
+
+  /**
+   * Updates an endpoint (EndpointService.UpdateEndpoint with an update mask): display name, description,
+   * labels, and the traffic split (deployed model id -> percent over every deployed model, summing to 100;
+   * models left out get 0), with the etag's optimistic concurrency as updateModel.
+   */
+  updateEndpoint(
+    project: string, location: string, id: string,
+    patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; trafficSplit?: Record<string, number>; etag?: string },
+  ): EndpointRecord {
+    return this.db.immediate(() => {
+      const endpoint = this.getEndpoint(project, location, id);
+      if (patch.etag !== undefined && patch.etag !== endpointEtag(endpoint)) {
+        throw new AbortedError(`The etag ${JSON.stringify(patch.etag)} of ${endpoint.name} is stale (the endpoint changed since it was read): read it again and retry.`);
+      }
+      if (patch.trafficSplit !== undefined) {
+        const deployed = endpoint.deployedModels.map((d) => d.id);
+        const split = deployed.length === 0 && Object.keys(patch.trafficSplit).length === 0
+          ? {}
+          : checkTrafficSplit(patch.trafficSplit, deployed, 'endpoint.traffic_split');
+        if (!split) throw new InvalidRequestError(`endpoint.traffic_split is empty but ${endpoint.name} has deployed models (${deployed.join(', ')}): give them percentages summing to 100.`);
+        for (const d of deployed) this.setTraffic(d, split[d] ?? 0);
+      }
+      if (patch.displayName !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET display_name = ? WHERE id = ?').run(patch.displayName, endpoint.id);
+      if (patch.description !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET description = ? WHERE id = ?').run(patch.description || null, endpoint.id);
+      if (patch.labels !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET labels = ? WHERE id = ?').run(labelsColumn(patch.labels ?? undefined), endpoint.id);
+      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+      return this.getEndpoint(project, location, endpoint.id);
     });
   }
 
@@ -384,6 +419,7 @@ export class Registry {
       id: r.id, name: `projects/${r.project}/locations/${r.location}/models/${r.id}`, project: r.project, location: r.location,
       displayName: r.display_name, baseModel: r.base_model, createTime: r.create_time, updateTime: r.update_time, versions,
       ...(r.labels ? { labels: JSON.parse(r.labels) as Record<string, string> } : {}),
+      ...(r.description ? { description: r.description } : {}),
     };
   }
 
@@ -397,6 +433,7 @@ export class Registry {
       id: r.id, name: `projects/${r.project}/locations/${r.location}/endpoints/${r.id}`, project: r.project, location: r.location,
       displayName: r.display_name, createTime: r.create_time, updateTime: r.update_time, deployedModels,
       ...(r.labels ? { labels: JSON.parse(r.labels) as Record<string, string> } : {}),
+      ...(r.description ? { description: r.description } : {}),
     };
   }
 }
@@ -423,12 +460,12 @@ export function checkTrafficSplit(split: Record<string, number>, allowed: string
 
 /** A model's etag: changes whenever the model does (its update time, display name, labels, versions). */
 export function modelEtag(m: ModelRecord): string {
-  return createHash('sha256').update(JSON.stringify([m.id, m.updateTime, m.displayName, m.labels ?? null, m.versions.length])).digest('base64url').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify([m.id, m.updateTime, m.displayName, m.description ?? null, m.labels ?? null, m.versions.length])).digest('base64url').slice(0, 16);
 }
 
 /** An endpoint's etag, likewise. */
 export function endpointEtag(e: EndpointRecord): string {
-  return createHash('sha256').update(JSON.stringify([e.id, e.updateTime, e.displayName, e.labels ?? null, e.deployedModels.map((d) => [d.id, d.trafficPercent])])).digest('base64url').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify([e.id, e.updateTime, e.displayName, e.description ?? null, e.labels ?? null, e.deployedModels.map((d) => [d.id, d.trafficPercent])])).digest('base64url').slice(0, 16);
 }
 
 function labelsColumn(labels: Record<string, string> | undefined): string | null {
