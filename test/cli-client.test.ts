@@ -219,6 +219,12 @@ test('config precedence: --flag over environment over `tunekit config set`', () 
   ok(['config', 'set', 'api', down], env);
   ok(['config', 'set', 'core/key', keys.viewer], env);
   assert.equal(fs.statSync(path.join(configDir, 'properties')).mode & 0o777, 0o600);
+  assert.equal(fs.readFileSync(path.join(configDir, 'properties'), 'utf8'), `[core]\nproject = ${PROJECT}\napi = ${down}\nkey = ${keys.viewer}\n`);
+  // Characters INI reads as comments round-trip (escaped by ini).
+  const odd = 'http://127.0.0.1:1/a;b#c';
+  ok(['config', 'set', 'api', odd], env);
+  assert.equal(ok(['config', 'get', 'api'], env), `${odd}\n`);
+  ok(['config', 'set', 'api', down], env);
   assert.equal(ok(['config', 'get', 'key'], env), `${keys.viewer}\n`);
   assert.match(ok(['config', 'list'], env), new RegExp(`^api +${esc(down)} +${esc(configDir)}/properties$`, 'm'));
   assert.match(ok(['config', 'list'], env), /^location +us-central1 +default$/m);

@@ -98,7 +98,7 @@ function writeProperties(props: Partial<Record<ClientProperty, string>>, file: s
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const body = Object.fromEntries(CLIENT_PROPERTIES.filter((k) => props[k] !== undefined).map((k) => [k, props[k]!]));
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, Object.keys(body).length ? ini.stringify({ [SECTION]: body }) : '', { mode: 0o600 });
+  fs.writeFileSync(tmp, Object.keys(body).length ? ini.stringify({ [SECTION]: body }, { whitespace: true }) : '', { mode: 0o600 });
   fs.renameSync(tmp, file);
 }
 
