@@ -81,6 +81,7 @@ test('served files: content types, revalidation, security headers, and no path o
     // 400: Node's HTTP parser refuses the request line itself (a backslash).
     assert.ok(r.status === 404 || r.status === 400 || (r.status === 200 && /<title>tunekit console<\/title>/.test(r.body)), `${p}: ${r.status}`);
     assert.doesNotMatch(r.body, /"name": "tunekit"|root:x:0|registerServeCommand/, p);
+    if (r.status === 404) assert.equal((JSON.parse(r.body) as { error: { status: string } }).error.status, 'NOT_FOUND', p);
   }
 });
 

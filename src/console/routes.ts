@@ -1,4 +1,4 @@
-// The web console's files under /console: the page (src/console/web/index.html), its stylesheet, the
+// The web console's files under /console (errors, like the API's, as google.rpc.Status): the page (src/console/web/index.html), its stylesheet, the
 // browser modules tsc compiles from src/console/web into dist/console (src/console/web/tsconfig.json),
 // the report viewer page, and uPlot from node_modules. The files are a fixed table read once, at the
 // first request: a URL names an entry of the table or is 404, so no path reaches anything else.
@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
+import { HttpError, notFound } from '../api/errors.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const WEB_SRC = path.join(ROOT, 'src', 'console', 'web');
@@ -77,11 +78,11 @@ export function consoleRoutes(): Hono {
     try {
       files ??= load();
     } catch (err) {
-      return c.text(`The web console is unavailable: ${(err as Error).message}`, 503);
+      throw new HttpError('UNAVAILABLE', `The web console is unavailable: ${(err as Error).message}`);
     }
     const rest = c.req.path.replace(/^\/console\/?/, '');
     const file = files.get(rest);
-    if (!file) return c.text(`Not found: ${c.req.path}`, 404, { 'x-content-type-options': 'nosniff' });
+    if (!file) throw notFound(`The requested URL ${c.req.path} was not found on this server.`);
     const headers: Record<string, string> = {
       'content-type': file.type,
       'cache-control': 'no-cache',
