@@ -1,13 +1,15 @@
 // The web console (/console) in a real browser (Debian's chromium through playwright-core) against a
 // real server socket: a tuning job created through the API is watched to SUCCEEDED with its loss curve
 // drawn (points and inked canvas pixels) and its dataset histograms; the playground streams the tuned
-// endpoint's answer beside the base model's and shows what the API answers for the same request; the
-// model and endpoint pages show versions, checkpoints and the traffic split (also split between two
-// deployed models); a second job is cancelled from its page; the evaluation the job ran
-// after tuning shows its metrics, and its report.html opens in the sandboxed report frame, read through
-// the Cloud Storage API and as a file; the pages fit a phone's width and are reachable by keyboard. Any console error, page error, failed or 4xx/5xx request, or request to
-// another origin fails the test. Also, without a browser: the served files' types, caching headers,
-// and that no path reaches a file outside the console's table.
+// endpoint's answer beside the base model's, equal to what the API answers, and every control reaches
+// the request; the model and endpoint pages show versions, checkpoints and the traffic split (also
+// split between two deployed models); the evaluation the job ran after tuning shows its metrics, and
+// its report.html opens in the sandboxed report frame, read through the Cloud Storage API and as a
+// file; the pages fit a phone's width and are reachable by keyboard; a second job is created with the
+// console's form (after a refused one) and cancelled on its page; a wrong key is reported. Any console
+// error, page error, failed or 4xx/5xx request, or request to another origin fails the test (where
+// one is expected, exactly that one). Also, without a browser: the served files' types, caching
+// headers, and that no path reaches a file outside the console's table.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -244,10 +246,31 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.getByRole('heading', { name: 'Models' }).waitFor();
   await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
 
-  // Cancelling from the console: a second job, cancelled on its page.
-  const second = await createJob(s, 'tone-cancelled');
+  // A job created from the console's form (refused first: a dataset that does not exist), then cancelled on its page.
+  await page.click('#nav a[href="#/jobs"]');
+  await page.click('#create-job');
+  await page.fill('input[name=tunedModelDisplayName]', 'tone-cancelled');
+  await page.fill('input[name=trainingDatasetUri]', 'gs://us-data/missing.jsonl');
+  await page.fill('input[name=epochCount]', '10');
+  await page.selectOption('select[name=adapterSize]', 'ADAPTER_SIZE_EIGHT');
+  const seen = problems.length;
+  await page.click('button[type=submit]');
+  await page.locator('[role=status] .error').waitFor();
+  assert.match(await page.textContent('[role=status] .error') ?? '', /gs:\/\/us-data\/missing\.jsonl/);
+  await screenshot(page, 'console-create');
+  const refused = problems.splice(seen);
+  assert.ok(refused.length > 0 && refused.every((p) => /HTTP 40[04]|status of 40[04]/.test(p)), refused.join('\n'));
+  await page.fill('input[name=trainingDatasetUri]', 'gs://us-data/tone-train.jsonl');
+  const created = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/tuningJobs'));
+  await page.click('button[type=submit]');
+  const createdJob = await (await created).json() as { name: string; state: string };
+  assert.deepEqual((await created).request().postDataJSON(), {
+    baseModel: 'publishers/google/models/gemma3-tiny', tunedModelDisplayName: 'tone-cancelled',
+    supervisedTuningSpec: { trainingDatasetUri: 'gs://us-data/tone-train.jsonl', hyperParameters: { epochCount: 10, adapterSize: 'ADAPTER_SIZE_EIGHT', learningRateMultiplier: 1 } },
+  });
+  const second = createdJob.name;
+  await page.waitForURL(`**/console#/jobs/${second.split('/').pop()}`);
   page.once('dialog', (d) => void d.accept());
-  await page.goto(`${s.url}/console#/jobs/${second.split('/').pop()}`);
   await page.click('#cancel-job');
   await page.locator('.badge.state-cancelled').waitFor({ timeout: 60_000 });
   assert.equal((await s.call('GET', `/v1/${second}`)).json.state, 'JOB_STATE_CANCELLED');

@@ -1,7 +1,8 @@
-// The web console's files under /console (errors, like the API's, as google.rpc.Status): the page (src/console/web/index.html), its stylesheet, the
+// The web console's files under /console: the page (src/console/web/index.html), its stylesheet, the
 // browser modules tsc compiles from src/console/web into dist/console (src/console/web/tsconfig.json),
-// the report viewer page, and uPlot from node_modules. The files are a fixed table read once, at the
-// first request: a URL names an entry of the table or is 404, so no path reaches anything else.
+// the report viewer page, the create form's options (options.json), and uPlot from node_modules. The
+// files are a fixed table read once, at the first request: a URL names an entry of the table or is
+// 404 (google.rpc.Status, like the API's errors), so no path reaches anything else.
 // Every answer carries its content type, an ETag (a conditional GET is 304) and `cache-control:
 // no-cache` (the browser revalidates, so a rebuilt console is seen at once). The console page's
 // Content-Security-Policy allows only this server (scripts: its own files and the import map, by
@@ -15,6 +16,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 import { HttpError, notFound } from '../api/errors.js';
+import { ADAPTER_SIZES, adapterSizeName } from '../platform/jobs/spec.js';
+import { DEFAULT_TUNE_OPTIONS } from '../train/trainer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const WEB_SRC = path.join(ROOT, 'src', 'console', 'web');
@@ -64,6 +67,12 @@ function load(): Map<string, Served> {
   for (const name of fs.readdirSync(WEB_DIST)) {
     if (/\.js(\.map)?$/.test(name)) add(name, path.join(WEB_DIST, name));
   }
+  // What the create form offers: Vertex's adapter sizes and tunekit's defaults, from their one definition.
+  const options = new TextEncoder().encode(JSON.stringify({
+    adapterSizes: ADAPTER_SIZES,
+    defaults: { epochCount: DEFAULT_TUNE_OPTIONS.epochs, adapterSize: adapterSizeName(DEFAULT_TUNE_OPTIONS.adapterSize), learningRateMultiplier: DEFAULT_TUNE_OPTIONS.learningRateMultiplier },
+  }));
+  files.set('options.json', { body: options, type: 'application/json; charset=utf-8', etag: `"${sha256(options).slice(0, 27)}"` });
   const uplot = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
   add('vendor/uPlot.esm.js', path.join(uplot, 'uPlot.esm.js'));
   add('vendor/uPlot.min.css', path.join(uplot, 'uPlot.min.css'));

@@ -27,7 +27,7 @@ export function replaceKeepingFocus(box: HTMLElement, ...nodes: Node[]): void {
 
 export async function jobList(v: View): Promise<void> {
   const box = h('div');
-  v.main.replaceChildren(h('h1', {}, 'Tuning jobs'), box);
+  v.main.replaceChildren(h('h1', {}, 'Tuning jobs'), h('p', {}, link('jobs/new', 'Create a tuning job', { class: 'button', id: 'create-job' })), box);
   let last = '';
   while (!v.signal.aborted) {
     const jobs = await listAll(`${parent()}/tuningJobs`, 'tuningJobs', v.signal);
@@ -154,4 +154,57 @@ function dataStats(s: Record<string, any>): Node[] {
       dist('Output tokens per example', s.userOutputTokenDistribution, 'tokens'),
       dist('Messages per example', s.userMessagePerExampleDistribution, 'messages')),
   ];
+}
+
+interface FormOptions { adapterSizes: Record<string, number>; defaults: { epochCount: number; adapterSize: string; learningRateMultiplier: number } }
+
+/** The create form: a supervised tuning job of a base model on gs:// datasets (POST .../tuningJobs). */
+export async function jobCreate(v: View): Promise<void> {
+  const [options, publisher] = await Promise.all([
+    fetch('/console/options.json', { signal: v.signal }).then((r) => r.json() as Promise<FormOptions>),
+    api('publishers/google/models', { signal: v.signal }),
+  ]);
+  const field = (label: string, input: HTMLElement, help?: string) => h('label', { class: 'field' }, h('span', {}, label), input, help ? h('small', { class: 'muted' }, help) : null);
+  const name = h('input', { name: 'tunedModelDisplayName', required: true, maxlength: 128, placeholder: 'my-tuned-model' });
+  const base = h('select', { name: 'baseModel', required: true }, ((publisher.publisherModels ?? []) as Record<string, any>[]).map((m) => h('option', { value: m.name }, idOf(m.name))));
+  const train = h('input', { name: 'trainingDatasetUri', required: true, placeholder: 'gs://BUCKET/train.jsonl', spellcheck: 'false' });
+  const validation = h('input', { name: 'validationDatasetUri', placeholder: 'gs://BUCKET/validation.jsonl (optional)', spellcheck: 'false' });
+  const epochs = h('input', { name: 'epochCount', type: 'number', min: 1, step: 1, value: String(options.defaults.epochCount) });
+  const adapter = h('select', { name: 'adapterSize' }, Object.entries(options.adapterSizes).map(([k, rank]) => h('option', { value: k, selected: k === options.defaults.adapterSize }, `${rank}`)));
+  const lrm = h('input', { name: 'learningRateMultiplier', type: 'number', min: 0, step: 'any', value: String(options.defaults.learningRateMultiplier) });
+  const description = h('textarea', { name: 'description', rows: 2 });
+  const status = h('div', { role: 'status' });
+  const form = h('form', {
+    class: 'card form',
+    onsubmit: async (e: Event) => {
+      e.preventDefault();
+      const submit = form.querySelector('button[type=submit]') as HTMLButtonElement;
+      submit.disabled = true;
+      status.replaceChildren(h('p', { class: 'muted' }, 'Checking the datasets and creating the job…'));
+      try {
+        const job = await api(`${parent()}/tuningJobs`, {
+          body: {
+            baseModel: base.value, tunedModelDisplayName: name.value,
+            ...(description.value.trim() ? { description: description.value } : {}),
+            supervisedTuningSpec: {
+              trainingDatasetUri: train.value.trim(),
+              ...(validation.value.trim() ? { validationDatasetUri: validation.value.trim() } : {}),
+              hyperParameters: { epochCount: Number(epochs.value), adapterSize: adapter.value, learningRateMultiplier: Number(lrm.value) },
+            },
+          },
+          signal: v.signal,
+        });
+        location.hash = `#/jobs/${idOf(job.name)}`;
+      } catch (err) {
+        submit.disabled = false;
+        status.replaceChildren(errorBox(err));
+      }
+    },
+  },
+  h('div', { class: 'grid two' }, field('Tuned model name', name), field('Base model', base)),
+  h('div', { class: 'grid two' }, field('Training dataset', train, 'JSONL in the Vertex layout, uploaded to this server (tunekit storage cp, or any Cloud Storage client)'), field('Validation dataset', validation)),
+  h('div', { class: 'grid four' }, field('Epochs', epochs), field('Adapter size (LoRA rank)', adapter), field('Learning rate multiplier', lrm)),
+  field('Description', description),
+  h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Start tuning'), link('jobs', 'Back to the jobs')));
+  v.main.replaceChildren(h('p', { class: 'crumbs' }, link('jobs', 'Tuning jobs'), ' / new'), h('h1', {}, 'Create a tuning job'), form, status);
 }

@@ -1,4 +1,4 @@
-// The console's shell: hash routes (#/jobs, #/jobs/ID, #/models/ID, #/endpoints/ID, #/playground,
+// The console's shell: hash routes (#/jobs, #/jobs/new, #/jobs/ID, #/models/ID, #/endpoints/ID, #/playground,
 // #/evaluations, #/settings) rendered into <main>. Leaving a view aborts what it was doing (polls,
 // streams) and disposes its charts. Without an API key and project the settings come first.
 
@@ -7,7 +7,7 @@ import { disposeCharts } from './charts.js';
 import { errorBox, h } from './dom.js';
 import { endpointDetail, endpointList } from './endpoints.js';
 import { evaluations } from './evaluations.js';
-import { jobDetail, jobList } from './jobs.js';
+import { jobCreate, jobDetail, jobList } from './jobs.js';
 import { modelDetail, modelList } from './models.js';
 import { playground } from './playground.js';
 import { settings } from './settings.js';
@@ -15,7 +15,7 @@ import { settings } from './settings.js';
 export interface View { main: HTMLElement; signal: AbortSignal; params: URLSearchParams }
 
 const routes: Record<string, (v: View, id?: string) => Promise<void> | void> = {
-  jobs: (v, id) => (id ? jobDetail(v, id) : jobList(v)),
+  jobs: (v, id) => (id === 'new' ? jobCreate(v) : id ? jobDetail(v, id) : jobList(v)),
   models: (v, id) => (id ? modelDetail(v, id) : modelList(v)),
   endpoints: (v, id) => (id ? endpointDetail(v, id) : endpointList(v)),
   playground: (v) => playground(v),
