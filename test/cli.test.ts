@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { realTokenizerDir } from './helpers/real-tokenizers.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-cli-'));
@@ -54,6 +55,21 @@ test('user errors: one line naming the problem, exit code 1, no stack trace', ()
   const r2 = run('generate', '--model', bad, '--prompt', 'x');
   assert.equal(r2.code, 1);
   assert.match(r2.err, /GPT2LMHeadModel.*not supported/);
+});
+
+test('model init --tokenizer carries a published tokenizer (Gemma 3: 262,145 tokens over 262,144 rows) and the model loads', () => {
+  const tok = realTokenizerDir('gemma3');
+  const dir = path.join(tmp, 'gemma-real-tok');
+  const init = run('model', 'init', '--arch', 'gemma3', '--size', 'tiny', '--vocab-size', '262144', '--tokenizer', tok, '--out', dir);
+  assert.equal(init.code, 0, init.err);
+  assert.match(init.out, /vocabulary 262144/);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) assert.ok(fs.readFileSync(path.join(dir, f)).equals(fs.readFileSync(path.join(tok, f))), f);
+  const gen = run('generate', '--model', dir, '--prompt', 'Hello', '--chat', '--max-tokens', '3');
+  assert.equal(gen.code, 0, gen.err);
+  // A tokenizer directory that is not there is an error naming it.
+  const small = run('model', 'init', '--arch', 'gemma3', '--tokenizer', path.join(tmp, 'nowhere'), '--out', path.join(tmp, 'x'));
+  assert.equal(small.code, 1);
+  assert.match(small.err, /nowhere/);
 });
 
 test('bad option values: usage error naming the option, exit code 2', () => {

@@ -21,7 +21,7 @@ import type { TrainingExample } from '../data/packing.js';
 import { TrainableModel } from './trainable-model.js';
 import { dropoutKey } from '../engine/dropout.js';
 import { adamwStep, createParamGroup, gradNorm, DEFAULT_ADAMW, type ParamGroup } from './adamw.js';
-import { learningRateAt, type DecayKind } from './schedule.js';
+import { learningRateAt, warmupStepsFor, type DecayKind } from './schedule.js';
 import { recomputeLayers, type RecomputeMode } from './memory.js';
 import { planEpoch, type BatchingOptions, type StepPlan } from './batches.js';
 import { checkpointDir, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
@@ -185,7 +185,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   const recompute = recomputeLayers(model.config, { maxTokens, loraRank: lora?.config.rank ?? 0, dropout: (lora?.config.dropout ?? 0) > 0, mode: o.recompute });
   const tm = new TrainableModel(model.config, weights, { maxTokens, lora, loraGrads, weightGrads, recomputeLayers: recompute });
   const peak = (o.learningRate ?? DEFAULT_LEARNING_RATE[o.mode]) * o.learningRateMultiplier;
-  const warmupSteps = Math.round(o.warmupRatio * totalSteps);
+  const warmupSteps = warmupStepsFor(totalSteps, o.warmupRatio);
   const fingerprint = fingerprintOf(o, model, train.length);
 
   let state: TrainerState = { epoch: 0, step: 0, totalSteps, fingerprint, elapsedSeconds: 0 };
