@@ -23,8 +23,13 @@ test('register, re-register, list', () => {
   assert.equal(r.stdout, `registered publishers/google/models/gemma3-tiny (${gemma})\n`);
   assert.equal(run('publisher-models', 'register', qwen, '--name', 'qwen3-tiny', '--publisher', 'qwen').status, 0);
   assert.equal(run('publisher-models', 'register', qwen, '--name', 'gemma3-tiny').status, 0); // replaces the directory
-  assert.equal(run('publisher-models', 'list').stdout,
-    `publishers/google/models/gemma3-tiny\t${qwen}\npublishers/qwen/models/qwen3-tiny\t${qwen}\n`);
+  const list = run('publisher-models', 'list').stdout.split('\n');
+  assert.match(list[0]!, /^MODEL +DIRECTORY +REGISTERED$/);
+  assert.match(list[1]!, new RegExp(`^publishers/google/models/gemma3-tiny +${qwen} +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`));
+  assert.match(list[2]!, new RegExp(`^publishers/qwen/models/qwen3-tiny +${qwen} +\\d{4}-`));
+  assert.equal(list[0]!.indexOf('DIRECTORY'), list[1]!.indexOf(qwen), 'aligned');
+  const json = JSON.parse(run('publisher-models', 'list', '--json').stdout) as { publisher: string; name: string; dir: string }[];
+  assert.deepEqual(json.map((r) => [r.publisher, r.name, r.dir]), [['google', 'gemma3-tiny', qwen], ['qwen', 'qwen3-tiny', qwen]]);
 });
 
 test('bad names and directories are refused with exit code 1', () => {

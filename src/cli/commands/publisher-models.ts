@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { registerPublisherModel } from '../../api/catalog.js';
 import { openRegistrationStore, resolveDataDir } from '../../api/stores.js';
+import { printJson, shortTime, table } from '../client-output.js';
 
 export function registerPublisherModelsCommands(program: Command): void {
   const models = program.command('publisher-models').description('base models `tunekit serve` serves and tunes, in a data directory');
@@ -29,10 +30,14 @@ export function registerPublisherModelsCommands(program: Command): void {
     .command('list')
     .description('list registered publisher models')
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
-    .action((o: { dataDir?: string }) => {
+    .option('--json', 'the registrations as a JSON array')
+    .action((o: { dataDir?: string; json?: boolean }) => {
       const store = openRegistrationStore(resolveDataDir(o.dataDir));
       try {
-        for (const r of store.list()) process.stdout.write(`publishers/${r.publisher}/models/${r.name}\t${r.dir}\n`);
+        const all = store.list();
+        if (o.json) return printJson(all);
+        if (all.length === 0) return void process.stdout.write('no publisher models\n');
+        process.stdout.write(table(['MODEL', 'DIRECTORY', 'REGISTERED'], all.map((r) => [`publishers/${r.publisher}/models/${r.name}`, r.dir, shortTime(r.createTime)])));
       } finally {
         store.close?.();
       }
