@@ -115,7 +115,7 @@ test('tunekit eval refuses what it cannot run, naming the flag', async () => {
   const unknown = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'accuracy', '--out', path.join(tmp, 'x')]);
   assert.match(unknown.stderr, /Unknown metric "accuracy"/);
   const missing = await run(['eval', '--dataset', dataset, '--candidate', path.join(tmp, 'nope'), '--metrics', 'exact_match', '--out', path.join(tmp, 'x')]);
-  assert.match(missing.stderr, /--candidate .*nope: not a directory or an http\(s\) URL/);
+  assert.match(missing.stderr, /--candidate .*nope: not a directory, an http\(s\) URL, or a tunekit endpoint/);
   const noBaseline = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'pairwise_fluency', '--judge', 'http://127.0.0.1:1/v1', '--out', path.join(tmp, 'x')]);
   assert.match(noBaseline.stderr, /compares two sides: give --baseline/);
 });

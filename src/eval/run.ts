@@ -131,7 +131,7 @@ function emptySide(): SideResult {
 
 async function generateSide(side: EvalSide, examples: EvalExample[], label: string, cfg: EvalConfig): Promise<SideResult[]> {
   let done = 0;
-  return mapPool(examples, cfg.concurrency ?? 8, async (ex, i) => {
+  const out = await mapPool(examples, cfg.concurrency ?? 8, async (ex, i) => {
     const r = emptySide();
     try {
       r.response = await side.generate(ex, i);
@@ -142,6 +142,11 @@ async function generateSide(side: EvalSide, examples: EvalExample[], label: stri
     cfg.onProgress?.(`generating ${label}`, ++done, examples.length);
     return r;
   });
+  // A side with no response at all is misconfigured (wrong model name, key, server), not a result.
+  if (out.length > 0 && out.every((r) => r.error !== undefined)) {
+    throw new InvalidRequestError(`Every ${label} generation failed (${side.description}); the first: ${out[0].error}`);
+  }
+  return out;
 }
 
 async function scoreSide(metrics: MetricDef[], examples: EvalExample[], side: SideResult[], label: string, cfg: EvalConfig): Promise<void> {

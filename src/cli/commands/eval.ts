@@ -4,8 +4,8 @@
 // A side (candidate, baseline, judge) is a model directory, a PEFT adapter directory (on --base, or on
 // the adapter's base_model_name_or_path when that is a directory), or the base URL of an
 // OpenAI-compatible server (…/v1; --candidate-model/--baseline-model/--judge-model name the model,
-// --api-key or OPENAI_API_KEY the key), or a tunekit endpoint (endpoints/ID or its full name) on the
-// server the client commands use (--api, --key, --project, --location; see `tunekit config`), called
+// --api-key or OPENAI_API_KEY the key), or a tunekit endpoint (endpoints/ID or its full name) or
+// publisher model (publishers/P/models/M) on the server the client commands use (--api, --key, --project, --location; see `tunekit config`), called
 // through its OpenAI-compatible routes. Local sides that share a base model share one serving engine,
 // so their requests are batched together.
 
@@ -51,19 +51,23 @@ interface EvalCliOptions {
 type Target = { kind: 'url'; url: string; model: string; apiKey?: string } | { kind: 'local'; modelDir: string; adapterDir?: string };
 
 const ENDPOINT = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?endpoints\/[^/]+$/;
+const PUBLISHER_MODEL = /^(?:projects\/[^/]+\/locations\/[^/]+\/)?(publishers\/[^/]+\/models\/[^/]+)$/;
 
 /**
- * What a side's spec names: a URL, a tunekit endpoint (resolved by `endpoint`), a model directory, or
- * an adapter directory on a base.
+ * What a side's spec names: a URL, a tunekit endpoint or publisher model (resolved by `endpoint`), a
+ * model directory, or an adapter directory on a base. Any other name is refused: tunekit eval calls
+ * only the servers it is given, so a model only Vertex AI serves needs a URL that serves it.
  */
 export function resolveTarget(spec: string, base: string | undefined, remoteModel: string | undefined, flag: string, endpoint?: (name: string) => Target): Target {
   if (/^https?:\/\//.test(spec)) return { kind: 'url', url: spec, model: remoteModel ?? 'default' };
-  if (ENDPOINT.test(spec) && endpoint) {
-    if (remoteModel !== undefined) throw new InvalidRequestError(`${flag}-model applies to URL sides; ${flag} ${spec} is a tunekit endpoint.`);
+  const isDir = fs.existsSync(spec) && fs.statSync(spec).isDirectory();
+  if (!isDir && (ENDPOINT.test(spec) || PUBLISHER_MODEL.test(spec)) && endpoint) {
+    if (remoteModel !== undefined) throw new InvalidRequestError(`${flag}-model applies to URL sides; ${flag} ${spec} is a tunekit endpoint or publisher model.`);
     return endpoint(spec);
   }
-  if (!fs.existsSync(spec) || !fs.statSync(spec).isDirectory()) {
-    throw new InvalidRequestError(`${flag} ${spec}: not a directory or an http(s) URL.`);
+  if (!isDir) {
+    throw new InvalidRequestError(`${flag} ${spec}: not a directory, an http(s) URL, or a tunekit endpoint / publisher model (endpoints/ID, publishers/P/models/M) on the server of --api. ` +
+      `A model only Vertex AI serves (e.g. gemini-2.5-pro) cannot be called by tunekit eval: give the URL of an OpenAI-compatible server that serves it and ${flag}-model NAME.`);
   }
   if (fs.existsSync(path.join(spec, 'config.json'))) return { kind: 'local', modelDir: spec };
   const adapterConfig = path.join(spec, 'adapter_config.json');
@@ -85,11 +89,11 @@ export function registerEvalCommand(program: Command): void {
     .command('eval')
     .description('evaluate a model (against a baseline) on a dataset with computed and judged metrics')
     .requiredOption('--dataset <file.jsonl>', 'examples: {"prompt","reference"}, Vertex "contents" or OpenAI "messages"')
-    .requiredOption('--candidate <dir|adapter|url|endpoint>', 'the model evaluated')
-    .option('--baseline <dir|adapter|url|endpoint>', 'the model it is compared with')
+    .requiredOption('--candidate <dir|adapter|url|endpoint|publisher-model>', 'the model evaluated')
+    .option('--baseline <dir|adapter|url|endpoint|publisher-model>', 'the model it is compared with')
     .option('--base <dir>', 'base model of adapter sides')
     .requiredOption('--metrics <list>', 'comma-separated: exact_match,bleu,rouge_l,json_valid,coherence,pairwise_instruction_following,...')
-    .option('--judge <dir|adapter|url|endpoint>', 'the model that judges judged metrics')
+    .option('--judge <dir|adapter|url|endpoint|publisher-model>', 'the model that judges judged metrics')
     .option('--candidate-model <name>', 'model name for a URL candidate')
     .option('--baseline-model <name>', 'model name for a URL baseline')
     .option('--judge-model <name>', 'model name for a URL judge')
@@ -136,6 +140,9 @@ export function registerEvalCommand(program: Command): void {
       const endpoint = (name: string): Target => {
         usedEndpoint = true;
         const client = clientOf(o);
+        // Publisher models are not scoped by project: the OpenAI routes take publishers/P/models/M.
+        const publisher = PUBLISHER_MODEL.exec(name)?.[1];
+        if (publisher) return { kind: 'url', url: `${client.settings.api}/v1`, model: publisher, apiKey: client.settings.key };
         return { kind: 'url', url: `${client.settings.api}/v1`, model: client.name('endpoints', name.startsWith('projects/') ? name : name.slice('endpoints/'.length)), apiKey: client.settings.key };
       };
       const candidate = resolveTarget(o.candidate, o.base, o.candidateModel, '--candidate', endpoint);

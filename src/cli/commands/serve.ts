@@ -32,6 +32,7 @@ interface ServeCliOptions {
   adapterMemory: number;
   shutdownSeconds: number;
   maxObjectSize: number;
+  autorater?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -47,6 +48,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-queue <n>', 'requests per base model waiting for a slot; beyond it 429 RESOURCE_EXHAUSTED', intOption('--max-queue', 0), DEFAULT_ENGINE_OPTIONS.maxQueue)
     .option('--adapter-memory <size>', 'memory for loaded LoRA adapters per base model (bytes, or with K/M/G, e.g. 512M)', sizeOption('--adapter-memory'), DEFAULT_ENGINE_OPTIONS.adapterMemory)
     .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
+    .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .action(async (o: ServeCliOptions) => {
       const dataDir = resolveDataDir(o.dataDir);
@@ -78,6 +80,7 @@ export function registerServeCommand(program: Command): void {
         tokenizer,
         shutdown: shutdown.signal,
         maxObjectBytes: o.maxObjectSize,
+        ...(o.autorater ? { autorater: o.autorater } : {}),
       });
       const server = await listen(app, { port: o.port, host: o.host });
       tuning.runner.start();
