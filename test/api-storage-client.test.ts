@@ -1,6 +1,6 @@
 // The Cloud Storage JSON API (src/api/routes/storage-api.ts) driven by the official @google-cloud/storage
 // client pointed at tunekit (apiEndpoint), with a tunekit key as its bearer token: buckets, uploads of
-// every uploadType (small and multi-MB), a resumable upload whose client is killed mid-upload and resumed
+// every uploadType (small and multi-MB), compose, a resumable upload whose client is killed mid-upload and resumed
 // through its session URI, ranged downloads, lists, deletes, permission denied, the size limit, and an
 // uploaded file trained on by a tuning job. Hashes are checked against the client's own validation and
 // Node's md5; crc32c against the client's CRC32C implementation.
@@ -109,6 +109,15 @@ test('buckets, uploads of every type, ranged downloads, list, delete with the of
   assert.equal((await bucket.file('media/big.bin').getMetadata())[0].md5Hash, md5(big));
   // Fields tunekit does not keep are refused by name.
   await assert.rejects(bucket.file('x.txt').save('x', { resumable: false, metadata: { cacheControl: 'no-cache' } }), (e: any) => e.code === 400 && /cacheControl/.test(e.message));
+
+  // Compose: the sources' bytes in order, hashes of the whole; a stale source generation is 412.
+  const [combined] = await bucket.combine(['multipart/small.jsonl', 'chunked/big.bin'], 'combined/all.bin');
+  const whole = Buffer.concat([smallText, big]);
+  assert.equal((await combined.getMetadata())[0].md5Hash, md5(whole));
+  assert.ok((await combined.download())[0].equals(whole));
+  const stale = bucket.file('chunked/big.bin', { generation: 1 });
+  await assert.rejects(bucket.combine([stale], 'combined/stale.bin'), (e: any) => e.code === 412);
+  await combined.delete();
 
   // Ranges: start-end, start-, the tail; past the end is 416.
   const [part] = await bucket.file('chunked/big.bin').download({ start: 1000, end: 1999 });

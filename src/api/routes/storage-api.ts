@@ -169,6 +169,51 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     return c.body(null, 204);
   });
 
+  // Compose: the destination is the sources' bytes in order (at most 32 objects of the same bucket).
+  app.post('/storage/v1/b/:bucket/o/:object{.+}', async (c) => {
+    const raw = new URL(c.req.url).pathname;
+    const m = /\/o\/([^/]+)\/compose$/.exec(raw);
+    if (!m) throw new NotFoundError(`The requested URL ${raw} was not found on this server (objects take POST only for .../o/NAME/compose).`);
+    const b = await bucketFor(c, 'storage.objects.create');
+    await authorize(c, 'storage.objects.get', b.project);
+    refuseQuery(c, ['ifGenerationMatch', 'key', 'userProject', 'alt', 'prettyPrint', 'fields']);
+    const name = decodeURIComponent(m[1]!);
+    const body = await jsonBody(c, api.bodyLimit);
+    refuseFields(body, ['sourceObjects', 'destination', 'kind'], 'compose request');
+    const destination = (body.destination ?? {}) as Record<string, unknown>;
+    if (typeof destination !== 'object' || Array.isArray(destination)) throw new InvalidRequestError("'destination' must be an object resource.");
+    const dest = objectMetadata(destination, name, b.name);
+    if (dest.expect.md5Hash || dest.expect.crc32c) throw new InvalidRequestError("'destination' hashes are computed by the server on compose; leave md5Hash and crc32c unset.");
+    const sources = body.sourceObjects;
+    if (!Array.isArray(sources) || sources.length === 0 || sources.length > 32) throw new InvalidRequestError("'sourceObjects' must list 1 to 32 objects of the bucket.");
+    const infos = sources.map((src: unknown, i: number) => {
+      if (src === null || typeof src !== 'object' || Array.isArray(src)) throw new InvalidRequestError(`'sourceObjects[${i}]' must be an object.`);
+      const o = src as Record<string, unknown>;
+      refuseFields(o, ['name', 'generation', 'objectPreconditions'], `sourceObjects[${i}]`);
+      if (typeof o.name !== 'string' || !o.name) throw new InvalidRequestError(`'sourceObjects[${i}].name' is required.`);
+      const info = store.statObject(b.name, o.name);
+      const want = (o.objectPreconditions as { ifGenerationMatch?: unknown } | undefined)?.ifGenerationMatch ?? o.generation;
+      if (want !== undefined && String(want) !== info.generation) {
+        throw new PreconditionFailedError(`sourceObjects[${i}] ${b.name}/${o.name} is at generation ${info.generation}, not ${String(want)}.`);
+      }
+      return info;
+    });
+    async function* concatenated(): AsyncIterable<Buffer> {
+      for (const info of infos) {
+        const { info: now, stream } = store.openObject(b.name, info.name);
+        if (now.generation !== info.generation) {
+          stream.destroy();
+          throw new PreconditionFailedError(`${b.name}/${info.name} changed during the compose; retry.`);
+        }
+        for await (const chunk of stream) yield chunk as Buffer;
+      }
+    }
+    const info = await store.putObject(b.name, dest.name, concatenated(), {
+      ...(dest.contentType ? { contentType: dest.contentType } : {}), ...generationMatch(c), maxBytes, signal: requestSignal(api, c),
+    });
+    return c.json({ ...objectJson(c, info), componentCount: infos.length });
+  });
+
   // ---- uploads ----
   app.post('/upload/storage/v1/b/:bucket/o', async (c) => {
     const uploadType = c.req.query('uploadType');
