@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { cliMain } from './helpers/platform.js';
 import { launchBrowser, noBrowser, pixelsOfColor, screenshot, watchedPage, type WatchedPage } from './helpers/browser.js';
+import { startServe } from './helpers/serve.js';
 import { createJob, signIn, startConsoleServer, watchJob, type ConsoleServer } from './helpers/console-flow.js';
 
 let s: ConsoleServer;
@@ -84,6 +85,20 @@ test('served files: content types, revalidation, security headers, and no path o
     assert.ok(r.status === 404 || r.status === 400 || (r.status === 200 && /<title>tunekit console<\/title>/.test(r.body)), `${p}: ${r.status}`);
     assert.doesNotMatch(r.body, /"name": "tunekit"|root:x:0|registerServeCommand/, p);
     if (r.status === 404) assert.equal((JSON.parse(r.body) as { error: { status: string } }).error.status, 'NOT_FOUND', p);
+  }
+});
+
+test('tunekit serve prints the console URL and serves the console there', async () => {
+  const served = await startServe(path.join(tmp, 'serve-data'), {}, ['--insecure-no-auth']);
+  try {
+    while (!/web console: /.test(served.stdout)) await new Promise((r) => setTimeout(r, 20)); // the line after the URL's
+    const url = /^tunekit: web console: (\S+)$/m.exec(served.stdout)![1]!;
+    assert.equal(url, `${served.url}/console`);
+    const res = await fetch(url);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /<title>tunekit console<\/title>/);
+  } finally {
+    await served.kill();
   }
 });
 

@@ -85,6 +85,7 @@ export function registerServeCommand(program: Command): void {
       const server = await listen(app, { port: o.port, host: o.host });
       tuning.runner.start();
       process.stdout.write(`tunekit: serving ${dataDir} at ${server.url}\n`);
+      process.stdout.write(`tunekit: web console: ${server.url}/console\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {
           process.off('SIGINT', stop);
