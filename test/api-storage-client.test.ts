@@ -71,6 +71,14 @@ test('buckets, uploads of every type, ranged downloads, list, delete with the of
   const [buckets] = await gcs.getBuckets();
   assert.ok(buckets.some((b) => b.name === 'client-data'));
   assert.equal((await gcs.bucket('no-such-bucket').exists())[0], false);
+  const [firstPage, nextQuery] = await gcs.getBuckets({ maxResults: 1, autoPaginate: false });
+  assert.equal(firstPage.length, 1);
+  const [secondPage] = await gcs.getBuckets({ ...nextQuery, autoPaginate: false });
+  assert.ok(secondPage.length >= 1 && secondPage[0]!.name > firstPage[0]!.name);
+  // Query parameters tunekit does not honour (partial responses, requester pays) are refused by name.
+  const fields = await fetch(`${server.url}/storage/v1/b/client-data?fields=name`, { headers: { authorization: `Bearer ${t.keys.trainer}` } });
+  assert.equal(fields.status, 400);
+  assert.match(((await fields.json()) as any).error.message, /'fields'/);
   await assert.rejects(gcs.createBucket('no-location'), (e: any) => e.code === 400 && /location/.test(e.message));
   await assert.rejects(gcs.createBucket('client-data', { location: 'us-central1' }), (e: any) => e.code === 409);
 

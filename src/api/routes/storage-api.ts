@@ -66,14 +66,23 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
 
   // ---- buckets ----
   app.get('/storage/v1/b', async (c) => {
+    refuseQuery(c, ['project', 'prefix', 'maxResults', 'pageToken', 'key']);
     const project = requiredQuery(c, 'project');
     await authorize(c, 'storage.buckets.list', project);
     const prefix = c.req.query('prefix') ?? '';
-    const items = store.listBuckets({ project }).filter((b) => b.name.startsWith(prefix)).map((b) => bucketJson(c, b));
-    return c.json({ kind: 'storage#buckets', ...(items.length ? { items } : {}) });
+    const pageSize = maxResultsOf(c);
+    const token = c.req.query('pageToken');
+    const after = token ? Buffer.from(token, 'base64url').toString('utf8') : '';
+    if (token && Buffer.from(after, 'utf8').toString('base64url') !== token) throw new InvalidRequestError(`Invalid pageToken ${JSON.stringify(token)}.`);
+    const all = store.listBuckets({ project }).filter((b) => b.name.startsWith(prefix) && b.name > after);
+    const page = all.slice(0, pageSize ?? LIMITS.pageSize.objects);
+    const items = page.map((b) => bucketJson(c, b));
+    const nextPageToken = all.length > page.length ? Buffer.from(page[page.length - 1]!.name, 'utf8').toString('base64url') : undefined;
+    return c.json({ kind: 'storage#buckets', ...(nextPageToken ? { nextPageToken } : {}), ...(items.length ? { items } : {}) });
   });
 
   app.post('/storage/v1/b', async (c) => {
+    refuseQuery(c, ['project', 'key']);
     const project = requiredQuery(c, 'project');
     await authorize(c, 'storage.buckets.create', project);
     const meta = await jsonBody(c, api.bodyLimit);
@@ -90,9 +99,13 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     return c.json(bucketJson(c, b));
   });
 
-  app.get('/storage/v1/b/:bucket', async (c) => c.json(bucketJson(c, await bucketFor(c, 'storage.buckets.get'))));
+  app.get('/storage/v1/b/:bucket', async (c) => {
+    refuseQuery(c, ['key']);
+    return c.json(bucketJson(c, await bucketFor(c, 'storage.buckets.get')));
+  });
 
   app.delete('/storage/v1/b/:bucket', async (c) => {
+    refuseQuery(c, ['key']);
     const b = await bucketFor(c, 'storage.buckets.delete');
     if (store.listObjects(b.name, { pageSize: 1 }).objects.length) throw new GcsError(409, 'conflict', `The bucket you tried to delete is not empty: ${b.name}`);
     store.deleteBucket(b.name);
@@ -101,13 +114,9 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
 
   // ---- objects ----
   app.get('/storage/v1/b/:bucket/o', async (c) => {
+    refuseQuery(c, ['prefix', 'delimiter', 'pageToken', 'maxResults', 'key']);
     const b = await bucketFor(c, 'storage.objects.list');
-    const maxResults = c.req.query('maxResults');
-    const pageSize = maxResults === undefined ? undefined : Math.min(Number(maxResults), LIMITS.pageSize.objects);
-    if (pageSize !== undefined && !(Number.isInteger(pageSize) && pageSize >= 1)) throw new InvalidRequestError(`Invalid value for 'maxResults': ${JSON.stringify(maxResults)}`);
-    for (const q of ['versions', 'startOffset', 'endOffset', 'matchGlob', 'includeFoldersAsPrefixes', 'softDeleted']) {
-      if (c.req.query(q) !== undefined && c.req.query(q) !== 'false') throw new InvalidRequestError(`'${q}' is not supported by tunekit's storage API: list with prefix, delimiter and pageToken.`);
-    }
+    const pageSize = maxResultsOf(c);
     const page = store.listObjects(b.name, {
       prefix: c.req.query('prefix'), delimiter: c.req.query('delimiter'), pageSize, pageToken: c.req.query('pageToken') || undefined,
     });
@@ -157,13 +166,19 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     });
   };
   app.get('/storage/v1/b/:bucket/o/:object{.+}', (c) => {
+    refuseQuery(c, ['alt', 'generation', 'key']);
     const alt = c.req.query('alt') ?? 'json';
     if (alt !== 'json' && alt !== 'media') throw new InvalidRequestError(`Invalid value for 'alt': ${JSON.stringify(alt)} (json or media).`);
     return getObject(c, alt === 'media');
   });
-  app.get('/download/storage/v1/b/:bucket/o/:object{.+}', (c) => getObject(c, true));
+  app.get('/download/storage/v1/b/:bucket/o/:object{.+}', (c) => {
+    refuseQuery(c, ['alt', 'generation', 'key']);
+    if ((c.req.query('alt') ?? 'media') !== 'media') throw new InvalidRequestError("Invalid value for 'alt' on a download: media.");
+    return getObject(c, true);
+  });
 
   app.delete('/storage/v1/b/:bucket/o/:object{.+}', async (c) => {
+    refuseQuery(c, ['ifGenerationMatch', 'key']);
     const b = await bucketFor(c, 'storage.objects.delete');
     store.deleteObject(b.name, c.req.param('object')!, generationMatch(c));
     return c.body(null, 204);
@@ -176,7 +191,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     if (!m) throw new NotFoundError(`The requested URL ${raw} was not found on this server (objects take POST only for .../o/NAME/compose).`);
     const b = await bucketFor(c, 'storage.objects.create');
     await authorize(c, 'storage.objects.get', b.project);
-    refuseQuery(c, ['ifGenerationMatch', 'key', 'userProject', 'alt', 'prettyPrint', 'fields']);
+    refuseQuery(c, ['ifGenerationMatch', 'key']);
     const name = decodeURIComponent(m[1]!);
     const body = await jsonBody(c, api.bodyLimit);
     refuseFields(body, ['sourceObjects', 'destination', 'kind'], 'compose request');
@@ -219,7 +234,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     const uploadType = c.req.query('uploadType');
     const b = await bucketFor(c, 'storage.objects.create');
     const signal = requestSignal(api, c);
-    refuseQuery(c, ['uploadType', 'name', 'ifGenerationMatch', 'key', 'userProject', 'projection', 'alt', 'prettyPrint', 'fields']);
+    refuseQuery(c, ['uploadType', 'name', 'ifGenerationMatch', 'key']);
     const declared = Number(c.req.header('content-length') ?? NaN);
     if (uploadType === 'media') {
       if (declared > maxBytes) throw new ObjectTooLargeError(maxBytes);
@@ -260,6 +275,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
 
   // Chunks and status queries of a resumable upload: the session id is the credential.
   app.put('/upload/storage/v1/b/:bucket/o', async (c) => {
+    refuseQuery(c, ['uploadType', 'name', 'upload_id', 'key']);
     const id = requiredQuery(c, 'upload_id');
     const session = store.getUpload(id);
     if (session.bucket !== c.req.param('bucket')) throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist`);
@@ -302,6 +318,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   });
 
   app.delete('/upload/storage/v1/b/:bucket/o', async (c) => {
+    refuseQuery(c, ['uploadType', 'name', 'upload_id', 'key']);
     const id = requiredQuery(c, 'upload_id');
     if (store.getUpload(id).bucket !== c.req.param('bucket')) throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist`);
     store.cancelUpload(id);
@@ -317,6 +334,15 @@ function requiredQuery(c: Context, name: string): string {
   const v = c.req.query(name);
   if (!v) throw new InvalidRequestError(`Required parameter '${name}' is missing.`);
   return v;
+}
+
+/** maxResults (at most LIMITS.pageSize.objects: more is that many, as Cloud Storage caps it). */
+function maxResultsOf(c: Context): number | undefined {
+  const raw = c.req.query('maxResults');
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1) throw new InvalidRequestError(`Invalid value for 'maxResults': ${JSON.stringify(raw)} (a positive integer).`);
+  return Math.min(n, LIMITS.pageSize.objects);
 }
 
 /** Query parameters outside `known` are refused by name (never ignored). */
