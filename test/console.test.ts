@@ -247,6 +247,15 @@ test('the console: job to SUCCEEDED with charts, playground streaming tuned vs b
   await page.locator(`${loss} canvas`).waitFor();
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling on a phone');
   await screenshot(page, 'console-phone');
+  for (const [route, heading] of [['jobs', 'Tuning jobs'], ['models', 'Models'], [`models/${modelId}`, 'tone'], ['endpoints', 'Endpoints'],
+    [`endpoints/${endpoint.split('/').pop()}`, 'Deployed models'], ['playground', 'Playground'], ['evaluations', 'Evaluations'], ['jobs/new', 'Create a tuning job'], ['settings', 'Settings']]) {
+    await page.goto(`${s.url}/console#/${route}`);
+    await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `no sideways scrolling on a phone: #/${route}`);
+  }
+  await page.goto(`${s.url}/console#/playground`);
+  await page.locator('#prompt').waitFor();
+  await screenshot(page, 'console-phone-playground');
 
   // Keyboard: the skip link comes first, then the sections; Enter follows a link and focus moves to the new view's heading.
   await page.setViewportSize({ width: 1280, height: 900 });
