@@ -93,6 +93,9 @@ test('models.patch, endpoint create and endpoints.patch with update masks', asyn
   await refused('?updateMask=displayName', { displayName: 'x', bogus: true }, 400, undefined, /bogus/);
   await refused('?updateMask=displayName', { displayName: 'lost', etag: e0.etag }, 409);
   await refused('?updateMask=displayName', { displayName: 'x' }, 403, undefined, undefined, keys.viewer);
+  const longRunning = await call('POST', `/v1/${endpoint}:update`, keys.trainer, { endpoint: { displayName: 'x' } });
+  assert.equal(longRunning.status, 400);
+  assert.equal(violation(longRunning.json), 'endpoint.client_connection_config');
   const missing = await call('PATCH', `/v1/${LOC}/endpoints/404?updateMask=displayName`, keys.trainer, { displayName: 'x' });
   assert.equal(missing.status, 404);
   // The split patched is what serving draws from: the 10% model is undeployable only with a split that moves its share.

@@ -159,6 +159,17 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
   });
 
+  // endpoints/E:update (UpdateEndpointLongRunning) updates only client_connection_config, as its proto
+  // says; tunekit's endpoints have no such setting, so it is refused by name (PATCH updates the others).
+  app.post(`${parent}/endpoints/:call{.+:update}`, async (c) => {
+    const { project } = c.req.param();
+    await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.update', project);
+    checkLocation(api, c.req.param('location'));
+    throw fieldError('endpoint.client_connection_config',
+      "endpoints:update (UpdateEndpointLongRunning) updates only 'endpoint.client_connection_config', which tunekit's endpoints do not have: " +
+        'update display_name, description, labels or traffic_split with PATCH .../endpoints/E?updateMask=...', 'FIELD_NOT_SUPPORTED');
+  });
+
   app.delete(`${parent}/endpoints/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.delete', project);

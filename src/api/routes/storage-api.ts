@@ -617,6 +617,8 @@ function gcsError(api: ApiContext, err: unknown): Response {
     [status, reason, message] = [413, 'uploadTooLarge', err.message];
   } else if (err instanceof PreconditionFailedError) {
     [status, reason, message] = [412, 'conditionNotMet', err.message];
+  } else if (err instanceof CancelledError && api.shutdown.aborted) {
+    [status, reason, message] = [503, 'backendError', 'The server is shutting down; retry the request (a resumable upload continues from its session URI).'];
   } else {
     const { httpStatus, body } = toStatus(err, api.log);
     [status, message] = [httpStatus, body.error.message];
