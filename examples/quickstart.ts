@@ -183,7 +183,7 @@ try {
 
   const report = path.join(work, 'eval');
   await step(`Evaluate base vs tuned on the held-out ${path.relative(root, HELD_OUT)} (tunekit eval over the OpenAI-compatible API)`, async () => {
-    console.log('   judge: the base model itself, under the answer\'s JSON Schema; with random weights its verdicts are noise');
+    console.log('   judge: the base model itself, under the answer\'s JSON Schema; with random weights its verdicts mean nothing');
     await tunekit([
       'eval', '--dataset', HELD_OUT, '--metrics', 'exact_match,json_valid,pairwise_instruction_following',
       '--candidate', `${server.url}/v1`, '--candidate-model', endpoint, '--baseline', `${server.url}/v1`, '--baseline-model', BASE_MODEL,
