@@ -36,7 +36,7 @@ const BUCKET = 'quickstart-tone';
 const [TRAIN_URI, VALIDATION_URI] = [`gs://${BUCKET}/tone-train.jsonl`, `gs://${BUCKET}/tone-validation.jsonl`];
 const BASE_MODEL = 'llama-tiny'; // publishers/google/models/llama-tiny once registered
 const DISPLAY_NAME = 'tone-classifier';
-const HYPER = { epochCount: 16, adapterSize: AdapterSize.ADAPTER_SIZE_EIGHT, learningRateMultiplier: 50 };
+const HYPER = { epochCount: 20, adapterSize: AdapterSize.ADAPTER_SIZE_EIGHT, learningRateMultiplier: 25 };
 
 const ACTIVE = new Set<string>([JobState.JOB_STATE_QUEUED, JobState.JOB_STATE_PENDING, JobState.JOB_STATE_RUNNING]);
 const started = performance.now();
