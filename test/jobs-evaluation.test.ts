@@ -36,6 +36,7 @@ test('evaluation_config: the tuned model is evaluated against its base; the run 
       { predefinedMetricSpec: { metricSpecName: 'json_valid' }, aggregationMetrics: ['AVERAGE', 'MINIMUM', 'MAXIMUM'] },
       { rougeSpec: { rougeType: 'rougeL' } },
       { pointwiseMetricSpec: { metricPromptTemplate: 'Rate from 1 to 5 how well the answer gives a tone.\nPrompt: {prompt}\nAnswer: {response}' } },
+      { pairwiseMetricSpec: { metricPromptTemplate: 'Which answer names the tone?\nPrompt: {prompt}\nBaseline: {baseline_model_response}\nCandidate: {response}' } },
     ],
     autoraterConfig: { autoraterModel: JUDGE, samplingCount: 1 },
     inferenceGenerationConfig: { maxOutputTokens: 12, temperature: 0 },
@@ -56,6 +57,7 @@ test('evaluation_config: the tuned model is evaluated against its base; the run 
   assert.deepEqual(results.map((r: any) => [Object.keys(r).find((k) => k !== 'aggregationMetric'), r.aggregationMetric]), [
     ['exactMatchMetricValue', 'AVERAGE'], ['pointwiseMetricResult', 'AVERAGE'], ['pointwiseMetricResult', 'MINIMUM'],
     ['pointwiseMetricResult', 'MAXIMUM'], ['rougeMetricValue', 'AVERAGE'], ['pointwiseMetricResult', 'AVERAGE'],
+    ['pairwiseMetricResult', 'MODE'],
   ]);
 
   // The files: one row per validation example, both sides, and the aggregates recomputed from the rows.
@@ -77,12 +79,32 @@ test('evaluation_config: the tuned model is evaluated against its base; the run 
   assert.ok(Math.abs((results[1].pointwiseMetricResult.score ?? 0) - valid.reduce((a, b) => a + b, 0) / 8) < 1e-6);
   assert.equal(results[2].pointwiseMetricResult.score ?? 0, Math.min(...valid));
   assert.equal(results[3].pointwiseMetricResult.score ?? 0, Math.max(...valid));
+  // The pairwise aggregate is the most frequent choice (ties: the first in name order), judged in both orders.
+  const choices = rows.map((r) => r.pairwise.pairwise_metric_4.choice).filter((c) => c !== undefined);
+  const counts = new Map<string, number>();
+  for (const c of choices) counts.set(c, (counts.get(c) ?? 0) + 1);
+  const top = [...counts].sort(([a, x], [b, y]) => y - x || a.localeCompare(b))[0]![0];
+  assert.equal(results[6].pairwiseMetricResult.pairwiseChoice, top);
+  assert.ok(rows.every((r) => r.pairwise.pairwise_metric_4.error || r.pairwise.pairwise_metric_4.explanation.includes('\n---\n')));
   const summary = JSON.parse(objectText(`${dir}summary.json`));
-  assert.deepEqual(summary.config.metrics, ['exact_match', 'json_valid', 'rouge_l', 'pointwise_metric_3']);
+  assert.deepEqual(summary.config.metrics, ['exact_match', 'json_valid', 'rouge_l', 'pointwise_metric_3', 'pairwise_metric_4']);
   assert.equal(summary.config.baseline, 'publishers/google/models/gemma3-tiny');
   const html = objectText(`${dir}report.html`);
   assert.match(html, /<table id="rows">/);
   assert.match(html, /id="eval-data"/);
+  endpoint = job.tunedModel.endpoint;
+});
+
+let endpoint = '';
+
+test('a tunekit endpoint (the job\'s tuned model) judges :evaluateInstances; an unknown endpoint is 404', async () => {
+  const body = { coherenceInput: { metricSpec: {}, instance: { prediction: '{"tone": "warm"}' } }, autoraterConfig: { autoraterModel: endpoint, samplingCount: 1 } };
+  const url = '/v1beta1/projects/p/locations/us-central1:evaluateInstances';
+  const r = await call('POST', url, keys.trainer, body);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.ok([1, 2, 3, 4, 5].includes(r.json.coherenceResult.score), JSON.stringify(r.json));
+  const other = await call('POST', url, keys.trainer, { ...body, autoraterConfig: { autoraterModel: 'projects/p/locations/us-central1/endpoints/999' } });
+  assert.equal(other.status, 404, JSON.stringify(other.json));
 });
 
 test('evaluation_config: create refuses what it cannot honour, naming the field', async () => {
