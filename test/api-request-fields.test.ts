@@ -49,7 +49,7 @@ test('fields tunekit does not carry out are 400 FIELD_NOT_SUPPORTED by path', as
 test('safetySettings: thresholds that could block need a classifier (FAILED_PRECONDITION); BLOCK_NONE and OFF pass', async () => {
   for (const threshold of ['BLOCK_LOW_AND_ABOVE', 'BLOCK_MEDIUM_AND_ABOVE', 'BLOCK_ONLY_HIGH', 'HARM_BLOCK_THRESHOLD_UNSPECIFIED']) {
     await refused(GEN, { ...userText('hi'), safetySettings: [{ category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'BLOCK_NONE' }, { category: 'HARM_CATEGORY_HARASSMENT', threshold }] },
-      'FAILED_PRECONDITION', 'safety_settings[1].threshold', /needs a safety classifier.*send threshold BLOCK_NONE or OFF/);
+      'FAILED_PRECONDITION', 'safety_settings[1].threshold', /needs a safety classifier.*--safety-config.*send threshold BLOCK_NONE or OFF/);
   }
   const ok = await api.post(GEN, { ...userText('hi'), safetySettings: [{ category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'BLOCK_NONE' }, { category: 2, threshold: 'OFF' }], generationConfig: { maxOutputTokens: 2 } });
   assert.equal(ok.status, 200, await ok.text());

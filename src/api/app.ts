@@ -2,6 +2,7 @@
 // `tunekit serve` puts behind a socket. Every route is served under /v1 and /v1beta1 (the SDK uses
 // v1beta1 in Vertex mode). Errors of every kind leave through one handler as google.rpc.Status.
 
+import type { SafetyConfig } from '../safety/config.js';
 import { Hono } from 'hono';
 import { acceptQueryKey, insecureNoAuth, type Authenticator } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
@@ -46,6 +47,8 @@ export interface ApiOptions {
   log?: (err: unknown) => void;
   /** The default autorater of judged evaluations (ApiContext.autorater). */
   autorater?: string;
+  /** Safety configuration (ApiContext.safety). */
+  safety?: SafetyConfig;
 }
 
 export function createApp(opts: ApiOptions): Hono {
@@ -57,6 +60,7 @@ export function createApp(opts: ApiOptions): Hono {
     tokenizer: opts.tokenizer ?? new PromptTokenizer(),
     shutdown: opts.shutdown ?? new AbortController().signal,
     ...(opts.autorater ? { autorater: opts.autorater } : {}),
+    ...(opts.safety ? { safety: opts.safety } : {}),
     log: opts.log ?? ((err) => process.stderr.write(`tunekit api: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)),
   };
   const routes = new Hono();

@@ -1,6 +1,7 @@
 // What every route handler is given: the catalog, the authenticator, the location check, the body
 // limit, the tokenizer pool, and the server's shutdown signal. Routes read resources only through these.
 
+import type { SafetyConfig } from '../safety/config.js';
 import type { Context } from 'hono';
 import type { Authenticator } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
@@ -23,6 +24,8 @@ export interface ApiContext {
   log: (err: unknown) => void;
   /** The judge of judged evaluations that name none (`tunekit serve --autorater`): a publisher model or an endpoint. */
   autorater?: string;
+  /** Safety classifiers, blocklists and default settings per project / endpoint (`tunekit serve --safety-config`). */
+  safety?: SafetyConfig;
 }
 
 export function checkLocation(api: ApiContext, location: string): void {

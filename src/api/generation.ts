@@ -25,18 +25,16 @@ import { tokenBytes } from '../structured/vocabulary.js';
 import type { ResponseFormat } from '../structured/constraint.js';
 import { parseToolCalls, templateTools, toolCallFormat, toolCallStyle, vertexToJsonSchema, type FunctionDeclaration, type ToolCallStyle } from '../structured/tools.js';
 import type { TemplateMessage } from '../tokenizer/tokenizer.js';
+import { RATED_CATEGORIES } from '../safety/policies.js';
+import { THRESHOLDS } from '../safety/config.js';
+import type { RequestSettings } from '../safety/resolve.js';
+import type { SafetyVerdict } from '../safety/evaluate.js';
 import { ANY, compileSchema, SchemaError, type SchemaNode } from '../structured/schema.js';
 
 const V = 'google.cloud.aiplatform.v1';
 
-export const HARM_CATEGORIES = [
-  'HARM_CATEGORY_UNSPECIFIED', 'HARM_CATEGORY_HATE_SPEECH', 'HARM_CATEGORY_DANGEROUS_CONTENT',
-  'HARM_CATEGORY_HARASSMENT', 'HARM_CATEGORY_SEXUALLY_EXPLICIT', 'HARM_CATEGORY_CIVIC_INTEGRITY',
-] as const;
-export const HARM_THRESHOLDS = [
-  'HARM_BLOCK_THRESHOLD_UNSPECIFIED', 'BLOCK_LOW_AND_ABOVE', 'BLOCK_MEDIUM_AND_ABOVE', 'BLOCK_ONLY_HIGH',
-  'BLOCK_NONE', 'OFF',
-] as const;
+export const HARM_CATEGORIES = ['HARM_CATEGORY_UNSPECIFIED', ...RATED_CATEGORIES] as const;
+export const HARM_THRESHOLDS = ['HARM_BLOCK_THRESHOLD_UNSPECIFIED', ...THRESHOLDS] as const;
 const HARM_METHODS = ['HARM_BLOCK_METHOD_UNSPECIFIED', 'SEVERITY', 'PROBABILITY'] as const;
 const MIME_TYPES = ['text/plain', 'application/json', 'text/x.enum'];
 export const MAX_STOP_SEQUENCES = 5;
@@ -75,6 +73,8 @@ export interface GenerationRequest extends PromptRequest {
   tools?: ToolsRequest;
   /** A response format beside functions in mode AUTO: the answer is a call or a value of this format. */
   answerFormat?: ResponseFormat;
+  /** safetySettings of the request (the configured defaults fill in the rest: src/safety). */
+  safetySettings: RequestSettings;
 }
 
 /**
@@ -175,8 +175,7 @@ function isSet(v: unknown): boolean {
 
 /**
  * Request fields tunekit cannot carry out yet, refused by path rather than dropped (unknown fields are
- * refused earlier, by the strict proto3 parse). safetySettings: thresholds that could block need a
- * safety classifier; until one is configured only BLOCK_NONE and OFF pass.
+ * refused earlier, by the strict proto3 parse).
  */
 export function refuseUnsupported(body: Message): void {
   const top: Record<string, string> = {
@@ -185,17 +184,6 @@ export function refuseUnsupported(body: Message): void {
     modelArmorConfig: 'Model Armor is a Google service',
   };
   for (const [name, why] of Object.entries(top)) if (isSet(body.raw(name))) throw unsupported(body.fieldPath(name), why);
-  for (const s of body.messages('safetySettings', `${V}.SafetySetting`)) {
-    s.enumOf('category', HARM_CATEGORIES, `${V}.HarmCategory`);
-    const threshold = s.enumOf('threshold', HARM_THRESHOLDS, `${V}.SafetySetting.HarmBlockThreshold`) ?? 'HARM_BLOCK_THRESHOLD_UNSPECIFIED';
-    s.enumOf('method', HARM_METHODS, `${V}.SafetySetting.HarmBlockMethod`);
-    if (threshold !== 'BLOCK_NONE' && threshold !== 'OFF') {
-      throw new HttpError('FAILED_PRECONDITION',
-        `'${s.fieldPath('threshold')}' is ${threshold}, which needs a safety classifier to evaluate the prompt and the response, and this tunekit server has none configured for this model. ` +
-        'Safety classifiers (a registered model used as ShieldGemma is) are not available in this version; send threshold BLOCK_NONE or OFF, or leave safetySettings out.',
-        { reason: 'SAFETY_CLASSIFIER_NOT_CONFIGURED', fieldViolations: [{ field: s.fieldPath('threshold'), description: `${threshold} needs a safety classifier` }] });
-    }
-  }
   const g = body.message('generationConfig', `${V}.GenerationConfig`);
   if (!g) return;
   const config: Record<string, string> = {
@@ -214,6 +202,33 @@ export function refuseUnsupported(body: Message): void {
   }
 }
 
+/**
+ * safetySettings: category -> threshold (with its path). Thresholds are carried out by the safety check
+ * (src/safety) with the classifier the operator configured; method SEVERITY with a threshold that can
+ * block is refused (the classifier gives probabilities; there is no severity model), as is a blocking
+ * threshold without a category.
+ * An unspecified threshold is BLOCK_MEDIUM_AND_ABOVE.
+ */
+export function parseSafetySettings(body: Message): RequestSettings {
+  const out: RequestSettings = new Map();
+  for (const s of body.messages('safetySettings', `${V}.SafetySetting`)) {
+    const category = s.enumOf('category', HARM_CATEGORIES, `${V}.HarmCategory`) ?? 'HARM_CATEGORY_UNSPECIFIED';
+    const given = s.enumOf('threshold', HARM_THRESHOLDS, `${V}.SafetySetting.HarmBlockThreshold`) ?? 'HARM_BLOCK_THRESHOLD_UNSPECIFIED';
+    const threshold = given === 'HARM_BLOCK_THRESHOLD_UNSPECIFIED' ? 'BLOCK_MEDIUM_AND_ABOVE' : given;
+    const method = s.enumOf('method', HARM_METHODS, `${V}.SafetySetting.HarmBlockMethod`);
+    if (method === 'SEVERITY' && threshold !== 'BLOCK_NONE' && threshold !== 'OFF') {
+      throw unsupported(s.fieldPath('method'), 'method SEVERITY needs a harm severity model; tunekit\'s safety classifier gives probabilities only (use PROBABILITY)');
+    }
+    if (category === 'HARM_CATEGORY_UNSPECIFIED') {
+      if (threshold === 'BLOCK_NONE' || threshold === 'OFF') continue;
+      throw invalidArgument(`Invalid value at '${s.fieldPath('category')}': a safety setting that can block must name a harm category.`);
+    }
+    if (out.has(category)) throw invalidArgument(`Invalid value at '${s.fieldPath('category')}': ${category} is set twice.`);
+    out.set(category, { threshold, path: s.fieldPath('threshold') });
+  }
+  return out;
+}
+
 /** A full GenerateContentRequest; the model supplies defaults for what the request leaves out. */
 export function parseGenerateRequest(body: Message, model: LoadedModel): GenerationRequest {
   const prompt = parsePrompt(body);
@@ -229,7 +244,7 @@ export function parseGenerateRequest(body: Message, model: LoadedModel): Generat
   };
   // Every candidate carries avgLogprobs, as Vertex's do: chosen tokens' log probabilities are always recorded.
   options.logprobs = 0;
-  const request: GenerationRequest = { ...prompt, options, includeThoughts: false };
+  const request: GenerationRequest = { ...prompt, options, includeThoughts: false, safetySettings: parseSafetySettings(body) };
   if (tools) {
     request.tools = tools;
     request.messages ??= toChatMessages(prompt.dialogue);
@@ -586,11 +601,12 @@ export function streamCandidateJson(
  * (countTokens counts the same text), once for all candidates; candidates are the answer tokens,
  * thoughts counted apart.
  */
-export function candidatesUsageJson(results: GenerationResult[]): Record<string, unknown> {
-  const prompt = results[0]!.promptTokens;
+export function candidatesUsageJson(results: GenerationResult[], promptTokens = results[0]!.promptTokens): Record<string, unknown> {
+  const prompt = promptTokens;
   let answer = 0;
   let thoughts = 0;
   for (const r of results) {
+    if (!r) continue; // a streamed candidate stopped by the safety check
     answer += r.tokenIds.length - r.thoughtTokens;
     thoughts += r.thoughtTokens;
   }
@@ -599,4 +615,36 @@ export function candidatesUsageJson(results: GenerationResult[]): Record<string,
   usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: prompt }];
   usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: answer }];
   return usage;
+}
+
+/** The user side of a request's dialogue, as the safety classifier reads it. */
+export function userTextOf(req: PromptRequest): string {
+  return req.dialogue.turns.filter((t) => t.role === 'user').map((t) => [...(t.responses ?? []).map((r) => r.content), t.text].filter((x) => x !== '').join('\n')).join('\n\n');
+}
+
+/** The response to a prompt the safety check blocked: promptFeedback, no candidates; the prompt is billed. */
+export function promptBlockedJson(header: ResponseHeader, promptTokens: number, verdict: SafetyVerdict): Record<string, unknown> {
+  const feedback: Record<string, unknown> = { blockReason: verdict.blocked, blockReasonMessage: verdict.message };
+  if (verdict.ratings.length) feedback.safetyRatings = verdict.ratings;
+  return {
+    promptFeedback: feedback,
+    usageMetadata: { promptTokenCount: promptTokens, totalTokenCount: promptTokens, promptTokensDetails: [{ modality: 'TEXT', tokenCount: promptTokens }] },
+    ...header,
+  };
+}
+
+/**
+ * A candidate after the safety check of its response: safetyRatings added; when blocked, its content
+ * is withheld and finishReason is SAFETY or BLOCKLIST, with finishMessage saying why.
+ */
+export function judgedCandidate(candidate: Record<string, unknown>, verdict: SafetyVerdict): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...candidate };
+  if (verdict.ratings.length) out.safetyRatings = verdict.ratings;
+  if (verdict.blocked) {
+    delete out.content;
+    delete out.logprobsResult;
+    out.finishReason = verdict.blocked;
+    out.finishMessage = verdict.message;
+  }
+  return out;
 }

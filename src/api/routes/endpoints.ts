@@ -45,6 +45,6 @@ export function registerEndpointRoutes(app: Hono, api: ApiContext, endpoints: En
     const served = target.adapterDir === undefined
       ? await api.catalog.served(target.publisher, target.model)
       : await api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
-    return handle(api, method.verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url));
+    return handle(api, method.verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url), { project, endpoint: method.name });
   });
 }

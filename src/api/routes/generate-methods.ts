@@ -12,11 +12,13 @@ import type { ServedModel } from '../catalog.js';
 import { errorResponse, type ApiContext } from '../context.js';
 import {
   assertMayFit, refuseUnsupported, requestTemplateTools, candidateOptions, candidatesResponseJson, chunkPart, computeTokensJson, generateResponseJson, logprobsJson, parseGenerateRequest, parsePrompt, responseHeader,
-  streamCandidateJson, candidatesUsageJson, type GenerationRequest, type OutputPart,
+  streamCandidateJson, candidatesUsageJson, userTextOf, promptBlockedJson, judgedCandidate, type GenerationRequest, type OutputPart,
 } from '../generation.js';
 import type { PromptTask } from '../prompt-tasks.js';
 import { parseMessage, type ApiVersion, type Message } from '../proto-json.js';
 import { invalidArgument } from '../errors.js';
+import { safetyCheck, type RequestScope } from '../../safety/resolve.js';
+import type { SafetyCheck } from '../../safety/evaluate.js';
 
 export type Verb = 'generateContent' | 'streamGenerateContent' | 'countTokens' | 'computeTokens';
 const VERBS: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens'];
@@ -41,7 +43,7 @@ export function promptTask(req: GenerationRequest, context: number): Extract<Pro
 }
 
 export async function handle(
-  api: ApiContext, verb: Verb, served: ServedModel, body: Message, alt: string | undefined, signal: AbortSignal, version: ApiVersion,
+  api: ApiContext, verb: Verb, served: ServedModel, body: Message, alt: string | undefined, signal: AbortSignal, version: ApiVersion, scope?: RequestScope,
 ): Promise<Response> {
   const { model } = served;
   // Strict proto3 JSON of the API version: unknown fields, top-level or nested, are 400 naming their path.
@@ -69,9 +71,22 @@ export async function handle(
     }
     case 'generateContent': {
       const req = parseGenerateRequest(request, model);
+      const safety = await safetyCheck(api, scope, req.safetySettings);
       assertMayFit(model.tokenizer, req, context, 1);
       const ids = Array.from(await tokenize(promptTask(req, context)));
       const header = responseHeader(served.modelVersion);
+      const userText = userTextOf(req);
+      if (safety.active) {
+        const verdict = await safety.judge(userText, undefined, signal);
+        if (verdict.blocked) return Response.json(promptBlockedJson(header, ids.length, verdict));
+      }
+      // Each candidate's response judged (ratings; content withheld when blocked).
+      const judged = async (json: Record<string, unknown>, results: GenerationResult[]): Promise<Response> => {
+        if (!safety.active) return Response.json(json);
+        const candidates = json.candidates as Record<string, unknown>[];
+        const verdicts = await Promise.all(results.map((r) => safety.judge(userText, r.text, signal)));
+        return Response.json({ ...json, candidates: candidates.map((c, i) => judgedCandidate(c, verdicts[i]!)) });
+      };
       if ((req.candidateCount ?? 1) > 1) {
         // One prefill; the other candidates fork from it in the engine (KV rows copied).
         const streams = served.engine.submitCandidates(ids, candidateOptions(req).map((o) => ({ ...o, adapterDir: served.adapterDir, signal })));
@@ -88,16 +103,16 @@ export async function handle(
           await Promise.all(streams.map((it) => it.return(undefined as never).catch(() => undefined)));
           throw err;
         }
-        return Response.json(candidatesResponseJson(header, results, req.includeThoughts, results.map((r) => logprobsJson(model.tokenizer, r, req.responseLogprobs === true)), req));
+        return judged(candidatesResponseJson(header, results, req.includeThoughts, results.map((r) => logprobsJson(model.tokenizer, r, req.responseLogprobs === true)), req), results);
       }
       const parts = outputParts(served, ids, req, signal);
       for (;;) {
         const r = await parts.next();
-        if (r.done) return Response.json(generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true), req));
+        if (r.done) return judged(generateResponseJson(header, r.value, req.includeThoughts, logprobsJson(model.tokenizer, r.value, req.responseLogprobs === true), req), [r.value]);
       }
     }
     case 'streamGenerateContent':
-      return stream(api, served, request, alt, signal);
+      return stream(api, served, request, alt, signal, scope);
   }
 }
 
@@ -162,20 +177,48 @@ export async function* mergeStreams<T, R>(streams: AsyncGenerator<T, R>[]): Asyn
  * held back so that its last chunk carries text as well as finishReason and avgLogprobs; the last
  * chunk of all carries usageMetadata. With functions declared, a candidate's answer may be a call,
  * known only at its end: it is held and sent as one chunk with the parsed functionCall parts.
+ * With a safety check, the prompt is judged first (blocked: one chunk with promptFeedback), then each
+ * candidate's text so far before each of its chunks goes out: chunks carry safetyRatings, and the first
+ * one that is blocked is replaced by a last chunk for that candidate (finishReason SAFETY or BLOCKLIST,
+ * no content) and its generation stops.
  */
-async function* streamEvents(served: ServedModel, ids: number[], req: GenerationRequest, signal: AbortSignal): AsyncGenerator<Record<string, unknown>, void> {
+async function* streamEvents(served: ServedModel, ids: number[], req: GenerationRequest, safety: SafetyCheck, signal: AbortSignal): AsyncGenerator<Record<string, unknown>, void> {
   const { tokenizer } = served.model;
   const header = responseHeader(served.modelVersion);
+  const userText = userTextOf(req);
+  if (safety.active) {
+    const verdict = await safety.judge(userText, undefined, signal);
+    if (verdict.blocked) {
+      yield promptBlockedJson(header, ids.length, verdict);
+      return;
+    }
+  }
   const streams = served.engine.submitCandidates(ids, candidateOptions(req).map((o) => ({ ...o, adapterDir: served.adapterDir, signal })));
   const n = streams.length;
   const held: (OutputPart | null)[] = new Array(n).fill(null);
   const sentLogprobs: number[] = new Array(n).fill(0);
+  const text: string[] = new Array(n).fill('');
+  const stopped: boolean[] = new Array(n).fill(false);
   const results: GenerationResult[] = [];
   const withTools = req.tools !== undefined && req.tools.mode !== 'NONE';
   const lp = req.responseLogprobs === true;
   let finished = 0;
+  const last = (candidate: Record<string, unknown>) => (finished === n
+    ? { candidates: [candidate], usageMetadata: candidatesUsageJson(results, ids.length), ...header }
+    : { candidates: [candidate], ...header });
+  /** The candidate judged on `answer` (its text so far): ratings added, or its blocked last chunk. */
+  const judge = async (i: number, candidate: Record<string, unknown>, answer: string): Promise<Record<string, unknown>> => {
+    if (!safety.active) return candidate;
+    const verdict = await safety.judge(userText, answer, signal);
+    if (!verdict.blocked) return judgedCandidate(candidate, verdict);
+    stopped[i] = true;
+    void streams[i]!.return(undefined as never).catch(() => undefined);
+    const { content: _, logprobsResult: __, ...rest } = candidate;
+    return judgedCandidate({ ...rest, finishReason: 'STOP' }, verdict);
+  };
   for await (const m of mergeStreams(streams)) {
     const i = m.index;
+    if (stopped[i]) continue; // counted finished when it was stopped
     if (!m.done) {
       const part = chunkPart(m.value, req.includeThoughts);
       if (!part || withTools) continue;
@@ -183,7 +226,10 @@ async function* streamEvents(served: ServedModel, ids: number[], req: Generation
       held[i] = part;
       if (previous) {
         sentLogprobs[i] += previous.logprobs?.length ?? 0;
-        yield { candidates: [streamCandidateJson(tokenizer, i, [previous], lp)], ...header };
+        if (!previous.thought) text[i] += previous.text;
+        const candidate = await judge(i, streamCandidateJson(tokenizer, i, [previous], lp), text[i]!);
+        if (stopped[i]) finished++;
+        yield stopped[i] ? last(candidate) : { candidates: [candidate], ...header };
       }
       continue;
     }
@@ -196,13 +242,11 @@ async function* streamEvents(served: ServedModel, ids: number[], req: Generation
       const whole = generateResponseJson(header, r, req.includeThoughts, logprobsJson(tokenizer, r, lp), req) as { candidates: Record<string, unknown>[] };
       candidate = i > 0 ? { index: i, ...whole.candidates[0]! } : whole.candidates[0]!;
     } else {
-      const last = held[i];
-      const seen = sentLogprobs[i]! + (last?.logprobs?.length ?? 0);
-      candidate = streamCandidateJson(tokenizer, i, last ? [last] : [], lp, r, (r.logprobs ?? []).slice(seen));
+      const held_ = held[i];
+      const seen = sentLogprobs[i]! + (held_?.logprobs?.length ?? 0);
+      candidate = streamCandidateJson(tokenizer, i, held_ ? [held_] : [], lp, r, (r.logprobs ?? []).slice(seen));
     }
-    yield finished === n
-      ? { candidates: [candidate], usageMetadata: candidatesUsageJson(results), ...header }
-      : { candidates: [candidate], ...header };
+    yield last(await judge(i, candidate, r.text));
   }
 }
 
@@ -215,12 +259,13 @@ async function* streamEvents(served: ServedModel, ids: number[], req: Generation
  * drives that. Without alt=sse Vertex streams a JSON array; this server answers that form as one array
  * at the end.
  */
-async function stream(api: ApiContext, served: ServedModel, request: Message, alt: string | undefined, signal: AbortSignal): Promise<Response> {
+async function stream(api: ApiContext, served: ServedModel, request: Message, alt: string | undefined, signal: AbortSignal, scope: RequestScope | undefined): Promise<Response> {
   const { model } = served;
   const req = parseGenerateRequest(request, model);
+  const safety = await safetyCheck(api, scope, req.safetySettings);
   assertMayFit(model.tokenizer, req, model.config.maxPositionEmbeddings, 1);
   const ids = Array.from(await api.tokenizer.run(model.tokenizer, served.registration.dir, promptTask(req, model.config.maxPositionEmbeddings), signal));
-  const events = streamEvents(served, ids, req, signal);
+  const events = streamEvents(served, ids, req, safety, signal);
   const stop = (): void => void events.return().catch(() => undefined);
   signal.addEventListener('abort', stop, { once: true });
   let first: IteratorResult<Record<string, unknown>, void>;

@@ -15,8 +15,9 @@ import type { EndpointResolver } from './endpoints.js';
 import { body, checkLocation, requestSignal, type ApiContext } from '../context.js';
 import { HttpError, invalidArgument, toStatus } from '../errors.js';
 import {
-  assertMayFit, candidateOptions, functionCallParts, parseGenerateRequest, type GenerationRequest,
+  assertMayFit, candidateOptions, functionCallParts, parseGenerateRequest, userTextOf, type GenerationRequest,
 } from '../generation.js';
+import { safetyCheck, type RequestScope } from '../../safety/resolve.js';
 import { Message } from '../proto-json.js';
 import { mergeStreams, promptTask } from './generate-methods.js';
 import type { ServedModel } from '../catalog.js';
@@ -48,19 +49,23 @@ function openaiError(api: ApiContext, err: unknown): Response {
   const type = httpStatus === 401 ? 'authentication_error' : httpStatus === 403 ? 'permission_error' : httpStatus === 404 ? 'not_found_error'
     : httpStatus === 429 ? 'rate_limit_error' : httpStatus >= 500 ? 'server_error' : 'invalid_request_error';
   const param = (err as { param?: string } | null)?.param ?? null;
-  return Response.json({ error: { message: status.error.message, type, param, code: status.error.status.toLowerCase() } }, { status: httpStatus });
+  const code = (err as { openaiCode?: string } | null)?.openaiCode ?? status.error.status.toLowerCase();
+  return Response.json({ error: { message: status.error.message, type, param, code } }, { status: httpStatus });
 }
 
 export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono {
   const app = new Hono();
   app.onError((err) => openaiError(api, err));
 
-  const authorize = async (c: Context) => {
+  /** The caller's project (the key's), after checking its permission there. */
+  const authorize = async (c: Context): Promise<string> => {
     const principal = await api.auth.authenticate(c.req.raw.headers);
     const project = principal.email ? principal.email.split('@')[1]!.split('.')[0]! : 'express';
     await api.auth.authorize(principal, PERMISSIONS.predict, project);
+    return project;
   };
-  const resolve = async (c: Context, model: unknown): Promise<ServedModel> => {
+  /** The served model `model` names, and the scope its safety configuration comes from. */
+  const resolve = async (c: Context, model: unknown, project: string): Promise<{ served: ServedModel; scope: RequestScope }> => {
     if (typeof model !== 'string' || model === '') throw badParam('model', 'you must provide a model parameter');
     // An endpoint (a tuned model deployed, or a base model): the permission is checked in its project.
     const e = /^projects\/([^/]+)\/locations\/([^/]+)\/endpoints\/([^/]+)$/.exec(model);
@@ -69,14 +74,15 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
       await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
       checkLocation(api, location);
       const target = await endpoints.resolve(project, location, endpoint);
-      return target.adapterDir === undefined
-        ? api.catalog.served(target.publisher, target.model)
-        : api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
+      const served = target.adapterDir === undefined
+        ? await api.catalog.served(target.publisher, target.model)
+        : await api.catalog.servedWithAdapter(target.publisher, target.model, target.adapterDir, target.modelVersion);
+      return { served, scope: { project, endpoint } };
     }
     const m = /^publishers\/([^/]+)\/models\/([^/]+)$/.exec(model);
     const [publisher, name] = m ? [m[1]!, m[2]!] : ['google', model];
     api.catalog.registration(publisher, name);
-    return api.catalog.served(publisher, name);
+    return { served: await api.catalog.served(publisher, name), scope: { project } };
   };
 
   app.get('/models', async (c) => {
@@ -87,33 +93,42 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
   });
 
   app.post('/chat/completions', async (c) => {
-    await authorize(c);
+    const project = await authorize(c);
     const req = (await body(api, c)).value;
     for (const k of Object.keys(req)) if (!CHAT_FIELDS.has(k)) throw badParam(k, `Unrecognized request argument supplied: ${k}`);
-    const served = await resolve(c, req.model);
+    const { served, scope } = await resolve(c, req.model, project);
     const vertex = chatToVertex(req);
-    return run(c, served, vertex, req, 'chat');
+    return run(c, served, scope, vertex, req, 'chat');
   });
 
   app.post('/completions', async (c) => {
-    await authorize(c);
+    const project = await authorize(c);
     const req = (await body(api, c)).value;
     for (const k of Object.keys(req)) if (!COMPLETION_FIELDS.has(k)) throw badParam(k, `Unrecognized request argument supplied: ${k}`);
     for (const k of ['echo', 'suffix', 'best_of', 'logprobs'] as const) {
       if (req[k] !== undefined && req[k] !== null && req[k] !== false && !(k === 'best_of' && req[k] === 1)) throw badParam(k, `${k} is not supported by tunekit's /v1/completions`);
     }
     if (typeof req.prompt !== 'string') throw badParam('prompt', 'prompt must be one string');
-    const served = await resolve(c, req.model);
+    const { served, scope } = await resolve(c, req.model, project);
     const vertex = { contents: [{ role: 'user', parts: [{ text: req.prompt || ' ' }] }], generationConfig: commonConfig(req) };
-    return run(c, served, vertex, req, 'completion');
+    return run(c, served, scope, vertex, req, 'completion');
   });
 
   /** Generation for both endpoints: one response, or SSE chunks ending in [DONE]. */
-  async function run(c: Context, served: ServedModel, vertex: Json, req: Json, kind: 'chat' | 'completion'): Promise<Response> {
+  async function run(c: Context, served: ServedModel, scope: RequestScope, vertex: Json, req: Json, kind: 'chat' | 'completion'): Promise<Response> {
     const { model } = served;
     const signal = requestSignal(api, c);
     const context = model.config.maxPositionEmbeddings;
     const g: GenerationRequest = parseGenerateRequest(new Message(vertex, ''), model);
+    // The project's (or endpoint's) safety configuration applies: OpenAI requests carry no settings.
+    const safety = await safetyCheck(api, scope, new Map());
+    if (safety.active && req.stream === true) throw badParam('stream', 'stream is not supported by tunekit where a safety configuration applies to the model (project or endpoint); send stream: false');
+    const userText = userTextOf(g);
+    if (safety.active) {
+      const verdict = await safety.judge(userText, undefined, signal);
+      // As Azure OpenAI answers a filtered prompt: 400 with code content_filter.
+      if (verdict.blocked) throw Object.assign(badParam('messages', `${verdict.message} (${verdict.blocked})`), { openaiCode: 'content_filter' });
+    }
     assertMayFit(model.tokenizer, g, context, 1);
     const ids = kind === 'completion'
       ? model.tokenizer.encode(req.prompt as string)
@@ -136,8 +151,16 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
       await Promise.all(streams.map((it) => it.return(undefined as never).catch(() => undefined)));
       throw err;
     }
+    const verdicts = safety.active ? await Promise.all(results.map((r) => safety.judge(userText, r.text, signal))) : [];
     const usage = { prompt_tokens: ids.length, completion_tokens: 0, total_tokens: ids.length };
     const choices = results.map((r, index) => {
+      if (verdicts[index]?.blocked) {
+        // A filtered response: finish_reason content_filter, no content.
+        usage.completion_tokens += r.tokenIds.length;
+        return kind === 'completion'
+          ? { index, text: '', logprobs: null, finish_reason: 'content_filter' }
+          : { index, message: { role: 'assistant', content: null, refusal: null }, logprobs: null, finish_reason: 'content_filter' };
+      }
       usage.completion_tokens += r.tokenIds.length;
       const finish = r.finishReason === 'length' ? 'length' : 'stop';
       if (kind === 'completion') return { index, text: r.text, logprobs: null, finish_reason: finish };

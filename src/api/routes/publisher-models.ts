@@ -49,7 +49,7 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
     checkLocation(api, location);
-    return generation(c, publisher, method.name, method.verb);
+    return generation(c, publisher, method.name, method.verb, project);
   });
 
   // Express mode: an SDK given an API key and no project sends publishers/{pub}/models/{m}:verb. The
@@ -61,14 +61,14 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     const principal = await api.auth.authenticate(c.req.raw.headers);
     const project = principal.email ? principal.email.split('@')[1]!.split('.')[0]! : 'express';
     await api.auth.authorize(principal, PERMISSIONS.predict, project);
-    return generation(c, publisher, method.name, method.verb);
+    return generation(c, publisher, method.name, method.verb, project);
   });
 
-  async function generation(c: Context, publisher: string, name: string, verb: Verb): Promise<Response> {
+  async function generation(c: Context, publisher: string, name: string, verb: Verb, project: string): Promise<Response> {
     api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
     const request = await body(api, c);
     const served = await api.catalog.served(publisher, name);
-    return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url));
+    return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url), { project });
   }
 }
 

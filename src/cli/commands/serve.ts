@@ -9,6 +9,7 @@
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
+import { loadSafetyConfig } from '../../safety/config.js';
 import { DEFAULT_CATALOG_LIMITS, ModelCatalog } from '../../api/catalog.js';
 import { DEFAULT_ENGINE_OPTIONS } from '../../serve/engine.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
@@ -33,6 +34,7 @@ interface ServeCliOptions {
   shutdownSeconds: number;
   maxObjectSize: number;
   autorater?: string;
+  safetyConfig?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -50,7 +52,9 @@ export function registerServeCommand(program: Command): void {
     .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
     .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
+    .option('--safety-config <file>', 'safety classifiers, blocklists and default safetySettings per project / endpoint (JSON; README: Safety)')
     .action(async (o: ServeCliOptions) => {
+      const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
       const platform = Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false });
       const admin = platform.iam.bootstrap();
@@ -81,6 +85,7 @@ export function registerServeCommand(program: Command): void {
         shutdown: shutdown.signal,
         maxObjectBytes: o.maxObjectSize,
         ...(o.autorater ? { autorater: o.autorater } : {}),
+        ...(safety ? { safety } : {}),
       });
       const server = await listen(app, { port: o.port, host: o.host });
       tuning.runner.start();
