@@ -4,8 +4,8 @@
 // held-out harmful and benign prompts; prompts it blocks get promptFeedback (blockReason SAFETY) and no
 // candidates, responses it blocks finishReason SAFETY without content; BLOCK_NONE rates without
 // blocking, OFF does not rate; blocklists give BLOCKLIST; per-endpoint defaults; the OpenAI route's
-// content_filter; streaming stops at the first blocked chunk; what cannot be done (method SEVERITY,
-// thresholds without a classifier, OpenAI streaming with a safety check) is refused naming the field.
+// content_filter; streaming (both APIs) stops at the first blocked chunk; what cannot be done (method SEVERITY,
+// thresholds without a classifier) is refused naming the field.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,8 +130,21 @@ test('per-endpoint defaults and blocklists; the OpenAI route answers content_fil
   });
   assert.equal(fine.choices[0]!.finish_reason, 'stop');
   assert.equal(fine.choices[0]!.message.content, '"Water them every morning."');
-  const s = await openai.chat.completions.create({ model: 'gemma3-tiny', messages: [{ role: 'user', content: BENIGN }], stream: true }).catch((x: unknown) => x);
-  assert.ok(s instanceof OpenAI.APIError && s.param === 'stream');
+  // Streamed: the deltas stop before the first blocked one; the choice ends content_filter.
+  const s = await openai.chat.completions.create({
+    model: 'gemma3-tiny', messages: [{ role: 'user', content: ASK }], max_tokens: 200, stream: true,
+    response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'string', enum: [HARMFUL_ANSWER] } } },
+  });
+  let streamed = '';
+  let finish: string | null = null;
+  for await (const chunk of s) {
+    for (const c of chunk.choices) {
+      streamed += c.delta.content ?? '';
+      finish = c.finish_reason ?? finish;
+    }
+  }
+  assert.equal(finish, 'content_filter');
+  assert.ok(JSON.stringify(HARMFUL_ANSWER).startsWith(streamed) && streamed.length < JSON.stringify(HARMFUL_ANSWER).length, streamed);
 });
 
 test('streamGenerateContent: a blocked prompt is one promptFeedback chunk; a response stops at its first blocked chunk', async () => {

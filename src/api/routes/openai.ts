@@ -18,6 +18,7 @@ import {
   assertMayFit, candidateOptions, functionCallParts, parseGenerateRequest, userTextOf, type GenerationRequest,
 } from '../generation.js';
 import { safetyCheck, type RequestScope } from '../../safety/resolve.js';
+import type { SafetyCheck } from '../../safety/evaluate.js';
 import { Message } from '../proto-json.js';
 import { mergeStreams, promptTask } from './generate-methods.js';
 import type { ServedModel } from '../catalog.js';
@@ -122,7 +123,6 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
     const g: GenerationRequest = parseGenerateRequest(new Message(vertex, ''), model);
     // The project's (or endpoint's) safety configuration applies: OpenAI requests carry no settings.
     const safety = await safetyCheck(api, scope, new Map());
-    if (safety.active && req.stream === true) throw badParam('stream', 'stream is not supported by tunekit where a safety configuration applies to the model (project or endpoint); send stream: false');
     const userText = userTextOf(g);
     if (safety.active) {
       const verdict = await safety.judge(userText, undefined, signal);
@@ -141,6 +141,7 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
       const so = req.stream_options as Json | undefined;
       return stream(served.engine.submitCandidates(ids, opts), g, model.tokenizer, {
         id, created, model: modelName, kind, includeUsage: so?.include_usage === true, signal, logprobs: req.logprobs === true ? Number(req.top_logprobs ?? 0) : null,
+        promptTokens: ids.length, safety, userText,
       });
     }
     const streams = served.engine.submitCandidates(ids, opts);
@@ -364,12 +365,18 @@ const encoder = new TextEncoder();
  * by index): its first a role delta, then content deltas, each with the logprobs of the tokens that
  * wrote it when asked for, then an empty delta with finish_reason (and the logprobs of tokens whose
  * text never showed, a stop sequence's). With functions declared, a choice's answer may be a call,
- * known only at its end: it is held and sent as one delta (tool_calls, or content). include_usage
- * adds a last chunk with the usage of all choices. A client that leaves stops the generation.
+ * known only at its end: it is held and sent as one delta (tool_calls, or content). With a safety
+ * check, a choice's text so far is judged before each delta: the first blocked one is not sent, the
+ * choice ends with finish_reason content_filter and its generation stops. include_usage adds a last
+ * chunk with the usage of all choices (tokens of stopped choices not counted). A client that leaves
+ * stops the generation.
  */
 function stream(
   its: AsyncGenerator<GenerationChunk, GenerationResult>[], g: GenerationRequest, tokenizer: Tokenizer,
-  m: { id: string; created: number; model: string; kind: 'chat' | 'completion'; includeUsage: boolean; signal: AbortSignal; logprobs: number | null },
+  m: {
+    id: string; created: number; model: string; kind: 'chat' | 'completion'; includeUsage: boolean; signal: AbortSignal; logprobs: number | null;
+    promptTokens: number; safety: SafetyCheck; userText: string;
+  },
 ): Response {
   const base = { id: m.id, object: m.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion', created: m.created, model: m.model };
   const lp = (tokens: readonly TokenLogprob[]) => (m.logprobs === null ? null : chatLogprobs(tokenizer, tokens, m.logprobs));
@@ -379,6 +386,15 @@ function stream(
   const withTools = g.tools !== undefined && g.tools.mode !== 'NONE';
   const n = its.length;
   const sent: number[] = new Array(n).fill(0);
+  const text: string[] = new Array(n).fill('');
+  const stopped: boolean[] = new Array(n).fill(false);
+  /** With a safety check: whether choice i's text so far is blocked (then it ends content_filter and stops). */
+  const blocked = async (i: number, answer: string): Promise<boolean> => {
+    if (!m.safety.active || !(await m.safety.judge(m.userText, answer, m.signal)).blocked) return false;
+    stopped[i] = true;
+    void its[i]!.return(undefined as never).catch(() => undefined);
+    return true;
+  };
   const results: GenerationResult[] = [];
   const merged = mergeStreams(its);
   const stop = () => void merged.return().catch(() => undefined);
@@ -398,7 +414,7 @@ function stream(
           if (r.done) {
             if (m.signal.aborted) throw new CancelledError();
             if (m.includeUsage) {
-              const p = results[0]!.promptTokens;
+              const p = m.promptTokens;
               const c = results.reduce((a, x) => a + x.tokenIds.length, 0);
               send({ ...base, choices: [], usage: { prompt_tokens: p, completion_tokens: c, total_tokens: p + c } });
             }
@@ -409,9 +425,15 @@ function stream(
             return;
           }
           const i = r.value.index;
+          if (stopped[i]) continue; // ended content_filter
           if (!r.value.done) {
             const chunk = r.value.value;
             if (chunk.thought || !chunk.text || withTools) continue;
+            text[i] += chunk.text;
+            if (await blocked(i, text[i]!)) {
+              send({ ...base, choices: [choice(i, null, 'content_filter')] });
+              return;
+            }
             sent[i] += chunk.logprobs?.length ?? 0;
             send({ ...base, choices: [choice(i, { content: chunk.text }, null, chunk.logprobs ?? [])] });
             return;
@@ -419,6 +441,10 @@ function stream(
           const result = r.value.value;
           if (result === undefined) throw new CancelledError(); // returned early
           results[i] = result;
+          if (withTools && await blocked(i, result.text)) {
+            send({ ...base, choices: [choice(i, null, 'content_filter')] });
+            return;
+          }
           const finish = result.finishReason === 'length' ? 'length' : 'stop';
           const rest = (result.logprobs ?? []).slice(sent[i]);
           if (withTools && m.kind === 'chat') {
