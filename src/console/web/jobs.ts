@@ -8,6 +8,7 @@ import { disposeIn, histogram, lineChart, type Curve } from './charts.js';
 import { duration, errorBox, facts, h, link, num, stateBadge, table, time } from './dom.js';
 import type { View } from './main.js';
 import { evaluationRuns } from './evaluations.js';
+import { jobSource, shortModel } from './job-source.js';
 
 const ACTIVE = new Set(['JOB_STATE_QUEUED', 'JOB_STATE_PENDING', 'JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING']);
 const POLL_MS = 1500;
@@ -37,7 +38,7 @@ export async function jobList(v: View): Promise<void> {
       replaceKeepingFocus(box, jobs.length === 0
         ? h('p', { class: 'muted' }, 'No tuning jobs in this project yet. Create one with the SDK (ai.tunings.tune) or POST …/tuningJobs.')
         : table(['Job', 'Model name', 'Base model', 'State', 'Created', 'Duration'], jobs.map((j) => [
-          link(`jobs/${idOf(j.name)}`, idOf(j.name)), j.tunedModelDisplayName ?? '', String(j.baseModel ?? '').replace(/^publishers\/[^/]+\/models\//, ''),
+          link(`jobs/${idOf(j.name)}`, idOf(j.name)), j.tunedModelDisplayName ?? '', sourceCell(jobSource(j)),
           stateBadge(j.state), time(j.createTime), duration(j.startTime, j.endTime),
         ])));
     }
@@ -92,7 +93,14 @@ export async function jobDetail(v: View, id: string): Promise<void> {
   }
 }
 
+/** The list's base model column: the base, and for a continuous tuning job the tuned model it started from. */
+function sourceCell(src: ReturnType<typeof jobSource>): Node | string {
+  if (!src.tunedModel) return shortModel(src.base);
+  return h('span', {}, shortModel(src.base), h('br'), h('span', { class: 'muted' }, `from ${idOf(src.tunedModel)}${src.checkpointId ? ` @ checkpoint ${src.checkpointId}` : ''}`));
+}
+
 function jobSummary(job: Record<string, any>, signal: AbortSignal): HTMLElement {
+  const src = jobSource(job);
   const spec = job.supervisedTuningSpec ?? {};
   const hp = spec.hyperParameters ?? {};
   const cancel = ACTIVE.has(job.state) && job.state !== 'JOB_STATE_CANCELLING'
@@ -110,7 +118,9 @@ function jobSummary(job: Record<string, any>, signal: AbortSignal): HTMLElement 
     h('div', { class: 'row' }, stateBadge(job.state), cancel),
     job.error ? errorBox(`${job.error.status ?? job.error.code ?? ''} ${job.error.message ?? ''}`) : null,
     facts([
-      ['Tuned model name', job.tunedModelDisplayName], ['Base model', job.baseModel], ['Description', job.description],
+      ['Tuned model name', job.tunedModelDisplayName], ['Base model', src.base],
+      ['Continued from', src.tunedModel ? link(`models/${idOf(src.tunedModel)}`, src.tunedModel) : ''],
+      ['From checkpoint', src.checkpointId], ['Description', job.description],
       ['Training data', spec.trainingDatasetUri], ['Validation data', spec.validationDatasetUri],
       ['Epochs', hp.epochCount], ['Adapter size', String(hp.adapterSize ?? '').replace(/^ADAPTER_SIZE_/, '').toLowerCase()],
       ['Learning rate multiplier', hp.learningRateMultiplier], ['Learning rate', hp.learningRate],
@@ -129,7 +139,7 @@ function jobOutputs(job: Record<string, any>): Node[] {
     out.push(h('h2', {}, 'Tuned model'), h('div', { class: 'card' }, facts([
       ['Model', model ? link(`models/${modelId}`, model) : ''],
       ['Endpoint', tm.endpoint ? link(`endpoints/${idOf(tm.endpoint)}`, tm.endpoint) : ''],
-      ['Try it', tm.endpoint ? link(`playground?target=${encodeURIComponent(tm.endpoint)}&compare=${encodeURIComponent(job.baseModel ?? '')}`, 'Open in the playground (tuned vs base)') : ''],
+      ['Try it', tm.endpoint ? link(`playground?target=${encodeURIComponent(tm.endpoint)}&compare=${encodeURIComponent(jobSource(job).base)}`, 'Open in the playground (tuned vs base)') : ''],
     ]), tm.checkpoints?.length ? table(['Checkpoint', 'Epoch', 'Step', 'Endpoint'], tm.checkpoints.map((c: any) => [c.checkpointId, c.epoch, c.step, c.endpoint ? link(`endpoints/${idOf(c.endpoint)}`, idOf(c.endpoint)) : ''])) : null));
   }
   if (job.evaluateDatasetRuns?.length) out.push(h('h2', {}, 'Evaluation'), evaluationRuns(job));
