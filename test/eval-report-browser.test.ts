@@ -1,19 +1,18 @@
 // `tunekit eval`'s report.html (src/eval/report.ts) in a real browser (Debian's chromium through
 // playwright-core): a real run of the CLI on two tiny local models (references are the candidate's
-// own greedy answers, so the candidate wins exact_match) with a pairwise metric judged by a scripted
-// OpenAI-protocol judge on a local HTTP server, opened from its file: the metric cards and their SVG
-// charts render with the summary's values, the side-by-side table holds every example, the filter
-// and the column sorting work, and the page makes no request and logs no error. Screenshot kept in
-// .cache/test-artifacts/eval-report.png.
+// own greedy answers, so the candidate wins exact_match) with a pairwise metric judged by a third tiny
+// local model (--judge DIR: decoded under the answer's JSON schema, so every judgment parses),
+// opened from its file: the metric cards and their SVG charts render with the summary's values (no
+// label under a bar), the side-by-side table holds every example, the filter (judge explanations
+// too) and the column sorting work, by mouse and by keyboard (header buttons, aria-sort), and the
+// page makes no request and logs no error. Screenshot kept in .cache/test-artifacts/eval-report.png.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { cliMain } from './helpers/platform.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
@@ -21,7 +20,7 @@ import { launchBrowser, noBrowser, screenshot, watchedPage } from './helpers/bro
 import { loadModel } from '../src/models/model.js';
 import { Engine } from '../src/serve/engine.js';
 import { generateLocal } from '../src/eval/local-model.js';
-import type { MetricSummary } from '../src/eval/run.js';
+import type { InstanceResult, MetricSummary } from '../src/eval/run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-eval-report-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -36,26 +35,22 @@ test("tunekit eval's report.html renders, charts its metrics, filters and sorts,
   const dataset = path.join(tmp, 'eval.jsonl');
   fs.writeFileSync(dataset, prompts.map((p, i) => JSON.stringify({ prompt: p, reference: refs[i] })).join('\n') + '\n');
 
-  // The judge prefers the response shown as B, and says so.
-  const judge = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
-      choices: [{ message: { role: 'assistant', content: '{"explanation": "B is clearer", "choice": "B"}' } }],
-    })));
-  });
-  await new Promise<void>((resolve) => judge.listen(0, '127.0.0.1', resolve));
+  // The judge: another tiny model, local, whose choices are whatever its random weights pick.
+  const judgeDir = tinyModelDir('qwen3', { seed: 3 });
   const out = path.join(tmp, 'out');
   const run = await new Promise<{ code: number | null; err: string }>((resolve) => {
     const child = spawn(process.execPath, [cliMain, 'eval', '--dataset', dataset, '--candidate', candidateDir, '--baseline', baselineDir,
-      '--metrics', 'exact_match,rouge_l,pairwise_fluency', '--judge', `http://127.0.0.1:${(judge.address() as AddressInfo).port}/v1`,
-      '--judge-model', 'scripted', '--max-tokens', '6', '--seed', '7', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+      '--metrics', 'exact_match,rouge_l,pairwise_fluency', '--judge', judgeDir,
+      '--max-tokens', '6', '--seed', '7', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.on('close', (code) => resolve({ code, err }));
   });
-  judge.close();
   assert.equal(run.code, 0, run.err);
   const summary = (JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { summary: MetricSummary[] }).summary;
+  const results = fs.readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as InstanceResult);
+  // An explanation the judge wrote, as results.jsonl has it (the filter searches explanations too).
+  const explanation = results.map((r) => r.pairwise.pairwise_fluency?.explanation?.trim() ?? '').find((e) => e.length >= 3);
 
   const browser = await launchBrowser();
   try {
@@ -74,6 +69,15 @@ test("tunekit eval's report.html renders, charts its metrics, filters and sorts,
     assert.ok(bars[0]!.width > 100 && bars[1]!.width === 0, JSON.stringify(bars));
     const box = await page.locator('#summary svg.chart').first().boundingBox();
     assert.ok(box && box.width > 200 && box.height > 40, 'the chart is laid out');
+    // No bar covers its label: each label's text ends left of where the plot (its bar, its whisker) begins.
+    const overlaps = await page.$$eval('#summary svg.chart', (svgs) => svgs.flatMap((svg) => {
+      const labels = [...svg.querySelectorAll('text')].map((t) => (t as SVGTextElement).getBBox());
+      const plotStart = Math.min(...[...svg.querySelectorAll('rect, line')].map((e) => (e as SVGGraphicsElement).getBBox().x));
+      return labels.filter((l) => l.x + l.width > plotStart).map((l) => `${svg.getAttribute('aria-label')}: label ends at ${l.x + l.width} > ${plotStart}`);
+    }));
+    assert.deepEqual(overlaps, []);
+    const pairwiseLabels = await page.$$eval('#summary .card:nth-child(3) svg text', (ts) => ts.map((t) => t.textContent));
+    assert.deepEqual(pairwiseLabels, ['candidate win']);
 
     // The table: every example, then filtered to one, then all again.
     const rows = page.locator('#rows tr:not(:first-child)');
@@ -83,23 +87,45 @@ test("tunekit eval's report.html renders, charts its metrics, filters and sorts,
     assert.equal(await rows.count(), 1);
     assert.equal(await rows.first().locator('td').nth(1).textContent(), 'Spell cat.');
     assert.equal(await page.textContent('#count'), `1 of ${prompts.length} examples`);
-    await page.fill('#filter', 'B is clearer');
-    assert.equal(await rows.count(), prompts.length); // judge explanations are searched too
+    if (explanation) {
+      await page.fill('#filter', explanation);
+      const matching = await page.$$eval('#rows tr:not(:first-child) td:last-child', (tds) => tds.map((td) => td.textContent ?? ''));
+      assert.ok(matching.length >= 1 && matching.every((t) => t.toLowerCase().includes(explanation.toLowerCase())), `${explanation}: ${matching.join(' | ')}`);
+    }
     await page.fill('#filter', 'no such text anywhere');
     assert.equal(await rows.count(), 0);
     await page.fill('#filter', '');
 
-    // Sorting: by prompt ascending, then descending; by # back in dataset order.
+    // Sorting by mouse: by prompt ascending, then descending; by # back in dataset order.
     const column = (i: number) => page.$$eval(`#rows tr:not(:first-child) td:nth-child(${i + 1})`, (tds) => tds.map((td) => td.textContent ?? ''));
-    await page.click('#rows th:has-text("prompt")');
+    const ariaSort = (i: number) => page.getAttribute(`#rows th:nth-child(${i + 1})`, 'aria-sort');
+    assert.equal(await ariaSort(0), 'ascending');
+    await page.click('#rows th:has-text("prompt") button');
     const ascending = [...prompts].sort((a, b) => a.localeCompare(b));
     assert.deepEqual(await column(1), ascending);
     assert.match(await page.textContent('#rows th:nth-child(2)') ?? '', /▲$/);
-    await page.click('#rows th:has-text("prompt")');
+    assert.deepEqual([await ariaSort(0), await ariaSort(1)], ['none', 'ascending']);
+    await page.click('#rows th:has-text("prompt") button');
     assert.deepEqual(await column(1), [...ascending].reverse());
     assert.match(await page.textContent('#rows th:nth-child(2)') ?? '', /▼$/);
-    await page.click('#rows th:first-child');
+    assert.equal(await ariaSort(1), 'descending');
+    await page.click('#rows th:first-child button');
     assert.deepEqual(await column(0), prompts.map((_, i) => String(i)));
+
+    // Sorting by keyboard: Tab from the filter reaches the first header; Tab again the prompt header;
+    // Enter sorts ascending, Space descending, and focus stays on the header through re-renders.
+    await page.focus('#filter');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), '# ▲');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'prompt');
+    await page.keyboard.press('Enter');
+    assert.deepEqual(await column(1), ascending);
+    assert.equal(await ariaSort(1), 'ascending');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'prompt ▲');
+    await page.keyboard.press('Space');
+    assert.deepEqual(await column(1), [...ascending].reverse());
+    assert.equal(await ariaSort(1), 'descending');
     // The configuration table names the run's settings.
     assert.match(await page.textContent('#config') ?? '', /pairwise_fluency/);
 

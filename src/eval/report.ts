@@ -31,7 +31,7 @@ export function writeEvalOutputs(outDir: string, outcome: EvalOutcome, config: R
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-/** An SVG bar chart of one metric: a bar per side with its interval as a whisker. */
+/** An SVG bar chart of one metric: a bar per side with its interval as a whisker, right of the labels. */
 function chart(s: MetricSummary): string {
   const bars: { label: string; mean: number; lo: number; hi: number; color: string }[] = [];
   if (s.candidate) bars.push({ label: s.kind === 'pairwise' ? 'candidate win' : 'candidate', ...s.candidate, color: '#2b6cb0' });
@@ -39,19 +39,22 @@ function chart(s: MetricSummary): string {
   if (bars.length === 0) return '<svg width="260" height="30"><text x="4" y="20">no scores</text></svg>';
   const lo = Math.min(0, ...bars.map((b) => b.lo));
   const hi = Math.max(1, ...bars.map((b) => b.hi));
-  const x = (v: number) => 90 + ((v - lo) / (hi - lo || 1)) * 160;
+  // The labels' column: 8 px a character is wider than 14 px system-ui text; the plot starts after it.
+  const left = 12 + 8 * Math.max(...bars.map((b) => b.label.length));
+  const plot = 160;
+  const x = (v: number) => left + ((v - lo) / (hi - lo || 1)) * plot;
   const rows = bars.map((b, i) => {
     const y = 8 + i * 26;
     return `<text x="4" y="${y + 14}">${esc(b.label)}</text>` +
       `<rect x="${x(Math.min(0, b.mean))}" y="${y}" width="${Math.abs(x(b.mean) - x(0))}" height="18" fill="${b.color}"><title>${b.mean.toFixed(4)}</title></rect>` +
       `<line x1="${x(b.lo)}" x2="${x(b.hi)}" y1="${y + 9}" y2="${y + 9}" stroke="#1a202c" stroke-width="2"/>`;
   }).join('');
-  return `<svg class="chart" width="260" height="${16 + bars.length * 26}" role="img" aria-label="${esc(s.metric)}">${rows}</svg>`;
+  return `<svg class="chart" width="${left + plot + 10}" height="${16 + bars.length * 26}" role="img" aria-label="${esc(s.metric)}">${rows}</svg>`;
 }
 
 const STYLE = `body{font:14px system-ui,sans-serif;margin:24px;color:#1a202c}h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #e2e8f0;padding:4px 6px;vertical-align:top;text-align:left}
-th{background:#f7fafc;cursor:pointer;user-select:none}td.text{white-space:pre-wrap;max-width:28em}.cards{display:flex;flex-wrap:wrap;gap:12px}
+th{background:#f7fafc}th button{font:inherit;font-weight:bold;border:0;background:none;padding:0;cursor:pointer;text-align:left;width:100%}td.text{white-space:pre-wrap;max-width:28em}.cards{display:flex;flex-wrap:wrap;gap:12px}
 .card{border:1px solid #e2e8f0;border-radius:6px;padding:8px}.card h3{margin:0 0 4px;font-size:14px}.err{color:#c53030}
 input{padding:4px;width:24em}.num{text-align:right;font-variant-numeric:tabular-nums}`;
 
@@ -75,15 +78,21 @@ cols.push(['judge explanations', (r) => [...Object.entries(r.candidate.explanati
 let sortCol = 0, sortDir = 1;
 const table = document.getElementById('rows');
 function render() {
+  const focused = document.activeElement?.dataset?.col;
   const q = document.getElementById('filter').value.toLowerCase();
   const shown = rows.filter((r) => !q || cols.some(([, f]) => String(f(r)).toLowerCase().includes(q)));
   const f = cols[sortCol][1];
   shown.sort((a, b) => { const x = f(a), y = f(b); return (typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y))) * sortDir; });
   table.replaceChildren();
+  // Headers are buttons (mouse and keyboard: Tab, Enter/Space); the sorted one has aria-sort and keeps focus.
   const head = document.createElement('tr');
-  cols.forEach(([name], i) => { const th = document.createElement('th'); th.textContent = name + (i === sortCol ? (sortDir > 0 ? ' ▲' : ' ▼') : '');
-    th.onclick = () => { sortDir = sortCol === i ? -sortDir : 1; sortCol = i; render(); }; head.append(th); });
+  cols.forEach(([name], i) => { const th = document.createElement('th'); th.scope = 'col';
+    th.setAttribute('aria-sort', i === sortCol ? (sortDir > 0 ? 'ascending' : 'descending') : 'none');
+    const b = document.createElement('button'); b.type = 'button'; b.dataset.col = String(i);
+    b.textContent = name + (i === sortCol ? (sortDir > 0 ? ' ▲' : ' ▼') : '');
+    b.onclick = () => { sortDir = sortCol === i ? -sortDir : 1; sortCol = i; render(); }; th.append(b); head.append(th); });
   table.append(head);
+  if (focused !== undefined) head.querySelector('button[data-col="' + focused + '"]')?.focus();
   for (const r of shown) {
     const tr = document.createElement('tr');
     for (const [, fn] of cols) { const td = document.createElement('td'); const v = fn(r);
