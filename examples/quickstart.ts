@@ -12,6 +12,7 @@
 //  7. the server stopped.
 // A second run reuses the base model, the data directory and its key, and the finished job when the
 // data and settings are unchanged; it uploads and evaluates again. Delete WORK_DIR to start over.
+// Ctrl-C stops the server cleanly; the job resumes from its last checkpoint and the next run follows it.
 
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -67,10 +68,11 @@ function tunekit(args: string[]): Promise<string> {
 /** `tunekit serve` in the background; resolves with its URL and, at the first start, its admin key. */
 function serve(): Promise<{ url: string; adminKey?: string; stop: () => Promise<number | null> }> {
   const log = fs.openSync(path.join(work, 'serve.log'), 'a');
-  const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'serve', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', log] });
+  // A process group of its own: Ctrl-C reaches only this script, which stops the server with one SIGTERM.
+  const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'serve', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', log], detached: true });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const stop = async () => {
-    child.kill('SIGTERM'); // finishes what is in flight, stops the job workers, closes the database
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // in-flight work ends, job workers stop, the database closes
     return exited;
   };
   let out = '';
@@ -115,6 +117,12 @@ const server = await step('Start `tunekit serve` in the background', async () =>
   return s;
 });
 const apiKey = fs.readFileSync(keyFile, 'utf8').trim();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log(`\n${signal}: stopping the server (a running job resumes at the next run)`);
+    void server.stop().then(() => process.exit(130));
+  });
+}
 
 try {
   // The client Vertex AI users already have, pointed at tunekit.
@@ -142,22 +150,9 @@ try {
     }
   });
 
-  const job = await step(`Tuning job: LoRA on ${BASE_MODEL} (ai.tunings.tune), followed until it ends`, async () => {
-    const done = [];
-    for await (const j of await ai.tunings.list({ config: { filter: `tuned_model_display_name="${DISPLAY_NAME}" AND state="JOB_STATE_SUCCEEDED"` } })) {
-      if (j.labels?.fingerprint === fingerprint) done.push(j);
-    }
-    if (done[0]) {
-      console.log(`   reusing ${done[0].name}: it tuned on the same data and settings`);
-      return done[0];
-    }
-    let job: TuningJob = await ai.tunings.tune({
-      baseModel: BASE_MODEL,
-      trainingDataset: { gcsUri: TRAIN_URI },
-      config: { tunedModelDisplayName: DISPLAY_NAME, validationDataset: { gcsUri: VALIDATION_URI }, ...HYPER, labels: { fingerprint } },
-    });
+  // Polls the job until it ends, printing its state, step and loss as they change.
+  const follow = async (job: TuningJob): Promise<TuningJob> => {
     const steps = job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount;
-    console.log(`   created ${job.name}: ${job.tuningDataStats?.supervisedTuningDataStats?.tuningDatasetExampleCount} examples, ${steps} steps`);
     let shown = '';
     while (ACTIVE.has(job.state!)) {
       await new Promise((r) => setTimeout(r, 500));
@@ -168,6 +163,30 @@ try {
     }
     if (job.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`${job.name} ended ${job.state}: ${JSON.stringify(job.error)}`);
     return job;
+  };
+
+  const job = await step(`Tuning job: LoRA on ${BASE_MODEL} (ai.tunings.tune), followed until it ends`, async () => {
+    // A job of an earlier run on the same data and settings is reused once it has SUCCEEDED, and followed
+    // while it runs (after Ctrl-C it resumes from its last checkpoint when the server starts again).
+    for await (const earlier of await ai.tunings.list({ config: { filter: `tuned_model_display_name="${DISPLAY_NAME}"` } })) {
+      if (earlier.labels?.fingerprint !== fingerprint) continue;
+      if (earlier.state === JobState.JOB_STATE_SUCCEEDED) {
+        console.log(`   reusing ${earlier.name}: it tuned on the same data and settings`);
+        return earlier;
+      }
+      if (ACTIVE.has(earlier.state!)) {
+        console.log(`   following ${earlier.name}, which an earlier run started`);
+        return follow(earlier);
+      }
+    }
+    let job: TuningJob = await ai.tunings.tune({
+      baseModel: BASE_MODEL,
+      trainingDataset: { gcsUri: TRAIN_URI },
+      config: { tunedModelDisplayName: DISPLAY_NAME, validationDataset: { gcsUri: VALIDATION_URI }, ...HYPER, labels: { fingerprint } },
+    });
+    const stats = job.tuningDataStats?.supervisedTuningDataStats;
+    console.log(`   created ${job.name}: ${stats?.tuningDatasetExampleCount} examples, ${stats?.tuningStepCount} steps`);
+    return follow(job);
   });
   const endpoint = job.tunedModel!.endpoint!;
   console.log(`   tuned model ${job.tunedModel!.model}, deployed on ${endpoint}`);

@@ -1,13 +1,15 @@
 // The quickstart (examples/quickstart.ts, what `npm run quickstart` and the README show) run as a user
-// runs it, twice on one work directory: the first run builds the base model, starts `tunekit serve`,
-// tunes through @google/genai and evaluates; the tuned endpoint answers the trained format where the
-// base cannot, the report is written and the server stops cleanly. The second run reuses the base
-// model, the data directory and the finished job (no second job) and evaluates again. The README's
-// TypeScript block is the quickstart's code: each of its lines of code is a line of the script.
+// runs it, three times on one work directory: the first run builds the base model, starts `tunekit
+// serve`, uploads and starts the tuning job through Google's clients, and is interrupted (SIGINT, as
+// Ctrl-C sends it) while the job runs: it stops the server cleanly. The second run follows the same job
+// (resumed by the server) to SUCCEEDED; the tuned endpoint answers the trained format where the base
+// cannot, the evaluation says so, the report is written and the server stops cleanly. The third run
+// reuses the base model, the data directory and the finished job (still one job) and evaluates again.
+// The README's TypeScript block is the quickstart's code: each of its lines of code is a line of the script.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -42,18 +44,39 @@ function jobs(): { name: string; state: string }[] {
 
 let jobName = '';
 
-test('first run: base model, serve, upload, tuning job to SUCCEEDED, endpoint, evaluation, clean stop', () => {
-  const out = quickstart();
-  // Every step says how long it took.
-  assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
+test('first run, interrupted while the job runs: base model, serve, upload, job created; the server stops cleanly', async () => {
+  const child = spawn(process.execPath, [SCRIPT, work], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let interrupted = false;
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (!interrupted && /JOB_STATE_RUNNING {2}step \d+\/\d+ {2}loss \d+\.\d{3}/.test(out)) interrupted = child.kill('SIGINT'); // once: a second one exits at once
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 130, out);
   // Uploaded through the Cloud Storage API intact: the md5 the server reports is the file's.
   for (const name of ['tone-train.jsonl', 'tone-validation.jsonl']) {
     const bytes = fs.readFileSync(path.join(ROOT, 'examples/data', name));
     assert.ok(out.includes(`gs://quickstart-tone/${name}: ${bytes.length} bytes, md5 ${createHash('md5').update(bytes).digest('base64')}`), name);
   }
   assert.match(out, /created projects\/quickstart\/locations\/us-central1\/tuningJobs\/\d+: 120 examples, \d+ steps/);
-  assert.match(out, /JOB_STATE_RUNNING {2}step \d+\/\d+ {2}loss \d+\.\d{3}/);
-  assert.match(out, /JOB_STATE_SUCCEEDED/);
+  assert.match(out, /SIGINT: stopping the server/);
+  assert.match(fs.readFileSync(path.join(work, 'serve.log'), 'utf8'), /tunekit: stopped/);
+  const all = jobs();
+  assert.equal(all.length, 1);
+  assert.equal(all[0]!.state, 'JOB_STATE_PENDING'); // put back for the next start
+  jobName = all[0]!.name;
+});
+
+test('second run: follows that job to SUCCEEDED, endpoint, evaluation, clean stop', () => {
+  const out = quickstart();
+  // Every step says how long it took.
+  assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
+  assert.match(out, /reusing .*base/);
+  assert.doesNotMatch(out, /Platform: a new data directory/);
+  assert.ok(out.includes(`following ${jobName}, which an earlier run started`), out);
+  assert.match(out, /JOB_STATE_SUCCEEDED {2}step (\d+)\/\1 {2}loss/);
   // The endpoint answers the held-out prompt in the trained format and stops; the base cannot.
   assert.match(out, /tuned: "\{\\"tone\\": \\"warm\\"\}" \(STOP\)/);
   assert.doesNotMatch(out, /base : "\{\\"tone/);
@@ -66,18 +89,13 @@ test('first run: base model, serve, upload, tuning job to SUCCEEDED, endpoint, e
   assert.ok(out.includes(`Report: ${report}`) && fs.statSync(report).size > 0);
   assert.match(out, /Console: http:\/\/127\.0\.0\.1:\d+\/console/);
   assert.match(out, /tunekit serve exited with 0/);
-  assert.match(fs.readFileSync(path.join(work, 'serve.log'), 'utf8'), /tunekit: stopped/);
-  const all = jobs();
-  assert.equal(all.length, 1);
-  assert.equal(all[0]!.state, 'JOB_STATE_SUCCEEDED');
-  jobName = all[0]!.name;
+  assert.deepEqual(jobs(), [{ name: jobName, state: 'JOB_STATE_SUCCEEDED' }]);
 });
 
-test('second run: reuses the base model, the data directory and the finished job', () => {
+test('third run: reuses the base model, the data directory and the finished job', () => {
   const out = quickstart();
   assert.match(out, /reusing .*base/);
-  assert.match(out, new RegExp(`reusing ${jobName}: it tuned on the same data and settings`));
-  assert.doesNotMatch(out, /Platform: a new data directory/);
+  assert.ok(out.includes(`reusing ${jobName}: it tuned on the same data and settings`), out);
   assert.match(out, /tuned: "\{\\"tone\\": \\"warm\\"\}" \(STOP\)/);
   assert.equal(jobs().length, 1);
   assert.ok(metric('exact_match').candidate!.mean >= 0.9);
