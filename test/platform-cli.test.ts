@@ -41,7 +41,24 @@ test('storage: mb, cp in and out and between buckets, ls, rm', () => {
   assert.equal(cli(d, 'storage', 'ls').out, 'gs://ds-bucket/\n');
   assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket').out, 'gs://ds-bucket/data/\ngs://ds-bucket/copy.jsonl\n');
   assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket/data/').out, 'gs://ds-bucket/data/sub/\ngs://ds-bucket/data/train.jsonl\n');
-  assert.match(cli(d, 'storage', 'ls', '-l', 'gs://ds-bucket/data/').out, /^ +1600 {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}gs:\/\/ds-bucket\/data\/train\.jsonl#\d+\n$/m);
+  // -l: an aligned table; --json: the store's records.
+  const long = cli(d, 'storage', 'ls', '-l', 'gs://ds-bucket/data/').out.split('\n');
+  assert.match(long[0]!, /^SIZE +UPDATED +GENERATION +URI$/);
+  assert.match(long[1]!, /^ +gs:\/\/ds-bucket\/data\/sub\/$/);
+  assert.match(long[2]!, /^1600 +\d{4}-\d\d-\d\dT[\d:.]+Z +\d+ +gs:\/\/ds-bucket\/data\/train\.jsonl$/);
+  assert.equal(long[1]!.indexOf('gs://'), long[0]!.indexOf('URI'), 'columns aligned');
+  assert.equal(long[2]!.indexOf('gs://'), long[0]!.indexOf('URI'));
+  const listed = JSON.parse(cli(d, 'storage', 'ls', '--json', 'gs://ds-bucket/data/').out) as { prefixes: string[]; objects: Record<string, unknown>[] };
+  assert.deepEqual(listed.prefixes, ['data/sub/']);
+  assert.deepEqual(listed.objects.map((x) => [x.bucket, x.name, x.size]), [['ds-bucket', 'data/train.jsonl', 1600]]);
+  const store = Platform.open({ dataDir: d });
+  assert.deepEqual(listed.objects, store.storage.listObjects('ds-bucket', { prefix: 'data/', delimiter: '/' }).objects);
+  assert.deepEqual(JSON.parse(cli(d, 'storage', 'ls', '--json').out), store.storage.listBuckets());
+  store.close();
+  const buckets = cli(d, 'storage', 'ls', '-l').out.split('\n');
+  assert.match(buckets[0]!, /^BUCKET +LOCATION +PROJECT +CREATED$/);
+  assert.match(buckets[1]!, /^gs:\/\/ds-bucket\/ +us-central1 +proj +\d{4}-/);
+  assert.equal(buckets[1]!.indexOf('proj'), buckets[0]!.indexOf('PROJECT'));
 
   const back = path.join(local, 'back.jsonl');
   r = cli(d, 'storage', 'cp', 'gs://ds-bucket/copy.jsonl', back);
@@ -89,18 +106,29 @@ test('iam: sa create, keys create/list/delete, bind, bindings; the printed key a
   assert.equal(r.code, 0, r.err);
   const email = 'trainer@proj.iam.gserviceaccount.com';
   assert.equal(r.out, `${email}\n`);
-  assert.match(cli(d, 'iam', 'sa', 'list', '--project', 'proj').out, /^trainer@proj\.iam\.gserviceaccount\.com\t\S+\tthe trainer\n$/);
+  assert.match(cli(d, 'iam', 'sa', 'list', '--project', 'proj').out, /^EMAIL +CREATED +DISPLAY NAME\ntrainer@proj\.iam\.gserviceaccount\.com +\S+ +the trainer\n$/);
+  const accounts = JSON.parse(cli(d, 'iam', 'sa', 'list', '--project', 'proj', '--json').out) as Record<string, unknown>[];
+  assert.deepEqual(accounts.map((a) => [a.email, a.project, a.accountId, a.displayName]), [[email, 'proj', 'trainer', 'the trainer']]);
+  assert.equal(cli(d, 'iam', 'sa', 'list', '--project', 'nobody').out, 'no service accounts in project nobody\n');
   r = cli(d, 'iam', 'keys', 'create', email);
   assert.equal(r.code, 0, r.err);
   const key = r.out.trim();
   assert.match(key, /^tk1\.[0-9a-f]{24}\.[A-Za-z0-9_-]{43}$/);
   assert.match(r.err, /will not be shown again/);
   const keyId = key.split('.')[1]!;
-  assert.match(cli(d, 'iam', 'keys', 'list', email).out, new RegExp(`^${keyId}\\t\\S+\\tnever used\\n$`));
+  assert.match(cli(d, 'iam', 'keys', 'list', email).out, new RegExp(`^KEY ID +CREATED +LAST USED\\n${keyId} +\\S+ +never used\\n$`));
+  const keyRecords = JSON.parse(cli(d, 'iam', 'keys', 'list', email, '--json').out) as Record<string, unknown>[];
+  assert.deepEqual(keyRecords.map((k) => [k.keyId, k.serviceAccount]), [[keyId, email]]);
+  assert.ok(!JSON.stringify(keyRecords).includes(key.split('.')[2]!), 'never the secret');
   r = cli(d, 'iam', 'bind', '--project', 'proj', '--member', `serviceAccount:${email}`, '--role', 'roles/aiplatform.user');
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out, `bound roles/aiplatform.user to serviceAccount:${email} in project proj\n`);
-  assert.equal(cli(d, 'iam', 'bindings', '--project', 'proj').out, `proj\tserviceAccount:${email}\troles/aiplatform.user\n`);
+  const bound = cli(d, 'iam', 'bindings', '--project', 'proj').out.split('\n');
+  assert.match(bound[0]!, /^PROJECT +MEMBER +ROLE +CREATED$/);
+  assert.match(bound[1]!, new RegExp(`^proj +serviceAccount:${email.replace(/\./g, '\\.')} +roles/aiplatform\\.user +\\d{4}-`));
+  assert.equal(bound[1]!.indexOf('roles/'), bound[0]!.indexOf('ROLE'));
+  assert.deepEqual((JSON.parse(cli(d, 'iam', 'bindings', '--project', 'proj', '--json').out) as Record<string, unknown>[]).map((b) => [b.project, b.member, b.role]),
+    [['proj', `serviceAccount:${email}`, 'roles/aiplatform.user']]);
 
   const p = Platform.open({ dataDir: d });
   const principal = p.iam.authenticate({ 'x-goog-api-key': key });
@@ -111,7 +139,8 @@ test('iam: sa create, keys create/list/delete, bind, bindings; the printed key a
   }
 
   assert.equal(cli(d, 'iam', 'keys', 'delete', email, keyId).code, 0);
-  assert.equal(cli(d, 'iam', 'keys', 'list', email).out, '');
+  assert.equal(cli(d, 'iam', 'keys', 'list', email).out, `no keys for ${email}\n`);
+  assert.equal(cli(d, 'iam', 'keys', 'list', email, '--json').out, '[]\n');
   userError(cli(d, 'iam', 'sa', 'create', 'trainer', '--project', 'proj'), /already exists/);
   userError(cli(d, 'iam', 'sa', 'create', 'x', '--project', 'proj'), /service account name "x" is not valid/);
   userError(cli(d, 'iam', 'keys', 'create', 'ghosts@proj.iam.gserviceaccount.com'), /service account ghosts@proj\.iam\.gserviceaccount\.com does not exist/);

@@ -1,10 +1,14 @@
 // `tunekit iam`: service accounts, their API keys and role bindings, administered directly on a data
 // directory (whoever can write it is the administrator). `keys create` prints the secret once, on
-// stdout alone, so that `KEY=$(tunekit iam keys create SA)` works; the notice goes to stderr.
+// stdout alone, so that `KEY=$(tunekit iam keys create SA)` works; the notice goes to stderr. The list
+// commands print aligned tables, or with --json the store's records (a JSON array).
 
 import type { Command } from 'commander';
 import { dataDirOption, withPlatform, type DataDirOption } from './storage.js';
 import { ROLES } from '../../platform/roles.js';
+import { printJson, table } from '../client-output.js';
+
+type ListFlags = DataDirOption & { json?: boolean };
 
 export function registerIamCommands(program: Command): void {
   const iam = program.command('iam').description('service accounts, API keys and role bindings');
@@ -24,10 +28,14 @@ export function registerIamCommands(program: Command): void {
     });
   });
   dataDirOption(
-    sa.command('list').description('list the service accounts of a project').requiredOption('--project <project>', 'project'),
-  ).action(async (o: DataDirOption & { project: string }) => {
+    sa.command('list').description('list the service accounts of a project').requiredOption('--project <project>', 'project')
+      .option('--json', 'the service accounts as a JSON array'),
+  ).action(async (o: ListFlags & { project: string }) => {
     await withPlatform(o.dataDir, (p) => {
-      for (const a of p.iam.listServiceAccounts(o.project)) process.stdout.write(`${a.email}\t${a.createTime}\t${a.displayName}\n`);
+      const accounts = p.iam.listServiceAccounts(o.project);
+      if (o.json) return printJson(accounts);
+      if (accounts.length === 0) return void process.stdout.write(`no service accounts in project ${o.project}\n`);
+      process.stdout.write(table(['EMAIL', 'CREATED', 'DISPLAY NAME'], accounts.map((a) => [a.email, a.createTime, a.displayName])));
     });
   });
   dataDirOption(
@@ -50,10 +58,14 @@ export function registerIamCommands(program: Command): void {
     });
   });
   dataDirOption(
-    keys.command('list').description('list key ids (never the secrets)').argument('<email>', 'service account'),
-  ).action(async (email: string, o: DataDirOption) => {
+    keys.command('list').description('list key ids (never the secrets)').argument('<email>', 'service account')
+      .option('--json', 'the keys (ids and times) as a JSON array'),
+  ).action(async (email: string, o: ListFlags) => {
     await withPlatform(o.dataDir, (p) => {
-      for (const k of p.iam.listKeys(email)) process.stdout.write(`${k.keyId}\t${k.createTime}\t${k.lastUsedTime ?? 'never used'}\n`);
+      const keys = p.iam.listKeys(email);
+      if (o.json) return printJson(keys);
+      if (keys.length === 0) return void process.stdout.write(`no keys for ${email}\n`);
+      process.stdout.write(table(['KEY ID', 'CREATED', 'LAST USED'], keys.map((k) => [k.keyId, k.createTime, k.lastUsedTime ?? 'never used'])));
     });
   });
   dataDirOption(
@@ -92,10 +104,14 @@ export function registerIamCommands(program: Command): void {
     });
   });
   dataDirOption(
-    iam.command('bindings').description('list role bindings').option('--project <project>', 'only this project (and * bindings)'),
-  ).action(async (o: DataDirOption & { project?: string }) => {
+    iam.command('bindings').description('list role bindings').option('--project <project>', 'only this project (and * bindings)')
+      .option('--json', 'the bindings as a JSON array'),
+  ).action(async (o: ListFlags & { project?: string }) => {
     await withPlatform(o.dataDir, (p) => {
-      for (const b of p.iam.listBindings(o.project)) process.stdout.write(`${b.project}\t${b.member}\t${b.role}\n`);
+      const bindings = p.iam.listBindings(o.project);
+      if (o.json) return printJson(bindings);
+      if (bindings.length === 0) return void process.stdout.write('no role bindings\n');
+      process.stdout.write(table(['PROJECT', 'MEMBER', 'ROLE', 'CREATED'], bindings.map((b) => [b.project, b.member, b.role, b.createTime])));
     });
   });
 }

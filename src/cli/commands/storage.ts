@@ -1,6 +1,7 @@
 // `tunekit storage mb | cp | ls | rm`: the object store behind gs:// URIs, in a data directory, as
 // gsutil does for Cloud Storage. cp copies local -> gs://, gs:// -> local and gs:// -> gs://; a
-// destination ending in '/' (or a bucket, or a local directory) takes the source's base name.
+// destination ending in '/' (or a bucket, or a local directory) takes the source's base name. ls prints
+// one URI a line (as gsutil), an aligned table with -l, or the store's records with --json.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,6 +10,8 @@ import { InvalidRequestError } from '../../errors.js';
 import { Platform } from '../../platform/platform.js';
 import { defaultDataDir } from '../../platform/db.js';
 import { parseGsUri } from '../../platform/gcs-names.js';
+import type { ObjectInfo } from '../../platform/storage.js';
+import { printJson, table } from '../client-output.js';
 
 export interface DataDirOption {
   dataDir: string;
@@ -78,26 +81,35 @@ export function registerStorageCommands(program: Command): void {
       .command('ls')
       .description('list buckets, or the objects under gs://bucket[/prefix] (one level, as gsutil)')
       .argument('[gs://bucket[/prefix]]', 'what to list; nothing lists the buckets')
-      .option('-l, --long', 'show size, update time and generation'),
-  ).action(async (uri: string | undefined, o: DataDirOption & { long?: boolean }) => {
+      .option('-l, --long', 'a table: location, project and creation time of buckets; size, update time and generation of objects')
+      .option('--json', 'the buckets as a JSON array, or {prefixes, objects} under a bucket (all pages)'),
+  ).action(async (uri: string | undefined, o: DataDirOption & { long?: boolean; json?: boolean }) => {
     await withPlatform(o.dataDir, (p) => {
       if (uri === undefined) {
-        for (const b of p.storage.listBuckets()) {
-          process.stdout.write(o.long ? `gs://${b.name}/\t${b.location}\t${b.project}\t${b.createTime}\n` : `gs://${b.name}/\n`);
-        }
+        const buckets = p.storage.listBuckets();
+        if (o.json) return printJson(buckets);
+        if (!o.long || buckets.length === 0) return void process.stdout.write(buckets.map((b) => `gs://${b.name}/\n`).join(''));
+        process.stdout.write(table(['BUCKET', 'LOCATION', 'PROJECT', 'CREATED'], buckets.map((b) => [`gs://${b.name}/`, b.location, b.project, b.createTime])));
         return;
       }
       const { bucket, object: prefix } = parseGsUri(uri, { allowBucketOnly: true });
+      const prefixes: string[] = [];
+      const objects: ObjectInfo[] = [];
       let pageToken: string | undefined;
       do {
         const page = p.storage.listObjects(bucket, { prefix, delimiter: '/', pageToken });
-        for (const pre of page.prefixes) process.stdout.write(`gs://${bucket}/${pre}\n`);
-        for (const obj of page.objects) {
-          const name = `gs://${bucket}/${obj.name}`;
-          process.stdout.write(o.long ? `${String(obj.size).padStart(12)}  ${obj.updateTime}  ${name}#${obj.generation}\n` : `${name}\n`);
-        }
+        prefixes.push(...page.prefixes);
+        objects.push(...page.objects);
         pageToken = page.nextPageToken;
       } while (pageToken);
+      if (o.json) return printJson({ prefixes, objects });
+      const uris = [...prefixes.map((x) => `gs://${bucket}/${x}`), ...objects.map((x) => `gs://${bucket}/${x.name}`)];
+      if (!o.long) return void process.stdout.write(uris.map((u) => `${u}\n`).join(''));
+      if (uris.length === 0) return;
+      process.stdout.write(table(['SIZE', 'UPDATED', 'GENERATION', 'URI'], [
+        ...prefixes.map((x) => ['', '', '', `gs://${bucket}/${x}`]),
+        ...objects.map((x) => [String(x.size), x.updateTime, x.generation, `gs://${bucket}/${x.name}`]),
+      ]));
     });
   });
 
