@@ -163,9 +163,25 @@ test('validate: accepted with a tool-capable model; refused at the line and fiel
   const seen2: DatasetProblem[] = [];
   await validateDataset(noDecl, { model: { dir: tinyModelDir('gemma3') }, onProblem: (p) => seen2.push(p) });
   assert.deepEqual(seen2.filter((p) => p.kind === 'render_failed').map((p) => [p.line, p.path]), [[1, 'contents[1].parts[0].functionCall']]);
-  // data convert refuses them (not converted yet), naming the field.
-  assert.throws(() => toOpenAI(parse(line)), (e: unknown) => e instanceof DatasetError && e.path === 'contents[1].parts[0].functionCall' && /cannot be converted/.test(e.message));
-  assert.throws(() => toVertex(parse(openaiLine('tools-call-and-response'))), (e: unknown) => e instanceof DatasetError && e.path === 'tools');
+});
+
+test('data convert: function-calling examples convert both ways and render the same; what would change is refused', () => {
+  const tok = tokenizers.get('qwen3')!;
+  const render = (c: Conversation) => renderSegments(c, tok);
+  const parallel = parse(openaiLine('tools-parallel-calls'));
+  assert.deepEqual(render(parse(toOpenAI(parallel))), render(parallel));
+  for (const line of [openaiLine('tools-call-and-response'), vertexLine()]) {
+    const conv = parse(line);
+    const viaVertex = parse(toVertex(conv));
+    const viaOpenAI = parse(toOpenAI(conv));
+    assert.deepEqual(render(viaVertex), render(conv));
+    assert.deepEqual(render(viaOpenAI), render(conv));
+    assert.deepEqual(render(parse(toOpenAI(viaVertex))), render(conv));
+  }
+  // A tool result that is not a JSON object ("[]", "rain") cannot be a Vertex functionResponse.
+  for (const name of ['tools-no-system', 'tools-parallel-calls']) {
+    assert.throws(() => toVertex(parse(openaiLine(name))), (e: unknown) => e instanceof DatasetError && e.path === 'tools' && /json\.dumps/.test(e.message), name);
+  }
 });
 
 test('the trainer trains on call turns: its predictions are the call and answer tokens', async () => {
