@@ -185,4 +185,8 @@ test('refused: thresholds without a classifier (FAILED_PRECONDITION), method SEV
   assert.equal(severity.status, 400);
   assert.match(((await severity.json()) as any).error.message, /safety_settings\[0\]\.method/);
   assert.throws(() => parseSafetyConfig({ projects: { p: { classifier: { model: 'm', format: 'raw' } } } }, 'f.json'), /f\.json: projects\.p\.classifier\.format/);
+  // A prompt the classifier's context cannot hold is refused, not passed unrated.
+  const long = await api.post(`${PREFIX}/gemma3-tiny:generateContent`, { ...userText('word '.repeat(3000)), ...danger('BLOCK_ONLY_HIGH') });
+  assert.equal(long.status, 400);
+  assert.match(((await long.json()) as any).error.message, /safety classifier's question about this prompt is \d+ tokens/);
 });

@@ -36,6 +36,10 @@ export class SafetyClassifier {
   async score(categories: readonly RatedCategory[], userText: string, response: string | undefined, signal: AbortSignal): Promise<Map<RatedCategory, number>> {
     const scores = await Promise.all(categories.map(async (category) => {
       const ids = this.promptIds(classifierQuestion(category, userText, response));
+      const context = this.served.model.config.maxPositionEmbeddings;
+      if (ids.length >= context) {
+        throw new InvalidRequestError(`the safety classifier's question about this ${response === undefined ? 'prompt' : 'response'} is ${ids.length} tokens, more than the classifier's context (${context} tokens) holds, so it cannot be rated; shorten it or configure a classifier with a longer context`);
+      }
       let delta = NaN;
       const it = this.served.generate(ids, {
         maxTokens: 1, temperature: 0,
