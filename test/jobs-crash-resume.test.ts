@@ -36,10 +36,11 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
     const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     return await res.json() as Record<string, any>;
   };
-  const body = createBody({ epochs: 4 });
+  // 12 epochs of one step each: the run lasts well past the epoch-1 checkpoint the test waits for.
+  const body = createBody({ epochs: 12 });
 
-  // A slow first server (each step sleeps), killed right after the epoch-1 checkpoint.
-  const first = await startServe(dataDir, { TUNEKIT_JOB_STEP_DELAY_MS: '1500' });
+  // The first server, killed right after the epoch-1 checkpoint.
+  const first = await startServe(dataDir);
   servers.push(first);
   const job = await api(first)('POST', JOBS, body);
   assert.equal(job.state, 'JOB_STATE_PENDING', JSON.stringify(job));
@@ -56,7 +57,7 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
   await first.kill('SIGKILL');
   const killedAt = new Date().toISOString();
   assert.ok(!fs.existsSync(path.join(out, 'adapter_model.safetensors')), 'killed before the end');
-  assert.ok(!fs.existsSync(path.join(out, 'checkpoints', 'epoch-4')));
+  assert.ok(!fs.existsSync(path.join(out, 'checkpoints', 'epoch-12')));
   const stuck = Platform.open({ dataDir });
   assert.equal(stuck.jobs.find(id)?.state, 'JOB_STATE_RUNNING');
   stuck.close();

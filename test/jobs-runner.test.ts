@@ -3,7 +3,9 @@
 // google.rpc.Status; a job whose worker dies is FAILED, never left RUNNING; uploads of creates that
 // crashed are removed at start; a job's staging directory goes when the job ends (cancelled while
 // PENDING or RUNNING, failed) and at start for jobs that ended unwatched; one worker is shared fairly
-// across projects (A queues 3 jobs, then B 1: B's runs second).
+// across projects (A queues 3 jobs, then B 1: B's runs second). A job the test acts on while it runs
+// has LONG epochs: one epoch is one step on the 40 examples, so the run lasts well past the first step
+// or checkpoint the test waits for.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,6 +33,7 @@ const request = (epochs: number): CreateJobRequest => ({
   adapterSize: 'ADAPTER_SIZE_TWO', learningRateMultiplier: 1, authorizeRead: () => undefined,
 });
 
+const LONG = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(what: string, f: () => T | undefined, timeoutMs = 60_000): Promise<T> {
   const t0 = Date.now();
@@ -43,8 +46,8 @@ async function until<T>(what: string, f: () => T | undefined, timeoutMs = 60_000
 }
 
 test('stop puts a running job back to PENDING; the next runner resumes it to SUCCEEDED', async () => {
-  const slow = new TuningService(platform, { pollMs: 50, env: { ...process.env, TUNEKIT_JOB_STEP_DELAY_MS: '400' } });
-  const job = await slow.create(request(3));
+  const slow = new TuningService(platform, { pollMs: 50 });
+  const job = await slow.create(request(LONG));
   slow.runner.start();
   const out = path.join(jobDir(dataDir, job.id), 'out');
   await until('the first checkpoint', () => listCheckpoints(out).length > 0);
@@ -63,11 +66,11 @@ test('stop puts a running job back to PENDING; the next runner resumes it to SUC
   assert.equal(done.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(done.error));
   assert.equal(done.startTime, stopped.startTime, 'startTime is when the job first ran');
   assert.equal(done.attempts, 2);
-  assert.equal((done.result as any).tunedModel.checkpoints.length, 3);
+  assert.equal((done.result as any).tunedModel.checkpoints.length, LONG);
 });
 
 test('a worker that cannot run its job ends it FAILED with a status; a killed worker fails its job', async () => {
-  const service = new TuningService(platform, { pollMs: 50, env: { ...process.env, TUNEKIT_JOB_STEP_DELAY_MS: '400' } });
+  const service = new TuningService(platform, { pollMs: 50 });
   const broken = await service.create(request(1));
   fs.rmSync(path.join(jobDir(dataDir, broken.id), TRAIN_FILE));
   service.runner.start();
@@ -77,9 +80,9 @@ test('a worker that cannot run its job ends it FAILED with a status; a killed wo
   });
   assert.ok(failed.error && failed.error.code > 0 && failed.error.message.length > 0, JSON.stringify(failed.error));
 
-  const victim = await service.create(request(3));
+  const victim = await service.create(request(LONG));
   await until('the worker', () => platform.jobs.find(victim.id)!.state === 'JOB_STATE_RUNNING' && service.runner.running().includes(victim.id));
-  await sleep(200);
+  await until('its first step', () => platform.jobs.metrics(victim.id).length > 0);
   // Kill the worker behind the runner's back (an OOM kill, say).
   const { childPids } = await import('./helpers/serve.js');
   for (const pid of childPids(process.pid)) process.kill(pid, 'SIGKILL');
@@ -106,7 +109,7 @@ test('uploads left by crashed creates are removed at start', async () => {
 test('a job\'s staging directory is removed when it ends, and at start for jobs that ended unwatched', async () => {
   platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
   try {
-    const service = new TuningService(platform, { pollMs: 50, env: { ...process.env, TUNEKIT_JOB_STEP_DELAY_MS: '400' } });
+    const service = new TuningService(platform, { pollMs: 50 });
     // Cancelled while PENDING (the runner has not started): at once.
     const pending = await service.create(request(1));
     assert.ok(fs.existsSync(jobDir(dataDir, pending.id)));
@@ -118,14 +121,14 @@ test('a job\'s staging directory is removed when it ends, and at start for jobs 
     platform.jobs.cancel('p', 'us-central1', unwatched.id);
     assert.ok(fs.existsSync(jobDir(dataDir, unwatched.id)));
     // A job that may still run keeps its directory (a resume after a crash needs it).
-    const queued = await service.create(request(3));
+    const queued = await service.create(request(LONG));
     service.runner.start();
     assert.ok(!fs.existsSync(jobDir(dataDir, unwatched.id)), 'removed at start');
     assert.ok(fs.existsSync(jobDir(dataDir, queued.id)));
 
     // Cancelled while RUNNING: once its worker is gone.
     await until('the job to run', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_RUNNING' && service.runner.running().includes(queued.id));
-    await until('a checkpoint or a step', () => platform.jobs.metrics(queued.id).length > 0);
+    await until('its first step', () => platform.jobs.metrics(queued.id).length > 0);
     service.cancel('p', 'us-central1', queued.id);
     await until('the job to be cancelled', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_CANCELLED');
     await until('its staging directory to go', () => !fs.existsSync(jobDir(dataDir, queued.id)));

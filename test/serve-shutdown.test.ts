@@ -131,8 +131,9 @@ test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PE
       const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
       return await res.json() as Record<string, any>;
     };
-    const first = await startServe(dir, { TUNEKIT_JOB_STEP_DELAY_MS: '300' });
-    const job = await call(first)('POST', JOBS, createBody({ epochs: 2 }));
+    const first = await startServe(dir);
+    // 8 epochs of one step each: still training when the server is told to stop.
+    const job = await call(first)('POST', JOBS, createBody({ epochs: 8 }));
     assert.equal(job.state, 'JOB_STATE_PENDING', JSON.stringify(job));
     const id = job.name.split('/').pop();
     const t0 = Date.now();

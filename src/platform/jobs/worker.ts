@@ -13,7 +13,6 @@
 // gone (the server died: the next server resumes the job from its checkpoint, so no orphan keeps
 // training). The training loop does not yield to the event loop, so these checks run in the step
 // callback, not on IPC events.
-// TUNEKIT_JOB_STEP_DELAY_MS (tests) sleeps that long after each step, to make a run slow enough to kill.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -37,8 +36,6 @@ async function run(dataDir: string, jobId: string): Promise<void> {
   const jobs = new TuningJobs(db, new Quotas(db, config));
   const storage = new ObjectStore(db, config);
   const parent = process.ppid;
-  const delayMs = Number(process.env.TUNEKIT_JOB_STEP_DELAY_MS ?? 0);
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
   const stillMine = (): void => {
     if (process.ppid !== parent) process.exit(0); // the server is gone; the next one resumes the job
@@ -48,7 +45,6 @@ async function run(dataDir: string, jobId: string): Promise<void> {
   const onEvent = (e: TrainEvent): void => {
     if (e.type === 'step') {
       jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.train), e.metrics.epoch);
-      if (delayMs > 0) Atomics.wait(sleeper, 0, 0, delayMs);
       stillMine();
     } else if (e.type === 'eval') {
       jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.eval), e.metrics.epoch);
