@@ -12,6 +12,7 @@ import { loadModelConfig } from '../src/models/loader.js';
 import type { LoraAdapter } from '../src/lora/lora.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import { describeJob } from '../src/cli/commands/jobs.js';
 
 const t = tuningPlatform();
 after(() => t.close());
@@ -65,6 +66,9 @@ test('continuous tuning starts from the pre-tuned adapter and makes a new versio
   assert.equal(second.tunedModel.model, `${model}@2`);
   assert.deepEqual(second.preTunedModel, { tunedModelName: `${model}@1`, baseModel: 'publishers/google/models/gemma3-tiny' });
   assert.equal(second.baseModel, undefined); // one oneof with pre_tuned_model
+  // `tunekit jobs get` shows the base from pre_tuned_model and the tuned model the job started from.
+  assert.match(describeJob(second as any), /^base model: +publishers\/google\/models\/gemma3-tiny$/m);
+  assert.match(describeJob(second as any), new RegExp(`^continued from: +${model}@1$`, 'm'));
   assert.equal(second.tunedModelDisplayName, firstModel.displayName);
   assert.equal(second.supervisedTuningSpec.hyperParameters.adapterSize, 'ADAPTER_SIZE_FOUR'); // the adapter's rank
   const versions = (await call('GET', `/v1/${model}:listVersions`, keys.viewer)).json;
@@ -88,6 +92,7 @@ test('continuous tuning starts from the pre-tuned adapter and makes a new versio
   const branch = await run({ preTunedModel: { tunedModelName: `${model}@1`, checkpointId: '1' }, tunedModelDisplayName: 'branch', supervisedTuningSpec: spec(tiny) });
   assert.doesNotMatch(branch.tunedModel.model, new RegExp(`^${model}@`));
   assert.match(branch.tunedModel.model, /@1$/);
+  assert.match(describeJob(branch as any), /^from checkpoint: +1$/m);
   const branchModel = (await call('GET', `/v1/${(branch.tunedModel.model as string).replace(/@\d+$/, '')}`, keys.trainer)).json;
   assert.equal(branchModel.displayName, 'branch');
   const checkpoint1 = firstModel.checkpoints.find((k: any) => k.checkpointId === '1');

@@ -8,7 +8,9 @@ export type { JobState };
 export interface TuningJob {
   name: string;
   state: JobState;
+  /** base_model and pre_tuned_model are one oneof (source_model): a continuous tuning job has the latter. */
   baseModel?: string;
+  preTunedModel?: { tunedModelName?: string; checkpointId?: string; baseModel?: string };
   tunedModelDisplayName?: string;
   description?: string;
   labels?: Record<string, string>;

@@ -28,7 +28,7 @@ export function registerJobsCommands(program: Command): void {
       if (o.json) return printJson(items.length ? { tuningJobs: items } : {});
       if (items.length === 0) return void process.stdout.write('no tuning jobs\n');
       process.stdout.write(table(['JOB', 'STATE', 'DISPLAY NAME', 'BASE MODEL', 'CREATED', 'ENDED'],
-        items.map((j) => [idOf(j.name), state(j.state), j.tunedModelDisplayName ?? '', j.baseModel ?? '', shortTime(j.createTime), shortTime(j.endTime)])));
+        items.map((j) => [idOf(j.name), state(j.state), j.tunedModelDisplayName ?? '', baseModelOf(j), shortTime(j.createTime), shortTime(j.endTime)])));
     });
 
   clientOptions(jobs.command('get').description('show a tuning job').argument('<job>', 'job ID or projects/P/locations/L/tuningJobs/ID'))
@@ -53,11 +53,15 @@ export function registerJobsCommands(program: Command): void {
     });
 }
 
-function describeJob(j: TuningJob): string {
+/** The job's base model: baseModel, or a continuous tuning job's preTunedModel.baseModel. */
+const baseModelOf = (j: TuningJob): string => j.baseModel ?? j.preTunedModel?.baseModel ?? '';
+
+export function describeJob(j: TuningJob): string {
   const hp = j.supervisedTuningSpec?.hyperParameters;
   const stats = j.tuningDataStats?.supervisedTuningDataStats;
   let out = details([
-    ['name', j.name], ['state', state(j.state)], ['display name', j.tunedModelDisplayName], ['base model', j.baseModel],
+    ['name', j.name], ['state', state(j.state)], ['display name', j.tunedModelDisplayName], ['base model', baseModelOf(j)],
+    ['continued from', j.preTunedModel?.tunedModelName], ['from checkpoint', j.preTunedModel?.checkpointId],
     ['description', j.description],
     ['training data', j.supervisedTuningSpec?.trainingDatasetUri], ['validation data', j.supervisedTuningSpec?.validationDatasetUri],
     ['epochs', hp?.epochCount], ['adapter size', hp?.adapterSize], ['lr multiplier', hp?.learningRateMultiplier?.toString()],
