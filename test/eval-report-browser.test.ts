@@ -87,11 +87,10 @@ test("tunekit eval's report.html renders, charts its metrics, filters and sorts,
     assert.equal(await rows.count(), 1);
     assert.equal(await rows.first().locator('td').nth(1).textContent(), 'Spell cat.');
     assert.equal(await page.textContent('#count'), `1 of ${prompts.length} examples`);
-    if (explanation) {
-      await page.fill('#filter', explanation);
-      const matching = await page.$$eval('#rows tr:not(:first-child) td:last-child', (tds) => tds.map((td) => td.textContent ?? ''));
-      assert.ok(matching.length >= 1 && matching.every((t) => t.toLowerCase().includes(explanation.toLowerCase())), `${explanation}: ${matching.join(' | ')}`);
-    }
+    assert.ok(explanation, 'the judge explained some choice (its answer schema has an explanation)');
+    await page.fill('#filter', explanation);
+    const matching = await page.$$eval('#rows tr:not(:first-child) td:last-child', (tds) => tds.map((td) => td.textContent ?? ''));
+    assert.ok(matching.length >= 1 && matching.every((t) => t.toLowerCase().includes(explanation.toLowerCase())), `${explanation}: ${matching.join(' | ')}`);
     await page.fill('#filter', 'no such text anywhere');
     assert.equal(await rows.count(), 0);
     await page.fill('#filter', '');
