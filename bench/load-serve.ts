@@ -68,11 +68,11 @@ async function serve(workDir: string, parallel: number): Promise<void> {
   });
   const registrations = new Map<string, { publisher: string; name: string; dir: string; createTime: string }>();
   const store = {
-    get: (publisher: string, name: string) => registrations.get(`${publisher}/${name}`),
-    list: () => [...registrations.values()],
-    put: (r: { publisher: string; name: string; dir: string; createTime: string }) => void registrations.set(`${r.publisher}/${r.name}`, r),
+    get: async (publisher: string, name: string) => registrations.get(`${publisher}/${name}`),
+    list: async () => [...registrations.values()],
+    put: async (r: { publisher: string; name: string; dir: string; createTime: string }) => void registrations.set(`${r.publisher}/${r.name}`, r),
   };
-  registerPublisherModel(store, modelDir, { name: 'llama-tiny' });
+  await registerPublisherModel(store, modelDir, { name: 'llama-tiny' });
   const app = createApp({
     catalog: new ModelCatalog(store, undefined, { engine: { parallel, maxQueue: 256 } }),
     endpoints: {

@@ -18,12 +18,12 @@ import { Platform } from '../src/platform/platform.js';
 const MiB = 1 << 20;
 const size = Number(process.argv[2] ?? 256) * MiB;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-bench-storage-'));
-const platform = Platform.open({ dataDir });
-platform.storage.createBucket('bench-data', { project: 'p', location: 'us-central1' });
-const sa = platform.iam.createServiceAccount('p', 'bench-uploader');
-platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.objectAdmin');
-const key = platform.iam.createKey(sa.email).key;
-platform.close();
+const platform = await Platform.open({ dataDir });
+await platform.storage.createBucket('bench-data', { project: 'p', location: 'us-central1' });
+const sa = await platform.iam.createServiceAccount('p', 'bench-uploader');
+await platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.objectAdmin');
+const key = (await platform.iam.createKey(sa.email)).key;
+await platform.close();
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -7,13 +7,13 @@ import { Iam } from '../src/platform/iam.js';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 
 let iam!: Iam;
-const api = tinyApi({ withDb: (db) => (iam = new Iam(db), { auth: iam }) });
-iam.createServiceAccount('p', 'viewer-sa');
-iam.addBinding('p', 'serviceAccount:viewer-sa@p.iam.gserviceaccount.com', 'roles/aiplatform.viewer');
-iam.createServiceAccount('p', 'user-sa');
-iam.addBinding('p', 'serviceAccount:user-sa@p.iam.gserviceaccount.com', 'roles/aiplatform.user');
-const viewer = iam.createKey('viewer-sa@p.iam.gserviceaccount.com').key;
-const user = iam.createKey('user-sa@p.iam.gserviceaccount.com').key;
+const api = await tinyApi({ withDb: (db) => (iam = new Iam(db), { auth: iam }) });
+await iam.createServiceAccount('p', 'viewer-sa');
+await iam.addBinding('p', 'serviceAccount:viewer-sa@p.iam.gserviceaccount.com', 'roles/aiplatform.viewer');
+await iam.createServiceAccount('p', 'user-sa');
+await iam.addBinding('p', 'serviceAccount:user-sa@p.iam.gserviceaccount.com', 'roles/aiplatform.user');
+const viewer = (await iam.createKey('viewer-sa@p.iam.gserviceaccount.com')).key;
+const user = (await iam.createKey('user-sa@p.iam.gserviceaccount.com')).key;
 
 const GEN = `${PREFIX}/gemma3-tiny:generateContent`;
 const body = { ...userText('hi'), generationConfig: { maxOutputTokens: 2 } };

@@ -8,14 +8,14 @@ import type { LoadedModel } from '../src/models/model.js';
 
 class MemoryStore implements RegistrationStore {
   private readonly m = new Map<string, ModelRegistration>();
-  get(publisher: string, name: string) { return this.m.get(`${publisher}/${name}`); }
-  list() { return [...this.m.values()]; }
-  put(r: ModelRegistration) { this.m.set(`${r.publisher}/${r.name}`, r); }
+  async get(publisher: string, name: string) { return this.m.get(`${publisher}/${name}`); }
+  async list() { return [...this.m.values()]; }
+  async put(r: ModelRegistration) { this.m.set(`${r.publisher}/${r.name}`, r); }
 }
 
 test('base models beyond the limit are evicted least-recently-used first and reloaded on demand', async () => {
   const store = new MemoryStore();
-  for (const name of ['a', 'b', 'c']) store.put({ publisher: 'google', name, dir: `/models/${name}`, createTime: '2026-01-01T00:00:00Z' });
+  for (const name of ['a', 'b', 'c']) await store.put({ publisher: 'google', name, dir: `/models/${name}`, createTime: '2026-01-01T00:00:00Z' });
   const loads: string[] = [];
   const fake = async (dir: string) => {
     loads.push(dir);

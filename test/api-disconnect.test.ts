@@ -15,7 +15,7 @@ import { listen } from '../src/api/server.js';
 import { loadModel } from '../src/models/model.js';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 
-const base = tinyApi();
+const base = await tinyApi();
 
 /** A catalog whose models count forward passes of the core and can run a hook before each. */
 function countingCatalog() {

@@ -30,7 +30,7 @@ const targets: Record<string, EndpointTarget> = {
   '111': { publisher: 'google', model: 'qwen3-tiny', adapterDir, modelVersion: 'projects/p/locations/us-central1/models/900@1' },
   '222': { publisher: 'google', model: 'qwen3-tiny', modelVersion: 'qwen3-tiny' },
 };
-const api = tinyApi({
+const api = await tinyApi({
   endpoints: {
     resolve: (project, location, endpoint) => {
       const t = project === 'p' ? targets[endpoint] : undefined;

@@ -46,7 +46,7 @@ const text = (r: Gen): string => (r.candidates[0]!.content.parts ?? []).map((p) 
 const body = (i: number) => ({ ...userText(`Request number ${i}`), generationConfig: { temperature: 0, maxOutputTokens: 24 } });
 
 test('concurrent requests on a base and three tuned endpoints share one engine and one base copy, each answering as alone', async () => {
-  const api = tinyApi({ endpoints });
+  const api = await tinyApi({ endpoints });
   const urls = [`${PREFIX}/qwen3-tiny:generateContent`, ...adapters.map((_, i) => `${EP}/${100 + i}:generateContent`)];
   // Alone, one after another.
   const alone: string[] = [];
@@ -70,7 +70,7 @@ test('concurrent requests on a base and three tuned endpoints share one engine a
 });
 
 test('beyond --max-queue waiting requests: 429 RESOURCE_EXHAUSTED naming the limit', async () => {
-  const api = tinyApi();
+  const api = await tinyApi();
   const catalog = new ModelCatalog(api.store, undefined, { engine: { parallel: 1, maxQueue: 1 } });
   const app = createApp({ catalog });
   const { engine } = await catalog.served('google', 'qwen3-tiny');
@@ -90,7 +90,7 @@ test('beyond --max-queue waiting requests: 429 RESOURCE_EXHAUSTED naming the lim
 });
 
 test('the catalog never drops a base model whose engine is busy (no second copy while it runs)', async () => {
-  const api = tinyApi();
+  const api = await tinyApi();
   const catalog = new ModelCatalog(api.store, undefined, { baseModels: 1 });
   const gemma = await catalog.served('google', 'gemma3-tiny');
   const it = gemma.generate([5, 6, 7], { temperature: 0, maxTokens: 200, stopTokenIds: [] }, new AbortController().signal);

@@ -7,7 +7,7 @@ import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { toStatus, HttpError } from '../src/api/errors.js';
 import { NotFoundError, ResourceExhaustedError } from '../src/errors.js';
 
-const api = tinyApi({ bodyLimit: 4096 });
+const api = await tinyApi({ bodyLimit: 4096 });
 const GEN = `${PREFIX}/gemma3-tiny:generateContent`;
 
 async function expectStatus(res: Response, code: number, status: string, message: string): Promise<void> {

@@ -8,7 +8,7 @@ import { HttpError } from '../src/api/errors.js';
 import { ROLES } from '../src/platform/roles.js';
 import { EVALUATION_PERMISSION, float32Json } from '../src/api/routes/evaluation.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const URL_V1 = '/v1/projects/p/locations/us-central1:evaluateInstances';
 const URL_BETA = '/v1beta1/projects/p/locations/us-central1:evaluateInstances';
 
@@ -98,7 +98,7 @@ test('bad requests: no input, two inputs, missing spec, instances or fields, wro
 
 test('permission aiplatform.locations.evaluateInstances is checked before the location; roles/aiplatform.user grants it', async () => {
   const denied: string[] = [];
-  const locked = tinyApi({
+  const locked = await tinyApi({
     auth: {
       authenticate: () => ({ id: 'user:x' }),
       authorize: (_p, permission) => {
@@ -159,7 +159,7 @@ test('judged inputs: the autorater and the instance are checked, naming the fiel
 
 // The named model-based inputs, judged by the server's autorater (tunekit serve --autorater) on /v1,
 // where the request has no autorater_config.
-const judging = tinyApi({ autorater: 'publishers/google/models/gemma3-tiny' });
+const judging = await tinyApi({ autorater: 'publishers/google/models/gemma3-tiny' });
 
 test('named judged inputs answer their *Result with a score on the rubric scale (or a pairwise choice) and the explanation', async () => {
   const one = async (input: string, body: unknown) => {

@@ -16,13 +16,13 @@ import { compileSchema } from '../src/structured/schema.js';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { realTokenizerDir } from './helpers/real-tokenizers.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const dir = path.join(api.dataDir, 'qwen3-tools');
 initTinyModel({ family: 'qwen3', size: 'tiny', seed: 2, out: dir });
 const published = JSON.parse(fs.readFileSync(path.join(realTokenizerDir('qwen3'), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
 const configFile = path.join(dir, 'tokenizer_config.json');
 fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: published.chat_template }));
-registerPublisherModel(api.store, dir, { name: 'qwen3-tools' });
+await registerPublisherModel(api.store, dir, { name: 'qwen3-tools' });
 const URL_ = `${PREFIX}/qwen3-tools:generateContent`;
 
 const WEATHER = {
@@ -122,7 +122,7 @@ const llamaDir = path.join(api.dataDir, 'llama-tools');
 initTinyModel({ family: 'llama', size: 'tiny', seed: 3, out: llamaDir });
 const llamaConfig = path.join(llamaDir, 'tokenizer_config.json');
 fs.writeFileSync(llamaConfig, JSON.stringify({ ...JSON.parse(fs.readFileSync(llamaConfig, 'utf8')), chat_template: fs.readFileSync('test/fixtures/llama3.1-instruct.jinja', 'utf8') }));
-registerPublisherModel(api.store, llamaDir, { name: 'llama-tools' });
+await registerPublisherModel(api.store, llamaDir, { name: 'llama-tools' });
 
 test('tools with a JSON response format: mode AUTO answers a valid call or JSON of the schema (both templates); ANY a call; NONE JSON', async () => {
   const ANSWER = { type: 'object', properties: { answer: { type: 'string' }, confidence: { type: 'number' } }, required: ['answer', 'confidence'], additionalProperties: false };

@@ -14,7 +14,7 @@ import { createApp } from '../src/api/app.js';
 import { ModelCatalog, registerPublisherModel } from '../src/api/catalog.js';
 import { scratchCopy, tinyModelDir } from './helpers/tiny-models.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const gemma = await loadModel(tinyModelDir('gemma3'));
 const qwen = await loadModel(tinyModelDir('qwen3'));
 
@@ -195,7 +195,7 @@ function thinkingQwenDir(): string {
 
 test('thinkingBudget caps thinking; includeThoughts returns thought parts; usage counts thoughts apart', async () => {
   const dir = thinkingQwenDir();
-  registerPublisherModel(api.store, dir, { name: 'qwen3-thinking' });
+  await registerPublisherModel(api.store, dir, { name: 'qwen3-thinking' });
   const model = await loadModel(dir);
   const ids = renderPrompt({ turns: [{ role: 'user', text: 'Hello there' }] }, model.tokenizer).tokens;
   assert.ok(renderPrompt({ turns: [{ role: 'user', text: 'Hello there' }] }, model.tokenizer).text.endsWith('<think>\n'));

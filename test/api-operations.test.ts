@@ -11,7 +11,7 @@ import { checkMessage } from '../src/api/proto-json.js';
 import { registryEndpoints } from '../src/api/routes/registry.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const LOC = 'projects/p/locations/us-central1';
@@ -119,7 +119,7 @@ test('endpoint create, deploy, undeploy, delete and model delete are operations;
   const bucket = ((await call('GET', `/v1/${model}`, keys.viewer)).json.artifactUri as string).slice(5).split('/')[0]!;
   const jobId = (job.name as string).split('/').pop();
   for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
-    assert.deepEqual(fs.readFileSync(path.join(served.adapterDir!, f)), t.platform.storage.readObject(bucket, `tuningJobs/${jobId}/checkpoints/1/${f}`), f);
+    assert.deepEqual(fs.readFileSync(path.join(served.adapterDir!, f)), await t.platform.storage.readObject(bucket, `tuningJobs/${jobId}/checkpoints/1/${f}`), f);
   }
   const config = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).inference_mode;
   assert.deepEqual([config(served.adapterDir!), config(finalDir)], [false, true]);

@@ -13,7 +13,7 @@ import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 
 const tokenizer = new PromptTokenizer({ inlineChars: 1000, idleMs: 200 });
-const api = tinyApi({ tokenizer });
+const api = await tinyApi({ tokenizer });
 const gemma = await loadModel(tinyModelDir('gemma3'));
 const CONTEXT = gemma.config.maxPositionEmbeddings;
 

@@ -13,7 +13,7 @@ import { checkMessage, encodeMessage, messageDescriptor, protoSet, wantsIntEnums
 import { generate } from '../tools/gen-proto-descriptors.js';
 import { createBody, tuningPlatform } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const JOBS_V1 = '/v1/projects/p/locations/us-central1/tuningJobs';

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { checkMessage } from '../src/api/proto-json.js';
 import { tuningPlatform, waitForJob } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const ALT = '%24alt=json%3Benum-encoding%3Dint';
 const PARENT = 'projects/p/locations/us-central1';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { checkMessage } from '../src/api/proto-json.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const LOC = 'projects/p/locations/us-central1';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const GEN = `${PREFIX}/gemma3-tiny:generateContent`;
 
 async function refused(url: string, body: unknown, status: string, field: string, message: RegExp): Promise<void> {

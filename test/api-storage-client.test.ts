@@ -17,7 +17,7 @@ import { Crc32c } from '../src/platform/crc32c.js';
 import { createBody, JOBS, tuningPlatform, vertexJsonl, waitForJob } from './helpers/tuning.js';
 import { formatTask } from './helpers/format-task.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 const server = await listen(t.app, { port: 0, host: '127.0.0.1' });
 // A second app over the same platform with a 1 MiB object limit.
 const small = await listen(createApp({ catalog: t.catalog, auth: t.platform.iam, tuning: t.tuning, maxObjectBytes: 1 << 20 }), { port: 0, host: '127.0.0.1' });
@@ -61,9 +61,9 @@ test('crc32c equals the client library\'s CRC32C', () => {
 });
 
 test('buckets, uploads of every type, ranged downloads, list, delete with the official client', async () => {
-  const sa = t.platform.iam.createServiceAccount('p', 'storage-admin');
-  t.platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.admin');
-  const gcs = client(t.platform.iam.createKey(sa.email).key);
+  const sa = await t.platform.iam.createServiceAccount('p', 'storage-admin');
+  await t.platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.admin');
+  const gcs = client((await t.platform.iam.createKey(sa.email)).key);
   await assert.rejects(client(t.keys.trainer).createBucket('not-allowed', { location: 'us-central1' }), (e: any) => e.code === 403 && /storage\.buckets\.create/.test(e.message));
   const [bucket] = await gcs.createBucket('client-data', { location: 'us-central1' });
   const [meta] = await bucket.getMetadata();

@@ -22,12 +22,12 @@ after(async () => {
 });
 
 test('a resumable upload resumes after the server is killed mid-chunk', async () => {
-  const platform = Platform.open({ dataDir });
-  platform.storage.createBucket('crash-data', { project: 'p', location: 'us-central1' });
-  const sa = platform.iam.createServiceAccount('p', 'uploader');
-  platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.objectAdmin');
-  const key = platform.iam.createKey(sa.email).key;
-  platform.close();
+  const platform = await Platform.open({ dataDir });
+  await platform.storage.createBucket('crash-data', { project: 'p', location: 'us-central1' });
+  const sa = await platform.iam.createServiceAccount('p', 'uploader');
+  await platform.iam.addBinding('p', `serviceAccount:${sa.email}`, 'roles/storage.objectAdmin');
+  const key = (await platform.iam.createKey(sa.email)).key;
+  await platform.close();
 
   const data = randomBytes(5 * MiB + 3);
   const client = (url: string) => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const ajv = new Ajv({ strict: false, validateFormats: false });
 
 interface GenResponse { candidates: { content: { parts?: { text: string }[] }; finishReason?: string }[] }

@@ -12,13 +12,13 @@ import * as path from 'node:path';
 import { createApp } from '../src/api/app.js';
 import { createBody, JOBS, tuningPlatform } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 
 const LONG = JSON.stringify({
   contents: Array.from({ length: 30_000 }, (_, i) => ({ role: i % 2 ? 'model' : 'user', parts: [{ text: `turn ${i} of a long conversation` }] })),
 }) + '\n';
-t.platform.storage.putObjectSync('us-data', 'long.jsonl', LONG);
+await t.platform.storage.putObject('us-data', 'long.jsonl', LONG);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -41,7 +41,7 @@ async function assertCancelled(res: Response, status = 499, name = 'CANCELLED'):
   const body = await res.json() as { error: { status: string; message: string } };
   assert.equal(res.status, status, JSON.stringify(body));
   assert.equal(body.error.status, name);
-  assert.deepEqual(t.tuning.jobs.list('p', 'us-central1').jobs, []);
+  assert.deepEqual((await t.tuning.jobs.list('p', 'us-central1')).jobs, []);
   assert.deepEqual(staged(), []);
   assert.deepEqual(t.errors, []);
 }
@@ -74,7 +74,7 @@ test('a create aborted while its dataset is checked is CANCELLED and leaves no j
 test('a server shutdown while a create checks its dataset answers 503 and leaves nothing', async () => {
   const shutdown = new AbortController();
   const app = createApp({
-    catalog: t.catalog, auth: t.platform.iam, assertLocation: (l) => t.platform.config.assertLocation(l), tuning: t.tuning,
+    catalog: t.catalog, auth: t.platform.iam, assertLocation: async (l) => await t.platform.config.assertLocation(l), tuning: t.tuning,
     log: (e) => t.errors.push(e), shutdown: shutdown.signal,
   });
   const pending = create(undefined, app);

@@ -23,11 +23,11 @@ let server: ServeProcess;
 let keys: Keys;
 
 before(async () => {
-  const setup = Platform.open({ dataDir });
-  registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  seedData(setup); // gs://us-data/{train,validation}.jsonl in us-central1 (the upload goes through the storage module)
-  keys = makeKeys(setup);
-  setup.close();
+  const setup = await Platform.open({ dataDir });
+  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await seedData(setup); // gs://us-data/{train,validation}.jsonl in us-central1 (the upload goes through the storage module)
+  keys = await makeKeys(setup);
+  await setup.close();
   server = await startServe(dataDir);
 });
 

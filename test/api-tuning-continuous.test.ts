@@ -14,7 +14,7 @@ import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.j
 import { tinyModelDir } from './helpers/tiny-models.js';
 import { describeJob } from '../src/cli/commands/jobs.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const LOC = 'projects/p/locations/us-central1';
@@ -99,7 +99,7 @@ test('continuous tuning starts from the pre-tuned adapter and makes a new versio
   assert.ok(checkpoint1);
   const stored = (await call('GET', `/v1/${model}@1`, keys.trainer)).json;
   assert.equal(stored.checkpoints.length, 3);
-  const ckptAdapter = await adapterOf(t.tuning.registry.modelVersion(t.tuning.registry.getModel('p', 'us-central1', `${model.split('/').pop()}@1`), `${model.split('/').pop()}@1`).checkpoints[0]!.adapterUri!);
+  const ckptAdapter = await adapterOf(t.tuning.registry.modelVersion(await t.tuning.registry.getModel('p', 'us-central1', `${model.split('/').pop()}@1`), `${model.split('/').pop()}@1`).checkpoints[0]!.adapterUri!);
   assert.ok(compare(ckptAdapter, await adapterOf(branchModel.artifactUri)).diff < 1e-7);
   const ckptDiff = compare(firstAdapter, ckptAdapter).diff;
   assert.ok(ckptDiff > 1e-5, `the epoch-1 checkpoint differs from the final adapter (${ckptDiff})`);

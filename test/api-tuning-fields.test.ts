@@ -8,19 +8,19 @@ import assert from 'node:assert/strict';
 import { createBody, PROJECT, tuningPlatform, waitForJob } from './helpers/tuning.js';
 import { Random } from '../src/engine/random.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys, platform } = t;
 const JOBS = '/v1beta1/projects/p/locations/us-central1/tuningJobs';
 
 // A runner account that may read the data and write outputs; a caller who may not read the data but
 // may act as the runner; the test's trainer may read data but not act as anyone.
-const runner = platform.iam.createServiceAccount(PROJECT, 'job-runner');
-platform.iam.addBinding(PROJECT, `serviceAccount:${runner.email}`, 'roles/storage.objectAdmin');
-platform.iam.addBinding(PROJECT, 'serviceAccount:no-data-sa@p.iam.gserviceaccount.com', 'roles/iam.serviceAccountUser');
-const reader = platform.iam.createServiceAccount(PROJECT, 'reader-only');
-platform.iam.addBinding(PROJECT, `serviceAccount:${reader.email}`, 'roles/storage.objectViewer');
-platform.storage.createBucket('us-out', { project: PROJECT, location: 'us-central1' });
+const runner = await platform.iam.createServiceAccount(PROJECT, 'job-runner');
+await platform.iam.addBinding(PROJECT, `serviceAccount:${runner.email}`, 'roles/storage.objectAdmin');
+await platform.iam.addBinding(PROJECT, 'serviceAccount:no-data-sa@p.iam.gserviceaccount.com', 'roles/iam.serviceAccountUser');
+const reader = await platform.iam.createServiceAccount(PROJECT, 'reader-only');
+await platform.iam.addBinding(PROJECT, `serviceAccount:${reader.email}`, 'roles/storage.objectViewer');
+await platform.storage.createBucket('us-out', { project: PROJECT, location: 'us-central1' });
 
 let tuned: Record<string, any>;
 
@@ -63,7 +63,7 @@ test('serviceAccount: checked, actAs required, and the job reads and writes as t
   // One checkpoint, the last epoch's.
   assert.deepEqual(job.tunedModel.checkpoints.map((c: any) => c.epoch), ['2']);
   const id = created.json.name.split('/').pop();
-  const out = platform.storage.listObjects('us-out', { prefix: `results/${id}/adapter/` }).objects.map((o) => o.name.split('/').pop());
+  const out = (await platform.storage.listObjects('us-out', { prefix: `results/${id}/adapter/` })).objects.map((o) => o.name.split('/').pop());
   assert.deepEqual(out, ['adapter_config.json', 'adapter_model.safetensors']);
   // Labels on the Model and the Endpoint; /v1 does not know outputUri.
   const model = (await call('GET', `/v1/${job.tunedModel.model}`, keys.trainer)).json;
@@ -113,7 +113,7 @@ test('trafficSplit: applied to requests (statistically, fixed seed) and updated 
   const n = 4000;
   const counts = new Map<string, number>();
   for (let i = 0; i < n; i++) {
-    const id = t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id;
+    const id = (await t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!)).deployed.id;
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   assert.equal(counts.get(zero.json.response.deployedModel.id), undefined);
@@ -123,7 +123,7 @@ test('trafficSplit: applied to requests (statistically, fixed seed) and updated 
   const split = await call('POST', `/v1/${endpoint}:deployModel`, keys.trainer, { deployedModel: { model }, trafficSplit: { 0: 10, [first]: 90 } });
   assert.equal(split.status, 200);
   let tenth = 0;
-  for (let i = 0; i < n; i++) if (t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!).deployed.id === split.json.response.deployedModel.id) tenth++;
+  for (let i = 0; i < n; i++) if ((await t.tuning.registry.endpointTarget(PROJECT, 'us-central1', endpointId!)).deployed.id === split.json.response.deployedModel.id) tenth++;
   assert.ok(Math.abs(tenth - n / 10) < 4 * Math.sqrt(n * 0.1 * 0.9), String(tenth));
   t.tuning.registry.random = Math.random;
   // Generation goes through the same draw.

@@ -14,8 +14,9 @@ import { applyAdapterForInference } from '../src/lora/apply.js';
 import { renderPrompt } from '../src/data/render.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import type { JobRunner } from '../src/platform/jobs/runner.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const get = (name: string) => async () => (await call('GET', `/v1/${name}`, keys.trainer)).json;
@@ -62,7 +63,7 @@ test('a job runs to SUCCEEDED with stats, metrics, a model version, a stored ada
   assert.equal(model.displayName, 'tone');
   assert.equal(model.versionId, '1');
   assert.match(model.artifactUri, /^gs:\/\/tunekit-us-central1-[0-9a-f]{12}\/tuningJobs\/\d+\/adapter\/$/);
-  const objects = t.platform.storage.listObjects(model.artifactUri.slice(5).split('/')[0], { prefix: model.artifactUri.split('/').slice(3).join('/') }).objects.map((o) => o.name.split('/').pop());
+  const objects = (await t.platform.storage.listObjects(model.artifactUri.slice(5).split('/')[0], { prefix: model.artifactUri.split('/').slice(3).join('/') })).objects.map((o) => o.name.split('/').pop());
   assert.deepEqual(objects, ['adapter_config.json', 'adapter_model.safetensors']);
   const endpoint = (await call('GET', `/v1/${tm.endpoint}`, keys.trainer)).json;
   assert.equal(endpoint.deployedModels[0].model, tm.model.replace(/@1$/, ''));
@@ -120,17 +121,17 @@ test('create validates the request, the data access and the data before queueing
   await err(keys.trainer, createBody({ train: 'gs://eu-data/train.jsonl' }), 400, /data sovereignty: .*europe-west4.*us-central1/);
 
   // A malformed dataset: 400 with its problems by line, nothing queued.
-  const good = t.platform.storage.readObject('us-data', 'train.jsonl').toString().split('\n');
+  const good = (await t.platform.storage.readObject('us-data', 'train.jsonl')).toString().split('\n');
   good.splice(2, 0, '{"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "bot", "parts": [{"text": "x"}]}]}', 'not json');
-  t.platform.storage.putObjectSync('us-data', 'bad.jsonl', good.join('\n'));
-  const before = t.tuning.jobs.list('p', 'us-central1').jobs.length;
+  await t.platform.storage.putObject('us-data', 'bad.jsonl', good.join('\n'));
+  const before = (await t.tuning.jobs.list('p', 'us-central1')).jobs.length;
   await err(keys.trainer, createBody({ train: 'gs://us-data/bad.jsonl' }), 400, /gs:\/\/us-data\/bad\.jsonl:3: contents\[1\]\.role[\s\S]*gs:\/\/us-data\/bad\.jsonl:4:/);
-  assert.equal(t.tuning.jobs.list('p', 'us-central1').jobs.length, before);
+  assert.equal((await t.tuning.jobs.list('p', 'us-central1')).jobs.length, before);
 
   // Rows over the token limit are dropped and reported, not refused.
   const long = { contents: [{ role: 'user', parts: [{ text: 'word '.repeat(3000) }] }, { role: 'model', parts: [{ text: 'ok' }] }] };
-  const valid = t.platform.storage.readObject('us-data', 'train.jsonl').toString().trim().split('\n').slice(0, 10);
-  t.platform.storage.putObjectSync('us-data', 'long.jsonl', [...valid, JSON.stringify(long)].join('\n') + '\n');
+  const valid = (await t.platform.storage.readObject('us-data', 'train.jsonl')).toString().trim().split('\n').slice(0, 10);
+  await t.platform.storage.putObject('us-data', 'long.jsonl', [...valid, JSON.stringify(long)].join('\n') + '\n');
   const r = await call('POST', JOBS, keys.trainer, createBody({ train: 'gs://us-data/long.jsonl', validation: '' }));
   assert.equal(r.status, 200, JSON.stringify(r.json));
   const stats = r.json.tuningDataStats.supervisedTuningDataStats;
@@ -157,7 +158,7 @@ test('concurrent creates never overshoot the quota; cancel ends a job CANCELLED 
   assert.ok(ended.endTime);
   const again = await call('POST', `/v1/${job.name}:cancel`, keys.trainer, {});
   assert.equal(again.status, 400);
-  assert.equal(t.tuning.runner.running().length, 0);
+  assert.equal((t.tuning.runner as JobRunner).running().length, 0);
 });
 
 test('list pages and filters; a re-tune with the same display name is a new model, as Vertex makes it', async () => {

@@ -33,11 +33,11 @@ let unreachable: RegExp;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 before(async () => {
-  const setup = Platform.open({ dataDir });
-  registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  seedData(setup, 24);
-  keys = makeKeys(setup);
-  setup.close();
+  const setup = await Platform.open({ dataDir });
+  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await seedData(setup, 24);
+  keys = await makeKeys(setup);
+  await setup.close();
   server = await startServe(dataDir);
   const probe = net.createServer().listen(0, '127.0.0.1');
   await once(probe, 'listening');
@@ -269,11 +269,11 @@ test('one-line errors: server down, bad key, unknown job, malformed name', () =>
 
 test('jobs watch when the server is killed: one line saying it cannot reach the server, exit 1', async () => {
   const dir = path.join(root, 'data2');
-  const setup = Platform.open({ dataDir: dir });
-  registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  seedData(setup, 24);
-  const key = makeKeys(setup).trainer;
-  setup.close();
+  const setup = await Platform.open({ dataDir: dir });
+  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await seedData(setup, 24);
+  const key = (await makeKeys(setup)).trainer;
+  await setup.close();
   const doomed = await startServe(dir);
   const res = await fetch(`${doomed.url}${JOBS}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': key }, body: JSON.stringify(createBody({ epochs: 100 })) });
   const job = await res.json() as Record<string, any>;

@@ -24,22 +24,22 @@ import { tinyModelDir } from './helpers/tiny-models.js';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-eval-e2e-'));
-const platform = Platform.open({ dataDir });
+const platform = await Platform.open({ dataDir });
 const store = new DbRegistrationStore(platform.db);
-registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-platform.storage.createBucket('tone', { project: PROJECT, location: 'us-central1' });
+await registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+await platform.storage.createBucket('tone', { project: PROJECT, location: 'us-central1' });
 for (const f of ['tone-train.jsonl', 'tone-validation.jsonl']) {
-  platform.storage.putObjectSync('tone', f, fs.readFileSync(path.join(root, 'examples', 'data', f)));
+  await platform.storage.putObject('tone', f, fs.readFileSync(path.join(root, 'examples', 'data', f)));
 }
-const keys = makeKeys(platform);
+const keys = await makeKeys(platform);
 const tuning = new TuningService(platform, { pollMs: 100 });
-const app = createApp({ catalog: new ModelCatalog(store), auth: platform.iam, assertLocation: (l) => platform.config.assertLocation(l), tuning });
+const app = createApp({ catalog: new ModelCatalog(store), auth: platform.iam, assertLocation: async (l) => await platform.config.assertLocation(l), tuning });
 const server = await listen(app, { port: 0, host: '127.0.0.1' });
-tuning.runner.start();
+await tuning.runner.start();
 after(async () => {
   await server.close(1000);
   await tuning.runner.stop();
-  platform.close();
+  await platform.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -92,7 +92,7 @@ test('a tuned model beats its base on exact_match and json_valid, in the job\'s 
   // The job's files hold both sides; recompute both metrics from the responses.
   const dir = evalRun.evaluateDatasetResponse.outputInfo.gcsOutputDirectory as string;
   const [, bucket, prefix] = /^gs:\/\/([^/]+)\/(.*)$/.exec(dir)!;
-  const rows = platform.storage.readObject(bucket!, `${prefix}results.jsonl`).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = (await platform.storage.readObject(bucket!, `${prefix}results.jsonl`)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(rows.length, 20);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const side = (s: 'candidate' | 'baseline') => ({

@@ -46,7 +46,7 @@ test('logprobs: the chosen token\'s log-softmax and the k best alternatives, mos
 });
 
 test('Vertex: responseLogprobs/logprobs give logprobsResult and avgLogprobs; penalties accepted in range; usage details', async () => {
-  const api = tinyApi();
+  const api = await tinyApi();
   const res = await api.post(`${PREFIX}/gemma3-tiny:generateContent`, {
     ...userText('Say something.'),
     generationConfig: { maxOutputTokens: 6, seed: 2, temperature: 1, responseLogprobs: true, logprobs: 3, presencePenalty: 0.5, frequencyPenalty: -0.5 },
@@ -79,7 +79,7 @@ test('Vertex: responseLogprobs/logprobs give logprobsResult and avgLogprobs; pen
 });
 
 test('countTokens is what generateContent bills as promptTokenCount, generationConfig included (v1beta1)', async () => {
-  const api = tinyApi();
+  const api = await tinyApi();
   const url = (verb: string) => `${PREFIX.replace('/v1/', '/v1beta1/')}/qwen3-tiny:${verb}`;
   for (const generationConfig of [{ maxOutputTokens: 2 }, { maxOutputTokens: 2, responseMimeType: 'application/json' }, { maxOutputTokens: 2, thinkingConfig: { thinkingBudget: 0 } }]) {
     const body = { systemInstruction: { parts: [{ text: 'Be brief.' }] }, ...userText('Count me.'), generationConfig };

@@ -16,7 +16,7 @@ import { initTinyModel } from '../src/models/tiny.js';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { realTokenizerDir } from './helpers/real-tokenizers.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const server = await listen(api.app, { port: 0, host: '127.0.0.1' });
 after(() => server.close());
 const genai = new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'unused', httpOptions: { baseUrl: server.url } });
@@ -28,7 +28,7 @@ initTinyModel({ family: 'qwen3', size: 'tiny', seed: 2, out: toolsDir });
 const published = JSON.parse(fs.readFileSync(path.join(realTokenizerDir('qwen3'), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
 const configFile = path.join(toolsDir, 'tokenizer_config.json');
 fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: published.chat_template }));
-registerPublisherModel(api.store, toolsDir, { name: 'qwen3-tools' });
+await registerPublisherModel(api.store, toolsDir, { name: 'qwen3-tools' });
 
 const textOf = (r: GenerateContentResponse, i = 0) => (r.candidates?.find((c) => (c.index ?? 0) === i)?.content?.parts ?? []).map((p) => p.text ?? '').join('');
 

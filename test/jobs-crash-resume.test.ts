@@ -26,11 +26,11 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('kill -9 of the server mid-training: the job resumes from its checkpoint and ends with the uninterrupted adapter', async () => {
-  const setup = Platform.open({ dataDir });
-  registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  seedData(setup);
-  const keys = makeKeys(setup);
-  setup.close();
+  const setup = await Platform.open({ dataDir });
+  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await seedData(setup);
+  const keys = await makeKeys(setup);
+  await setup.close();
 
   const api = (s: ServeProcess) => async (method: string, url: string, body?: unknown): Promise<Record<string, any>> => {
     const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
@@ -58,9 +58,9 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
   const killedAt = new Date().toISOString();
   assert.ok(!fs.existsSync(path.join(out, 'adapter_model.safetensors')), 'killed before the end');
   assert.ok(!fs.existsSync(path.join(out, 'checkpoints', 'epoch-12')));
-  const stuck = Platform.open({ dataDir });
-  assert.equal(stuck.jobs.find(id)?.state, 'JOB_STATE_RUNNING');
-  stuck.close();
+  const stuck = await Platform.open({ dataDir });
+  assert.equal((await stuck.jobs.find(id))?.state, 'JOB_STATE_RUNNING');
+  await stuck.close();
 
   // A new server resumes it.
   const second = await startServe(dataDir);
@@ -79,26 +79,26 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
   const adapter = async (tuned: Record<string, any>) => {
     const model = await call('GET', `/v1/${tuned.tunedModel.model}`);
     const uri = new URL(model.artifactUri.replace(/^gs:/, 'http:'));
-    const p = Platform.open({ dataDir });
+    const p = await Platform.open({ dataDir });
     try {
-      return p.storage.readObject(uri.hostname, `${uri.pathname.slice(1)}adapter_model.safetensors`);
+      return await p.storage.readObject(uri.hostname, `${uri.pathname.slice(1)}adapter_model.safetensors`);
     } finally {
-      p.close();
+      await p.close();
     }
   };
   assert.ok((await adapter(resumed)).equals(await adapter(clean)), 'resumed adapter equals the uninterrupted one');
   assert.deepEqual(resumed.tunedModel.checkpoints.map((c: any) => c.step), clean.tunedModel.checkpoints.map((c: any) => c.step));
 
-  const p = Platform.open({ dataDir });
+  const p = await Platform.open({ dataDir });
   try {
-    assert.equal(p.jobs.find(id)?.attempts, 2);
-    const steps = p.jobs.metrics(id).filter((m) => m.name === '/train_total_loss').map((m) => m.step);
+    assert.equal((await p.jobs.find(id))?.attempts, 2);
+    const steps = (await p.jobs.metrics(id)).filter((m) => m.name === '/train_total_loss').map((m) => m.step);
     assert.deepEqual(steps, Array.from({ length: steps.length }, (_, i) => i + 1));
-    const lossA = p.jobs.metrics(id).filter((m) => m.name === '/train_total_loss').map((m) => m.value);
-    const lossB = p.jobs.metrics(again.name.split('/').pop()).filter((m) => m.name === '/train_total_loss').map((m) => m.value);
+    const lossA = (await p.jobs.metrics(id)).filter((m) => m.name === '/train_total_loss').map((m) => m.value);
+    const lossB = (await p.jobs.metrics(again.name.split('/').pop())).filter((m) => m.name === '/train_total_loss').map((m) => m.value);
     assert.deepEqual(lossA, lossB);
-    assert.equal(p.jobs.list('p', 'us-central1', { states: ['JOB_STATE_RUNNING', 'JOB_STATE_PENDING'] }).jobs.length, 0);
+    assert.equal((await p.jobs.list('p', 'us-central1', { states: ['JOB_STATE_RUNNING', 'JOB_STATE_PENDING'] })).jobs.length, 0);
   } finally {
-    p.close();
+    await p.close();
   }
 });

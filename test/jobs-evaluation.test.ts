@@ -12,7 +12,7 @@ import { TuningService } from '../src/platform/jobs/service.js';
 import { jobDir } from '../src/platform/jobs/spec.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
-const t = tuningPlatform();
+const t = await tuningPlatform();
 after(() => t.close());
 const { call, keys } = t;
 const get = (name: string) => async () => (await call('GET', `/v1/${name}`, keys.trainer)).json;
@@ -24,9 +24,9 @@ function withEvaluation(evaluationConfig: Record<string, unknown>, extra: Parame
   return body;
 }
 
-function objectText(uri: string): string {
+async function objectText(uri: string): Promise<string> {
   const [, bucket, name] = /^gs:\/\/([^/]+)\/(.*)$/.exec(uri)!;
-  return t.platform.storage.readObject(bucket!, name!).toString('utf8');
+  return (await t.platform.storage.readObject(bucket!, name!)).toString('utf8');
 }
 
 test('evaluation_config: the tuned model is evaluated against its base; the run lands on the job and its files in the bucket', async () => {
@@ -62,7 +62,7 @@ test('evaluation_config: the tuned model is evaluated against its base; the run 
 
   // The files: one row per validation example, both sides, and the aggregates recomputed from the rows.
   const dir = out.outputInfo.gcsOutputDirectory;
-  const rows = objectText(`${dir}results.jsonl`).trim().split('\n').map((l) => JSON.parse(l));
+  const rows = (await objectText(`${dir}results.jsonl`)).trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(rows.length, 8);
   let exact = 0;
   const valid: number[] = [];
@@ -86,10 +86,10 @@ test('evaluation_config: the tuned model is evaluated against its base; the run 
   const top = [...counts].sort(([a, x], [b, y]) => y - x || a.localeCompare(b))[0]![0];
   assert.equal(results[6].pairwiseMetricResult.pairwiseChoice, top);
   assert.ok(rows.every((r) => r.pairwise.pairwise_metric_4.error || r.pairwise.pairwise_metric_4.explanation.includes('\n---\n')));
-  const summary = JSON.parse(objectText(`${dir}summary.json`));
+  const summary = JSON.parse(await objectText(`${dir}summary.json`));
   assert.deepEqual(summary.config.metrics, ['exact_match', 'json_valid', 'rouge_l', 'pointwise_metric_3', 'pairwise_metric_4']);
   assert.equal(summary.config.baseline, 'publishers/google/models/gemma3-tiny');
-  const html = objectText(`${dir}report.html`);
+  const html = await objectText(`${dir}report.html`);
   assert.match(html, /<table id="rows">/);
   assert.match(html, /id="eval-data"/);
   endpoint = job.tunedModel.endpoint;
@@ -133,12 +133,12 @@ test('evaluation_config: create refuses what it cannot honour, naming the field'
 });
 
 test('an evaluation that fails is the run\'s error, not a silent success; the job itself succeeds', async () => {
-  t.platform.storage.createBucket('eval-out', { project: 'p', location: 'us-central1' });
+  await t.platform.storage.createBucket('eval-out', { project: 'p', location: 'us-central1' });
   const created = await call('POST', JOBS, keys.trainer, withEvaluation({
     metrics: [{ exactMatchSpec: {} }], outputConfig: { gcsDestination: { outputUriPrefix: 'gs://eval-out/runs' } },
   }, { epochs: 1 }));
   assert.equal(created.status, 200, JSON.stringify(created.json));
-  t.platform.storage.deleteBucket('eval-out'); // gone by the time the evaluation writes its files
+  await t.platform.storage.deleteBucket('eval-out'); // gone by the time the evaluation writes its files
   const job = await waitForJob(get(created.json.name), 120_000);
   assert.equal(job.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(job.error));
   const run = job.evaluateDatasetRuns[0];
@@ -158,10 +158,10 @@ test('a server stopped during the evaluation resumes it without tuning again', a
   while (!fs.existsSync(adapter)) await new Promise((r) => setTimeout(r, 10));
   await t.tuning.runner.stop(); // kills the worker mid-evaluation; the job goes back to PENDING
   assert.ok(!fs.existsSync(path.join(jobDir(t.dataDir, id), 'evaluation', 'run.json')), 'stopped before the evaluation ended');
-  assert.equal(t.tuning.jobs.get('p', 'us-central1', id).state, 'JOB_STATE_PENDING');
-  const steps = t.tuning.jobs.metrics(id).filter((p) => p.name === '/train_total_loss').map((p) => p.step);
+  assert.equal((await t.tuning.jobs.get('p', 'us-central1', id)).state, 'JOB_STATE_PENDING');
+  const steps = (await t.tuning.jobs.metrics(id)).filter((p) => p.name === '/train_total_loss').map((p) => p.step);
   const second = new TuningService(t.platform, { pollMs: 100 });
-  second.runner.start();
+  await second.runner.start();
   try {
     const job = await waitForJob(async () => second.jobs.get('p', 'us-central1', id) as unknown as Record<string, any>, 120_000);
     assert.equal(job.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(job.error));
@@ -169,7 +169,7 @@ test('a server stopped during the evaluation resumes it without tuning again', a
     assert.equal(runs.length, 1);
     assert.equal(runs[0].error, undefined, JSON.stringify(runs[0].error));
     // Every step once: the resumed worker ran no training step.
-    assert.deepEqual(second.jobs.metrics(id).filter((p) => p.name === '/train_total_loss').map((p) => p.step), steps);
+    assert.deepEqual((await second.jobs.metrics(id)).filter((p) => p.name === '/train_total_loss').map((p) => p.step), steps);
   } finally {
     await second.runner.stop();
   }

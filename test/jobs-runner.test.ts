@@ -18,12 +18,13 @@ import { jobDir, listCheckpoints, TRAIN_FILE } from '../src/platform/jobs/spec.j
 import type { TuningJobRecord } from '../src/platform/jobs.js';
 import { seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import type { JobRunner } from '../src/platform/jobs/runner.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-runner-'));
-const platform = Platform.open({ dataDir });
-seedData(platform);
-after(() => {
-  platform.close();
+const platform = await Platform.open({ dataDir });
+await seedData(platform);
+after(async () => {
+  await platform.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -35,10 +36,10 @@ const request = (epochs: number): CreateJobRequest => ({
 
 const LONG = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, f: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const t0 = Date.now();
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     assert.ok(Date.now() - t0 < timeoutMs, `timed out waiting for ${what}`);
     await sleep(20);
@@ -48,18 +49,18 @@ async function until<T>(what: string, f: () => T | undefined, timeoutMs = 60_000
 test('stop puts a running job back to PENDING; the next runner resumes it to SUCCEEDED', async () => {
   const slow = new TuningService(platform, { pollMs: 50 });
   const job = await slow.create(request(LONG));
-  slow.runner.start();
+  await slow.runner.start();
   const out = path.join(jobDir(dataDir, job.id), 'out');
   await until('the first checkpoint', () => listCheckpoints(out).length > 0);
   await slow.runner.stop();
-  const stopped = platform.jobs.find(job.id)!;
+  const stopped = (await platform.jobs.find(job.id))!;
   assert.equal(stopped.state, 'JOB_STATE_PENDING');
   assert.ok(stopped.startTime);
 
   const next = new TuningService(platform, { pollMs: 50 });
-  next.runner.start();
-  const done = await until('the job to end', () => {
-    const j = platform.jobs.find(job.id)!;
+  await next.runner.start();
+  const done = await until('the job to end', async () => {
+    const j = (await platform.jobs.find(job.id))!;
     return ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED'].includes(j.state) ? j : undefined;
   });
   await next.runner.stop();
@@ -73,21 +74,21 @@ test('a worker that cannot run its job ends it FAILED with a status; a killed wo
   const service = new TuningService(platform, { pollMs: 50 });
   const broken = await service.create(request(1));
   fs.rmSync(path.join(jobDir(dataDir, broken.id), TRAIN_FILE));
-  service.runner.start();
-  const failed = await until('the job to fail', () => {
-    const j = platform.jobs.find(broken.id)!;
+  await service.runner.start();
+  const failed = await until('the job to fail', async () => {
+    const j = (await platform.jobs.find(broken.id))!;
     return j.state === 'JOB_STATE_FAILED' ? j : undefined;
   });
   assert.ok(failed.error && failed.error.code > 0 && failed.error.message.length > 0, JSON.stringify(failed.error));
 
   const victim = await service.create(request(LONG));
-  await until('the worker', () => platform.jobs.find(victim.id)!.state === 'JOB_STATE_RUNNING' && service.runner.running().includes(victim.id));
-  await until('its first step', () => platform.jobs.metrics(victim.id).length > 0);
+  await until('the worker', async () => (await platform.jobs.find(victim.id))!.state === 'JOB_STATE_RUNNING' && (service.runner as JobRunner).running().includes(victim.id));
+  await until('its first step', async () => (await platform.jobs.metrics(victim.id)).length > 0);
   // Kill the worker behind the runner's back (an OOM kill, say).
   const { childPids } = await import('./helpers/serve.js');
   for (const pid of childPids(process.pid)) process.kill(pid, 'SIGKILL');
-  const dead = await until('the job to fail', () => {
-    const j = platform.jobs.find(victim.id)!;
+  const dead = await until('the job to fail', async () => {
+    const j = (await platform.jobs.find(victim.id))!;
     return j.state === 'JOB_STATE_FAILED' ? j : undefined;
   });
   assert.match(dead.error!.message, /worker was killed by SIGKILL/);
@@ -100,52 +101,52 @@ test('uploads left by crashed creates are removed at start', async () => {
   const adapterCopy = path.join(dataDir, 'cache', 'adapters', `${'0'.repeat(24)}.tmp-999999999-1700000000000`);
   fs.mkdirSync(adapterCopy, { recursive: true });
   const service = new TuningService(platform);
-  service.runner.start();
+  await service.runner.start();
   await service.runner.stop();
   assert.ok(!fs.existsSync(stale));
   assert.ok(!fs.existsSync(adapterCopy), 'a half-made adapter copy of a crashed server is removed too');
 });
 
 test('a job\'s staging directory is removed when it ends, and at start for jobs that ended unwatched', async () => {
-  platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
+  await platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
   try {
     const service = new TuningService(platform, { pollMs: 50 });
     // Cancelled while PENDING (the runner has not started): at once.
     const pending = await service.create(request(1));
     assert.ok(fs.existsSync(jobDir(dataDir, pending.id)));
-    assert.equal(service.cancel('p', 'us-central1', pending.id).state, 'JOB_STATE_CANCELLED');
+    assert.equal((await service.cancel('p', 'us-central1', pending.id)).state, 'JOB_STATE_CANCELLED');
     assert.ok(!fs.existsSync(jobDir(dataDir, pending.id)), 'a cancelled PENDING job keeps no staging directory');
 
     // Ended while no runner watched (another process cancelled it): at the next start.
     const unwatched = await service.create(request(1));
-    platform.jobs.cancel('p', 'us-central1', unwatched.id);
+    await platform.jobs.cancel('p', 'us-central1', unwatched.id);
     assert.ok(fs.existsSync(jobDir(dataDir, unwatched.id)));
     // A job that may still run keeps its directory (a resume after a crash needs it).
     const queued = await service.create(request(LONG));
-    service.runner.start();
+    await service.runner.start();
     assert.ok(!fs.existsSync(jobDir(dataDir, unwatched.id)), 'removed at start');
     assert.ok(fs.existsSync(jobDir(dataDir, queued.id)));
 
     // Cancelled while RUNNING: once its worker is gone.
-    await until('the job to run', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_RUNNING' && service.runner.running().includes(queued.id));
-    await until('its first step', () => platform.jobs.metrics(queued.id).length > 0);
-    service.cancel('p', 'us-central1', queued.id);
-    await until('the job to be cancelled', () => platform.jobs.find(queued.id)!.state === 'JOB_STATE_CANCELLED');
+    await until('the job to run', async () => (await platform.jobs.find(queued.id))!.state === 'JOB_STATE_RUNNING' && (service.runner as JobRunner).running().includes(queued.id));
+    await until('its first step', async () => (await platform.jobs.metrics(queued.id)).length > 0);
+    await service.cancel('p', 'us-central1', queued.id);
+    await until('the job to be cancelled', async () => (await platform.jobs.find(queued.id))!.state === 'JOB_STATE_CANCELLED');
     await until('its staging directory to go', () => !fs.existsSync(jobDir(dataDir, queued.id)));
 
     // Failed (no dataset): once its worker is gone.
     const broken = await service.create(request(1));
     fs.rmSync(path.join(jobDir(dataDir, broken.id), TRAIN_FILE));
-    await until('the job to fail', () => platform.jobs.find(broken.id)!.state === 'JOB_STATE_FAILED');
+    await until('the job to fail', async () => (await platform.jobs.find(broken.id))!.state === 'JOB_STATE_FAILED');
     await until('its staging directory to go', () => !fs.existsSync(jobDir(dataDir, broken.id)));
     await service.runner.stop();
   } finally {
-    platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
+    await platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
   }
 });
 
 test('one worker for all projects, shared fairly: A queues 3 jobs, then B queues 1; B\'s job runs second, not fourth', async () => {
-  platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
+  await platform.config.setQuotaLimit('concurrent_tuning_jobs', 10);
   try {
     const service = new TuningService(platform, { pollMs: 50 });
     const a: TuningJobRecord[] = [];
@@ -153,15 +154,15 @@ test('one worker for all projects, shared fairly: A queues 3 jobs, then B queues
     const b = await service.create({ ...request(1), project: 'proj-b' });
     // Short runs: without its dataset a worker fails at once. What is tested is the order they run in.
     for (const j of [...a, b]) fs.rmSync(path.join(jobDir(dataDir, j.id), TRAIN_FILE));
-    service.runner.start();
-    const ended = await until('the four jobs to end', () => {
-      const js = [...a, b].map((j) => platform.jobs.find(j.id)!);
+    await service.runner.start();
+    const ended = await until('the four jobs to end', async () => {
+      const js = await Promise.all([...a, b].map(async (j) => (await platform.jobs.find(j.id))!));
       return js.every((j) => j.state === 'JOB_STATE_FAILED') ? js : undefined;
     });
     await service.runner.stop();
     const order = [...ended].sort((x, y) => x.startTime!.localeCompare(y.startTime!)).map((j) => j.project);
     assert.deepEqual(order, ['proj-a', 'proj-b', 'proj-a', 'proj-a']);
   } finally {
-    platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
+    await platform.config.setQuotaLimit('concurrent_tuning_jobs', 1);
   }
 });

@@ -14,7 +14,7 @@ import { initTinyModel } from '../src/models/tiny.js';
 import { tinyApi } from './helpers/api-app.js';
 import { realTokenizerDir } from './helpers/real-tokenizers.js';
 
-const api = tinyApi();
+const api = await tinyApi();
 const client = new OpenAI({
   apiKey: 'unused', baseURL: 'http://tunekit.local/v1', maxRetries: 0,
   fetch: (async (url: string | URL | Request, init?: RequestInit) => api.app.request(String(url), init)) as typeof fetch,
@@ -93,7 +93,7 @@ test('tools: tool_choice required gives a valid tool call; tool results go back 
   const published = JSON.parse(fs.readFileSync(path.join(realTokenizerDir('qwen3'), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
   const configFile = path.join(dir, 'tokenizer_config.json');
   fs.writeFileSync(configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(configFile, 'utf8')), chat_template: published.chat_template }));
-  registerPublisherModel(api.store, dir, { name: 'qwen3-tools' });
+  await registerPublisherModel(api.store, dir, { name: 'qwen3-tools' });
   const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'add', parameters: { type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, required: ['a', 'b'] } } }];
   const r = await client.chat.completions.create({ model: 'qwen3-tools', messages: [{ role: 'user', content: '2+2?' }], tools, tool_choice: 'required', temperature: 2, seed: 5, max_tokens: 60 });
   const call = r.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
@@ -150,7 +150,7 @@ test('errors in OpenAI\'s shape: unknown parameters, unknown models, bad values'
 });
 
 test('model may name an endpoint: it serves what the endpoint deploys; an unknown endpoint is 404', async () => {
-  const withEndpoint = tinyApi({
+  const withEndpoint = await tinyApi({
     endpoints: {
       resolve: (project, location, endpoint) => {
         if (endpoint !== '42') throw Object.assign(new Error(`Endpoint ${endpoint} not found.`), { status: 'NOT_FOUND' });

@@ -22,7 +22,7 @@ function userError(r: { code: number | null; out: string; err: string }, message
   assert.match(r.err, message);
 }
 
-test('storage: mb, cp in and out and between buckets, ls, rm', () => {
+test('storage: mb, cp in and out and between buckets, ls, rm', async () => {
   const d = freshDir();
   const local = path.join(freshDir());
   fs.mkdirSync(local, { recursive: true });
@@ -51,10 +51,10 @@ test('storage: mb, cp in and out and between buckets, ls, rm', () => {
   const listed = JSON.parse(cli(d, 'storage', 'ls', '--json', 'gs://ds-bucket/data/').out) as { prefixes: string[]; objects: Record<string, unknown>[] };
   assert.deepEqual(listed.prefixes, ['data/sub/']);
   assert.deepEqual(listed.objects.map((x) => [x.bucket, x.name, x.size]), [['ds-bucket', 'data/train.jsonl', 1600]]);
-  const store = Platform.open({ dataDir: d });
-  assert.deepEqual(listed.objects, store.storage.listObjects('ds-bucket', { prefix: 'data/', delimiter: '/' }).objects);
-  assert.deepEqual(JSON.parse(cli(d, 'storage', 'ls', '--json').out), store.storage.listBuckets());
-  store.close();
+  const store = await Platform.open({ dataDir: d });
+  assert.deepEqual(listed.objects, (await store.storage.listObjects('ds-bucket', { prefix: 'data/', delimiter: '/' })).objects);
+  assert.deepEqual(JSON.parse(cli(d, 'storage', 'ls', '--json').out), await store.storage.listBuckets());
+  await store.close();
   const buckets = cli(d, 'storage', 'ls', '-l').out.split('\n');
   assert.match(buckets[0]!, /^BUCKET +LOCATION +PROJECT +CREATED$/);
   assert.match(buckets[1]!, /^gs:\/\/ds-bucket\/ +us-central1 +proj +\d{4}-/);
@@ -71,10 +71,10 @@ test('storage: mb, cp in and out and between buckets, ls, rm', () => {
   assert.equal(cli(d, 'storage', 'rm', 'gs://ds-bucket/copy.jsonl').code, 0);
   assert.equal(cli(d, 'storage', 'ls', 'gs://ds-bucket').out, 'gs://ds-bucket/data/\n');
 
-  const p = Platform.open({ dataDir: d });
-  assert.equal(p.storage.getBucket('ds-bucket').project, 'proj');
-  assert.equal(p.storage.readObject('ds-bucket', 'data/train.jsonl').toString(), fs.readFileSync(src, 'utf8'));
-  p.close();
+  const p = await Platform.open({ dataDir: d });
+  assert.equal((await p.storage.getBucket('ds-bucket')).project, 'proj');
+  assert.equal((await p.storage.readObject('ds-bucket', 'data/train.jsonl')).toString(), fs.readFileSync(src, 'utf8'));
+  await p.close();
 });
 
 test('storage: user errors are one line, exit code 1', () => {
@@ -100,7 +100,7 @@ test('storage: user errors are one line, exit code 1', () => {
   assert.ok(!fs.existsSync(path.join(path.dirname(d), 'escape')));
 });
 
-test('iam: sa create, keys create/list/delete, bind, bindings; the printed key authenticates and is not stored', () => {
+test('iam: sa create, keys create/list/delete, bind, bindings; the printed key authenticates and is not stored', async () => {
   const d = freshDir();
   let r = cli(d, 'iam', 'sa', 'create', 'trainer', '--project', 'proj', '--display-name', 'the trainer');
   assert.equal(r.code, 0, r.err);
@@ -130,10 +130,10 @@ test('iam: sa create, keys create/list/delete, bind, bindings; the printed key a
   assert.deepEqual((JSON.parse(cli(d, 'iam', 'bindings', '--project', 'proj', '--json').out) as Record<string, unknown>[]).map((b) => [b.project, b.member, b.role]),
     [['proj', `serviceAccount:${email}`, 'roles/aiplatform.user']]);
 
-  const p = Platform.open({ dataDir: d });
-  const principal = p.iam.authenticate({ 'x-goog-api-key': key });
-  p.iam.authorize(principal, 'aiplatform.tuningJobs.create', 'proj');
-  p.close();
+  const p = await Platform.open({ dataDir: d });
+  const principal = await p.iam.authenticate({ 'x-goog-api-key': key });
+  await p.iam.authorize(principal, 'aiplatform.tuningJobs.create', 'proj');
+  await p.close();
   for (const f of fs.readdirSync(d).filter((x) => x.startsWith('tunekit.db'))) {
     assert.equal(fs.readFileSync(path.join(d, f)).indexOf(key.split('.')[2]!), -1);
   }

@@ -9,13 +9,13 @@ import * as fs from 'node:fs';
 import { Platform } from '../src/platform/platform.js';
 import { Registry } from '../src/platform/jobs/registry.js';
 import { checkDescription, checkDisplayName, checkLabels, fitPage, jsonBytes, LIMITS } from '../src/platform/limits.js';
-import { tempDirs, throwsCode } from './helpers/platform.js';
+import { tempDirs, throwsCode, rejectsCode } from './helpers/platform.js';
 
 const dirs = tempDirs('platform-limits');
-const platform = Platform.open({ dataDir: dirs() });
-platform.config.setQuotaLimit('concurrent_tuning_jobs', 1000);
-after(() => {
-  platform.close();
+const platform = await Platform.open({ dataDir: dirs() });
+await platform.config.setQuotaLimit('concurrent_tuning_jobs', 1000);
+after(async () => {
+  await platform.close();
   fs.rmSync(platform.dataDir, { recursive: true, force: true });
 });
 
@@ -71,113 +71,119 @@ test('fitPage: items up to the byte budget, at least one', () => {
   assert.equal(fitPage([], jsonBytes, 1), 0);
 });
 
-function addJobs(project: string, n: number, descriptionBytes = 0): string[] {
-  return Array.from({ length: n }, (_, i) => platform.jobs.create({
-    project, location: 'us-central1', baseModel: 'publishers/google/models/m', displayName: i % 2 ? 'odd' : 'even',
-    request: { description: 'd'.repeat(descriptionBytes) },
-  }).id);
+async function addJobs(project: string, n: number, descriptionBytes = 0): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    ids.push((await platform.jobs.create({
+      project, location: 'us-central1', baseModel: 'publishers/google/models/m', displayName: i % 2 ? 'odd' : 'even',
+      request: { description: 'd'.repeat(descriptionBytes) },
+    })).id);
+  }
+  return ids;
 }
 
 /** Every page of a list, following its tokens. */
-function pages<T>(list: (token?: string) => { items: T[]; nextPageToken?: string }): T[][] {
+async function pages<T>(list: (token?: string) => Promise<{ items: T[]; nextPageToken?: string }>): Promise<T[][]> {
   const out: T[][] = [];
   let token: string | undefined;
   do {
-    const page = list(token);
+    const page = await list(token);
     out.push(page.items);
     token = page.nextPageToken;
   } while (token && out.length < 1000);
   return out;
 }
 
-test('tuning job lists stop a page early at the byte budget and the token continues exactly', () => {
-  const ids = addJobs('bytes', 7, 1000);
-  const size = jsonBytes(platform.jobs.find(ids[0]!));
-  const list = (maxBytes: number, extra: { displayName?: string } = {}) => pages((pageToken) => {
-    const r = platform.jobs.list('bytes', 'us-central1', { pageToken, maxBytes, ...extra });
+test('tuning job lists stop a page early at the byte budget and the token continues exactly', async () => {
+  const ids = await addJobs('bytes', 7, 1000);
+  const size = jsonBytes(await platform.jobs.find(ids[0]!));
+  const list = (maxBytes: number, extra: { displayName?: string } = {}) => pages(async (pageToken) => {
+    const r = await platform.jobs.list('bytes', 'us-central1', { pageToken, maxBytes, ...extra });
     return { items: r.jobs.map((j) => j.id), nextPageToken: r.nextPageToken };
   });
-  assert.deepEqual(list(LIMITS.listPageBytes).map((p) => p.length), [7]);
-  const byTwo = list(2 * size + 10);
+  assert.deepEqual((await list(LIMITS.listPageBytes)).map((p) => p.length), [7]);
+  const byTwo = await list(2 * size + 10);
   assert.deepEqual(byTwo.map((p) => p.length), [2, 2, 2, 1]);
   assert.deepEqual(byTwo.flat().sort(), [...ids].sort(), 'every job once');
-  assert.deepEqual(list(1).map((p) => p.length), [1, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual((await list(1)).map((p) => p.length), [1, 1, 1, 1, 1, 1, 1]);
   // The display-name filter runs in SQL and pages the same way.
-  const odd = list(size + 10, { displayName: 'odd' });
+  const odd = await list(size + 10, { displayName: 'odd' });
   assert.deepEqual(odd.map((p) => p.length), [1, 1, 1]);
-  assert.ok(odd.flat().every((id) => platform.jobs.find(id)!.displayName === 'odd'));
+  for (const id of odd.flat()) assert.equal((await platform.jobs.find(id))!.displayName, 'odd');
   // Items are counted as the caller serves them (sizeOf).
-  const r = platform.jobs.list('bytes', 'us-central1', { maxBytes: 100, sizeOf: () => 40 });
+  const r = await platform.jobs.list('bytes', 'us-central1', { maxBytes: 100, sizeOf: () => 40 });
   assert.equal(r.jobs.length, 2);
   assert.ok(r.nextPageToken);
 });
 
-test('model and endpoint lists stop at the byte budget; the registry tokens are offsets and nothing else', () => {
+test('model and endpoint lists stop at the byte budget; the registry tokens are offsets and nothing else', async () => {
   const registry = new Registry(platform.db);
-  for (const id of addJobs('reg', 5)) {
-    const job = platform.jobs.find(id)!;
-    registry.commitTunedModel(platform.jobs, { ...job, displayName: `model-${id}` }, { adapterUri: `gs://b/${id}/`, checkpoints: [] }, () => ({}));
+  for (const id of await addJobs('reg', 5)) {
+    const job = (await platform.jobs.find(id))!;
+    await registry.commitTunedModel(platform.jobs, { ...job, displayName: `model-${id}` }, { adapterUri: `gs://b/${id}/`, checkpoints: [] }, () => ({}));
   }
-  const models = (maxBytes: number) => pages((pageToken) => {
-    const r = registry.listModels('reg', 'us-central1', { pageToken, maxBytes });
+  const models = (maxBytes: number) => pages(async (pageToken) => {
+    const r = await registry.listModels('reg', 'us-central1', { pageToken, maxBytes });
     return { items: r.models.map((m) => m.id), nextPageToken: r.nextPageToken };
   });
-  const endpoints = (maxBytes: number) => pages((pageToken) => {
-    const r = registry.listEndpoints('reg', 'us-central1', { pageToken, maxBytes });
+  const endpoints = (maxBytes: number) => pages(async (pageToken) => {
+    const r = await registry.listEndpoints('reg', 'us-central1', { pageToken, maxBytes });
     return { items: r.endpoints.map((e) => e.id), nextPageToken: r.nextPageToken };
   });
-  assert.deepEqual(models(LIMITS.listPageBytes).map((p) => p.length), [5]);
-  const modelSize = jsonBytes(registry.listModels('reg', 'us-central1', { pageSize: 1 }).models[0]);
-  const m2 = models(2 * modelSize + 10);
+  assert.deepEqual((await models(LIMITS.listPageBytes)).map((p) => p.length), [5]);
+  const modelSize = jsonBytes((await registry.listModels('reg', 'us-central1', { pageSize: 1 })).models[0]);
+  const m2 = await models(2 * modelSize + 10);
   assert.deepEqual(m2.map((p) => p.length), [2, 2, 1]);
   assert.equal(new Set(m2.flat()).size, 5);
-  assert.deepEqual(endpoints(1).map((p) => p.length), [1, 1, 1, 1, 1]);
-  assert.equal(new Set(endpoints(1).flat()).size, 5);
+  assert.deepEqual((await endpoints(1)).map((p) => p.length), [1, 1, 1, 1, 1]);
+  assert.equal(new Set((await endpoints(1)).flat()).size, 5);
 
   // The attack's token, base64url("1e+300"), was a SQLite "datatype mismatch" (500); now it and every
   // other malformed token are INVALID_ARGUMENT naming pageToken.
   for (const token of [b64('1e+300'), b64('-0'), b64('0x10'), b64('1.5'), b64('-1'), b64('99999999999999999999'), b64(' 1'), '1e+300', '%%%']) {
-    throwsCode(() => registry.listModels('reg', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
-    throwsCode(() => registry.listEndpoints('reg', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
+    await rejectsCode(registry.listModels('reg', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
+    await rejectsCode(registry.listEndpoints('reg', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
   }
-  assert.deepEqual(registry.listModels('reg', 'us-central1', { pageToken: b64('100000') }).models, []);
+  assert.deepEqual((await registry.listModels('reg', 'us-central1', { pageToken: b64('100000') })).models, []);
 });
 
-test('tuning job and object list tokens: malformed ones are INVALID_ARGUMENT naming pageToken', () => {
+test('tuning job and object list tokens: malformed ones are INVALID_ARGUMENT naming pageToken', async () => {
   for (const token of ['1e+300', b64('1e+300'), b64('[1, 2]'), b64('["a"]'), b64('{"a": 1}'), b64('null'), '!!', b64('["a", "b", "c"]')]) {
-    throwsCode(() => platform.jobs.list('bytes', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
+    await rejectsCode(platform.jobs.list('bytes', 'us-central1', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
   }
-  platform.storage.createBucket('tok-bucket', { project: 'p', location: 'us-central1' });
-  for (const name of ['a', 'b', 'c']) platform.storage.putObjectSync('tok-bucket', name, name);
-  const first = platform.storage.listObjects('tok-bucket', { pageSize: 1 });
-  assert.deepEqual(platform.storage.listObjects('tok-bucket', { pageSize: 5, pageToken: first.nextPageToken }).objects.map((o) => o.name), ['b', 'c']);
+  await platform.storage.createBucket('tok-bucket', { project: 'p', location: 'us-central1' });
+  for (const name of ['a', 'b', 'c']) await platform.storage.putObject('tok-bucket', name, name);
+  const first = await platform.storage.listObjects('tok-bucket', { pageSize: 1 });
+  assert.deepEqual((await platform.storage.listObjects('tok-bucket', { pageSize: 5, pageToken: first.nextPageToken })).objects.map((o) => o.name), ['b', 'c']);
   for (const token of ['1e+300', '!!', 'YQ=', `${first.nextPageToken}=`]) {
-    throwsCode(() => platform.storage.listObjects('tok-bucket', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
+    await rejectsCode(platform.storage.listObjects('tok-bucket', { pageToken: token }), 'INVALID_ARGUMENT', /pageToken/);
   }
 });
 
-test('claimNext is round-robin across projects, oldest first within one', () => {
-  const fresh = Platform.open({ dataDir: dirs() });
+test('claimNext is round-robin across projects, oldest first within one', async () => {
+  const fresh = await Platform.open({ dataDir: dirs() });
   after(() => fresh.close());
-  fresh.config.setQuotaLimit('concurrent_tuning_jobs', 1000);
-  const addJobs = (project: string, n: number): string[] => Array.from({ length: n }, () => fresh.jobs.create({
-    project, location: 'us-central1', baseModel: 'publishers/google/models/m', request: {},
-  }).id);
-  const a = addJobs('fair-a', 3);
-  const b = addJobs('fair-b', 1);
-  const c = addJobs('fair-c', 2);
+  await fresh.config.setQuotaLimit('concurrent_tuning_jobs', 1000);
+  const addJobs = async (project: string, n: number): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) ids.push((await fresh.jobs.create({ project, location: 'us-central1', baseModel: 'publishers/google/models/m', request: {} })).id);
+    return ids;
+  };
+  const a = await addJobs('fair-a', 3);
+  const b = await addJobs('fair-b', 1);
+  const c = await addJobs('fair-c', 2);
   const turns = new Map<string, number>();
   const order: string[] = [];
   for (let n = 1; ; n++) {
-    const job = fresh.jobs.claimNext(process.pid, turns);
+    const job = await fresh.jobs.claimNext(process.pid, turns);
     if (!job) break;
     turns.set(job.project, n);
     order.push(job.id);
   }
   assert.deepEqual(order, [a[0], b[0], c[0], a[1], c[1], a[2]]);
   // Without turns (a runner that just started): the oldest PENDING job first, as before.
-  const d = addJobs('fair-d', 2);
-  const e = addJobs('fair-e', 1);
-  assert.equal(fresh.jobs.claimNext(process.pid)!.id, d[0]);
-  assert.equal(fresh.jobs.claimNext(process.pid, new Map([['fair-d', 1]]))!.id, e[0]);
+  const d = await addJobs('fair-d', 2);
+  const e = await addJobs('fair-e', 1);
+  assert.equal((await fresh.jobs.claimNext(process.pid))!.id, d[0]);
+  assert.equal((await fresh.jobs.claimNext(process.pid, new Map([['fair-d', 1]])))!.id, e[0]);
 });

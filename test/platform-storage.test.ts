@@ -17,9 +17,9 @@ import { startServe } from './helpers/serve.js';
 
 const freshDir = tempDirs('platform-storage');
 
-function openWithBucket(location = 'us-central1'): Platform {
-  const p = Platform.open({ dataDir: freshDir() });
-  p.storage.createBucket('gs://data-bkt', { location, project: 'proj' });
+async function openWithBucket(location = 'us-central1'): Promise<Platform> {
+  const p = await Platform.open({ dataDir: freshDir() });
+  await p.storage.createBucket('gs://data-bkt', { location, project: 'proj' });
   return p;
 }
 
@@ -68,60 +68,60 @@ test('gs:// URIs', () => {
 });
 
 test('buckets: created once in a supported location, listed, deleted only when empty', async () => {
-  const p = Platform.open({ dataDir: freshDir() });
-  const b = p.storage.createBucket('gs://ds-us', { location: 'us-central1', project: 'proj' });
+  const p = await Platform.open({ dataDir: freshDir() });
+  const b = await p.storage.createBucket('gs://ds-us', { location: 'us-central1', project: 'proj' });
   assert.equal(b.location, 'us-central1');
-  p.storage.createBucket('ds-eu', { location: 'europe-west4', project: 'other' });
-  assert.deepEqual(p.storage.listBuckets().map((x) => x.name), ['ds-eu', 'ds-us']);
-  assert.deepEqual(p.storage.listBuckets({ project: 'proj' }).map((x) => x.name), ['ds-us']);
-  assert.ok(p.projects.find('other'), 'the project was created with its first bucket');
-  throwsCode(() => p.storage.createBucket('ds-us', { location: 'us-central1', project: 'proj' }), 'ALREADY_EXISTS', /bucket gs:\/\/ds-us already exists/);
-  throwsCode(() => p.storage.createBucket('ds-asia', { location: 'asia-east1', project: 'proj' }), 'INVALID_ARGUMENT', /"asia-east1" is not supported.*us-central1, europe-west4/);
-  throwsCode(() => p.storage.getBucket('nope-bucket'), 'NOT_FOUND', /bucket gs:\/\/nope-bucket does not exist/);
+  await p.storage.createBucket('ds-eu', { location: 'europe-west4', project: 'other' });
+  assert.deepEqual((await p.storage.listBuckets()).map((x) => x.name), ['ds-eu', 'ds-us']);
+  assert.deepEqual((await p.storage.listBuckets({ project: 'proj' })).map((x) => x.name), ['ds-us']);
+  assert.ok(await p.projects.find('other'), 'the project was created with its first bucket');
+  await rejectsCode(p.storage.createBucket('ds-us', { location: 'us-central1', project: 'proj' }), 'ALREADY_EXISTS', /bucket gs:\/\/ds-us already exists/);
+  await rejectsCode(p.storage.createBucket('ds-asia', { location: 'asia-east1', project: 'proj' }), 'INVALID_ARGUMENT', /"asia-east1" is not supported.*us-central1, europe-west4/);
+  await rejectsCode(p.storage.getBucket('nope-bucket'), 'NOT_FOUND', /bucket gs:\/\/nope-bucket does not exist/);
   await p.storage.putObject('ds-us', 'x.jsonl', '{}\n');
-  throwsCode(() => p.storage.deleteBucket('ds-us'), 'FAILED_PRECONDITION', /not empty \(1 objects\)/);
-  p.storage.deleteObject('ds-us', 'x.jsonl');
-  p.storage.deleteBucket('ds-us');
-  assert.equal(p.storage.findBucket('ds-us'), undefined);
+  await rejectsCode(p.storage.deleteBucket('ds-us'), 'FAILED_PRECONDITION', /not empty \(1 objects\)/);
+  await p.storage.deleteObject('ds-us', 'x.jsonl');
+  await p.storage.deleteBucket('ds-us');
+  assert.equal(await p.storage.findBucket('ds-us'), undefined);
   assert.ok(!fs.existsSync(path.join(p.storage.root, 'ds-us')));
-  p.close();
+  await p.close();
 });
 
 test('put/get/stat/delete round trip; overwrites raise the generation and drop the old blob', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   const s = p.storage;
   const a = await s.putObject('data-bkt', 'ds/train.jsonl', 'first\n');
   assert.equal(a.size, 6);
   assert.equal(a.md5Hash, createHash('md5').update('first\n').digest('base64'));
   assert.equal(a.contentType, 'application/jsonl');
-  assert.equal(s.readObject('data-bkt', 'ds/train.jsonl').toString(), 'first\n');
+  assert.equal((await s.readObject('data-bkt', 'ds/train.jsonl')).toString(), 'first\n');
   const bytes = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
-  const b = s.putObjectSync('data-bkt', 'ds/train.jsonl', bytes);
+  const b = await s.putObject('data-bkt', 'ds/train.jsonl', bytes);
   assert.ok(BigInt(b.generation) > BigInt(a.generation));
   assert.equal(b.createTime, a.createTime);
-  assert.ok(s.readObject('data-bkt', 'ds/train.jsonl').equals(bytes));
-  assert.deepEqual(s.statObject('data-bkt', 'ds/train.jsonl'), b);
+  assert.ok((await s.readObject('data-bkt', 'ds/train.jsonl')).equals(bytes));
+  assert.deepEqual(await s.statObject('data-bkt', 'ds/train.jsonl'), b);
   assert.equal(filesUnder(path.join(s.root, 'data-bkt')).length, 1, 'the old blob is gone');
   const chunks: Buffer[] = [];
-  for await (const c of s.createReadStream('data-bkt', 'ds/train.jsonl')) chunks.push(c as Buffer);
+  for await (const c of await s.createReadStream('data-bkt', 'ds/train.jsonl')) chunks.push(c as Buffer);
   assert.ok(Buffer.concat(chunks).equals(bytes));
-  s.deleteObject('data-bkt', 'ds/train.jsonl');
-  throwsCode(() => s.statObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /object gs:\/\/data-bkt\/ds\/train\.jsonl does not exist/);
-  throwsCode(() => s.deleteObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /does not exist/);
+  await s.deleteObject('data-bkt', 'ds/train.jsonl');
+  await rejectsCode(s.statObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /object gs:\/\/data-bkt\/ds\/train\.jsonl does not exist/);
+  await rejectsCode(s.deleteObject('data-bkt', 'ds/train.jsonl'), 'NOT_FOUND', /does not exist/);
   await rejectsCode(s.putObject('no-such-bucket', 'x', 'y'), 'NOT_FOUND', /bucket gs:\/\/no-such-bucket does not exist/);
   await rejectsCode(s.putObjectFromFile('data-bkt', 'x', path.join(p.dataDir, 'missing.jsonl')), 'NOT_FOUND', /local file .*missing\.jsonl does not exist/);
   assert.deepEqual(filesUnder(path.join(s.root, 'data-bkt')), []);
-  p.close();
+  await p.close();
 });
 
 test('traversal attempts never write or read outside the store', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   const before = filesUnder(p.dataDir);
   for (const name of ['../escape', '../../escape', '/tmp/escape', '%2e%2e/escape', '..%2f..%2fescape', 'a/../../escape', 'a\\..\\escape', 'x\u0000y']) {
     await rejectsCode(p.storage.putObject('data-bkt', name, 'x'), 'INVALID_ARGUMENT', /object name .* is not valid/);
-    throwsCode(() => p.storage.putObjectSync('data-bkt', name, 'x'), 'INVALID_ARGUMENT', /is not valid/);
-    throwsCode(() => p.storage.readObject('data-bkt', name), 'INVALID_ARGUMENT', /is not valid/);
-    throwsCode(() => p.storage.resolveGsUri(`gs://data-bkt/${name}`), 'INVALID_ARGUMENT', /is not valid/);
+    await rejectsCode(p.storage.putObject('data-bkt', name, 'x'), 'INVALID_ARGUMENT', /is not valid/);
+    await rejectsCode(p.storage.readObject('data-bkt', name), 'INVALID_ARGUMENT', /is not valid/);
+    await rejectsCode(p.storage.resolveGsUri(`gs://data-bkt/${name}`), 'INVALID_ARGUMENT', /is not valid/);
   }
   for (const bucket of ['..', '../x', 'gs://..', '.', 'a/b']) {
     await rejectsCode(p.storage.putObject(bucket, 'ok', 'x'), 'INVALID_ARGUMENT', /bucket name .* is not valid/);
@@ -130,14 +130,14 @@ test('traversal attempts never write or read outside the store', async () => {
   assert.ok(!fs.existsSync(path.join(path.dirname(p.dataDir), 'escape')));
   // Names that merely look odd are stored as data: the file on disk is a random blob id.
   const info = await p.storage.putObject('data-bkt', 'a..b/.hidden/%41', 'z');
-  const resolved = p.storage.resolveGsUri(`gs://data-bkt/${info.name}`);
+  const resolved = await p.storage.resolveGsUri(`gs://data-bkt/${info.name}`);
   assert.equal(path.dirname(resolved.filePath), path.join(p.storage.root, 'data-bkt'));
   assert.match(path.basename(resolved.filePath), /^[0-9a-f]{32}$/);
-  p.close();
+  await p.close();
 });
 
 test('symlink tricks: a bucket directory replaced by a link outside the store is refused, nothing is written there', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   await p.storage.putObject('data-bkt', 'x', 'secret data');
   const outside = path.join(path.dirname(p.dataDir), `outside-${path.basename(p.dataDir)}`);
   fs.mkdirSync(outside);
@@ -145,45 +145,45 @@ test('symlink tricks: a bucket directory replaced by a link outside the store is
   fs.renameSync(bucketDir, `${bucketDir}.moved`);
   fs.symlinkSync(outside, bucketDir);
   await assert.rejects(p.storage.putObject('data-bkt', 'y', 'leak'), /not a plain directory .*symbolic link/);
-  assert.throws(() => p.storage.readObject('data-bkt', 'x'), /not a plain directory/);
-  assert.throws(() => p.storage.resolveGsUri('gs://data-bkt/x'), /not a plain directory/);
+  await assert.rejects(p.storage.readObject('data-bkt', 'x'), /not a plain directory/);
+  await assert.rejects(p.storage.resolveGsUri('gs://data-bkt/x'), /not a plain directory/);
   assert.deepEqual(fs.readdirSync(outside), []);
   // A symlink planted where a blob would be read is not followed either.
   fs.rmSync(bucketDir);
   fs.renameSync(`${bucketDir}.moved`, bucketDir);
-  const blob = p.storage.resolveGsUri('gs://data-bkt/x').filePath;
+  const blob = (await p.storage.resolveGsUri('gs://data-bkt/x')).filePath;
   fs.rmSync(blob);
   fs.writeFileSync(path.join(outside, 'target'), 'not yours');
   fs.symlinkSync(path.join(outside, 'target'), blob);
-  assert.throws(() => p.storage.createReadStream('data-bkt', 'x'), /ELOOP/);
-  p.close();
+  await assert.rejects(p.storage.createReadStream('data-bkt', 'x'), /ELOOP/);
+  await p.close();
 });
 
 test('a source that fails mid-upload leaves no object and no temporary file; an overwrite that fails keeps the old object', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   async function* failing(): AsyncIterable<Buffer> {
     yield Buffer.alloc(1 << 16, 1);
     yield Buffer.alloc(1 << 16, 2);
     throw new Error('connection reset');
   }
   await assert.rejects(p.storage.putObject('data-bkt', 'big.bin', failing()), /connection reset/);
-  throwsCode(() => p.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
+  await rejectsCode(p.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
   assert.deepEqual(filesUnder(path.join(p.storage.root, 'data-bkt')), []);
   await p.storage.putObject('data-bkt', 'big.bin', 'complete old version');
   await assert.rejects(p.storage.putObject('data-bkt', 'big.bin', failing()), /connection reset/);
-  assert.equal(p.storage.readObject('data-bkt', 'big.bin').toString(), 'complete old version');
+  assert.equal((await p.storage.readObject('data-bkt', 'big.bin')).toString(), 'complete old version');
   assert.equal(filesUnder(path.join(p.storage.root, 'data-bkt')).length, 1);
-  p.close();
+  await p.close();
 });
 
 test('a process killed mid-upload: the object is absent (new) or complete (overwrite); recover removes the leftovers', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   await p.storage.putObject('data-bkt', 'old.bin', 'the complete old content');
   const dataDir = p.dataDir;
-  p.close();
+  await p.close();
   // The child streams 64 KiB chunks forever, printing after each; it is killed after the fifth.
   const script = `import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
-    const p = Platform.open({ dataDir: process.argv[process.argv.length - 2] });
+    const p = await Platform.open({ dataDir: process.argv[process.argv.length - 2] });
     async function* slow() {
       for (let i = 0; ; i++) {
         yield Buffer.alloc(65536, i % 256);
@@ -200,9 +200,9 @@ test('a process killed mid-upload: the object is absent (new) or complete (overw
     });
     assert.equal(r.signal, 'SIGKILL', r.err);
   }
-  const q = Platform.open({ dataDir });
-  throwsCode(() => q.storage.statObject('data-bkt', 'new.bin'), 'NOT_FOUND', /does not exist/);
-  assert.equal(q.storage.readObject('data-bkt', 'old.bin').toString(), 'the complete old content');
+  const q = await Platform.open({ dataDir });
+  await rejectsCode(q.storage.statObject('data-bkt', 'new.bin'), 'NOT_FOUND', /does not exist/);
+  assert.equal((await q.storage.readObject('data-bkt', 'old.bin')).toString(), 'the complete old content');
   const dir = path.join(q.storage.root, 'data-bkt');
   const leftovers = fs.readdirSync(dir).filter((f) => f.startsWith('.tmp-'));
   assert.equal(leftovers.length, 2, 'the killed uploads left their temporary files');
@@ -210,11 +210,11 @@ test('a process killed mid-upload: the object is absent (new) or complete (overw
   // An orphan blob (renamed, never committed) is removed once it is old enough.
   const orphan = path.join(dir, 'f'.repeat(32));
   fs.writeFileSync(orphan, 'orphan');
-  assert.deepEqual(q.storage.recover({ minAgeMs: 60_000 }).removed.sort(), leftovers.map((f) => path.join(dir, f)).sort());
+  assert.deepEqual((await q.storage.recover({ minAgeMs: 60_000 })).removed.sort(), leftovers.map((f) => path.join(dir, f)).sort());
   assert.ok(fs.existsSync(orphan), 'a young unreferenced blob may be an upload about to commit');
-  assert.deepEqual(q.storage.recover({ minAgeMs: 0 }).removed, [orphan]);
+  assert.deepEqual((await q.storage.recover({ minAgeMs: 0 })).removed, [orphan]);
   assert.equal(fs.readdirSync(dir).length, 1);
-  assert.equal(q.storage.readObject('data-bkt', 'old.bin').toString(), 'the complete old content');
+  assert.equal((await q.storage.readObject('data-bkt', 'old.bin')).toString(), 'the complete old content');
   // A restarted container reuses pids: a temporary file named after this process but older than it
   // is a leftover; one written since it started is an upload in progress.
   const mine = (id: string) => path.join(dir, `.tmp-${process.pid}-${id.repeat(32)}`);
@@ -222,55 +222,55 @@ test('a process killed mid-upload: the object is absent (new) or complete (overw
   const old = (Date.now() - process.uptime() * 1000 - 60_000) / 1000;
   fs.utimesSync(mine('a'), old, old);
   fs.writeFileSync(mine('b'), 'in progress');
-  assert.deepEqual(q.storage.recover().removed, [mine('a')]);
+  assert.deepEqual((await q.storage.recover()).removed, [mine('a')]);
   fs.rmSync(mine('b'));
-  q.close();
+  await q.close();
 });
 
 test('four processes overwriting one object at once: it ends as one complete version, with no stray files', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   const dataDir = p.dataDir;
-  p.close();
+  await p.close();
   const start = Date.now() + 1000;
   const script = `import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
     const id = Number(process.argv[process.argv.length - 1]);
-    const p = Platform.open({ dataDir: process.argv[process.argv.length - 2] });
+    const p = await Platform.open({ dataDir: process.argv[process.argv.length - 2] });
     while (Date.now() < ${start}) {}
     for (let i = 0; i < 10; i++) await p.storage.putObject('data-bkt', 'shared.bin', Buffer.alloc(200_000 + id, id));
     p.close();`;
   const runs = await Promise.all([1, 2, 3, 4].map((id) => runScript(script, [dataDir, String(id)])));
   for (const r of runs) assert.equal(r.code, 0, r.err);
-  const q = Platform.open({ dataDir });
-  const bytes = q.storage.readObject('data-bkt', 'shared.bin');
+  const q = await Platform.open({ dataDir });
+  const bytes = await q.storage.readObject('data-bkt', 'shared.bin');
   const id = bytes.length - 200_000;
   assert.ok(id >= 1 && id <= 4);
   assert.ok(bytes.equals(Buffer.alloc(200_000 + id, id)));
-  assert.equal(q.storage.statObject('data-bkt', 'shared.bin').size, bytes.length);
+  assert.equal((await q.storage.statObject('data-bkt', 'shared.bin')).size, bytes.length);
   assert.equal(fs.readdirSync(path.join(q.storage.root, 'data-bkt')).length, 1);
-  q.close();
+  await q.close();
 });
 
 test('list: prefix, delimiter roll-up, pages that cover everything once', async () => {
-  const p = openWithBucket();
+  const p = await openWithBucket();
   const names = ['a.txt', 'ds/1.jsonl', 'ds/2.jsonl', 'ds/sub/3.jsonl', 'ds/sub/4.jsonl', 'ds2/x', 'logs/1', 'logs/2', 'z'];
-  for (const n of names) p.storage.putObjectSync('data-bkt', n, n);
+  for (const n of names) await p.storage.putObject('data-bkt', n, n);
   const s = p.storage;
-  assert.deepEqual(s.listObjects('data-bkt').objects.map((o) => o.name), names);
-  const top = s.listObjects('data-bkt', { delimiter: '/' });
+  assert.deepEqual((await s.listObjects('data-bkt')).objects.map((o) => o.name), names);
+  const top = await s.listObjects('data-bkt', { delimiter: '/' });
   assert.deepEqual(top.objects.map((o) => o.name), ['a.txt', 'z']);
   assert.deepEqual(top.prefixes, ['ds/', 'ds2/', 'logs/']);
-  const ds = s.listObjects('data-bkt', { prefix: 'ds/', delimiter: '/' });
+  const ds = await s.listObjects('data-bkt', { prefix: 'ds/', delimiter: '/' });
   assert.deepEqual(ds.objects.map((o) => o.name), ['ds/1.jsonl', 'ds/2.jsonl']);
   assert.deepEqual(ds.prefixes, ['ds/sub/']);
-  assert.deepEqual(s.listObjects('data-bkt', { prefix: 'ds' }).objects.map((o) => o.name), names.slice(1, 6));
-  assert.deepEqual(s.listObjects('data-bkt', { prefix: 'nothing/' }), { objects: [], prefixes: [] });
+  assert.deepEqual((await s.listObjects('data-bkt', { prefix: 'ds' })).objects.map((o) => o.name), names.slice(1, 6));
+  assert.deepEqual(await s.listObjects('data-bkt', { prefix: 'nothing/' }), { objects: [], prefixes: [] });
   for (const delimiter of [undefined, '/']) {
     for (const pageSize of [1, 2, 3]) {
       const seen: string[] = [];
       let pageToken: string | undefined;
       let pages = 0;
       do {
-        const page = s.listObjects('data-bkt', { delimiter, pageSize, pageToken });
+        const page = await s.listObjects('data-bkt', { delimiter, pageSize, pageToken });
         assert.ok(page.objects.length + page.prefixes.length <= pageSize);
         seen.push(...page.prefixes, ...page.objects.map((o) => o.name));
         pageToken = page.nextPageToken;
@@ -281,37 +281,37 @@ test('list: prefix, delimiter roll-up, pages that cover everything once', async 
       assert.equal(pages, Math.ceil(expected.length / pageSize));
     }
   }
-  throwsCode(() => s.listObjects('data-bkt', { pageSize: 0 }), 'INVALID_ARGUMENT', /pageSize must be an integer in \[1, 1000\], got 0/);
-  throwsCode(() => s.listObjects('data-bkt', { pageToken: '!!' }), 'INVALID_ARGUMENT', /pageToken "!!" is not valid/);
-  throwsCode(() => s.listObjects('missing-bkt'), 'NOT_FOUND', /bucket gs:\/\/missing-bkt does not exist/);
-  p.close();
+  await rejectsCode(s.listObjects('data-bkt', { pageSize: 0 }), 'INVALID_ARGUMENT', /pageSize must be an integer in \[1, 1000\], got 0/);
+  await rejectsCode(s.listObjects('data-bkt', { pageToken: '!!' }), 'INVALID_ARGUMENT', /pageToken "!!" is not valid/);
+  await rejectsCode(s.listObjects('missing-bkt'), 'NOT_FOUND', /bucket gs:\/\/missing-bkt does not exist/);
+  await p.close();
 });
 
 test('resolveGsUri names what is missing; data sovereignty compares locations', async () => {
-  const p = openWithBucket('europe-west4');
+  const p = await openWithBucket('europe-west4');
   await p.storage.putObject('data-bkt', 'ds/train.jsonl', '{"contents":[]}\n');
-  const r = p.storage.resolveGsUri('gs://data-bkt/ds/train.jsonl');
+  const r = await p.storage.resolveGsUri('gs://data-bkt/ds/train.jsonl');
   assert.equal(r.bucket, 'data-bkt');
   assert.equal(r.name, 'ds/train.jsonl');
   assert.equal(r.location, 'europe-west4');
   assert.equal(r.project, 'proj');
   assert.equal(r.uri, 'gs://data-bkt/ds/train.jsonl');
   assert.equal(fs.readFileSync(r.filePath, 'utf8'), '{"contents":[]}\n');
-  throwsCode(() => p.storage.resolveGsUri('gs://other-bkt/ds/train.jsonl'), 'NOT_FOUND', /^bucket gs:\/\/other-bkt does not exist \(from gs:\/\/other-bkt\/ds\/train\.jsonl\)$/);
-  throwsCode(() => p.storage.resolveGsUri('gs://data-bkt/ds/missing.jsonl'), 'NOT_FOUND', /^object gs:\/\/data-bkt\/ds\/missing\.jsonl does not exist$/);
-  throwsCode(() => p.storage.resolveGsUri('gs://data-bkt'), 'INVALID_ARGUMENT', /names a bucket, not an object/);
+  await rejectsCode(p.storage.resolveGsUri('gs://other-bkt/ds/train.jsonl'), 'NOT_FOUND', /^bucket gs:\/\/other-bkt does not exist \(from gs:\/\/other-bkt\/ds\/train\.jsonl\)$/);
+  await rejectsCode(p.storage.resolveGsUri('gs://data-bkt/ds/missing.jsonl'), 'NOT_FOUND', /^object gs:\/\/data-bkt\/ds\/missing\.jsonl does not exist$/);
+  await rejectsCode(p.storage.resolveGsUri('gs://data-bkt'), 'INVALID_ARGUMENT', /names a bucket, not an object/);
   assertSameLocation(r.location, 'europe-west4');
   throwsCode(() => assertSameLocation(r.location, 'us-central1', r.uri), 'FAILED_PRECONDITION',
     /data sovereignty: gs:\/\/data-bkt\/ds\/train\.jsonl is stored in europe-west4, but the job runs in us-central1/);
-  p.close();
+  await p.close();
 });
 
 test('tunekit serve removes at start what a killed `storage cp` left; a live upload keeps its file; objects stay intact', async () => {
-  const p = openWithBucket();
-  p.storage.putObjectSync('data-bkt', 'kept.txt', 'committed before the crash');
+  const p = await openWithBucket();
+  await p.storage.putObject('data-bkt', 'kept.txt', 'committed before the crash');
   const dataDir = p.dataDir;
   const dir = path.join(p.storage.root, 'data-bkt');
-  p.close();
+  await p.close();
   const temps = () => fs.readdirSync(dir).filter((f) => f.startsWith('.tmp-'));
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -336,7 +336,7 @@ test('tunekit serve removes at start what a killed `storage cp` left; a live upl
   // Another upload in progress (a live process) while the server starts.
   let stopUploader: (() => void) | undefined;
   const uploader = runScript(`import { Platform } from ${JSON.stringify(path.join(platformDir, 'platform.js'))};
-    const p = Platform.open({ dataDir: process.argv[process.argv.length - 1] });
+    const p = await Platform.open({ dataDir: process.argv[process.argv.length - 1] });
     async function* slow() {
       for (;;) {
         yield Buffer.alloc(65536, 7);
@@ -362,12 +362,12 @@ test('tunekit serve removes at start what a killed `storage cp` left; a live upl
     stopUploader!();
     await uploader;
   }
-  const q = Platform.open({ dataDir });
+  const q = await Platform.open({ dataDir });
   try {
-    assert.equal(q.storage.readObject('data-bkt', 'kept.txt').toString(), 'committed before the crash');
-    throwsCode(() => q.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
+    assert.equal((await q.storage.readObject('data-bkt', 'kept.txt')).toString(), 'committed before the crash');
+    await rejectsCode(q.storage.statObject('data-bkt', 'big.bin'), 'NOT_FOUND', /does not exist/);
     assert.equal(fs.readdirSync(dir).filter((f) => !f.startsWith('.tmp-')).length, 1, 'one blob: the committed object');
   } finally {
-    q.close();
+    await q.close();
   }
 });

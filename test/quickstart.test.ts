@@ -32,13 +32,13 @@ interface Summary { summary: { metric: string; candidate?: { mean: number }; bas
 const summary = () => JSON.parse(fs.readFileSync(path.join(work, 'eval/summary.json'), 'utf8')) as Summary;
 const metric = (name: string) => summary().summary.find((m) => m.metric === name)!;
 
-function jobs(): { name: string; state: string }[] {
-  const p = Platform.open({ dataDir: path.join(work, 'data') });
+async function jobs(): Promise<{ name: string; state: string }[]> {
+  const p = await Platform.open({ dataDir: path.join(work, 'data') });
   try {
-    const rows = p.db.sqlite.prepare('SELECT project, location, id, state FROM tuning_jobs').all() as Record<string, string>[];
+    const rows = await p.db.all<Record<string, string>>('SELECT project, location, id, state FROM tuning_jobs');
     return rows.map((r) => ({ name: `projects/${r.project}/locations/${r.location}/tuningJobs/${r.id}`, state: r.state }));
   } finally {
-    p.close();
+    await p.close();
   }
 }
 
@@ -63,13 +63,13 @@ test('first run, interrupted while the job runs: base model, serve, upload, job 
   assert.match(out, /created projects\/quickstart\/locations\/us-central1\/tuningJobs\/\d+: 120 examples, \d+ steps/);
   assert.match(out, /SIGINT: stopping the server/);
   assert.match(fs.readFileSync(path.join(work, 'serve.log'), 'utf8'), /tunekit: stopped/);
-  const all = jobs();
+  const all = (await jobs());
   assert.equal(all.length, 1);
   assert.equal(all[0]!.state, 'JOB_STATE_PENDING'); // put back for the next start
   jobName = all[0]!.name;
 });
 
-test('second run: follows that job to SUCCEEDED, endpoint, evaluation, clean stop', () => {
+test('second run: follows that job to SUCCEEDED, endpoint, evaluation, clean stop', async () => {
   const out = quickstart();
   // Every step says how long it took.
   assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
@@ -89,15 +89,15 @@ test('second run: follows that job to SUCCEEDED, endpoint, evaluation, clean sto
   assert.ok(out.includes(`Report: ${report}`) && fs.statSync(report).size > 0);
   assert.match(out, /Console: http:\/\/127\.0\.0\.1:\d+\/console/);
   assert.match(out, /tunekit serve exited with 0/);
-  assert.deepEqual(jobs(), [{ name: jobName, state: 'JOB_STATE_SUCCEEDED' }]);
+  assert.deepEqual((await jobs()), [{ name: jobName, state: 'JOB_STATE_SUCCEEDED' }]);
 });
 
-test('third run: reuses the base model, the data directory and the finished job', () => {
+test('third run: reuses the base model, the data directory and the finished job', async () => {
   const out = quickstart();
   assert.match(out, /reusing .*base/);
   assert.ok(out.includes(`reusing ${jobName}: it tuned on the same data and settings`), out);
   assert.match(out, /tuned: "\{\\"tone\\": \\"warm\\"\}" \(STOP\)/);
-  assert.equal(jobs().length, 1);
+  assert.equal((await jobs()).length, 1);
   assert.ok(metric('exact_match').candidate!.mean >= 0.9);
   assert.match(out, /tunekit serve exited with 0/);
 });

@@ -54,26 +54,26 @@ const PARENT = `projects/${PROJECT}/locations/${LOC}`;
 // The platform under test
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-fuzz-'));
-const platform = Platform.open({ dataDir });
+const platform = await Platform.open({ dataDir });
 const store = new DbRegistrationStore(platform.db);
-registerPublisherModel(store, shortContextModelDir('gemma3'), { name: 'gemma3-tiny' });
-registerPublisherModel(store, shortContextModelDir('qwen3'), { name: 'qwen3-tiny' });
+await registerPublisherModel(store, shortContextModelDir('gemma3'), { name: 'gemma3-tiny' });
+await registerPublisherModel(store, shortContextModelDir('qwen3'), { name: 'qwen3-tiny' });
 // The full 4,096-position context, for the tests of large prompts (not fuzzed: its generations are long).
-registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-full' });
-seedData(platform, 8);
+await registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-full' });
+await seedData(platform, 8);
 // Datasets that are wrong in ways the fuzzer's URIs may point at.
-platform.storage.putObjectSync('us-data', 'invalid-utf8.jsonl', Buffer.concat([Buffer.from('{"contents": [{"role": "user", "parts": [{"text": "a'), Buffer.from([0xff, 0xc0, 0xaf]), Buffer.from('"}]}, {"role": "model", "parts": [{"text": "b"}]}]}\n')]));
-platform.storage.putObjectSync('us-data', 'empty.jsonl', '');
-platform.storage.putObjectSync('us-data', 'truncated.jsonl', '{"contents": [{"role": "user", "parts": [{"te');
-platform.storage.putObjectSync('us-data', 'deep.jsonl', `{"contents": ${'['.repeat(20000)}${']'.repeat(20000)}}\n`);
-platform.storage.putObjectSync('us-data', 'long-line.jsonl', vertexJsonl([{ input: 'word '.repeat(50_000), output: 'x' }]));
-platform.storage.putObjectSync('us-data', 'messages.jsonl', formatTask(8, 3).map((e) => JSON.stringify({ messages: [{ role: 'user', content: e.input }, { role: 'model', content: e.output }] })).join('\n') + '\n');
-const keys: Keys = makeKeys(platform);
+await platform.storage.putObject('us-data', 'invalid-utf8.jsonl', Buffer.concat([Buffer.from('{"contents": [{"role": "user", "parts": [{"text": "a'), Buffer.from([0xff, 0xc0, 0xaf]), Buffer.from('"}]}, {"role": "model", "parts": [{"text": "b"}]}]}\n')]));
+await platform.storage.putObject('us-data', 'empty.jsonl', '');
+await platform.storage.putObject('us-data', 'truncated.jsonl', '{"contents": [{"role": "user", "parts": [{"te');
+await platform.storage.putObject('us-data', 'deep.jsonl', `{"contents": ${'['.repeat(20000)}${']'.repeat(20000)}}\n`);
+await platform.storage.putObject('us-data', 'long-line.jsonl', vertexJsonl([{ input: 'word '.repeat(50_000), output: 'x' }]));
+await platform.storage.putObject('us-data', 'messages.jsonl', formatTask(8, 3).map((e) => JSON.stringify({ messages: [{ role: 'user', content: e.input }, { role: 'model', content: e.output }] })).join('\n') + '\n');
+const keys: Keys = await makeKeys(platform);
 const tuning = new TuningService(platform, { pollMs: 100 });
 const catalog = new ModelCatalog(store);
 /** What the app's internal-error log received (every entry is a bug). */
 const logged: unknown[] = [];
-const app = createApp({ catalog, auth: platform.iam, assertLocation: (l) => platform.config.assertLocation(l), tuning, log: (e) => logged.push(e) });
+const app = createApp({ catalog, auth: platform.iam, assertLocation: async (l) => await platform.config.assertLocation(l), tuning, log: (e) => logged.push(e) });
 
 /** Resources made before the fuzzing: two tuned models (each with an endpoint) and a spare deployment. */
 interface Fixtures {
@@ -127,19 +127,19 @@ async function readStoredData(): Promise<Record<string, unknown>> {
   await get(`/v1/${PARENT}/tuningJobs?filter=${encodeURIComponent('state="JOB_STATE_SUCCEEDED"')}`);
   await get('/v1/publishers/google/models');
   for (const b of ['us-data', 'eu-data']) {
-    for (const o of ['train.jsonl', 'validation.jsonl']) out[`gs://${b}/${o}`] = platform.storage.readObject(b, o).toString('base64');
+    for (const o of ['train.jsonl', 'validation.jsonl']) out[`gs://${b}/${o}`] = (await platform.storage.readObject(b, o)).toString('base64');
   }
   const adapter = (out[`/v1/${PARENT}/models/${fx.model1}`] as { json: { artifactUri: string } }).json.artifactUri;
   const [bucket, ...prefix] = adapter.slice('gs://'.length).split('/');
-  out[adapter] = platform.storage.listObjects(bucket!, { prefix: prefix.join('/') }).objects
-    .map((o) => [o.name, o.generation, platform.storage.readObject(bucket!, o.name).toString('base64')]);
+  out[adapter] = await Promise.all((await platform.storage.listObjects(bucket!, { prefix: prefix.join('/') })).objects
+    .map(async (o) => [o.name, o.generation, (await platform.storage.readObject(bucket!, o.name)).toString('base64')]));
   const gen = await api('POST', `/v1/${PARENT}/endpoints/${fx.endpoint1}:generateContent`, { contents: [{ role: 'user', parts: [{ text: 'the sky is red' }] }], generationConfig: { temperature: 0, maxOutputTokens: 6 } });
   out['endpoint1:generateContent'] = { status: gen.status, text: gen.json.candidates?.[0]?.content?.parts?.[0]?.text, usage: gen.json.usageMetadata };
   return out;
 }
 
 before(async () => {
-  tuning.runner.start();
+  await tuning.runner.start();
   const j1 = await tune('reliability-original');
   const j2 = await tune('reliability-deploy-target');
   await tuning.runner.stop(); // jobs the fuzzer creates stay PENDING and are cancelled at once
@@ -159,7 +159,7 @@ before(async () => {
 
 after(async () => {
   await tuning.runner.stop();
-  platform.close();
+  await platform.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -753,8 +753,8 @@ async function cancelCreated(out: Outcome): Promise<void> {
   const name = (JSON.parse(out.text) as { name?: string }).name;
   const m = /^projects\/([^/]+)\/locations\/([^/]+)\/tuningJobs\/([^/]+)$/.exec(name ?? '');
   assert.ok(m, `a created job's name: ${out.text.slice(0, 300)}`);
-  const job = tuning.jobs.get(m[1]!, m[2]!, m[3]!);
-  if (job.state === 'JOB_STATE_PENDING' || job.state === 'JOB_STATE_QUEUED') tuning.cancel(m[1]!, m[2]!, m[3]!);
+  const job = await tuning.jobs.get(m[1]!, m[2]!, m[3]!);
+  if (job.state === 'JOB_STATE_PENDING' || job.state === 'JOB_STATE_QUEUED') await tuning.cancel(m[1]!, m[2]!, m[3]!);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -840,7 +840,7 @@ test('tuningJobs create: fuzzed dataset contents never 5xx, always a Status', { 
     const text = r.lines.join(r.crlf ? '\r\n' : '\n');
     const bytes = r.bad ? insertBadUtf8(text, r.bad) : Buffer.from(text, 'utf8');
     const object = `fuzz/${n++}.jsonl`;
-    platform.storage.putObjectSync('us-data', object, bytes);
+    await platform.storage.putObject('us-data', object, bytes);
     const body = clone(CREATE);
     if (r.asValidation) body.supervisedTuningSpec.validationDatasetUri = `gs://us-data/${object}`;
     else body.supervisedTuningSpec.trainingDatasetUri = `gs://us-data/${object}`;
@@ -928,7 +928,7 @@ test('regression (issue 8): an invalid escape (\\x) in a tuningJobs filter strin
 
 test('regression (issue 8): a dataset line with a deeply nested value is a 400 naming the line, not 500 (RangeError in src/data/formats.ts)', async () => {
   const deep = `{"contents": [{"role": ${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}, "parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": "ok"}]}]}\n`;
-  platform.storage.putObjectSync('us-data', 'deep-role.jsonl', deep);
+  await platform.storage.putObject('us-data', 'deep-role.jsonl', deep);
   const out = await perform(post('tuningJobs.create', `/v1/${PARENT}/tuningJobs`, JSON.stringify(createBody({ epochs: 1, validation: '', train: 'gs://us-data/deep-role.jsonl' }))));
   await cancelCreated(out);
   assert.equal(out.status, 400, describe(post('tuningJobs.create', `/v1/${PARENT}/tuningJobs`, ''), out, ['expected 400']));

@@ -243,7 +243,7 @@ test('regression (issue 8): a prompt tokenized on a worker thread is not kept af
   // while a source may still abort; about one copy of each prompt stayed in the heap.
   v8.setFlagsFromString('--expose_gc');
   const gc = vm.runInNewContext('gc') as () => void;
-  const api = tinyApi();
+  const api = await tinyApi();
   // 60,000 characters: over the inline limit (16,384), so tokenized on a worker, and within the
   // context (4,096 tokens of at most 15 characters).
   const body = json({ contents: contents(text(60_000)) });

@@ -28,12 +28,12 @@ const safety = parseSafetyConfig({
     express: { classifier, safetySettings: [{ category: DANGER, threshold: 'BLOCK_MEDIUM_AND_ABOVE' }] },
   },
 }, 'test');
-const api = tinyApi({
+const api = await tinyApi({
   safety,
   endpoints: { resolve: (project, location) => ({ publisher: 'google', model: 'gemma3-tiny', modelVersion: `projects/${project}/locations/${location}/models/7@1` }) },
 });
 // The classifier's base: the tiny Gemma 3 of seed 5 the fixture's adapter was tuned on.
-registerPublisherModel(api.store, tinyModelDir('gemma3', { seed: 5 }), { name: 'safety-classifier' });
+await registerPublisherModel(api.store, tinyModelDir('gemma3', { seed: 5 }), { name: 'safety-classifier' });
 const server = await listen(api.app, { port: 0, host: '127.0.0.1' });
 after(() => server.close());
 const genai = new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'unused', httpOptions: { baseUrl: server.url } });
@@ -174,7 +174,7 @@ test('streamGenerateContent: a blocked prompt is one promptFeedback chunk; a res
 });
 
 test('refused: thresholds without a classifier (FAILED_PRECONDITION), method SEVERITY, bad configuration', async () => {
-  const plain = tinyApi();
+  const plain = await tinyApi();
   const r = await plain.post(`${PREFIX}/gemma3-tiny:generateContent`, { ...userText('x'), ...danger('BLOCK_LOW_AND_ABOVE') });
   assert.equal(r.status, 400);
   const body = await r.json() as any;

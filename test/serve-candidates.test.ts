@@ -37,7 +37,7 @@ test('4 candidates: each equals its seed alone; forward passes as for one candid
 });
 
 test('Vertex candidateCount: candidates with index, the prompt billed once; 9 is 400; streaming refuses more than one', async () => {
-  const api = tinyApi();
+  const api = await tinyApi();
   const res = await api.post(`${PREFIX}/gemma3-tiny:generateContent`, { ...userText('Say something.'), generationConfig: { candidateCount: 3, seed: 4, maxOutputTokens: 5, temperature: 1.5 } });
   assert.equal(res.status, 200, await res.clone().text());
   const body = await res.json() as any;

@@ -122,11 +122,11 @@ test('clients that disconnect mid-stream, queued or mid-body leave no noise in t
 test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PENDING and the next server finishes it', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shutdown-job-'));
   try {
-    const setup = Platform.open({ dataDir: dir });
+    const setup = await Platform.open({ dataDir: dir });
     execFileSync(process.execPath, [CLI, 'publisher-models', 'register', tinyModelDir('gemma3'), '--name', 'gemma3-tiny', '--data-dir', dir]);
-    seedData(setup);
-    const keys = makeKeys(setup);
-    setup.close();
+    await seedData(setup);
+    const keys = await makeKeys(setup);
+    await setup.close();
     const call = (s: ServeProcess) => async (method: string, url: string, body?: unknown): Promise<Record<string, any>> => {
       const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
       return await res.json() as Record<string, any>;
@@ -145,9 +145,9 @@ test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PE
     assert.equal(workers.length, 1);
     await terminate(first);
     assert.deepEqual(workers.filter((pid) => fs.existsSync(`/proc/${pid}`)), [], 'no orphaned worker');
-    const stopped = Platform.open({ dataDir: dir });
-    assert.equal(stopped.jobs.find(id)?.state, 'JOB_STATE_PENDING');
-    stopped.close();
+    const stopped = await Platform.open({ dataDir: dir });
+    assert.equal((await stopped.jobs.find(id))?.state, 'JOB_STATE_PENDING');
+    await stopped.close();
     assert.ok(fs.existsSync(jobDir(dir, id)), 'the staged datasets are kept for the resumed run');
 
     const second = await startServe(dir);

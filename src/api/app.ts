@@ -29,7 +29,7 @@ export interface ApiOptions {
   /** Defaults to no authentication at all (tests, --insecure-no-auth). */
   auth?: Authenticator;
   /** The location check (the platform's configured locations); default us-central1 and europe-west4. */
-  assertLocation?: (location: string) => void;
+  assertLocation?: (location: string) => void | Promise<void>;
   /** What each endpoint serves (the registry); default: no endpoints. */
   endpoints?: EndpointResolver;
   /** Tuning jobs, the model registry and endpoints (src/platform/jobs); without it those routes are 404. */

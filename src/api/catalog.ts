@@ -23,10 +23,10 @@ export interface ModelRegistration {
 }
 
 export interface RegistrationStore {
-  get(publisher: string, name: string): ModelRegistration | undefined;
-  list(publisher?: string): ModelRegistration[];
+  get(publisher: string, name: string): Promise<ModelRegistration | undefined>;
+  list(publisher?: string): Promise<ModelRegistration[]>;
   /** Adds or replaces the registration of (publisher, name). */
-  put(registration: ModelRegistration): void;
+  put(registration: ModelRegistration): Promise<void>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
@@ -38,9 +38,9 @@ export function checkModelId(kind: 'publisher' | 'model', id: string): void {
 }
 
 /** Checks that `dir` holds a model this code can load (config and tokenizer), then stores it. */
-export function registerPublisherModel(
+export async function registerPublisherModel(
   store: RegistrationStore, dir: string, opts: { name: string; publisher?: string },
-): ModelRegistration {
+): Promise<ModelRegistration> {
   const publisher = opts.publisher ?? 'google';
   checkModelId('publisher', publisher);
   checkModelId('model', opts.name);
@@ -48,7 +48,7 @@ export function registerPublisherModel(
   const config = loadModelConfig(abs);
   Tokenizer.loadSync(abs, { vocabSize: config.vocabSize });
   const registration = { publisher, name: opts.name, dir: abs, createTime: new Date().toISOString() };
-  store.put(registration);
+  await store.put(registration);
   return registration;
 }
 
@@ -145,15 +145,15 @@ export class ModelCatalog {
   }
 
   /** The registration of publishers/{publisher}/models/{name}, or 404. */
-  registration(publisher: string, name: string): ModelRegistration {
-    const r = this.store.get(publisher, name);
+  async registration(publisher: string, name: string): Promise<ModelRegistration> {
+    const r = await this.store.get(publisher, name);
     if (!r) throw new NotFoundError(`Publisher Model \`publishers/${publisher}/models/${name}\` not found.`);
     return r;
   }
 
   /** The model loaded into memory, loading it on first use; a failed load is retried next time. */
   async served(publisher: string, name: string): Promise<ServedModel> {
-    const r = this.registration(publisher, name);
+    const r = await this.registration(publisher, name);
     const key = `${publisher}/${name}`;
     let p = touch(this.loaded, key);
     if (p) {

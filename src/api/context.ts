@@ -14,7 +14,7 @@ export interface ApiContext {
   catalog: ModelCatalog;
   auth: Authenticator;
   /** Throws 400 INVALID_ARGUMENT naming the supported locations for any other. */
-  assertLocation: (location: string) => void;
+  assertLocation: (location: string) => void | Promise<void>;
   bodyLimit: number;
   /** Prompt tokenization, off the event loop for large prompts. */
   tokenizer: PromptTokenizer;
@@ -28,8 +28,8 @@ export interface ApiContext {
   safety?: SafetyConfig;
 }
 
-export function checkLocation(api: ApiContext, location: string): void {
-  api.assertLocation(location);
+export async function checkLocation(api: ApiContext, location: string): Promise<void> {
+  await api.assertLocation(location);
 }
 
 export function body(api: ApiContext, c: Context): Promise<Message> {

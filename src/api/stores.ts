@@ -9,8 +9,8 @@ export function resolveDataDir(flag?: string): string {
   return path.resolve(flag ?? defaultDataDir());
 }
 
-/** The registration store of a data directory; close() closes its database. */
-export function openRegistrationStore(dataDir: string): DbRegistrationStore & { close(): void } {
-  const db = PlatformDb.open(dataDir);
+/** The registration store of a data directory (and database, when given); close() closes its database. */
+export async function openRegistrationStore(dataDir: string, database?: string): Promise<DbRegistrationStore & { close(): Promise<void> }> {
+  const db = await PlatformDb.open({ dataDir, ...(database !== undefined ? { database } : {}) });
   return Object.assign(new DbRegistrationStore(db), { close: () => db.close() });
 }

@@ -19,6 +19,7 @@ import { registerJobsCommands } from './commands/jobs.js';
 import { registerEndpointsCommands } from './commands/endpoints.js';
 import { registerConfigCommands } from './commands/config.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerWorkerCommand } from './commands/worker.js';
 import { registerEvalCommand } from './commands/eval.js';
 
 setGemmAnnouncer((m) => process.stderr.write(`tunekit: ${m}\n`));
@@ -49,6 +50,7 @@ registerModelsCommands(program);
 registerEndpointsCommands(program);
 registerConfigCommands(program);
 registerServeCommand(program);
+registerWorkerCommand(program);
 registerEvalCommand(program);
 
 try {

@@ -36,57 +36,50 @@ export class PlatformConfig {
     }
   }
 
-  getSetting<T>(key: string): T | undefined {
-    const row = this.db.sqlite.prepare('SELECT value FROM config WHERE key = ?').get(key) as { value: string } | undefined;
+  async getSetting<T>(key: string): Promise<T | undefined> {
+    const row = (await this.db.get('SELECT value FROM config WHERE key = ?', key)) as { value: string } | undefined;
     return row === undefined ? undefined : (JSON.parse(row.value) as T);
   }
 
-  setSetting(key: string, value: unknown): void {
-    this.db.sqlite
-      .prepare('INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
-      .run(key, JSON.stringify(value));
+  async setSetting(key: string, value: unknown): Promise<void> {
+    await this.db.run('INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
   }
 
   /** The supported locations: the constructor's override, else those stored by setLocations, else DEFAULT_LOCATIONS. */
-  locations(): string[] {
-    return [...(this.locationsOverride ?? this.getSetting<string[]>('locations') ?? DEFAULT_LOCATIONS)];
+  async locations(): Promise<string[]> {
+    return [...(this.locationsOverride ?? (await this.getSetting<string[]>('locations')) ?? DEFAULT_LOCATIONS)];
   }
 
   /** Stores the supported locations for every later process. */
-  setLocations(locations: readonly string[]): void {
+  async setLocations(locations: readonly string[]): Promise<void> {
     checkLocations(locations);
-    this.setSetting('locations', [...new Set(locations)]);
+    await this.setSetting('locations', [...new Set(locations)]);
   }
 
-  assertLocation(location: string): void {
-    assertLocation(location, this.locations());
+  async assertLocation(location: string): Promise<void> {
+    assertLocation(location, await this.locations());
   }
 
   /** The limit of quota `id` for (project, location). */
-  quotaLimit(id: QuotaId, project: string, location: string): number {
-    const row = this.db.sqlite
-      .prepare(
-        `SELECT limit_value AS v FROM quotas WHERE name = ? AND project IN (?, '*') AND location IN (?, '*')
-         ORDER BY project = '*', location = '*' LIMIT 1`,
-      )
-      .get(id, project, location) as { v: number } | undefined;
+  async quotaLimit(id: QuotaId, project: string, location: string): Promise<number> {
+    const row = (await this.db.get(`SELECT limit_value AS v FROM quotas WHERE name = ? AND project IN (?, '*') AND location IN (?, '*')
+         ORDER BY project = '*', location = '*' LIMIT 1`, id, project, location)) as { v: number } | undefined;
     return row?.v ?? quotaById(id).default;
   }
 
   /** Sets the limit of quota `id`; project and location default to '*' (every one). */
-  setQuotaLimit(id: QuotaId, limit: number, scope: { project?: string; location?: string } = {}): void {
+  async setQuotaLimit(id: QuotaId, limit: number, scope: { project?: string; location?: string } = {}): Promise<void> {
     quotaById(id);
     if (!Number.isInteger(limit) || limit < 0) throw new InvalidRequestError(`quota limit must be an integer >= 0, got ${limit}`);
     const project = scope.project ?? '*';
     const location = scope.location ?? '*';
     if (!SCOPE.test(project)) throw new InvalidRequestError(`project ${JSON.stringify(project)} is not a valid project id`);
     if (location !== '*' && !LOCATION.test(location)) throw new InvalidRequestError(`location ${JSON.stringify(location)} is not a valid location name`);
-    this.db.sqlite
-      .prepare(
-        `INSERT INTO quotas (project, location, name, limit_value) VALUES (?, ?, ?, ?)
-         ON CONFLICT (project, location, name) DO UPDATE SET limit_value = excluded.limit_value`,
-      )
-      .run(project, location, id, limit);
+    await this.db.run(
+      `INSERT INTO quotas (project, location, name, limit_value) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, location, name) DO UPDATE SET limit_value = excluded.limit_value`,
+      project, location, id, limit,
+    );
   }
 }
 

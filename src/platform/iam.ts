@@ -82,7 +82,7 @@ export class Iam {
   // ---- service accounts ----
 
   /** Creates `<accountId>@<project>.iam.gserviceaccount.com` (the project is created if new). */
-  createServiceAccount(project: string, accountId: string, opts: { displayName?: string } = {}): ServiceAccount {
+  async createServiceAccount(project: string, accountId: string, opts: { displayName?: string } = {}): Promise<ServiceAccount> {
     validateProjectId(project);
     if (!ACCOUNT_ID.test(accountId)) {
       throw new InvalidRequestError(
@@ -92,106 +92,86 @@ export class Iam {
     const sa: ServiceAccount = {
       email: `${accountId}@${project}.iam.gserviceaccount.com`, project, accountId, displayName: opts.displayName ?? '', createTime: now(),
     };
-    this.db.immediate(() => {
-      this.projects.ensure(project);
-      const r = this.db.sqlite
-        .prepare(
-          `INSERT INTO service_accounts (email, project, account_id, display_name, create_time) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT DO NOTHING`,
-        )
-        .run(sa.email, sa.project, sa.accountId, sa.displayName, sa.createTime);
+    await this.db.transaction(async () => {
+      await this.projects.ensure(project);
+      const r = (await this.db.run(`INSERT INTO service_accounts (email, project, account_id, display_name, create_time) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`, sa.email, sa.project, sa.accountId, sa.displayName, sa.createTime));
       if (r.changes === 0) throw new AlreadyExistsError(`service account ${sa.email} already exists`);
     });
     return sa;
   }
 
   /** Accepts an email or `serviceAccount:<email>`; NOT_FOUND if there is none. */
-  getServiceAccount(email: string): ServiceAccount {
+  async getServiceAccount(email: string): Promise<ServiceAccount> {
     const e = normaliseEmail(email);
-    const row = this.db.sqlite
-      .prepare('SELECT email, project, account_id AS accountId, display_name AS displayName, create_time AS createTime FROM service_accounts WHERE email = ?')
-      .get(e) as ServiceAccount | undefined;
+    const row = (await this.db.get('SELECT email, project, account_id AS "accountId", display_name AS "displayName", create_time AS "createTime" FROM service_accounts WHERE email = ?', e)) as ServiceAccount | undefined;
     if (!row) throw new NotFoundError(`service account ${e} does not exist`);
     return row;
   }
 
-  listServiceAccounts(project: string): ServiceAccount[] {
-    return this.db.sqlite
-      .prepare(
-        'SELECT email, project, account_id AS accountId, display_name AS displayName, create_time AS createTime FROM service_accounts WHERE project = ? ORDER BY email',
-      )
-      .all(project) as ServiceAccount[];
+  async listServiceAccounts(project: string): Promise<ServiceAccount[]> {
+    return (await this.db.all('SELECT email, project, account_id AS "accountId", display_name AS "displayName", create_time AS "createTime" FROM service_accounts WHERE project = ? ORDER BY email', project)) as ServiceAccount[];
   }
 
   /** Deletes the account with its keys and its role bindings. */
-  deleteServiceAccount(email: string): void {
-    const sa = this.getServiceAccount(email);
-    this.db.immediate(() => {
-      this.db.sqlite.prepare('DELETE FROM role_bindings WHERE member = ?').run(`serviceAccount:${sa.email}`);
-      this.db.sqlite.prepare('DELETE FROM service_accounts WHERE email = ?').run(sa.email);
+  async deleteServiceAccount(email: string): Promise<void> {
+    const sa = await this.getServiceAccount(email);
+    await this.db.transaction(async () => {
+      await this.db.run('DELETE FROM role_bindings WHERE member = ?', `serviceAccount:${sa.email}`);
+      await this.db.run('DELETE FROM service_accounts WHERE email = ?', sa.email);
     });
   }
 
   // ---- keys ----
 
   /** A new key for the account. The returned `key` is the only copy of the secret. */
-  createKey(email: string): CreatedKey {
-    const sa = this.getServiceAccount(email);
+  async createKey(email: string): Promise<CreatedKey> {
+    const sa = await this.getServiceAccount(email);
     const keyId = randomBytes(12).toString('hex');
     const key = `tk1.${keyId}.${randomBytes(32).toString('base64url')}`;
     const createTime = now();
-    this.db.sqlite
-      .prepare('INSERT INTO api_keys (key_id, service_account, key_hash, create_time) VALUES (?, ?, ?, ?)')
-      .run(keyId, sa.email, hashKey(key), createTime);
+    await this.db.run('INSERT INTO api_keys (key_id, service_account, key_hash, create_time) VALUES (?, ?, ?, ?)', keyId, sa.email, hashKey(key), createTime);
     return { keyId, serviceAccount: sa.email, createTime, key };
   }
 
-  listKeys(email: string): KeyInfo[] {
-    const sa = this.getServiceAccount(email);
-    const rows = this.db.sqlite
-      .prepare(
-        'SELECT key_id AS keyId, service_account AS serviceAccount, create_time AS createTime, last_used_time AS lastUsedTime FROM api_keys WHERE service_account = ? ORDER BY create_time, key_id',
-      )
-      .all(sa.email) as (KeyInfo & { lastUsedTime: string | null })[];
+  async listKeys(email: string): Promise<KeyInfo[]> {
+    const sa = await this.getServiceAccount(email);
+    const rows = (await this.db.all('SELECT key_id AS "keyId", service_account AS "serviceAccount", create_time AS "createTime", last_used_time AS "lastUsedTime" FROM api_keys WHERE service_account = ? ORDER BY create_time, key_id', sa.email)) as (KeyInfo & { lastUsedTime: string | null })[];
     return rows.map(({ lastUsedTime, ...k }) => (lastUsedTime ? { ...k, lastUsedTime } : k));
   }
 
-  deleteKey(email: string, keyId: string): void {
-    const sa = this.getServiceAccount(email);
-    const r = this.db.sqlite.prepare('DELETE FROM api_keys WHERE key_id = ? AND service_account = ?').run(keyId, sa.email);
+  async deleteKey(email: string, keyId: string): Promise<void> {
+    const sa = await this.getServiceAccount(email);
+    const r = (await this.db.run('DELETE FROM api_keys WHERE key_id = ? AND service_account = ?', keyId, sa.email));
     if (r.changes === 0) throw new NotFoundError(`key ${JSON.stringify(keyId)} of service account ${sa.email} does not exist`);
   }
 
   // ---- role bindings ----
 
   /** Grants `role` to `member` (`serviceAccount:<email>`) in `project` ('*': every project). Idempotent. */
-  addBinding(project: string, member: string, role: string): RoleBinding {
+  async addBinding(project: string, member: string, role: string): Promise<RoleBinding> {
     if (project !== '*') validateProjectId(project);
     this.checkRole(role);
-    const m = this.checkMember(member);
+    const m = await this.checkMember(member);
     const createTime = now();
-    this.db.immediate(() => {
-      if (project !== '*') this.projects.ensure(project);
-      this.db.sqlite
-        .prepare('INSERT INTO role_bindings (project, member, role, create_time) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(project, m, role, createTime);
+    await this.db.transaction(async () => {
+      if (project !== '*') await this.projects.ensure(project);
+      await this.db.run('INSERT INTO role_bindings (project, member, role, create_time) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', project, m, role, createTime);
     });
-    return this.db.sqlite
-      .prepare('SELECT project, member, role, create_time AS createTime FROM role_bindings WHERE project = ? AND member = ? AND role = ?')
-      .get(project, m, role) as RoleBinding;
+    return (await this.db.get('SELECT project, member, role, create_time AS "createTime" FROM role_bindings WHERE project = ? AND member = ? AND role = ?', project, m, role)) as RoleBinding;
   }
 
-  removeBinding(project: string, member: string, role: string): void {
-    const r = this.db.sqlite.prepare('DELETE FROM role_bindings WHERE project = ? AND member = ? AND role = ?').run(project, member, role);
+  async removeBinding(project: string, member: string, role: string): Promise<void> {
+    const r = (await this.db.run('DELETE FROM role_bindings WHERE project = ? AND member = ? AND role = ?', project, member, role));
     if (r.changes === 0) throw new NotFoundError(`project ${project} has no binding of ${role} to ${member}`);
   }
 
   /** Bindings in `project` (including '*' bindings), or of every project when omitted. */
-  listBindings(project?: string): RoleBinding[] {
-    const sql = 'SELECT project, member, role, create_time AS createTime FROM role_bindings';
+  async listBindings(project?: string): Promise<RoleBinding[]> {
+    const sql = 'SELECT project, member, role, create_time AS "createTime" FROM role_bindings';
     return (project === undefined
-      ? this.db.sqlite.prepare(`${sql} ORDER BY project, member, role`).all()
-      : this.db.sqlite.prepare(`${sql} WHERE project IN (?, '*') ORDER BY project, member, role`).all(project)) as RoleBinding[];
+      ? (await this.db.all(`${sql} ORDER BY project, member, role`))
+      : (await this.db.all(`${sql} WHERE project IN (?, '*') ORDER BY project, member, role`, project))) as RoleBinding[];
   }
 
   // ---- requests ----
@@ -201,35 +181,31 @@ export class Iam {
    * UNAUTHENTICATED without credentials or with a key that matches none. With insecureNoAuth, every
    * request is INSECURE_PRINCIPAL whatever it carries.
    */
-  authenticate(headers: HeaderSource): Principal {
+  async authenticate(headers: HeaderSource): Promise<Principal> {
     if (this.insecureNoAuth) return INSECURE_PRINCIPAL;
     const key = credentialOf(headers);
     if (key === undefined) throw new UnauthenticatedError(MISSING_CREDENTIALS);
     const m = KEY.exec(key);
     if (!m) throw new UnauthenticatedError(INVALID_KEY);
-    const row = this.db.sqlite
-      .prepare('SELECT service_account AS email, key_hash AS hash, last_used_time AS lastUsed FROM api_keys WHERE key_id = ?')
-      .get(m[1]) as { email: string; hash: string; lastUsed: string | null } | undefined;
+    const row = (await this.db.get('SELECT service_account AS email, key_hash AS hash, last_used_time AS "lastUsed" FROM api_keys WHERE key_id = ?', m[1])) as { email: string; hash: string; lastUsed: string | null } | undefined;
     const expected = Buffer.from(row?.hash ?? '0'.repeat(64), 'hex');
     const ok = timingSafeEqual(expected, Buffer.from(hashKey(key), 'hex'));
     if (!row || !ok) throw new UnauthenticatedError(INVALID_KEY);
     const t = now();
     if (!row.lastUsed || Date.parse(t) - Date.parse(row.lastUsed) >= LAST_USED_RESOLUTION_MS) {
-      this.db.sqlite.prepare('UPDATE api_keys SET last_used_time = ? WHERE key_id = ?').run(t, m[1]);
+      await this.db.run('UPDATE api_keys SET last_used_time = ? WHERE key_id = ?', t, m[1]);
     }
     return { id: `serviceAccount:${row.email}`, kind: 'serviceAccount', email: row.email, keyId: m[1] };
   }
 
   /** Whether `principal` holds `permission` in `project` through any role bound there or in '*'. */
-  hasPermission(principal: Principal, permission: string, project: string): boolean {
+  async hasPermission(principal: Principal, permission: string, project: string): Promise<boolean> {
     if (!isPermission(permission)) throw new Error(`authorize: unknown permission ${JSON.stringify(permission)} (add it to src/platform/roles.ts)`);
     if (principal.kind === 'insecure') {
       if (!this.insecureNoAuth) throw new Error('authorize: the insecure principal used on an Iam built without insecureNoAuth');
       return true;
     }
-    const roles = this.db.sqlite
-      .prepare("SELECT DISTINCT role FROM role_bindings WHERE member = ? AND project IN (?, '*')")
-      .all(principal.id, project) as { role: string }[];
+    const roles = (await this.db.all("SELECT DISTINCT role FROM role_bindings WHERE member = ? AND project IN (?, '*')", principal.id, project)) as { role: string }[];
     return roles.some((r) => (ROLES[r.role] ?? []).includes(permission as Permission));
   }
 
@@ -237,8 +213,8 @@ export class Iam {
    * PERMISSION_DENIED unless the principal holds `permission` in `project`. `resource` (default
    * `projects/<project>`) only shapes the message, which is the same whether or not it exists.
    */
-  authorize(principal: Principal, permission: string, project: string, resource?: string): void {
-    if (this.hasPermission(principal, permission, project)) return;
+  async authorize(principal: Principal, permission: string, project: string, resource?: string): Promise<void> {
+    if (await this.hasPermission(principal, permission, project)) return;
     throw new PermissionDeniedError(
       `Permission '${permission}' denied on resource '${resource ?? `projects/${project}`}' (or it may not exist).`,
     );
@@ -248,18 +224,16 @@ export class Iam {
    * At first start: creates the admin service account (roles/owner in every project) and returns its
    * key, once; afterwards returns undefined. Safe when several processes start together.
    */
-  bootstrap(): CreatedKey | undefined {
-    return this.db.immediate(() => {
-      const done = this.db.sqlite.prepare("SELECT value FROM config WHERE key = 'bootstrap'").get();
+  async bootstrap(): Promise<CreatedKey | undefined> {
+    return await this.db.transaction(async () => {
+      const done = (await this.db.get("SELECT value FROM config WHERE key = 'bootstrap'"));
       if (done) return undefined;
-      if (!this.db.sqlite.prepare('SELECT 1 FROM service_accounts WHERE email = ?').get(ADMIN_EMAIL)) {
-        this.createServiceAccount(ADMIN_PROJECT, ADMIN_ACCOUNT_ID, { displayName: 'tunekit administrator (bootstrap)' });
+      if (!(await this.db.get('SELECT 1 FROM service_accounts WHERE email = ?', ADMIN_EMAIL))) {
+        await this.createServiceAccount(ADMIN_PROJECT, ADMIN_ACCOUNT_ID, { displayName: 'tunekit administrator (bootstrap)' });
       }
-      this.addBinding('*', `serviceAccount:${ADMIN_EMAIL}`, 'roles/owner');
-      const key = this.createKey(ADMIN_EMAIL);
-      this.db.sqlite
-        .prepare("INSERT INTO config (key, value) VALUES ('bootstrap', ?)")
-        .run(JSON.stringify({ serviceAccount: ADMIN_EMAIL, keyId: key.keyId, time: key.createTime }));
+      await this.addBinding('*', `serviceAccount:${ADMIN_EMAIL}`, 'roles/owner');
+      const key = await this.createKey(ADMIN_EMAIL);
+      await this.db.run("INSERT INTO config (key, value) VALUES ('bootstrap', ?)", JSON.stringify({ serviceAccount: ADMIN_EMAIL, keyId: key.keyId, time: key.createTime }));
       return key;
     });
   }
@@ -271,12 +245,12 @@ export class Iam {
   }
 
   /** The normalised member; INVALID_ARGUMENT unless it is `serviceAccount:<email of an existing account>`. */
-  private checkMember(member: string): string {
+  private async checkMember(member: string): Promise<string> {
     if (!member.startsWith('serviceAccount:')) {
       throw new InvalidRequestError(`member ${JSON.stringify(member)} is not valid: expected serviceAccount:NAME@PROJECT.iam.gserviceaccount.com`);
     }
     const email = member.slice('serviceAccount:'.length);
-    if (!this.db.sqlite.prepare('SELECT 1 FROM service_accounts WHERE email = ?').get(email)) {
+    if (!(await this.db.get('SELECT 1 FROM service_accounts WHERE email = ?', email))) {
       throw new InvalidRequestError(`member ${JSON.stringify(member)} is not valid: service account ${email} does not exist`);
     }
     return member;

@@ -65,29 +65,26 @@ export class TuningJobs {
   constructor(private readonly db: PlatformDb, private readonly quotas: Quotas) {}
 
   /** Inserts a PENDING job if the concurrent-tuning-jobs quota allows (else RESOURCE_EXHAUSTED). */
-  create(input: { project: string; location: string; baseModel: string; displayName?: string; request: unknown }): TuningJobRecord {
+  async create(input: { project: string; location: string; baseModel: string; displayName?: string; request: unknown }): Promise<TuningJobRecord> {
     const id = newNumericId();
     const t = now();
-    this.quotas.withTuningJobSlot(input.project, input.location, () => {
-      this.db.sqlite
-        .prepare(
-          `INSERT INTO tuning_jobs (id, project, location, state, base_model, display_name, request, create_time, update_time)
-           VALUES (?, ?, ?, 'JOB_STATE_PENDING', ?, ?, ?, ?, ?)`,
-        )
-        .run(id, input.project, input.location, input.baseModel, input.displayName ?? '', JSON.stringify(input.request), t, t);
-    });
-    return this.require(id);
+    await this.quotas.withTuningJobSlot(input.project, input.location, () => this.db.run(
+      `INSERT INTO tuning_jobs (id, project, location, state, base_model, display_name, request, create_time, update_time, queue_seq)
+       VALUES (?, ?, ?, 'JOB_STATE_PENDING', ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM tuning_jobs))`,
+      id, input.project, input.location, input.baseModel, input.displayName ?? '', JSON.stringify(input.request), t, t,
+    ));
+    return await this.require(id);
   }
 
   /** The job in (project, location), or NOT_FOUND naming it. */
-  get(project: string, location: string, id: string): TuningJobRecord {
-    const row = this.db.sqlite.prepare('SELECT * FROM tuning_jobs WHERE id = ? AND project = ? AND location = ?').get(id, project, location) as JobRow | undefined;
+  async get(project: string, location: string, id: string): Promise<TuningJobRecord> {
+    const row = (await this.db.get('SELECT * FROM tuning_jobs WHERE id = ? AND project = ? AND location = ?', id, project, location)) as JobRow | undefined;
     if (!row) throw new NotFoundError(`tuning job projects/${project}/locations/${location}/tuningJobs/${id} does not exist`);
     return toRecord(row);
   }
 
-  find(id: string): TuningJobRecord | undefined {
-    const row = this.db.sqlite.prepare('SELECT * FROM tuning_jobs WHERE id = ?').get(id) as JobRow | undefined;
+  async find(id: string): Promise<TuningJobRecord | undefined> {
+    const row = (await this.db.get('SELECT * FROM tuning_jobs WHERE id = ?', id)) as JobRow | undefined;
     return row && toRecord(row);
   }
 
@@ -96,10 +93,10 @@ export class TuningJobs {
    * A page holds at most `pageSize` jobs (100 at most) and about LIMITS.listPageBytes of JSON (measured by
    * `sizeOf`); the page token is opaque (the last job's create time and id).
    */
-  list(project: string, location: string, opts: PageOptions<TuningJobRecord> & { states?: readonly JobState[]; displayName?: string } = {}): {
+  async list(project: string, location: string, opts: PageOptions<TuningJobRecord> & { states?: readonly JobState[]; displayName?: string } = {}): Promise<{
     jobs: TuningJobRecord[];
     nextPageToken?: string;
-  } {
+  }> {
     const pageSize = opts.pageSize ?? MAX_PAGE;
     if (!Number.isInteger(pageSize) || pageSize < 1) throw new InvalidRequestError(`pageSize must be a positive integer, got ${pageSize}`);
     const size = Math.min(pageSize, MAX_PAGE);
@@ -115,12 +112,8 @@ export class TuningJobs {
     const states = opts.states ?? [];
     const stateSql = states.length ? `AND state IN (${states.map(() => '?').join(', ')})` : '';
     const nameSql = opts.displayName === undefined ? '' : 'AND display_name = ?';
-    const rows = this.db.sqlite
-      .prepare(
-        `SELECT * FROM tuning_jobs WHERE project = ? AND location = ? AND (create_time, id) < (?, ?) ${stateSql} ${nameSql}
-         ORDER BY create_time DESC, id DESC LIMIT ?`,
-      )
-      .all(project, location, after[0], after[1], ...states, ...(opts.displayName === undefined ? [] : [opts.displayName]), size + 1) as JobRow[];
+    const rows = (await this.db.all(`SELECT * FROM tuning_jobs WHERE project = ? AND location = ? AND (create_time, id) < (?, ?) ${stateSql} ${nameSql}
+         ORDER BY create_time DESC, id DESC LIMIT ?`, project, location, after[0], after[1], ...states, ...(opts.displayName === undefined ? [] : [opts.displayName]), size + 1)) as JobRow[];
     const records = rows.slice(0, size).map(toRecord);
     const jobs = records.slice(0, fitPage(records, opts.sizeOf, opts.maxBytes));
     const last = jobs[jobs.length - 1];
@@ -133,20 +126,18 @@ export class TuningJobs {
    * Best-effort cancel: a PENDING/QUEUED job becomes CANCELLED (error.code 1) at once, a RUNNING one
    * CANCELLING until its worker stops. FAILED_PRECONDITION for a job that has already ended.
    */
-  cancel(project: string, location: string, id: string): TuningJobRecord {
-    return this.db.immediate(() => {
-      const job = this.get(project, location, id);
+  async cancel(project: string, location: string, id: string): Promise<TuningJobRecord> {
+    return await this.db.transaction(async () => {
+      const job = await this.get(project, location, id);
       const t = now();
       if (job.state === 'JOB_STATE_PENDING' || job.state === 'JOB_STATE_QUEUED' || job.state === 'JOB_STATE_PAUSED') {
-        this.db.sqlite
-          .prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, end_time = ?, update_time = ? WHERE id = ?")
-          .run(JSON.stringify(CANCELLED_ERROR), t, t, id);
+        await this.db.run("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, end_time = ?, update_time = ? WHERE id = ?", JSON.stringify(CANCELLED_ERROR), t, t, id);
       } else if (job.state === 'JOB_STATE_RUNNING') {
-        this.db.sqlite.prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLING', update_time = ? WHERE id = ?").run(t, id);
+        await this.db.run("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLING', update_time = ? WHERE id = ?", t, id);
       } else if (job.state !== 'JOB_STATE_CANCELLING') {
         throw new FailedPreconditionError(`tuning job ${job.name} is in state ${job.state} and cannot be cancelled`);
       }
-      return this.require(id);
+      return await this.require(id);
     });
   }
 
@@ -154,44 +145,76 @@ export class TuningJobs {
    * For a runner: moves a PENDING job to RUNNING for `workerPid`, or returns undefined. Fair across
    * projects: the job is the oldest PENDING one of the project whose last turn (`lastTurn`: project ->
    * a number that grows with each claim, kept by the runner) is the oldest; projects that never had a
-   * turn come first, the one with the oldest PENDING job first among them. So one project's queue never
+   * turn come first, the one with the oldest PENDING job first among them (oldest: created first, queue_seq). So one project's queue never
    * holds another's job back by more than one job per project.
    */
-  claimNext(workerPid: number, lastTurn: ReadonlyMap<string, number> = new Map()): TuningJobRecord | undefined {
-    return this.db.immediate(() => {
-      const heads = this.db.sqlite
-        .prepare("SELECT project, MIN(rowid) AS first FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' GROUP BY project")
-        .all() as { project: string; first: number }[];
+  async claimNext(workerPid: number, lastTurn: ReadonlyMap<string, number> = new Map()): Promise<TuningJobRecord | undefined> {
+    return await this.db.transaction(async () => {
+      const heads = await this.db.all<{ project: string; first: number }>(
+        "SELECT project, MIN(queue_seq) AS first FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' GROUP BY project",
+      );
       const turn = (p: string): number => lastTurn.get(p) ?? -Infinity;
       const head = heads.sort((a, b) => turn(a.project) - turn(b.project) || a.first - b.first)[0];
-      const row = head && this.db.sqlite.prepare('SELECT id FROM tuning_jobs WHERE rowid = ?').get(head.first) as { id: string } | undefined;
+      const row = head && await this.db.get<{ id: string }>('SELECT id FROM tuning_jobs WHERE queue_seq = ?', head.first);
       if (!row) return undefined;
       const t = now();
-      this.db.sqlite
-        .prepare(
-          `UPDATE tuning_jobs SET state = 'JOB_STATE_RUNNING', worker_pid = ?, attempts = attempts + 1,
-             start_time = COALESCE(start_time, ?), update_time = ? WHERE id = ?`,
-        )
-        .run(workerPid, t, t, row.id);
-      return this.require(row.id);
+      await this.db.run(
+        `UPDATE tuning_jobs SET state = 'JOB_STATE_RUNNING', worker_pid = ?, attempts = attempts + 1,
+           start_time = COALESCE(start_time, ?), update_time = ? WHERE id = ?`,
+        workerPid, t, t, row.id,
+      );
+      return await this.require(row.id);
     });
   }
 
-  setCheckpoint(id: string, checkpoint: string): void {
-    this.db.sqlite.prepare('UPDATE tuning_jobs SET checkpoint = ?, update_time = ? WHERE id = ?').run(checkpoint, now(), id);
+  /**
+   * For a worker that pulled job `id` from the queue (src/platform/postgres/queue.ts): takes the job
+   * over, PENDING or RUNNING (the queue hands a job on only when its previous worker lost it), as
+   * RUNNING with attempts + 1, the fencing token of the new run. A CANCELLING job whose worker was
+   * lost ends CANCELLED. Undefined when there is nothing to run (ended, cancelled, or no such job).
+   */
+  async takeOver(id: string, workerPid: number): Promise<TuningJobRecord | undefined> {
+    return await this.db.transaction(async () => {
+      const job = await this.find(id);
+      if (!job) return undefined;
+      const t = now();
+      if (job.state === 'JOB_STATE_CANCELLING') {
+        await this.db.run(
+          "UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, worker_pid = NULL, end_time = ?, update_time = ? WHERE id = ?",
+          JSON.stringify(CANCELLED_ERROR), t, t, id,
+        );
+        return undefined;
+      }
+      if (job.state !== 'JOB_STATE_PENDING' && job.state !== 'JOB_STATE_RUNNING') return undefined;
+      await this.db.run(
+        `UPDATE tuning_jobs SET state = 'JOB_STATE_RUNNING', worker_pid = ?, attempts = attempts + 1,
+           start_time = COALESCE(start_time, ?), update_time = ? WHERE id = ?`,
+        workerPid, t, t, id,
+      );
+      return await this.require(id);
+    });
   }
 
-  /** Ends a RUNNING or CANCELLING job. Returns false if it was not in one of those states. */
-  finish(id: string, outcome: { state: 'JOB_STATE_SUCCEEDED'; result: unknown } | { state: 'JOB_STATE_FAILED'; error: JobError } | { state: 'JOB_STATE_CANCELLED' }): boolean {
+  async setCheckpoint(id: string, checkpoint: string): Promise<void> {
+    await this.db.run('UPDATE tuning_jobs SET checkpoint = ?, update_time = ? WHERE id = ?', checkpoint, now(), id);
+  }
+
+  /**
+   * Ends a RUNNING or CANCELLING job (only while its attempts count is `attempt`, when given: the run
+   * that ends it must still hold it). Returns false if it was not in one of those states.
+   */
+  async finish(
+    id: string, outcome: { state: 'JOB_STATE_SUCCEEDED'; result: unknown } | { state: 'JOB_STATE_FAILED'; error: JobError } | { state: 'JOB_STATE_CANCELLED' },
+    attempt?: number,
+  ): Promise<boolean> {
     const t = now();
     const error = outcome.state === 'JOB_STATE_FAILED' ? outcome.error : outcome.state === 'JOB_STATE_CANCELLED' ? CANCELLED_ERROR : null;
     const result = outcome.state === 'JOB_STATE_SUCCEEDED' ? JSON.stringify(outcome.result) : null;
-    const r = this.db.sqlite
-      .prepare(
-        `UPDATE tuning_jobs SET state = ?, result = COALESCE(?, result), error = ?, worker_pid = NULL, end_time = ?, update_time = ?
-         WHERE id = ? AND state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')`,
-      )
-      .run(outcome.state, result, error && JSON.stringify(error), t, t, id);
+    const r = await this.db.run(
+      `UPDATE tuning_jobs SET state = ?, result = COALESCE(?, result), error = ?, worker_pid = NULL, end_time = ?, update_time = ?
+       WHERE id = ? AND state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING') ${attempt === undefined ? '' : 'AND attempts = ?'}`,
+      outcome.state, result, error && JSON.stringify(error), t, t, id, ...(attempt === undefined ? [] : [attempt]),
+    );
     return r.changes === 1;
   }
 
@@ -199,21 +222,17 @@ export class TuningJobs {
    * After a crash: jobs whose worker is gone go back to PENDING (to resume from their checkpoint), or to
    * CANCELLED if a cancel was asked. `alive` says whether a worker pid still runs.
    */
-  recoverInterrupted(alive: (pid: number) => boolean): string[] {
-    return this.db.immediate(() => {
-      const rows = this.db.sqlite
-        .prepare("SELECT id, state, worker_pid FROM tuning_jobs WHERE state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')")
-        .all() as { id: string; state: JobState; worker_pid: number | null }[];
+  async recoverInterrupted(alive: (pid: number) => boolean): Promise<string[]> {
+    return await this.db.transaction(async () => {
+      const rows = (await this.db.all("SELECT id, state, worker_pid FROM tuning_jobs WHERE state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')")) as { id: string; state: JobState; worker_pid: number | null }[];
       const t = now();
       const recovered: string[] = [];
       for (const r of rows) {
         if (r.worker_pid !== null && alive(r.worker_pid)) continue;
         if (r.state === 'JOB_STATE_CANCELLING') {
-          this.db.sqlite
-            .prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, worker_pid = NULL, end_time = ?, update_time = ? WHERE id = ?")
-            .run(JSON.stringify(CANCELLED_ERROR), t, t, r.id);
+          await this.db.run("UPDATE tuning_jobs SET state = 'JOB_STATE_CANCELLED', error = ?, worker_pid = NULL, end_time = ?, update_time = ? WHERE id = ?", JSON.stringify(CANCELLED_ERROR), t, t, r.id);
         } else {
-          this.db.sqlite.prepare("UPDATE tuning_jobs SET state = 'JOB_STATE_PENDING', worker_pid = NULL, update_time = ? WHERE id = ?").run(t, r.id);
+          await this.db.run("UPDATE tuning_jobs SET state = 'JOB_STATE_PENDING', worker_pid = NULL, update_time = ? WHERE id = ?", t, r.id);
         }
         recovered.push(r.id);
       }
@@ -222,27 +241,26 @@ export class TuningJobs {
   }
 
   /** Records metric values at a step (a re-run step after a resume overwrites its values). */
-  recordMetrics(id: string, step: number, values: Record<string, number>, epoch?: number): void {
-    const insert = this.db.sqlite.prepare(
-      `INSERT INTO job_metrics (job_id, step, name, value, epoch, time) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (job_id, name, step) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, time = excluded.time`,
-    );
+  async recordMetrics(id: string, step: number, values: Record<string, number>, epoch?: number): Promise<void> {
+    const entries = Object.entries(values);
+    if (entries.length === 0) return;
     const t = now();
-    this.db.immediate(() => {
-      for (const [name, value] of Object.entries(values)) insert.run(id, step, name, value, epoch ?? null, t);
-    });
+    // One statement for every value of the step: atomic without a transaction.
+    await this.db.run(
+      `INSERT INTO job_metrics (job_id, step, name, value, epoch, time) VALUES ${entries.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
+       ON CONFLICT (job_id, name, step) DO UPDATE SET value = excluded.value, epoch = excluded.epoch, time = excluded.time`,
+      ...entries.flatMap(([name, value]) => [id, step, name, value, epoch ?? null, t]),
+    );
   }
 
   /** Metric points ordered by name, then step. */
-  metrics(id: string): MetricPoint[] {
-    const rows = this.db.sqlite
-      .prepare('SELECT name, step, value, epoch, time FROM job_metrics WHERE job_id = ? ORDER BY name, step')
-      .all(id) as { name: string; step: number; value: number; epoch: number | null; time: string }[];
+  async metrics(id: string): Promise<MetricPoint[]> {
+    const rows = (await this.db.all('SELECT name, step, value, epoch, time FROM job_metrics WHERE job_id = ? ORDER BY name, step', id)) as { name: string; step: number; value: number; epoch: number | null; time: string }[];
     return rows.map(({ epoch, ...p }) => (epoch === null ? p : { ...p, epoch }));
   }
 
-  private require(id: string): TuningJobRecord {
-    const job = this.find(id);
+  private async require(id: string): Promise<TuningJobRecord> {
+    const job = await this.find(id);
     if (!job) throw new Error(`tuning job ${id} vanished`);
     return job;
   }

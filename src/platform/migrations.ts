@@ -252,4 +252,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE endpoints ADD COLUMN description TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'queue order of tuning jobs',
+    sql: `
+      -- The order jobs were created in (SQLite's rowid served until PostgreSQL, which has none, came):
+      -- claims take each project's lowest. Assigned at insert, under the write lock, as MAX + 1.
+      ALTER TABLE tuning_jobs ADD COLUMN queue_seq INTEGER;
+      UPDATE tuning_jobs SET queue_seq = (
+        SELECT COUNT(*) FROM tuning_jobs o WHERE o.create_time < tuning_jobs.create_time
+          OR (o.create_time = tuning_jobs.create_time AND o.id <= tuning_jobs.id));
+      CREATE INDEX tuning_jobs_by_queue_seq ON tuning_jobs(state, project, queue_seq);
+    `,
+  },
 ];

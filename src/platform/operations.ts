@@ -32,37 +32,33 @@ export class Operations {
   constructor(private readonly db: PlatformDb) {}
 
   /**
-   * Runs `work` (synchronous: one transaction of the registry) as operation `metadataType` under
+   * Runs `work` (one transaction of the registry) as operation `metadataType` under
    * `parent` (e.g. "endpoints/123", or "" for the location) and records it done with `work`'s result as
    * the response (`responseType`). When `work` throws, nothing is recorded and the error is the
    * request's (its checks run before anything changes, as Vertex validates before it starts an operation).
    */
-  run(
+  async run(
     project: string, location: string, parent: string, metadataType: string, responseType: string,
-    work: () => Record<string, unknown>,
-  ): OperationRecord {
+    work: () => Promise<Record<string, unknown>>,
+  ): Promise<OperationRecord> {
     const id = newNumericId();
     const start = now();
-    const response = work();
+    const response = await work();
     const end = now();
     const metadata = { '@type': TYPE + metadataType, genericMetadata: { createTime: start, updateTime: end } };
     const body = { '@type': responseType.startsWith('google.') ? `type.googleapis.com/${responseType}` : TYPE + responseType, ...response };
-    this.db.sqlite
-      .prepare('INSERT INTO operations (id, project, location, parent, metadata, done, response, error, create_time, update_time) VALUES (?, ?, ?, ?, ?, 1, ?, NULL, ?, ?)')
-      .run(id, project, location, parent, JSON.stringify(metadata), JSON.stringify(body), start, end);
+    await this.db.run('INSERT INTO operations (id, project, location, parent, metadata, done, response, error, create_time, update_time) VALUES (?, ?, ?, ?, ?, 1, ?, NULL, ?, ?)', id, project, location, parent, JSON.stringify(metadata), JSON.stringify(body), start, end);
     return this.get(project, location, parent, id);
   }
 
-  get(project: string, location: string, parent: string, id: string): OperationRecord {
-    const row = this.db.sqlite
-      .prepare('SELECT * FROM operations WHERE id = ? AND project = ? AND location = ? AND parent = ?')
-      .get(id, project, location, parent) as OperationRow | undefined;
+  async get(project: string, location: string, parent: string, id: string): Promise<OperationRecord> {
+    const row = (await this.db.get('SELECT * FROM operations WHERE id = ? AND project = ? AND location = ? AND parent = ?', id, project, location, parent)) as OperationRow | undefined;
     if (!row) throw new NotFoundError(`Operation ${prefix(project, location, parent)}/operations/${id} does not exist.`);
     return toRecord(row);
   }
 
   /** Newest first, in pages (tokens are offsets); `filter` is refused unless empty (tunekit has no operation filters). */
-  list(project: string, location: string, parent: string, opts: PageOptions<OperationRecord> & { filter?: string } = {}): { operations: OperationRecord[]; nextPageToken?: string } {
+  async list(project: string, location: string, parent: string, opts: PageOptions<OperationRecord> & { filter?: string } = {}): Promise<{ operations: OperationRecord[]; nextPageToken?: string }> {
     if (opts.filter !== undefined && opts.filter.trim() !== '') {
       throw new InvalidRequestError(`filter ${JSON.stringify(opts.filter)} is not supported for operations: list them without a filter.`);
     }
@@ -72,21 +68,19 @@ export class Operations {
       if (!/^\d{1,9}$/.test(opts.pageToken)) throw new InvalidRequestError(`Invalid page_token ${JSON.stringify(opts.pageToken)}.`);
       offset = Number(opts.pageToken);
     }
-    const rows = this.db.sqlite
-      .prepare('SELECT * FROM operations WHERE project = ? AND location = ? AND parent = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
-      .all(project, location, parent, size + 1, offset) as OperationRow[];
+    const rows = (await this.db.all('SELECT * FROM operations WHERE project = ? AND location = ? AND parent = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?', project, location, parent, size + 1, offset)) as OperationRow[];
     const all = rows.slice(0, size).map(toRecord);
     const operations = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
     return rows.length > operations.length ? { operations, nextPageToken: String(offset + operations.length) } : { operations };
   }
 
   /** google.longrunning cancel: best effort; a done operation is left as it is. */
-  cancel(project: string, location: string, parent: string, id: string): void {
-    this.get(project, location, parent, id);
+  async cancel(project: string, location: string, parent: string, id: string): Promise<void> {
+    await this.get(project, location, parent, id);
   }
 
-  delete(project: string, location: string, parent: string, id: string): void {
-    const r = this.db.sqlite.prepare('DELETE FROM operations WHERE id = ? AND project = ? AND location = ? AND parent = ?').run(id, project, location, parent);
+  async delete(project: string, location: string, parent: string, id: string): Promise<void> {
+    const r = (await this.db.run('DELETE FROM operations WHERE id = ? AND project = ? AND location = ? AND parent = ?', id, project, location, parent));
     if (r.changes === 0) throw new NotFoundError(`Operation ${prefix(project, location, parent)}/operations/${id} does not exist.`);
   }
 }

@@ -1,6 +1,7 @@
 // The platform's state in one object: open a data directory, get the database, settings, object store,
-// identities, quotas and job records that share it. `tunekit serve` opens one; each CLI command opens
-// one for its run; tests open one per temporary directory.
+// identities, quotas and job records that share it (SQLite in the data directory, or PostgreSQL with
+// `database`). `tunekit serve` and `tunekit worker` open one; each CLI command opens one for its run;
+// tests open one per temporary directory.
 
 import { PlatformDb, defaultDataDir } from './db.js';
 import { PlatformConfig } from './config.js';
@@ -14,8 +15,10 @@ import { NotFoundError } from '../errors.js';
 import type { Permission } from './roles.js';
 
 export interface PlatformOptions {
-  /** Default $TUNEKIT_DATA_DIR or ~/.tunekit. */
+  /** Default $TUNEKIT_DATA_DIR or ~/.tunekit. With `database`, the directory every machine shares. */
   dataDir?: string;
+  /** A postgres:// URL: the platform state lives there instead of the data directory's SQLite file. */
+  database?: string;
   /** Every request is the insecure principal, allowed everything (local play only). */
   insecureNoAuth?: boolean;
   /** Overrides the stored supported locations for this process. */
@@ -41,12 +44,12 @@ export class Platform {
     this.jobs = new TuningJobs(db, this.quotas);
   }
 
-  static open(opts: PlatformOptions = {}): Platform {
-    const db = PlatformDb.open(opts.dataDir ?? defaultDataDir());
+  static async open(opts: PlatformOptions = {}): Promise<Platform> {
+    const db = await PlatformDb.open({ dataDir: opts.dataDir ?? defaultDataDir(), ...(opts.database !== undefined ? { database: opts.database } : {}) });
     try {
       return new Platform(db, opts);
     } catch (err) {
-      db.close();
+      await db.close();
       throw err;
     }
   }
@@ -61,15 +64,15 @@ export class Platform {
    * project (checked before the object is looked up, so a 403 reveals nothing about the objects), then
    * 404 if the object does not exist.
    */
-  resolveForCaller(principal: Principal, uri: string, permission: Permission = 'storage.objects.get'): ResolvedObject {
+  async resolveForCaller(principal: Principal, uri: string, permission: Permission = 'storage.objects.get'): Promise<ResolvedObject> {
     const { bucket, object } = parseGsUri(uri);
-    const b = this.storage.findBucket(bucket);
+    const b = await this.storage.findBucket(bucket);
     if (!b) throw new NotFoundError(`bucket gs://${bucket} does not exist (from ${uri})`);
-    this.iam.authorize(principal, permission, b.project, `projects/_/buckets/${bucket}/objects/${object}`);
+    await this.iam.authorize(principal, permission, b.project, `projects/_/buckets/${bucket}/objects/${object}`);
     return this.storage.resolveGsUri(uri);
   }
 
-  close(): void {
-    this.db.close();
+  close(): Promise<void> {
+    return this.db.close();
   }
 }

@@ -24,32 +24,32 @@ export function validateProjectId(id: string): void {
 export class Projects {
   constructor(private readonly db: PlatformDb) {}
 
-  create(id: string): Project {
+  async create(id: string): Promise<Project> {
     validateProjectId(id);
     const createTime = now();
-    const r = this.db.sqlite.prepare('INSERT INTO projects (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING').run(id, createTime);
+    const r = (await this.db.run('INSERT INTO projects (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING', id, createTime));
     if (r.changes === 0) throw new AlreadyExistsError(`project ${JSON.stringify(id)} already exists`);
     return { id, createTime };
   }
 
   /** The project, created if it does not exist yet. */
-  ensure(id: string): Project {
+  async ensure(id: string): Promise<Project> {
     validateProjectId(id);
-    this.db.sqlite.prepare('INSERT INTO projects (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING').run(id, now());
+    await this.db.run('INSERT INTO projects (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING', id, now());
     return this.get(id);
   }
 
-  get(id: string): Project {
-    const row = this.find(id);
+  async get(id: string): Promise<Project> {
+    const row = await this.find(id);
     if (!row) throw new NotFoundError(`project ${JSON.stringify(id)} does not exist`);
     return row;
   }
 
-  find(id: string): Project | undefined {
-    return this.db.sqlite.prepare('SELECT id, create_time AS createTime FROM projects WHERE id = ?').get(id) as Project | undefined;
+  async find(id: string): Promise<Project | undefined> {
+    return (await this.db.get('SELECT id, create_time AS "createTime" FROM projects WHERE id = ?', id)) as Project | undefined;
   }
 
-  list(): Project[] {
-    return this.db.sqlite.prepare('SELECT id, create_time AS createTime FROM projects ORDER BY id').all() as Project[];
+  async list(): Promise<Project[]> {
+    return (await this.db.all('SELECT id, create_time AS "createTime" FROM projects ORDER BY id')) as Project[];
   }
 }

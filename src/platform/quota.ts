@@ -23,25 +23,23 @@ export class Quotas {
   constructor(private readonly db: PlatformDb, private readonly config: PlatformConfig) {}
 
   /** Active tuning jobs in (project, location) against their limit. */
-  tuningJobUsage(project: string, location: string): QuotaUsage {
+  async tuningJobUsage(project: string, location: string): Promise<QuotaUsage> {
     const placeholders = ACTIVE_JOB_STATES.map(() => '?').join(', ');
-    const row = this.db.sqlite
-      .prepare(`SELECT COUNT(*) AS n FROM tuning_jobs WHERE project = ? AND location = ? AND state IN (${placeholders})`)
-      .get(project, location, ...ACTIVE_JOB_STATES) as { n: number };
+    const row = (await this.db.get(`SELECT COUNT(*) AS n FROM tuning_jobs WHERE project = ? AND location = ? AND state IN (${placeholders})`, project, location, ...ACTIVE_JOB_STATES)) as { n: number };
     return {
       quota: QUOTAS.concurrentTuningJobs.title, project, location,
-      limit: this.config.quotaLimit(QUOTAS.concurrentTuningJobs.id, project, location), used: row.n,
+      limit: await this.config.quotaLimit(QUOTAS.concurrentTuningJobs.id, project, location), used: row.n,
     };
   }
 
   /**
-   * Runs `insertJob` (synchronous; it must insert the job's row in an active state) inside a write
+   * Runs `insertJob` (it must insert the job's row in an active state) inside a write
    * transaction that first checks the concurrent-tuning-jobs quota of (project, location). Throws
    * RESOURCE_EXHAUSTED naming the quota when it is full; `insertJob` then does not run.
    */
-  withTuningJobSlot<T>(project: string, location: string, insertJob: () => T): T {
-    return this.db.immediate(() => {
-      const u = this.tuningJobUsage(project, location);
+  async withTuningJobSlot<T>(project: string, location: string, insertJob: () => Promise<T>): Promise<T> {
+    return this.db.transaction(async () => {
+      const u = await this.tuningJobUsage(project, location);
       if (u.used >= u.limit) {
         const err = new ResourceExhaustedError(
           `Quota exceeded for quota "${u.quota}" in project ${project}, location ${location}: limit ${u.limit}, ${u.used} in use. ` +

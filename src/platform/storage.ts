@@ -134,6 +134,8 @@ const UPLOAD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** A resumable chunk's bytes are synced (and count as received) at least this often. */
 const SYNC_EVERY = 1 << 20;
 const MAX_PAGE = LIMITS.pageSize.objects;
+/** Rows read per query by listObjects. */
+const LIST_BATCH = 1000;
 
 export class ObjectStore {
   /** Real path of the store's root directory (`<data-dir>/objects` by default). */
@@ -150,15 +152,13 @@ export class ObjectStore {
   // ---- buckets ----
 
   /** Creates `name` (or `gs://name`) in `location` for `project` (created if new). */
-  createBucket(name: string, opts: { location: string; project: string }): Bucket {
+  async createBucket(name: string, opts: { location: string; project: string }): Promise<Bucket> {
     const bucketName = bucketNameOf(name);
-    this.config.assertLocation(opts.location);
-    this.projects.ensure(opts.project);
+    await this.config.assertLocation(opts.location);
+    await this.projects.ensure(opts.project);
     const bucket: Bucket = { name: bucketName, project: opts.project, location: opts.location, createTime: now() };
-    this.db.immediate(() => {
-      const r = this.db.sqlite
-        .prepare('INSERT INTO buckets (name, project, location, create_time) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(bucket.name, bucket.project, bucket.location, bucket.createTime);
+    await this.db.transaction(async () => {
+      const r = (await this.db.run('INSERT INTO buckets (name, project, location, create_time) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', bucket.name, bucket.project, bucket.location, bucket.createTime));
       if (r.changes === 0) throw new AlreadyExistsError(`bucket gs://${bucketName} already exists`);
       fs.mkdirSync(path.join(this.root, bucketName), { recursive: true, mode: 0o700 });
       this.bucketDir(bucketName);
@@ -166,34 +166,32 @@ export class ObjectStore {
     return bucket;
   }
 
-  findBucket(name: string): Bucket | undefined {
-    return this.db.sqlite
-      .prepare('SELECT name, project, location, create_time AS createTime FROM buckets WHERE name = ?')
-      .get(name) as Bucket | undefined;
+  async findBucket(name: string): Promise<Bucket | undefined> {
+    return (await this.db.get('SELECT name, project, location, create_time AS "createTime" FROM buckets WHERE name = ?', name)) as Bucket | undefined;
   }
 
   /** The bucket, or NOT_FOUND naming it. Accepts `b` or `gs://b`. */
-  getBucket(name: string): Bucket {
+  async getBucket(name: string): Promise<Bucket> {
     const bucketName = bucketNameOf(name);
-    const b = this.findBucket(bucketName);
+    const b = await this.findBucket(bucketName);
     if (!b) throw new NotFoundError(`bucket gs://${bucketName} does not exist`);
     return b;
   }
 
-  listBuckets(opts: { project?: string } = {}): Bucket[] {
-    const sql = 'SELECT name, project, location, create_time AS createTime FROM buckets';
+  async listBuckets(opts: { project?: string } = {}): Promise<Bucket[]> {
+    const sql = 'SELECT name, project, location, create_time AS "createTime" FROM buckets';
     return (opts.project === undefined
-      ? this.db.sqlite.prepare(`${sql} ORDER BY name`).all()
-      : this.db.sqlite.prepare(`${sql} WHERE project = ? ORDER BY name`).all(opts.project)) as Bucket[];
+      ? (await this.db.all(`${sql} ORDER BY name`))
+      : (await this.db.all(`${sql} WHERE project = ? ORDER BY name`, opts.project))) as Bucket[];
   }
 
   /** Deletes an empty bucket; FAILED_PRECONDITION if it still holds objects. */
-  deleteBucket(name: string): void {
-    const bucket = this.getBucket(name);
-    this.db.immediate(() => {
-      const n = this.db.sqlite.prepare('SELECT COUNT(*) AS n FROM objects WHERE bucket = ?').get(bucket.name) as { n: number };
+  async deleteBucket(name: string): Promise<void> {
+    const bucket = await this.getBucket(name);
+    await this.db.transaction(async () => {
+      const n = (await this.db.get('SELECT COUNT(*) AS n FROM objects WHERE bucket = ?', bucket.name)) as { n: number };
       if (n.n > 0) throw new FailedPreconditionError(`bucket gs://${bucket.name} is not empty (${n.n} objects): delete them first`);
-      this.db.sqlite.prepare('DELETE FROM buckets WHERE name = ?').run(bucket.name);
+      await this.db.run('DELETE FROM buckets WHERE name = ?', bucket.name);
     });
     fs.rmSync(path.join(this.root, bucket.name), { recursive: true, force: true });
   }
@@ -203,7 +201,7 @@ export class ObjectStore {
   /** Writes an object atomically from bytes, a string or a stream of chunks. */
   async putObject(bucketName: string, name: string, source: ObjectSource, opts: PutOptions = {}): Promise<ObjectInfo> {
     validateObjectName(name);
-    const dir = this.bucketDir(this.getBucket(bucketName).name);
+    const dir = this.bucketDir((await this.getBucket(bucketName)).name);
     const blob = randomBytes(16).toString('hex');
     const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
     const md5 = createHash('md5');
@@ -227,31 +225,7 @@ export class ObjectStore {
       throw err;
     }
     await fh.close();
-    return this.commit(bucketName, name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
-  }
-
-  /** putObject for bytes already in memory, synchronously. */
-  putObjectSync(bucketName: string, name: string, data: string | Uint8Array, opts: PutOptions = {}): ObjectInfo {
-    validateObjectName(name);
-    const dir = this.bucketDir(this.getBucket(bucketName).name);
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
-    if (bytes.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
-    const blob = randomBytes(16).toString('hex');
-    const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    try {
-      for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off);
-      fs.fsyncSync(fd);
-    } catch (err) {
-      fs.closeSync(fd);
-      fs.rmSync(tmp, { force: true });
-      throw err;
-    }
-    fs.closeSync(fd);
-    return this.commit(bucketName, name, dir, tmp, blob, {
-      size: bytes.length, md5: createHash('md5').update(bytes).digest('base64'), crc32c: new Crc32c().update(bytes).base64(),
-    }, opts);
+    return await this.commit(bucketName, name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
   }
 
   /** Copies a local file into the store (streamed); NOT_FOUND if the file does not exist. */
@@ -263,7 +237,7 @@ export class ObjectStore {
       throw new NotFoundError(`local file ${localPath} does not exist`);
     }
     if (!st.isFile()) throw new InvalidRequestError(`${localPath} is not a regular file`);
-    return this.putObject(bucketName, name, fs.createReadStream(localPath), opts);
+    return this.putObject(bucketName, name, await fs.createReadStream(localPath), opts);
   }
 
   /**
@@ -271,10 +245,10 @@ export class ObjectStore {
    * expected hashes are checked; on any failure the file is removed and nothing changes. `after` runs in
    * the same transaction (a resumable session marks itself done).
    */
-  private commit(
+  private async commit(
     bucketName: string, name: string, dir: string, tmp: string, blob: string,
-    content: { size: number; md5: string; crc32c: string }, opts: PutOptions, after?: () => void,
-  ): ObjectInfo {
+    content: { size: number; md5: string; crc32c: string }, opts: PutOptions, after?: () => Promise<unknown>,
+  ): Promise<ObjectInfo> {
     const { size, md5, crc32c } = content;
     const blobPath = path.join(dir, blob);
     let old: string | undefined;
@@ -288,9 +262,9 @@ export class ObjectStore {
       }
       fs.renameSync(tmp, blobPath);
       fsyncDir(dir);
-      info = this.db.immediate(() => {
-        if (!this.findBucket(bucketName)) throw new NotFoundError(`bucket gs://${bucketName} does not exist`);
-        const prev = this.row(bucketName, name);
+      info = await this.db.transaction(async () => {
+        if (!await this.findBucket(bucketName)) throw new NotFoundError(`bucket gs://${bucketName} does not exist`);
+        const prev = await this.row(bucketName, name);
         checkGeneration(bucketName, name, prev, opts.ifGenerationMatch);
         old = prev?.blob;
         const t = now();
@@ -299,15 +273,14 @@ export class ObjectStore {
           bucket: bucketName, name, blob, size, md5, crc32c, content_type: opts.contentType ?? prev?.content_type ?? guessContentType(name),
           generation, create_time: prev?.create_time ?? t, update_time: t,
         };
-        this.db.sqlite
-          .prepare(
-            `INSERT INTO objects (bucket, name, blob, size, md5, crc32c, content_type, generation, create_time, update_time)
-             VALUES (@bucket, @name, @blob, @size, @md5, @crc32c, @content_type, @generation, @create_time, @update_time)
-             ON CONFLICT (bucket, name) DO UPDATE SET blob = excluded.blob, size = excluded.size, md5 = excluded.md5,
-               crc32c = excluded.crc32c, content_type = excluded.content_type, generation = excluded.generation, update_time = excluded.update_time`,
-          )
-          .run(row);
-        after?.();
+        await this.db.run(
+          `INSERT INTO objects (bucket, name, blob, size, md5, crc32c, content_type, generation, create_time, update_time)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (bucket, name) DO UPDATE SET blob = excluded.blob, size = excluded.size, md5 = excluded.md5,
+             crc32c = excluded.crc32c, content_type = excluded.content_type, generation = excluded.generation, update_time = excluded.update_time`,
+          row.bucket, row.name, row.blob, row.size, row.md5, row.crc32c, row.content_type, row.generation, row.create_time, row.update_time,
+        );
+        await after?.();
         return toInfo(row);
       });
     } catch (err) {
@@ -319,34 +292,34 @@ export class ObjectStore {
     return info;
   }
 
-  statObject(bucketName: string, name: string): ObjectInfo {
-    return toInfo(this.withCrc(this.requireRow(bucketName, name)));
+  async statObject(bucketName: string, name: string): Promise<ObjectInfo> {
+    return toInfo(await this.withCrc(await this.requireRow(bucketName, name)));
   }
 
-  readObject(bucketName: string, name: string): Buffer {
-    return fs.readFileSync(this.blobPath(this.requireRow(bucketName, name)));
+  async readObject(bucketName: string, name: string): Promise<Buffer> {
+    return fs.readFileSync(this.blobPath(await this.requireRow(bucketName, name)));
   }
 
   /** A stream of the object's bytes as of now (later overwrites do not affect it); `range` is inclusive. */
-  createReadStream(bucketName: string, name: string, range?: { start: number; end: number }): fs.ReadStream {
-    return this.openObject(bucketName, name, range).stream;
+  async createReadStream(bucketName: string, name: string, range?: { start: number; end: number }): Promise<fs.ReadStream> {
+    return (await this.openObject(bucketName, name, range)).stream;
   }
 
   /** The object's metadata and a stream of its bytes (of `range`, inclusive), from one consistent read. */
-  openObject(bucketName: string, name: string, range?: { start: number; end: number }): { info: ObjectInfo; stream: fs.ReadStream } {
-    const row = this.withCrc(this.requireRow(bucketName, name));
+  async openObject(bucketName: string, name: string, range?: { start: number; end: number }): Promise<{ info: ObjectInfo; stream: fs.ReadStream }> {
+    const row = await this.withCrc(await this.requireRow(bucketName, name));
     const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    return { info: toInfo(row), stream: fs.createReadStream('', { fd, ...(range ? { start: range.start, end: range.end } : {}) }) };
+    return { info: toInfo(row), stream: await fs.createReadStream('', { fd, ...(range ? { start: range.start, end: range.end } : {}) }) };
   }
 
   /** Copies an object to a local file (written atomically there too). */
   async copyToFile(bucketName: string, name: string, localPath: string): Promise<ObjectInfo> {
-    const info = this.statObject(bucketName, name);
+    const info = await this.statObject(bucketName, name);
     const dest = path.resolve(localPath);
     if (!fs.existsSync(path.dirname(dest))) throw new NotFoundError(`local directory ${path.dirname(dest)} does not exist`);
     const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      await fs.promises.writeFile(tmp, this.createReadStream(bucketName, name));
+      await fs.promises.writeFile(tmp, await this.createReadStream(bucketName, name));
       fs.renameSync(tmp, dest);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
@@ -355,16 +328,16 @@ export class ObjectStore {
     return info;
   }
 
-  deleteObject(bucketName: string, name: string, opts: { ifGenerationMatch?: number } = {}): void {
-    const row = this.requireRow(bucketName, name);
+  async deleteObject(bucketName: string, name: string, opts: { ifGenerationMatch?: number } = {}): Promise<void> {
+    const row = await this.requireRow(bucketName, name);
     checkGeneration(bucketName, name, row, opts.ifGenerationMatch);
-    this.db.sqlite.prepare('DELETE FROM objects WHERE bucket = ? AND name = ? AND blob = ?').run(row.bucket, row.name, row.blob);
+    await this.db.run('DELETE FROM objects WHERE bucket = ? AND name = ? AND blob = ?', row.bucket, row.name, row.blob);
     this.unlinkBlob(this.bucketDir(row.bucket), row.blob);
   }
 
   /** Objects in name order; with a delimiter, names that hold it after the prefix roll up into prefixes. */
-  listObjects(bucketName: string, opts: ListOptions = {}): ListResult {
-    const bucket = this.getBucket(bucketName);
+  async listObjects(bucketName: string, opts: ListOptions = {}): Promise<ListResult> {
+    const bucket = await this.getBucket(bucketName);
     const prefix = opts.prefix ?? '';
     const delimiter = opts.delimiter ?? '';
     const pageSize = opts.pageSize ?? MAX_PAGE;
@@ -372,56 +345,62 @@ export class ObjectStore {
       throw new InvalidRequestError(`pageSize must be an integer in [1, ${MAX_PAGE}], got ${pageSize}`);
     }
     const after = opts.pageToken ? decodePageToken(opts.pageToken) : '';
-    const rows = this.db.sqlite
-      .prepare(
-        `SELECT * FROM objects WHERE bucket = ? AND name > ? AND substr(name, 1, length(?)) = ? ORDER BY name`,
-      )
-      .iterate(bucket.name, after, prefix, prefix) as IterableIterator<ObjectRow>;
     const found: ObjectRow[] = [];
     const prefixes: string[] = [];
     let last = '';
-    for (const row of rows) {
-      const cut = delimiter ? row.name.indexOf(delimiter, prefix.length) : -1;
-      const p = cut >= 0 ? row.name.slice(0, cut + delimiter.length) : undefined;
-      if (p !== undefined && p === prefixes[prefixes.length - 1]) continue;
-      if (found.length + prefixes.length === pageSize) {
-        rows.return?.();
-        return { objects: found.map((r) => toInfo(this.withCrc(r))), prefixes, nextPageToken: encodePageToken(last) };
+    const infos = async (): Promise<ObjectInfo[]> => {
+      const out: ObjectInfo[] = [];
+      for (const r of found) out.push(toInfo(await this.withCrc(r)));
+      return out;
+    };
+    // Rows in batches (a prefix may roll up many of them), each after the previous batch's last name.
+    for (let from = after; ;) {
+      const rows = await this.db.all<ObjectRow>(
+        'SELECT * FROM objects WHERE bucket = ? AND name > ? AND substr(name, 1, length(CAST(? AS TEXT))) = CAST(? AS TEXT) ORDER BY name LIMIT ?',
+        bucket.name, from, prefix, prefix, LIST_BATCH,
+      );
+      for (const row of rows) {
+        const cut = delimiter ? row.name.indexOf(delimiter, prefix.length) : -1;
+        const p = cut >= 0 ? row.name.slice(0, cut + delimiter.length) : undefined;
+        if (p !== undefined && p === prefixes[prefixes.length - 1]) continue;
+        if (found.length + prefixes.length === pageSize) return { objects: await infos(), prefixes, nextPageToken: encodePageToken(last) };
+        if (p !== undefined) {
+          prefixes.push(p);
+          last = `${p}\u{10FFFF}`;
+        } else {
+          found.push(row);
+          last = row.name;
+        }
       }
-      if (p !== undefined) {
-        prefixes.push(p);
-        last = `${p}\u{10FFFF}`;
-      } else {
-        found.push(row);
-        last = row.name;
-      }
+      if (rows.length < LIST_BATCH) return { objects: await infos(), prefixes };
+      from = rows[rows.length - 1]!.name;
     }
-    return { objects: found.map((r) => toInfo(this.withCrc(r))), prefixes };
   }
 
   // ---- resumable uploads ----
 
   /** Starts a resumable upload of `name` (the object is written when its last byte arrives). */
-  startUpload(bucketName: string, name: string, opts: PutOptions & { total?: number } = {}): UploadSession {
+  async startUpload(bucketName: string, name: string, opts: PutOptions & { total?: number } = {}): Promise<UploadSession> {
     validateObjectName(name);
-    const bucket = this.getBucket(bucketName);
+    const bucket = await this.getBucket(bucketName);
     const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
     if (opts.total !== undefined && opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
-    if (opts.ifGenerationMatch !== undefined) checkGeneration(bucket.name, name, this.row(bucket.name, name), opts.ifGenerationMatch);
+    if (opts.ifGenerationMatch !== undefined) checkGeneration(bucket.name, name, await this.row(bucket.name, name), opts.ifGenerationMatch);
     const id = randomBytes(16).toString('hex');
     const dir = this.bucketDir(bucket.name);
     fs.closeSync(fs.openSync(path.join(dir, `.upload-${id}`), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
-    this.db.sqlite
-      .prepare(`INSERT INTO resumable_uploads (id, bucket, name, content_type, total, if_generation_match, expect_md5, expect_crc32c, create_time)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(id, bucket.name, name, opts.contentType ?? null, opts.total ?? null, opts.ifGenerationMatch ?? null,
-        opts.expect?.md5Hash ?? null, opts.expect?.crc32c ?? null, now());
-    return this.getUpload(id);
+    await this.db.run(
+      `INSERT INTO resumable_uploads (id, bucket, name, content_type, total, if_generation_match, expect_md5, expect_crc32c, create_time)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      id, bucket.name, name, opts.contentType ?? null, opts.total ?? null, opts.ifGenerationMatch ?? null,
+      opts.expect?.md5Hash ?? null, opts.expect?.crc32c ?? null, now(),
+    );
+    return await this.getUpload(id);
   }
 
   /** The session `id`; NOT_FOUND when it does not exist, was cancelled or expired. */
-  getUpload(id: string): UploadSession {
-    const r = /^[0-9a-f]{32}$/.test(id) ? this.uploadRow(id) : undefined;
+  async getUpload(id: string): Promise<UploadSession> {
+    const r = /^[0-9a-f]{32}$/.test(id) ? await this.uploadRow(id) : undefined;
     if (!r || Date.now() - Date.parse(r.create_time) > UPLOAD_TTL_MS) {
       throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist (cancelled, or older than a week)`);
     }
@@ -440,7 +419,7 @@ export class ObjectStore {
    */
   async writeUpload(id: string, start: number, source: AsyncIterable<Uint8Array>, opts: { total?: number; expect?: ExpectedHashes; maxBytes?: number } = {}): Promise<{ session: UploadSession; object?: ObjectInfo }> {
     return this.serialized(id, async () => {
-      const session = this.getUpload(id);
+      const session = await this.getUpload(id);
       if (session.done) throw new FailedPreconditionError(`resumable upload ${id} is already complete: gs://${session.bucket}/${session.name} was written`);
       const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
       let total = session.total;
@@ -462,7 +441,7 @@ export class ObjectStore {
       const save = async (): Promise<void> => {
         await fh.sync();
         persisted = pos;
-        this.db.sqlite.prepare('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?').run(persisted, total ?? null, id);
+        await this.db.run('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?', persisted, total ?? null, id);
       };
       try {
         await fh.truncate(persisted); // bytes past the last sync were never acknowledged
@@ -488,24 +467,24 @@ export class ObjectStore {
         throw err;
       }
       await fh.close();
-      if (total === undefined || persisted < total) return { session: this.getUpload(id) };
-      return { session: this.getUpload(id), object: await this.finishUpload(session, file, dir, opts.expect) };
+      if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
+      return { session: await this.getUpload(id), object: await this.finishUpload(session, file, dir, opts.expect) };
     });
   }
 
   /** Cancels an upload: its bytes are removed and its URI answers 404. */
-  cancelUpload(id: string): void {
-    const session = this.getUpload(id);
-    this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE id = ?').run(id);
+  async cancelUpload(id: string): Promise<void> {
+    const session = await this.getUpload(id);
+    await this.db.run('DELETE FROM resumable_uploads WHERE id = ?', id);
     fs.rmSync(path.join(this.bucketDir(session.bucket), `.upload-${id}`), { force: true });
   }
 
   private async finishUpload(session: UploadSession, file: string, dir: string, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
-    const r = this.uploadRow(session.id)!;
+    const r = (await this.uploadRow(session.id))!;
     const md5 = createHash('md5');
     const crc = new Crc32c();
     let size = 0;
-    for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
+    for await (const chunk of await fs.createReadStream(file) as AsyncIterable<Buffer>) {
       md5.update(chunk);
       crc.update(chunk);
       size += chunk.length;
@@ -519,17 +498,17 @@ export class ObjectStore {
       expect: { md5Hash: expect?.md5Hash ?? r.expect_md5 ?? undefined, crc32c: expect?.crc32c ?? r.expect_crc32c ?? undefined },
     };
     try {
-      return this.commit(session.bucket, session.name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
-        () => this.db.sqlite.prepare('UPDATE resumable_uploads SET done = 1 WHERE id = ?').run(session.id));
+      return await this.commit(session.bucket, session.name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
+        () => this.db.run('UPDATE resumable_uploads SET done = 1 WHERE id = ?', session.id));
     } catch (err) {
       // The bytes failed a check (hashes, precondition): the session cannot complete any more.
-      this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE id = ?').run(session.id);
+      await this.db.run('DELETE FROM resumable_uploads WHERE id = ?', session.id);
       throw err;
     }
   }
 
-  private uploadRow(id: string): UploadRow | undefined {
-    return this.db.sqlite.prepare('SELECT * FROM resumable_uploads WHERE id = ?').get(id) as UploadRow | undefined;
+  private async uploadRow(id: string): Promise<UploadRow | undefined> {
+    return (await this.db.get('SELECT * FROM resumable_uploads WHERE id = ?', id)) as UploadRow | undefined;
   }
 
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -547,13 +526,13 @@ export class ObjectStore {
   }
 
   /** Resolves gs://bucket/object to its metadata and blob path; NOT_FOUND naming the bucket or object. */
-  resolveGsUri(uri: string): ResolvedObject {
+  async resolveGsUri(uri: string): Promise<ResolvedObject> {
     const { bucket: bucketName, object } = parseGsUri(uri);
-    const bucket = this.findBucket(bucketName);
+    const bucket = await this.findBucket(bucketName);
     if (!bucket) throw new NotFoundError(`bucket gs://${bucketName} does not exist (from ${uri})`);
-    const row = this.row(bucketName, object);
+    const row = await this.row(bucketName, object);
     if (!row) throw new NotFoundError(`object ${gsUri(bucketName, object)} does not exist`);
-    return { ...toInfo(this.withCrc(row)), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location, filePath: this.blobPath(row) };
+    return { ...toInfo(await this.withCrc(row)), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location, filePath: this.blobPath(row) };
   }
 
   /**
@@ -563,10 +542,10 @@ export class ObjectStore {
    * place, then commits the row). An upload in progress in a live process (a concurrent `storage cp`)
    * keeps its temporary file. `tunekit serve` calls this at start and hourly (jobs/runner.ts).
    */
-  recover(opts: { minAgeMs?: number } = {}): { removed: string[] } {
+  async recover(opts: { minAgeMs?: number } = {}): Promise<{ removed: string[] }> {
     const minAgeMs = opts.minAgeMs ?? 60_000;
     const removed: string[] = [];
-    for (const bucket of this.listBuckets()) {
+    for (const bucket of await this.listBuckets()) {
       let dir: string;
       try {
         dir = this.bucketDir(bucket.name);
@@ -574,13 +553,13 @@ export class ObjectStore {
         continue;
       }
       const referenced = new Set(
-        (this.db.sqlite.prepare('SELECT blob FROM objects WHERE bucket = ?').all(bucket.name) as { blob: string }[]).map((r) => r.blob),
+        ((await this.db.all('SELECT blob FROM objects WHERE bucket = ?', bucket.name)) as { blob: string }[]).map((r) => r.blob),
       );
       // Resumable sessions older than a week go, with their bytes; so do bytes of sessions that are gone.
       const cutoff = new Date(Date.now() - UPLOAD_TTL_MS).toISOString();
-      this.db.sqlite.prepare('DELETE FROM resumable_uploads WHERE bucket = ? AND create_time < ?').run(bucket.name, cutoff);
+      await this.db.run('DELETE FROM resumable_uploads WHERE bucket = ? AND create_time < ?', bucket.name, cutoff);
       const uploads = new Set(
-        (this.db.sqlite.prepare('SELECT id FROM resumable_uploads WHERE bucket = ? AND done = 0').all(bucket.name) as { id: string }[]).map((r) => r.id),
+        ((await this.db.all('SELECT id FROM resumable_uploads WHERE bucket = ? AND done = 0', bucket.name)) as { id: string }[]).map((r) => r.id),
       );
       for (const entry of fs.readdirSync(dir)) {
         const file = path.join(dir, entry);
@@ -609,12 +588,12 @@ export class ObjectStore {
 
   // ---- internals ----
 
-  private row(bucket: string, name: string): ObjectRow | undefined {
-    return this.db.sqlite.prepare('SELECT * FROM objects WHERE bucket = ? AND name = ?').get(bucket, name) as ObjectRow | undefined;
+  private async row(bucket: string, name: string): Promise<ObjectRow | undefined> {
+    return (await this.db.get('SELECT * FROM objects WHERE bucket = ? AND name = ?', bucket, name)) as ObjectRow | undefined;
   }
 
   /** The row with its crc32c (objects written before crc32c was stored get it computed once, here). */
-  private withCrc(row: ObjectRow): ObjectRow & { crc32c: string } {
+  private async withCrc(row: ObjectRow): Promise<ObjectRow & { crc32c: string }> {
     if (row.crc32c !== null) return row as ObjectRow & { crc32c: string };
     const crc = new Crc32c();
     const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -625,14 +604,14 @@ export class ObjectStore {
       fs.closeSync(fd);
     }
     const crc32c = crc.base64();
-    this.db.sqlite.prepare('UPDATE objects SET crc32c = ? WHERE bucket = ? AND name = ? AND blob = ?').run(crc32c, row.bucket, row.name, row.blob);
+    await this.db.run('UPDATE objects SET crc32c = ? WHERE bucket = ? AND name = ? AND blob = ?', crc32c, row.bucket, row.name, row.blob);
     return { ...row, crc32c };
   }
 
-  private requireRow(bucketName: string, name: string): ObjectRow {
+  private async requireRow(bucketName: string, name: string): Promise<ObjectRow> {
     validateObjectName(name);
-    const bucket = this.getBucket(bucketName);
-    const row = this.row(bucket.name, name);
+    const bucket = await this.getBucket(bucketName);
+    const row = await this.row(bucket.name, name);
     if (!row) throw new NotFoundError(`object ${gsUri(bucket.name, name)} does not exist`);
     return row;
   }

@@ -66,7 +66,8 @@ export interface TuneOptions {
   initAdapter?: string;
   /** Stop after this many epochs of this invocation (tests of resume use it). */
   stopAfterEpochs?: number;
-  onEvent?: (e: TrainEvent) => void;
+  /** Awaited: a listener that returns a promise (a database write) holds the next step until it settles. */
+  onEvent?: (e: TrainEvent) => void | Promise<void>;
 }
 
 export type TrainEvent =
@@ -200,7 +201,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   const runStart = performance.now();
   const elapsed = () => elapsedBefore + (performance.now() - runStart) / 1000;
   let lastLoss: number | null = null;
-  const evaluate = (epoch: number) => {
+  const evaluate = async (epoch: number) => {
     if (validation.length === 0) return;
     const plan = planEpoch(validation, 0, { ...batching, shuffle: false, gradAccum: 1 });
     let loss = 0, correct = 0, count = 0;
@@ -215,7 +216,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
       eval_fraction_of_correct_next_step_preds: count ? correct / count : 0, eval_num_predictions: count,
     };
     record(m);
-    o.onEvent?.({ type: 'eval', metrics: m });
+    await o.onEvent?.({ type: 'eval', metrics: m });
   };
 
   let epochsThisRun = 0;
@@ -237,22 +238,22 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
         learning_rate: lr, grad_norm: norm, tokens_per_second: step.tokens / seconds, elapsed_seconds: elapsed(), total_steps: totalSteps,
       };
       record(m);
-      o.onEvent?.({ type: 'step', metrics: m });
-      if (o.evalEverySteps > 0 && state.step % o.evalEverySteps === 0) evaluate(epoch + 1);
+      await o.onEvent?.({ type: 'step', metrics: m });
+      if (o.evalEverySteps > 0 && state.step % o.evalEverySteps === 0) await evaluate(epoch + 1);
     }
     state.epoch = epoch + 1;
     state.elapsedSeconds = elapsed();
-    evaluate(epoch + 1);
+    await evaluate(epoch + 1);
     const dir = checkpointDir(o.outDir, epoch + 1);
     writeCheckpoint(dir, groups, state, (tmp) => writeOutput(tmp, model, lora, weights, false));
-    o.onEvent?.({ type: 'checkpoint', epoch: epoch + 1, dir });
+    await o.onEvent?.({ type: 'checkpoint', epoch: epoch + 1, dir });
     epochsThisRun++;
     if (o.stopAfterEpochs !== undefined && epochsThisRun >= o.stopAfterEpochs && state.epoch < o.epochs) {
       return { outDir: o.outDir, finalLoss: lastLoss };
     }
   }
   writeOutput(o.outDir, model, lora, weights, true);
-  o.onEvent?.({ type: 'done', outDir: o.outDir, seconds: (performance.now() - t0) / 1000 });
+  await o.onEvent?.({ type: 'done', outDir: o.outDir, seconds: (performance.now() - t0) / 1000 });
   return { outDir: o.outDir, finalLoss: lastLoss };
 }
 

@@ -9,19 +9,17 @@ import { ModelCatalog, registerPublisherModel } from '../../src/api/catalog.js';
 import { DbRegistrationStore } from '../../src/api/db-store.js';
 import { PlatformDb } from '../../src/platform/db.js';
 import { tinyModelDir } from './tiny-models.js';
+import { testDatabase } from './postgres.js';
 
 export const PREFIX = '/v1/projects/p/locations/us-central1/publishers/google/models';
 
-export function tinyApi(opts: Partial<ApiOptions> & { withDb?: (db: PlatformDb) => Partial<ApiOptions> } = {}) {
+export async function tinyApi(opts: Partial<ApiOptions> & { withDb?: (db: PlatformDb) => Partial<ApiOptions> } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-api-'));
-  const db = PlatformDb.open(dataDir);
-  process.on('exit', () => {
-    db.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  const db = await PlatformDb.open({ dataDir, ...await testDatabase() });
+  process.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
   const store = new DbRegistrationStore(db);
-  registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  registerPublisherModel(store, tinyModelDir('qwen3'), { name: 'qwen3-tiny' });
+  await registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await registerPublisherModel(store, tinyModelDir('qwen3'), { name: 'qwen3-tiny' });
   const catalog = new ModelCatalog(store);
   const errors: unknown[] = [];
   const app = createApp({ catalog, log: (e) => errors.push(e), ...opts, ...opts.withDb?.(db) });

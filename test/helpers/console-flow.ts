@@ -10,14 +10,14 @@ import { formatTask } from './format-task.js';
 export interface ConsoleServer {
   url: string;
   key: string;
-  platform: ReturnType<typeof tuningPlatform>;
+  platform: Awaited<ReturnType<typeof tuningPlatform>>;
   /** Vertex REST call through the socket with the trainer's key. */
   call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, any> }>;
   close(): Promise<void>;
 }
 
 export async function startConsoleServer(opts: { examples?: number } = {}): Promise<ConsoleServer> {
-  const platform = tuningPlatform(opts);
+  const platform = await tuningPlatform(opts);
   const server: RunningServer = await listen(platform.app, { port: 0, host: '127.0.0.1' });
   const key = platform.keys.trainer;
   const call = async (method: string, path: string, body?: unknown) => {
@@ -41,8 +41,8 @@ export async function startConsoleServer(opts: { examples?: number } = {}): Prom
  * base after tuning; its resource name.
  */
 export async function createJob(s: ConsoleServer, name = 'tone'): Promise<string> {
-  s.platform.platform.storage.putObjectSync('us-data', 'tone-train.jsonl', vertexJsonl(formatTask(120, 11)));
-  s.platform.platform.storage.putObjectSync('us-data', 'tone-validation.jsonl', vertexJsonl(formatTask(16, 2)));
+  await s.platform.platform.storage.putObject('us-data', 'tone-train.jsonl', vertexJsonl(formatTask(120, 11)));
+  await s.platform.platform.storage.putObject('us-data', 'tone-validation.jsonl', vertexJsonl(formatTask(16, 2)));
   const r = await s.call('POST', JOBS.replace('/v1/', '/v1beta1/'), {
     baseModel: 'gemma3-tiny', tunedModelDisplayName: name,
     supervisedTuningSpec: {

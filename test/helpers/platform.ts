@@ -44,9 +44,9 @@ export interface NodeRun {
 }
 
 /** Runs `node ...args`; `onStdout` sees output as it arrives (to kill the child at a chosen moment). */
-export function runNode(args: string[], onStdout?: (chunk: string, kill: () => void) => void): Promise<NodeRun> {
+export function runNode(args: string[], onStdout?: (chunk: string, kill: () => void) => void, env?: NodeJS.ProcessEnv): Promise<NodeRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {

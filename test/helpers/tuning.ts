@@ -13,6 +13,8 @@ import { Platform } from '../../src/platform/platform.js';
 import { TuningService } from '../../src/platform/jobs/service.js';
 import { tinyModelDir } from './tiny-models.js';
 import { formatTask, type FormatExample } from './format-task.js';
+import { testDatabase } from './postgres.js';
+import { PostgresJobQueue, PostgresWorker } from '../../src/platform/postgres/queue.js';
 
 export const PROJECT = 'p';
 export const JOBS = `/v1/projects/${PROJECT}/locations/us-central1/tuningJobs`;
@@ -26,41 +28,45 @@ export function vertexJsonl(examples: FormatExample[]): string {
 export interface Keys { trainer: string; viewer: string; noData: string }
 
 /** Service accounts with keys in PROJECT. */
-export function makeKeys(platform: Platform): Keys {
-  const key = (id: string, roles: string[]): string => {
-    const sa = platform.iam.createServiceAccount(PROJECT, id);
-    for (const r of roles) platform.iam.addBinding(PROJECT, `serviceAccount:${sa.email}`, r);
-    return platform.iam.createKey(sa.email).key;
+export async function makeKeys(platform: Platform): Promise<Keys> {
+  const key = async (id: string, roles: string[]): Promise<string> => {
+    const sa = await platform.iam.createServiceAccount(PROJECT, id);
+    for (const r of roles) await platform.iam.addBinding(PROJECT, `serviceAccount:${sa.email}`, r);
+    return (await platform.iam.createKey(sa.email)).key;
   };
   return {
-    trainer: key('trainer', ['roles/aiplatform.user', 'roles/storage.objectAdmin']),
-    viewer: key('viewer-sa', ['roles/aiplatform.viewer', 'roles/storage.objectViewer']),
-    noData: key('no-data-sa', ['roles/aiplatform.user']),
+    trainer: await key('trainer', ['roles/aiplatform.user', 'roles/storage.objectAdmin']),
+    viewer: await key('viewer-sa', ['roles/aiplatform.viewer', 'roles/storage.objectViewer']),
+    noData: await key('no-data-sa', ['roles/aiplatform.user']),
   };
 }
 
 /** Buckets us-data (us-central1) and eu-data (europe-west4) with train/validation sets. */
-export function seedData(platform: Platform, examples = 40): void {
-  platform.storage.createBucket('us-data', { project: PROJECT, location: 'us-central1' });
-  platform.storage.createBucket('eu-data', { project: PROJECT, location: 'europe-west4' });
+export async function seedData(platform: Platform, examples = 40): Promise<void> {
+  await platform.storage.createBucket('us-data', { project: PROJECT, location: 'us-central1' });
+  await platform.storage.createBucket('eu-data', { project: PROJECT, location: 'europe-west4' });
   for (const b of ['us-data', 'eu-data']) {
-    platform.storage.putObjectSync(b, 'train.jsonl', vertexJsonl(formatTask(examples, 1)));
-    platform.storage.putObjectSync(b, 'validation.jsonl', vertexJsonl(formatTask(8, 2)));
+    await platform.storage.putObject(b, 'train.jsonl', vertexJsonl(formatTask(examples, 1)));
+    await platform.storage.putObject(b, 'validation.jsonl', vertexJsonl(formatTask(8, 2)));
   }
 }
 
-export function tuningPlatform(opts: { examples?: number } = {}) {
+export async function tuningPlatform(opts: { examples?: number } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-tuning-'));
-  const platform = Platform.open({ dataDir });
+  const { database } = await testDatabase();
+  const platform = await Platform.open({ dataDir, ...(database ? { database } : {}) });
   const store = new DbRegistrationStore(platform.db);
-  registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  seedData(platform, opts.examples);
-  const keys = makeKeys(platform);
-  const tuning = new TuningService(platform, { pollMs: 100 });
+  await registerPublisherModel(store, tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+  await seedData(platform, opts.examples);
+  const keys = await makeKeys(platform);
+  // On PostgreSQL (TUNEKIT_TEST_POSTGRES) jobs go through the queue, pulled by a worker in this process.
+  const queue = database ? await PostgresJobQueue.open(database, { heartbeatSeconds: 10 }) : undefined;
+  const worker = database ? await PostgresWorker.start(platform, database, { log: () => undefined }) : undefined;
+  const tuning = new TuningService(platform, queue ? { queue } : { pollMs: 100 });
   const catalog = new ModelCatalog(store);
   const errors: unknown[] = [];
   const app = createApp({ catalog, auth: platform.iam, assertLocation: (l) => platform.config.assertLocation(l), tuning, log: (e) => errors.push(e) });
-  tuning.runner.start();
+  await tuning.runner.start();
   const call = async (method: string, url: string, key: string | undefined, body?: unknown): Promise<{ status: number; json: Record<string, any> }> => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (key) headers['x-goog-api-key'] = key;
@@ -69,7 +75,8 @@ export function tuningPlatform(opts: { examples?: number } = {}) {
   };
   const close = async () => {
     await tuning.runner.stop();
-    platform.close();
+    await worker?.stop();
+    await platform.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   return { dataDir, platform, tuning, catalog, app, keys, errors, call, close };

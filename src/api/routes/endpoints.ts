@@ -39,7 +39,7 @@ export function registerEndpointRoutes(app: Hono, api: ApiContext, endpoints: En
     const method = splitVerb(call);
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const target = await endpoints.resolve(project, location, method.name);
     const request = await body(api, c);
     const served = target.adapterDir === undefined

@@ -258,7 +258,7 @@ export function registerEvaluationRoutes(app: Hono, api: ApiContext, endpoints: 
     const { project, call } = c.req.param();
     const location = call.slice(0, -':evaluateInstances'.length);
     const principal = await guard(api.auth, c.req.raw.headers, EVALUATION_PERMISSION, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     // Checked as the version's EvaluateInstancesRequest: unknown fields (autorater_config on /v1) are 400 by path.
     const request = parseMessage((await body(api, c)).value, 'EvaluateInstancesRequest', apiVersionOf(c.req.url));
     const named = request.string('location');
@@ -303,7 +303,7 @@ export async function resolveAutorater(
   const where = named ? `'${field}'` : 'tunekit serve --autorater';
   const p = PUBLISHER_MODEL.exec(model);
   if (p) {
-    api.catalog.registration(p[1]!, p[2]!);
+    await api.catalog.registration(p[1]!, p[2]!);
     return { model, publisher: p[1]!, name: p[2]! };
   }
   const e = ENDPOINT.exec(model);
@@ -486,7 +486,7 @@ export async function parseEvaluationConfig(
   let judge: JobEvaluationSpec['judge'];
   if (judged) {
     const ref = await resolveAutorater(api, endpoints, principal, autorater?.string('autoraterModel'), `${cfg.path}.autorater_config.autorater_model`);
-    judge = { model: ref.model, modelDir: api.catalog.registration(ref.publisher, ref.name).dir, ...(ref.adapterDir ? { adapterDir: ref.adapterDir } : {}), samples: samplingCount(autorater) };
+    judge = { model: ref.model, modelDir: (await api.catalog.registration(ref.publisher, ref.name)).dir, ...(ref.adapterDir ? { adapterDir: ref.adapterDir } : {}), samples: samplingCount(autorater) };
   } else if (autorater && Object.keys(autorater.value).length) {
     throw fieldError(cfg.fieldPath('autoraterConfig'), `'${cfg.fieldPath('autoraterConfig')}' has no effect: none of the metrics is judged by a model.`);
   }

@@ -73,7 +73,7 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
     if (e) {
       const [, project, location, endpoint] = e as unknown as [string, string, string, string];
       await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
-      checkLocation(api, location);
+      await checkLocation(api, location);
       const target = await endpoints.resolve(project, location, endpoint);
       const served = target.adapterDir === undefined
         ? await api.catalog.served(target.publisher, target.model)
@@ -82,13 +82,13 @@ export function openaiRoutes(api: ApiContext, endpoints: EndpointResolver): Hono
     }
     const m = /^publishers\/([^/]+)\/models\/([^/]+)$/.exec(model);
     const [publisher, name] = m ? [m[1]!, m[2]!] : ['google', model];
-    api.catalog.registration(publisher, name);
+    await api.catalog.registration(publisher, name);
     return { served: await api.catalog.served(publisher, name), scope: { project } };
   };
 
   app.get('/models', async (c) => {
     await authorize(c);
-    const data = api.catalog.store.list('google').sort((a, b) => a.name.localeCompare(b.name))
+    const data = (await api.catalog.store.list('google')).sort((a, b) => a.name.localeCompare(b.name))
       .map((r) => ({ id: r.name, object: 'model', created: Math.floor(Date.parse(r.createTime) / 1000) || 0, owned_by: r.publisher }));
     return c.json({ object: 'list', data });
   });

@@ -26,21 +26,21 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
   // GET publishers/{pub}/models (v1beta1 ListPublisherModels; no paging: catalogs are small).
   app.get('/publishers/:publisher/models', async (c) => {
     await api.auth.authenticate(c.req.raw.headers);
-    const models = api.catalog.store.list(c.req.param('publisher')).sort((a, b) => a.name.localeCompare(b.name));
+    const models = (await api.catalog.store.list(c.req.param('publisher'))).sort((a, b) => a.name.localeCompare(b.name));
     return c.json(models.length ? { publisherModels: models.map(publisherModelJson) } : {});
   });
 
   // GET publishers/{pub}/models/{m} (no project: publisher models are public, callers must still authenticate).
   app.get('/publishers/:publisher/models/:model', async (c) => {
     await api.auth.authenticate(c.req.raw.headers);
-    return c.json(publisherModelJson(api.catalog.registration(c.req.param('publisher'), c.req.param('model'))));
+    return c.json(publisherModelJson(await api.catalog.registration(c.req.param('publisher'), c.req.param('model'))));
   });
 
   app.get('/projects/:project/locations/:location/publishers/:publisher/models/:model', async (c) => {
     const { project, location, publisher, model } = c.req.param();
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.publisherModelsGet, project);
-    checkLocation(api, location);
-    return c.json(publisherModelJson(api.catalog.registration(publisher, model)));
+    await checkLocation(api, location);
+    return c.json(publisherModelJson(await api.catalog.registration(publisher, model)));
   });
 
   app.post('/projects/:project/locations/:location/publishers/:publisher/models/:call', async (c) => {
@@ -48,7 +48,7 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
     const method = splitVerb(call);
     if (!method) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, PERMISSIONS.predict, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     return generation(c, publisher, method.name, method.verb, project);
   });
 
@@ -65,7 +65,7 @@ export function registerPublisherModelRoutes(app: Hono, api: ApiContext): void {
   });
 
   async function generation(c: Context, publisher: string, name: string, verb: Verb, project: string): Promise<Response> {
-    api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
+    await api.catalog.registration(publisher, name); // 404 before reading the body or loading the model
     const request = await body(api, c);
     const served = await api.catalog.served(publisher, name);
     return handle(api, verb, served, request, c.req.query('alt'), requestSignal(api, c), apiVersionOf(c.req.url), { project });

@@ -22,7 +22,7 @@ const V = 'google.cloud.aiplatform.v1';
 export function registryEndpoints(tuning: TuningService): EndpointResolver {
   return {
     async resolve(project, location, endpoint) {
-      const { model, version, deployed } = tuning.registry.endpointTarget(project, location, endpoint);
+      const { model, version, deployed } = await tuning.registry.endpointTarget(project, location, endpoint);
       // A deployed checkpoint serves its own stored adapter.
       const adapterUri = deployed.checkpointId === undefined ? version.adapterUri
         : version.checkpoints.find((k) => k.checkpointId === deployed.checkpointId)?.adapterUri ?? version.adapterUri;
@@ -40,25 +40,25 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
   app.get(`${parent}/models`, async (c) => {
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.list', project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const filter = parseModelFilter(c.req.query('filter'));
-    const { models, nextPageToken } = tuning.registry.listModels(project, location, { ...listOptions(c), ...filter, sizeOf: (m) => jsonBytes(modelJson(m)) });
-    return protoJson(c.req.raw, { ...(models.length ? { models: models.map((m) => modelJson(m, undefined, tuning)) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
+    const { models, nextPageToken } = await tuning.registry.listModels(project, location, { ...listOptions(c), ...filter, sizeOf: (m) => jsonBytes(modelJson(m)) });
+    return protoJson(c.req.raw, { ...(models.length ? { models: await Promise.all(models.map(async (m) => modelJson(m, undefined, await tuning.registry.deployedRefs(m.id)))) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListModelsResponse');
   });
 
   app.get(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.get', project);
-    checkLocation(api, location);
-    const model = tuning.registry.getModel(project, location, id);
-    return protoJson(c.req.raw, modelJson(model, tuning.registry.modelVersion(model, id).version, tuning), 'Model');
+    await checkLocation(api, location);
+    const model = await tuning.registry.getModel(project, location, id);
+    return protoJson(c.req.raw, modelJson(model, tuning.registry.modelVersion(model, id).version, await tuning.registry.deployedRefs(model.id)), 'Model');
   });
 
   app.get(`${parent}/endpoints`, async (c) => {
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.list', project);
-    checkLocation(api, location);
-    const { endpoints, nextPageToken } = tuning.registry.listEndpoints(project, location, { ...listOptions(c), sizeOf: (e) => jsonBytes(endpointJson(e)) });
+    await checkLocation(api, location);
+    const { endpoints, nextPageToken } = await tuning.registry.listEndpoints(project, location, { ...listOptions(c), sizeOf: (e) => jsonBytes(endpointJson(e)) });
     return protoJson(c.req.raw, { ...(endpoints.length ? { endpoints: endpoints.map(endpointJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListEndpointsResponse');
   });
 
@@ -66,8 +66,8 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
     const { project, location, id } = c.req.param();
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.get', project);
-    checkLocation(api, location);
-    return protoJson(c.req.raw, endpointJson(tuning.registry.getEndpoint(project, location, id)), 'Endpoint');
+    await checkLocation(api, location);
+    return protoJson(c.req.raw, endpointJson(await tuning.registry.getEndpoint(project, location, id)), 'Endpoint');
   });
 
   // :deployModel / :undeployModel answer a google.longrunning.Operation under the endpoint
@@ -77,7 +77,7 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
       const { project, location, call } = c.req.param();
       const id = call.slice(0, -(verb.length + 1));
       await guard(api.auth, c.req.raw.headers, verb === 'deployModel' ? 'aiplatform.endpoints.deploy' : 'aiplatform.endpoints.undeploy', project);
-      checkLocation(api, location);
+      await checkLocation(api, location);
       const request = parseMessage((await body(api, c)).value, verb === 'deployModel' ? 'DeployModelRequest' : 'UndeployModelRequest', apiVersionOf(c.req.url));
       if (verb === 'deployModel') {
         const dm = request.message('deployedModel', `${V}.DeployedModel`);
@@ -87,16 +87,16 @@ export function registerRegistryRoutes(app: Hono, api: ApiContext, tuning: Tunin
         if (displayName !== undefined) checkDisplayName(displayName, dm.fieldPath('displayName'));
         const mm = new RegExp(`^projects/${project}/locations/${location}/models/([^/]+)$`).exec(model);
         if (!mm) throw invalidArgument(`'deployed_model.model' ${JSON.stringify(model)} must be a model of projects/${project}/locations/${location}.`);
-        const op = tuning.operations.run(project, location, `endpoints/${id}`, 'DeployModelOperationMetadata', 'DeployModelResponse', () => {
-            const d = tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')), dm.string('checkpointId') || undefined);
+        const op = await tuning.operations.run(project, location, `endpoints/${id}`, 'DeployModelOperationMetadata', 'DeployModelResponse', async () => {
+            const d = await tuning.registry.deploy(project, location, id, mm[1]!, trafficSplitOf(request.raw('trafficSplit')), dm.string('checkpointId') || undefined);
           return { deployedModel: deployedModelJson(project, location, d) };
         });
         return protoJson(c.req.raw, op, 'google.longrunning.Operation');
       }
       const deployedModelId = request.string('deployedModelId');
       if (!deployedModelId) throw invalidArgument("'deployed_model_id' is required.");
-      const op = tuning.operations.run(project, location, `endpoints/${id}`, 'UndeployModelOperationMetadata', 'UndeployModelResponse', () => {
-        tuning.registry.undeploy(project, location, id, deployedModelId, trafficSplitOf(request.raw('trafficSplit')));
+      const op = await tuning.operations.run(project, location, `endpoints/${id}`, 'UndeployModelOperationMetadata', 'UndeployModelResponse', async () => {
+        await tuning.registry.undeploy(project, location, id, deployedModelId, trafficSplitOf(request.raw('trafficSplit')));
         return {};
       });
       return protoJson(c.req.raw, op, 'google.longrunning.Operation');
@@ -114,13 +114,14 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     const { project, location, call } = c.req.param();
     const [id, verb] = [call.slice(0, call.lastIndexOf(':')), call.slice(call.lastIndexOf(':') + 1)];
     await guard(api.auth, c.req.raw.headers, verb === 'listVersions' ? 'aiplatform.models.list' : 'aiplatform.models.get', project);
-    checkLocation(api, location);
-    const model = tuning.registry.getModel(project, location, id);
+    await checkLocation(api, location);
+    const model = await tuning.registry.getModel(project, location, id);
     if (verb === 'listVersions') {
       if (id.includes('@')) throw invalidArgument(`models:listVersions takes a model, not a version: ${id}.`);
       const filter = c.req.query('filter');
       if (filter !== undefined && filter.trim() !== '') throw fieldError('filter', `filter ${JSON.stringify(filter)} is not supported for listVersions: list them without a filter.`);
-      const models = [...model.versions].reverse().map((v) => modelJson(model, v.version, tuning));
+      const refs = await tuning.registry.deployedRefs(model.id);
+      const models = [...model.versions].reverse().map((v) => modelJson(model, v.version, refs));
       return protoJson(c.req.raw, { models }, 'ListModelVersionsResponse');
     }
     const version = tuning.registry.modelVersion(model, id);
@@ -131,7 +132,7 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
   app.post(`${parent}/endpoints`, async (c) => {
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.create', project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const request = parseMessage((await body(api, c)).value, 'Endpoint', apiVersionOf(c.req.url));
     const displayName = request.string('displayName');
     if (!displayName) throw fieldError('endpoint.display_name', "'endpoint.display_name' is required.");
@@ -152,8 +153,8 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
         throw fieldError(`endpoint.${snakeCase(field)}`, `'endpoint.${snakeCase(field)}' is not supported by tunekit's endpoints.`, 'FIELD_NOT_SUPPORTED');
       }
     }
-    const op = tuning.operations.run(project, location, '', 'CreateEndpointOperationMetadata', 'Endpoint', () =>
-      encodeMessage(endpointJson(tuning.registry.createEndpoint(project, location, {
+    const op = await tuning.operations.run(project, location, '', 'CreateEndpointOperationMetadata', 'Endpoint', async () =>
+      encodeMessage(endpointJson(await tuning.registry.createEndpoint(project, location, {
         displayName, labels, ...(description ? { description } : {}), ...(endpointId ? { id: endpointId } : {}),
       })), 'Endpoint', apiVersionOf(c.req.url)));
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
@@ -164,7 +165,7 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
   app.post(`${parent}/endpoints/:call{.+:update}`, async (c) => {
     const { project } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.update', project);
-    checkLocation(api, c.req.param('location'));
+    await checkLocation(api, c.req.param('location'));
     throw fieldError('endpoint.client_connection_config',
       "endpoints:update (UpdateEndpointLongRunning) updates only 'endpoint.client_connection_config', which tunekit's endpoints do not have: " +
         'update display_name, description, labels or traffic_split with PATCH .../endpoints/E?updateMask=...', 'FIELD_NOT_SUPPORTED');
@@ -173,9 +174,9 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
   app.delete(`${parent}/endpoints/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.delete', project);
-    checkLocation(api, location);
-    const op = tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', () => {
-      tuning.registry.deleteEndpoint(project, location, id);
+    await checkLocation(api, location);
+    const op = await tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', async () => {
+      await tuning.registry.deleteEndpoint(project, location, id);
       return {};
     });
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
@@ -187,7 +188,7 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
   app.patch(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.update', project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const version = apiVersionOf(c.req.url);
     const request = parseMessage((await body(api, c)).value, 'Model', version);
     const patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; etag?: string } = {};
@@ -198,8 +199,8 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     }
     const etag = request.string('etag');
     if (etag) patch.etag = etag;
-    const model = tuning.registry.updateModel(project, location, id, patch);
-    return protoJson(c.req.raw, modelJson(model, undefined, tuning), 'Model');
+    const model = await tuning.registry.updateModel(project, location, id, patch);
+    return protoJson(c.req.raw, modelJson(model, undefined, await tuning.registry.deployedRefs(model.id)), 'Model');
   });
 
   // endpoints.patch (EndpointService.UpdateEndpoint: the Endpoint itself, not an operation): display_name,
@@ -208,7 +209,7 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
   app.patch(`${parent}/endpoints/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.endpoints.update', project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const version = apiVersionOf(c.req.url);
     const request = parseMessage((await body(api, c)).value, 'Endpoint', version);
     const patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; trafficSplit?: Record<string, number>; etag?: string } = {};
@@ -220,15 +221,15 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     }
     const etag = request.string('etag');
     if (etag) patch.etag = etag;
-    return protoJson(c.req.raw, endpointJson(tuning.registry.updateEndpoint(project, location, id, patch)), 'Endpoint');
+    return protoJson(c.req.raw, endpointJson(await tuning.registry.updateEndpoint(project, location, id, patch)), 'Endpoint');
   });
 
   app.delete(`${parent}/models/:id`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, 'aiplatform.models.delete', project);
-    checkLocation(api, location);
-    const op = tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', () => {
-      tuning.registry.deleteModel(project, location, id);
+    await checkLocation(api, location);
+    const op = await tuning.operations.run(project, location, '', 'DeleteOperationMetadata', 'google.protobuf.Empty', async () => {
+      await tuning.registry.deleteModel(project, location, id);
       return {};
     });
     return protoJson(c.req.raw, op, 'google.longrunning.Operation');
@@ -241,22 +242,22 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
     app.get(base, async (c) => {
       const { project, location } = c.req.param() as Record<string, string>;
       await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.list', project);
-      checkLocation(api, location);
-      const { operations, nextPageToken } = tuning.operations.list(project, location, parentOf(c), { ...listOptions(c), filter: c.req.query('filter') });
+      await checkLocation(api, location);
+      const { operations, nextPageToken } = await tuning.operations.list(project, location, parentOf(c), { ...listOptions(c), filter: c.req.query('filter') });
       return protoJson(c.req.raw, { ...(operations.length ? { operations } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'google.longrunning.ListOperationsResponse');
     });
     app.get(`${base}/:op`, async (c) => {
       const { project, location, op } = c.req.param() as Record<string, string>;
       if (op.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
       await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.get', project);
-      checkLocation(api, location);
-      return protoJson(c.req.raw, tuning.operations.get(project, location, parentOf(c), op), 'google.longrunning.Operation');
+      await checkLocation(api, location);
+      return protoJson(c.req.raw, await tuning.operations.get(project, location, parentOf(c), op), 'google.longrunning.Operation');
     });
     app.delete(`${base}/:op`, async (c) => {
       const { project, location, op } = c.req.param() as Record<string, string>;
       await guard(api.auth, c.req.raw.headers, 'aiplatform.operations.delete', project);
-      checkLocation(api, location);
-      tuning.operations.delete(project, location, parentOf(c), op);
+      await checkLocation(api, location);
+      await tuning.operations.delete(project, location, parentOf(c), op);
       return c.json({});
     });
     app.post(`${base}/:call`, async (c) => {
@@ -264,15 +265,15 @@ function registerLifecycleRoutes(app: Hono, api: ApiContext, tuning: TuningServi
       const m = /^([^:]+):(wait|cancel)$/.exec(call);
       if (!m) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
       await guard(api.auth, c.req.raw.headers, m[2] === 'wait' ? 'aiplatform.operations.get' : 'aiplatform.operations.cancel', project);
-      checkLocation(api, location);
+      await checkLocation(api, location);
       const raw = (await body(api, c)).value;
       if (m[2] === 'cancel') {
-        tuning.operations.cancel(project, location, parentOf(c), m[1]!);
+        await tuning.operations.cancel(project, location, parentOf(c), m[1]!);
         return c.json({});
       }
       parseMessage(raw, 'google.longrunning.WaitOperationRequest', apiVersionOf(c.req.url)); // {timeout: "5s"} or {}
       // Every tunekit operation is done when it is created, so :wait returns at once (any timeout).
-      return protoJson(c.req.raw, tuning.operations.get(project, location, parentOf(c), m[1]!), 'google.longrunning.Operation');
+      return protoJson(c.req.raw, await tuning.operations.get(project, location, parentOf(c), m[1]!), 'google.longrunning.Operation');
     });
   }
 }
@@ -361,7 +362,9 @@ function listOptions(c: Context): { pageSize?: number; pageToken?: string } {
 }
 
 /** A Model in Vertex's JSON, at `version` (default the newest). */
-function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Record<string, unknown> {
+function modelJson(
+  m: ModelRecord, version?: number, deployed: { endpoint: string; deployedModelId: string; version: number }[] = [],
+): Record<string, unknown> {
   const v = m.versions.find((x) => x.version === version) ?? m.versions[m.versions.length - 1];
   const out: Record<string, unknown> = { name: m.name, displayName: m.displayName };
   if (v) {
@@ -369,7 +372,7 @@ function modelJson(m: ModelRecord, version?: number, tuning?: TuningService): Re
     out.versionAliases = v.version === m.versions[m.versions.length - 1]?.version ? ['default'] : [];
     out.versionCreateTime = v.createTime;
     out.versionUpdateTime = v.createTime; // versions are not updated after they are registered
-    const refs = tuning?.registry.deployedRefs(m.id).filter((r) => r.version === v.version) ?? [];
+    const refs = deployed.filter((r) => r.version === v.version);
     if (refs.length) out.deployedModels = refs.map((r) => ({ endpoint: r.endpoint, deployedModelId: r.deployedModelId }));
     out.artifactUri = v.adapterUri;
     if (v.checkpoints.length) out.checkpoints = v.checkpoints.map((c) => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) }));

@@ -55,7 +55,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   /** The bucket, after the caller's permission on its project (a missing bucket is 404 only to those who may list). */
   const bucketFor = async (c: Context, permission: string): Promise<Bucket> => {
     const name = c.req.param('bucket')!;
-    const b = store.findBucket(name);
+    const b = await store.findBucket(name);
     if (!b) {
       await api.auth.authenticate(c.req.raw.headers);
       throw new NotFoundError(`The specified bucket does not exist: ${name}`);
@@ -74,7 +74,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     const token = c.req.query('pageToken');
     const after = token ? Buffer.from(token, 'base64url').toString('utf8') : '';
     if (token && Buffer.from(after, 'utf8').toString('base64url') !== token) throw new InvalidRequestError(`Invalid pageToken ${JSON.stringify(token)}.`);
-    const all = store.listBuckets({ project }).filter((b) => b.name.startsWith(prefix) && b.name > after);
+    const all = (await store.listBuckets({ project })).filter((b) => b.name.startsWith(prefix) && b.name > after);
     const page = all.slice(0, pageSize ?? LIMITS.pageSize.objects);
     const items = page.map((b) => bucketJson(c, b));
     const nextPageToken = all.length > page.length ? Buffer.from(page[page.length - 1]!.name, 'utf8').toString('base64url') : undefined;
@@ -95,7 +95,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     if (typeof meta.location !== 'string' || !meta.location) {
       throw new InvalidRequestError("'location' is required: the region the bucket's data lives in (a tuning job reads only buckets of its own location), e.g. us-central1.");
     }
-    const b = store.createBucket(name, { project, location: meta.location.toLowerCase() });
+    const b = await store.createBucket(name, { project, location: meta.location.toLowerCase() });
     return c.json(bucketJson(c, b));
   });
 
@@ -107,8 +107,8 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   app.delete('/storage/v1/b/:bucket', async (c) => {
     refuseQuery(c, ['key']);
     const b = await bucketFor(c, 'storage.buckets.delete');
-    if (store.listObjects(b.name, { pageSize: 1 }).objects.length) throw new GcsError(409, 'conflict', `The bucket you tried to delete is not empty: ${b.name}`);
-    store.deleteBucket(b.name);
+    if ((await store.listObjects(b.name, { pageSize: 1 })).objects.length) throw new GcsError(409, 'conflict', `The bucket you tried to delete is not empty: ${b.name}`);
+    await store.deleteBucket(b.name);
     return c.body(null, 204);
   });
 
@@ -117,7 +117,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     refuseQuery(c, ['prefix', 'delimiter', 'pageToken', 'maxResults', 'key']);
     const b = await bucketFor(c, 'storage.objects.list');
     const pageSize = maxResultsOf(c);
-    const page = store.listObjects(b.name, {
+    const page = await store.listObjects(b.name, {
       prefix: c.req.query('prefix'), delimiter: c.req.query('delimiter'), pageSize, pageToken: c.req.query('pageToken') || undefined,
     });
     return c.json({
@@ -133,13 +133,13 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     const name = c.req.param('object')!;
     const generation = c.req.query('generation');
     if (!media) {
-      const info = store.statObject(b.name, name);
+      const info = await store.statObject(b.name, name);
       checkReadGeneration(info, generation);
       return c.json(objectJson(c, info));
     }
-    const size = store.statObject(b.name, name).size;
+    const size = (await store.statObject(b.name, name)).size;
     const range = parseRange(c.req.header('range'), size);
-    const { info, stream } = store.openObject(b.name, name, range && { start: range.start, end: range.end });
+    const { info, stream } = await store.openObject(b.name, name, range && { start: range.start, end: range.end });
     try {
       checkReadGeneration(info, generation);
       if (range && info.size !== size) throw new GcsError(503, 'backendError', 'The object changed while it was read; retry.');
@@ -180,7 +180,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   app.delete('/storage/v1/b/:bucket/o/:object{.+}', async (c) => {
     refuseQuery(c, ['ifGenerationMatch', 'key']);
     const b = await bucketFor(c, 'storage.objects.delete');
-    store.deleteObject(b.name, c.req.param('object')!, generationMatch(c));
+    await store.deleteObject(b.name, c.req.param('object')!, generationMatch(c));
     return c.body(null, 204);
   });
 
@@ -201,21 +201,22 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
     if (dest.expect.md5Hash || dest.expect.crc32c) throw new InvalidRequestError("'destination' hashes are computed by the server on compose; leave md5Hash and crc32c unset.");
     const sources = body.sourceObjects;
     if (!Array.isArray(sources) || sources.length === 0 || sources.length > 32) throw new InvalidRequestError("'sourceObjects' must list 1 to 32 objects of the bucket.");
-    const infos = sources.map((src: unknown, i: number) => {
+    const infos: Awaited<ReturnType<typeof store.statObject>>[] = [];
+    for (const [i, src] of (sources as unknown[]).entries()) {
       if (src === null || typeof src !== 'object' || Array.isArray(src)) throw new InvalidRequestError(`'sourceObjects[${i}]' must be an object.`);
       const o = src as Record<string, unknown>;
       refuseFields(o, ['name', 'generation', 'objectPreconditions'], `sourceObjects[${i}]`);
       if (typeof o.name !== 'string' || !o.name) throw new InvalidRequestError(`'sourceObjects[${i}].name' is required.`);
-      const info = store.statObject(b.name, o.name);
+      const info = await store.statObject(b.name, o.name);
       const want = (o.objectPreconditions as { ifGenerationMatch?: unknown } | undefined)?.ifGenerationMatch ?? o.generation;
       if (want !== undefined && String(want) !== info.generation) {
         throw new PreconditionFailedError(`sourceObjects[${i}] ${b.name}/${o.name} is at generation ${info.generation}, not ${String(want)}.`);
       }
-      return info;
-    });
+      infos.push(info);
+    }
     async function* concatenated(): AsyncIterable<Buffer> {
       for (const info of infos) {
-        const { info: now, stream } = store.openObject(b.name, info.name);
+        const { info: now, stream } = await store.openObject(b.name, info.name);
         if (now.generation !== info.generation) {
           stream.destroy();
           throw new PreconditionFailedError(`${b.name}/${info.name} changed during the compose; retry.`);
@@ -264,7 +265,7 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
       const total = lengthHeader === undefined ? undefined : Number(lengthHeader);
       if (total !== undefined && !(Number.isSafeInteger(total) && total >= 0)) throw new InvalidRequestError(`Invalid X-Upload-Content-Length: ${JSON.stringify(lengthHeader)}`);
       const contentType = m.contentType ?? c.req.header('x-upload-content-type');
-      const session = store.startUpload(b.name, m.name, {
+      const session = await store.startUpload(b.name, m.name, {
         ...(contentType ? { contentType } : {}), ...(total !== undefined ? { total } : {}), ...generationMatch(c), expect: m.expect, maxBytes,
       });
       const uri = `${location(c)}/upload/storage/v1/b/${encodeURIComponent(b.name)}/o?uploadType=resumable&name=${encodeURIComponent(m.name)}&upload_id=${session.id}`;
@@ -277,9 +278,9 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   app.put('/upload/storage/v1/b/:bucket/o', async (c) => {
     refuseQuery(c, ['uploadType', 'name', 'upload_id', 'key']);
     const id = requiredQuery(c, 'upload_id');
-    const session = store.getUpload(id);
+    const session = await store.getUpload(id);
     if (session.bucket !== c.req.param('bucket')) throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist`);
-    if (session.done) return c.json(objectJson(c, store.statObject(session.bucket, session.name)));
+    if (session.done) return c.json(objectJson(c, await store.statObject(session.bucket, session.name)));
     const cr = parseContentRange(c.req.header('content-range'));
     const expect = hashesOf(c.req.header('x-goog-hash'));
     let result;
@@ -320,8 +321,8 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
   app.delete('/upload/storage/v1/b/:bucket/o', async (c) => {
     refuseQuery(c, ['uploadType', 'name', 'upload_id', 'key']);
     const id = requiredQuery(c, 'upload_id');
-    if (store.getUpload(id).bucket !== c.req.param('bucket')) throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist`);
-    store.cancelUpload(id);
+    if ((await store.getUpload(id)).bucket !== c.req.param('bucket')) throw new NotFoundError(`resumable upload session ${JSON.stringify(id)} does not exist`);
+    await store.cancelUpload(id);
     return c.body(null, 499 as 200);
   });
 

@@ -59,7 +59,7 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const signal = requestSignal(api, c);
     const { project, location } = c.req.param();
     const principal = await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.create, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const version = apiVersionOf(c.req.url);
     const request = parseMessage((await body(api, c)).value, 'TuningJob', version);
     refuseUnsupported(request.value, version);
@@ -70,13 +70,13 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
   app.get(base, async (c) => {
     const { project, location } = c.req.param();
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.list, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     const filter = parseFilter(c.req.query('filter'));
     const size = pageSize(c);
     const token = c.req.query('pageToken') || c.req.query('page_token') || undefined;
     const { jobs, nextPageToken } = filter.states?.length === 0 // clauses no state satisfies
       ? { jobs: [], nextPageToken: undefined }
-      : tuning.jobs.list(project, location, {
+      : await tuning.jobs.list(project, location, {
         pageSize: size, pageToken: token, states: filter.states, displayName: filter.displayName, sizeOf: (j) => jsonBytes(tuningJobJson(j)),
       });
     return protoJson(c.req.raw, { ...(jobs.length ? { tuningJobs: jobs.map(tuningJobJson) } : {}), ...(nextPageToken ? { nextPageToken } : {}) }, 'ListTuningJobsResponse');
@@ -85,10 +85,10 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
   app.get(`${base}/:id/metrics`, async (c) => {
     const { project, location, id } = c.req.param();
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
-    checkLocation(api, location);
-    const job = tuning.jobs.get(project, location, id);
+    await checkLocation(api, location);
+    const job = await tuning.jobs.get(project, location, id);
     const series = new Map<string, Record<string, unknown>[]>();
-    for (const p of tuning.jobs.metrics(job.id)) {
+    for (const p of await tuning.jobs.metrics(job.id)) {
       let points = series.get(p.name);
       if (!points) series.set(p.name, (points = []));
       points.push({ step: String(p.step), ...(p.epoch !== undefined ? { epoch: String(p.epoch) } : {}), value: p.value, time: p.time });
@@ -100,8 +100,8 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const { project, location, id } = c.req.param();
     if (id.includes(':')) throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.get, project);
-    checkLocation(api, location);
-    return protoJson(c.req.raw, tuningJobJson(tuning.jobs.get(project, location, id)), 'TuningJob');
+    await checkLocation(api, location);
+    return protoJson(c.req.raw, tuningJobJson(await tuning.jobs.get(project, location, id)), 'TuningJob');
   });
 
   app.post(`${base}/:call`, async (c) => {
@@ -109,9 +109,9 @@ export function registerTuningJobRoutes(app: Hono, api: ApiContext, tuning: Tuni
     const colon = call.lastIndexOf(':');
     if (colon < 0 || call.slice(colon + 1) !== 'cancel') throw notFound(`The requested URL ${new URL(c.req.url).pathname} was not found on this server.`);
     await guard(api.auth, c.req.raw.headers, TUNING_PERMISSIONS.cancel, project);
-    checkLocation(api, location);
+    await checkLocation(api, location);
     parseMessage((await body(api, c)).value, 'CancelTuningJobRequest', apiVersionOf(c.req.url));
-    tuning.cancel(project, location, call.slice(0, colon));
+    await tuning.cancel(project, location, call.slice(0, colon));
     return c.json({});
   });
 }
@@ -176,9 +176,9 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   const baseModelField = preTuned?.baseModel ?? m.string('baseModel');
   if (!baseModelField) throw invalidArgument("'base_model' is required: the publisher model to tune, e.g. \"gemma3-tiny\" or \"publishers/google/models/gemma3-tiny\".");
   const { publisher, name } = parseBaseModel(baseModelField);
-  const registration = api.catalog.store.get(publisher, name);
+  const registration = await api.catalog.store.get(publisher, name);
   if (!registration) {
-    const known = api.catalog.store.list().map((r) => `publishers/${r.publisher}/models/${r.name}`);
+    const known = (await api.catalog.store.list()).map((r) => `publishers/${r.publisher}/models/${r.name}`);
     throw invalidArgument(`base_model ${JSON.stringify(baseModelField)} is not a model tunekit can tune here. Registered models: ${known.join(', ') || '(none: run `tunekit publisher-models register DIR --name NAME`)'}.`);
   }
   const spec = m.message('supervisedTuningSpec', `${V}.SupervisedTuningSpec`);
@@ -237,8 +237,8 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
     ...(spec.bool('exportLastCheckpointOnly') ? { exportLastCheckpointOnly: true } : {}),
     ...(evaluation ? { evaluation, evaluationConfig: evaluationConfig!.value } : {}),
     // The job's identity: its service account (the caller must be allowed to act as it), else the caller.
-    authorizeRead: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.readDataset, bucketProject),
-    authorizeWrite: (bucketProject: string) => api.auth.authorize(identity, TUNING_PERMISSIONS.writeOutput, bucketProject),
+    authorizeRead: async (bucketProject: string) => await api.auth.authorize(identity, TUNING_PERMISSIONS.readDataset, bucketProject),
+    authorizeWrite: async (bucketProject: string) => await api.auth.authorize(identity, TUNING_PERMISSIONS.writeOutput, bucketProject),
   };
 }
 
@@ -260,7 +260,7 @@ async function parsePreTunedModel(api: ApiContext, m: Message, project: string, 
   }
   await api.auth.authorize(principal, 'aiplatform.models.get', project);
   const id = mm[4] === undefined || mm[4] === 'default' ? mm[3]! : `${mm[3]}@${mm[4]}`;
-  const model = tuning.registry.getModel(project, location, id);
+  const model = await tuning.registry.getModel(project, location, id);
   const version = tuning.registry.modelVersion(model, id);
   const checkpointId = p.string('checkpointId') || undefined;
   let adapterUri = version.adapterUri;
@@ -274,7 +274,7 @@ async function parsePreTunedModel(api: ApiContext, m: Message, project: string, 
   }
   const newModel = Boolean(m.string('tunedModelDisplayName'));
   return {
-    baseModel: model.baseModel, rank: tuning.adapterRank(adapterUri), displayName: newModel ? undefined : model.displayName,
+    baseModel: model.baseModel, rank: await tuning.adapterRank(adapterUri), displayName: newModel ? undefined : model.displayName,
     spec: {
       tunedModelName: `${model.name}@${version.version}`, ...(checkpointId !== undefined ? { checkpointId } : {}), adapterUri,
       // A new version of this model, unless the request names a new model (tuned_model_display_name).

@@ -17,13 +17,13 @@ export function registerPublisherModelsCommands(program: Command): void {
     .requiredOption('--name <name>', 'model name, e.g. gemma3-tiny')
     .option('--publisher <publisher>', 'publisher (google, meta, qwen, ...)', 'google')
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
-    .action((dir: string, o: { name: string; publisher: string; dataDir?: string }) => {
-      const store = openRegistrationStore(resolveDataDir(o.dataDir));
+    .action(async (dir: string, o: { name: string; publisher: string; dataDir?: string }) => {
+      const store = await openRegistrationStore(resolveDataDir(o.dataDir));
       try {
-        const r = registerPublisherModel(store, dir, { name: o.name, publisher: o.publisher });
+        const r = await registerPublisherModel(store, dir, { name: o.name, publisher: o.publisher });
         process.stdout.write(`registered publishers/${r.publisher}/models/${r.name} (${r.dir})\n`);
       } finally {
-        store.close?.();
+        await store.close();
       }
     });
   models
@@ -31,15 +31,15 @@ export function registerPublisherModelsCommands(program: Command): void {
     .description('list registered publisher models')
     .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
     .option('--json', 'the registrations as a JSON array')
-    .action((o: { dataDir?: string; json?: boolean }) => {
-      const store = openRegistrationStore(resolveDataDir(o.dataDir));
+    .action(async (o: { dataDir?: string; json?: boolean }) => {
+      const store = await openRegistrationStore(resolveDataDir(o.dataDir));
       try {
-        const all = store.list();
+        const all = await store.list();
         if (o.json) return printJson(all);
         if (all.length === 0) return void process.stdout.write('no publisher models\n');
         process.stdout.write(table(['MODEL', 'DIRECTORY', 'REGISTERED'], all.map((r) => [`publishers/${r.publisher}/models/${r.name}`, r.dir, shortTime(r.createTime)])));
       } finally {
-        store.close?.();
+        await store.close();
       }
     });
 }

@@ -6,6 +6,9 @@
 // the next start), the database closed last, then the process exits. A second signal exits at once.
 // Generation runs on one serving engine per base model (continuous batching, --parallel requests in
 // the running batch, at most --max-queue waiting, tuned models' adapters unmerged in --adapter-memory).
+// With --database postgres://... the platform state is in PostgreSQL, --data-dir is the directory every
+// machine shares, and tuning jobs are queued for `tunekit worker`s (src/platform/postgres/queue.ts)
+// instead of run here.
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
@@ -21,6 +24,7 @@ import { InvalidArgumentError } from 'commander';
 import { intOption } from '../options.js';
 import { TuningService } from '../../platform/jobs/service.js';
 import { LIMITS } from '../../platform/limits.js';
+import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS, PostgresJobQueue } from '../../platform/postgres/queue.js';
 
 interface ServeCliOptions {
   port: number;
@@ -35,6 +39,8 @@ interface ServeCliOptions {
   maxObjectSize: number;
   autorater?: string;
   safetyConfig?: string;
+  database?: string;
+  jobHeartbeatSeconds?: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -43,7 +49,9 @@ export function registerServeCommand(program: Command): void {
     .description('serve the Vertex AI compatible API: tuning jobs, models, endpoints, generation')
     .option('--port <n>', 'port (0 picks a free one)', intOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit)')
+    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit); with --database, the directory every machine shares')
+    .option('--database <url>', 'keep the platform state in PostgreSQL (postgres://...) and queue tuning jobs there for `tunekit worker`s')
+    .option('--job-heartbeat-seconds <n>', `with --database: a job whose worker is silent this long goes to another worker (default ${DEFAULT_HEARTBEAT_SECONDS})`, intOption('--job-heartbeat-seconds', MIN_HEARTBEAT_SECONDS))
     .option('--insecure-no-auth', 'accept every request without credentials (local experiments only)')
     .option('--max-models <n>', 'base models kept in memory (least recently used dropped)', intOption('--max-models', 1), DEFAULT_CATALOG_LIMITS.baseModels)
     .option('--parallel <n>', 'requests per base model in the running batch', intOption('--parallel', 1), DEFAULT_ENGINE_OPTIONS.parallel)
@@ -56,8 +64,11 @@ export function registerServeCommand(program: Command): void {
     .action(async (o: ServeCliOptions) => {
       const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
-      const platform = Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false });
-      const admin = platform.iam.bootstrap();
+      if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {
+        throw new InvalidArgumentError('--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too');
+      }
+      const platform = await Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false, ...(o.database !== undefined ? { database: o.database } : {}) });
+      const admin = await platform.iam.bootstrap();
       if (admin) {
         process.stdout.write(
           `tunekit: first start: bootstrap admin key for ${admin.serviceAccount} (roles/owner everywhere).\n` +
@@ -70,7 +81,9 @@ export function registerServeCommand(program: Command): void {
           '*** Anyone who can reach this port can run and read everything. Local use only.  ***\n\n',
         );
       }
-      const tuning = new TuningService(platform);
+      // With PostgreSQL, jobs go to the queue that `tunekit worker` machines pull; else this server runs them.
+      const queue = o.database === undefined ? undefined : await PostgresJobQueue.open(o.database, { heartbeatSeconds: o.jobHeartbeatSeconds });
+      const tuning = new TuningService(platform, queue ? { queue } : {});
       const shutdown = new AbortController();
       const tokenizer = new PromptTokenizer();
       const app = createApp({
@@ -80,7 +93,7 @@ export function registerServeCommand(program: Command): void {
           engine: { parallel: o.parallel, maxQueue: o.maxQueue, adapterMemory: o.adapterMemory },
         }),
         auth: platform.iam,
-        assertLocation: (l) => platform.config.assertLocation(l),
+        assertLocation: async (l) => await platform.config.assertLocation(l),
         tokenizer,
         shutdown: shutdown.signal,
         maxObjectBytes: o.maxObjectSize,
@@ -88,8 +101,8 @@ export function registerServeCommand(program: Command): void {
         ...(safety ? { safety } : {}),
       });
       const server = await listen(app, { port: o.port, host: o.host });
-      tuning.runner.start();
-      process.stdout.write(`tunekit: serving ${dataDir} at ${server.url}\n`);
+      await tuning.runner.start();
+      process.stdout.write(`tunekit: serving ${o.database === undefined ? dataDir : `${platform.db.describe()} (storage ${dataDir})`} at ${server.url}\n`);
       process.stdout.write(`tunekit: web console: ${server.url}/console\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {
@@ -105,7 +118,7 @@ export function registerServeCommand(program: Command): void {
             await server.close(o.shutdownSeconds * 1000);
             await tokenizer.close();
             await tuning.runner.stop();
-            platform.close(); // last: nothing may use the database after this
+            await platform.close(); // last: nothing may use the database after this
             resolve();
           })();
         };

@@ -23,11 +23,11 @@ export function dataDirOption(cmd: Command): Command {
 
 /** Runs `fn` with the platform of `dataDir`, closing it afterwards. */
 export async function withPlatform<T>(dataDir: string, fn: (p: Platform) => T | Promise<T>): Promise<T> {
-  const p = Platform.open({ dataDir });
+  const p = await Platform.open({ dataDir });
   try {
     return await fn(p);
   } finally {
-    p.close();
+    await p.close();
   }
 }
 
@@ -43,8 +43,8 @@ export function registerStorageCommands(program: Command): void {
       .option('--project <project>', 'owning project (its role bindings govern access)', 'default'),
   ).action(async (uri: string, o: DataDirOption & { location: string; project: string }) => {
     const { bucket } = parseGsUri(uri, { allowBucketOnly: true });
-    await withPlatform(o.dataDir, (p) => {
-      const b = p.storage.createBucket(bucket, { location: o.location, project: o.project });
+    await withPlatform(o.dataDir, async (p) => {
+      const b = await p.storage.createBucket(bucket, { location: o.location, project: o.project });
       process.stdout.write(`created gs://${b.name} in ${b.location} (project ${b.project})\n`);
     });
   });
@@ -84,9 +84,9 @@ export function registerStorageCommands(program: Command): void {
       .option('-l, --long', 'a table: location, project and creation time of buckets; size, update time and generation of objects')
       .option('--json', 'the buckets as a JSON array, or {prefixes, objects} under a bucket (all pages)'),
   ).action(async (uri: string | undefined, o: DataDirOption & { long?: boolean; json?: boolean }) => {
-    await withPlatform(o.dataDir, (p) => {
+    await withPlatform(o.dataDir, async (p) => {
       if (uri === undefined) {
-        const buckets = p.storage.listBuckets();
+        const buckets = await p.storage.listBuckets();
         if (o.json) return printJson(buckets);
         if (!o.long || buckets.length === 0) return void process.stdout.write(buckets.map((b) => `gs://${b.name}/\n`).join(''));
         process.stdout.write(table(['BUCKET', 'LOCATION', 'PROJECT', 'CREATED'], buckets.map((b) => [`gs://${b.name}/`, b.location, b.project, b.createTime])));
@@ -97,7 +97,7 @@ export function registerStorageCommands(program: Command): void {
       const objects: ObjectInfo[] = [];
       let pageToken: string | undefined;
       do {
-        const page = p.storage.listObjects(bucket, { prefix, delimiter: '/', pageToken });
+        const page = await p.storage.listObjects(bucket, { prefix, delimiter: '/', pageToken });
         prefixes.push(...page.prefixes);
         objects.push(...page.objects);
         pageToken = page.nextPageToken;
@@ -120,8 +120,8 @@ export function registerStorageCommands(program: Command): void {
       .argument('<gs://bucket/object>', 'object URI'),
   ).action(async (uri: string, o: DataDirOption) => {
     const { bucket, object } = parseGsUri(uri);
-    await withPlatform(o.dataDir, (p) => {
-      p.storage.deleteObject(bucket, object);
+    await withPlatform(o.dataDir, async (p) => {
+      await p.storage.deleteObject(bucket, object);
       process.stdout.write(`removed ${uri}\n`);
     });
   });
@@ -129,5 +129,5 @@ export function registerStorageCommands(program: Command): void {
 
 async function* copySource(p: Platform, src: string): AsyncIterable<Buffer> {
   const s = parseGsUri(src);
-  for await (const chunk of p.storage.createReadStream(s.bucket, s.object)) yield chunk as Buffer;
+  for await (const chunk of await p.storage.createReadStream(s.bucket, s.object)) yield chunk as Buffer;
 }

@@ -32,14 +32,14 @@ import { listCheckpoints, VALIDATION_FILE, type JobSpec } from './spec.js';
 const RUN_FILE = 'run.json';
 
 /** The gs:// directory (ending in /) the evaluation's files go to. */
-export function evaluationOutputDir(spec: JobSpec, storage: ObjectStore): string {
+export async function evaluationOutputDir(spec: JobSpec, storage: ObjectStore): Promise<string> {
   const under = (uri: string) => {
     const { bucket, object } = parseGsUri(uri, { allowBucketOnly: true });
     return gsUri(bucket, `${object && !object.endsWith('/') ? `${object}/` : object}${spec.jobId}/evaluation/`);
   };
   const prefix = spec.evaluation?.outputUriPrefix ?? spec.outputUri;
   if (prefix) return under(prefix);
-  return gsUri(ensureManagedBucket(storage, spec.project, spec.location), `tuningJobs/${spec.jobId}/evaluation/`);
+  return gsUri(await ensureManagedBucket(storage, spec.project, spec.location), `tuningJobs/${spec.jobId}/evaluation/`);
 }
 
 /**
@@ -72,7 +72,7 @@ export async function evaluateTunedModel(spec: JobSpec, jobDir: string, outDir: 
     const outcome = await runEvaluation(examples, side(`tuning job ${spec.jobId} (checkpoint ${checkpointId})`, outDir), side(spec.baseModel), {
       metrics: ev.metrics.map(metricDef), judge: judgeSettings, bootstrapSeed: seed ?? 0, onProgress: () => check(),
     });
-    const outputDir = evaluationOutputDir(spec, storage);
+    const outputDir = await evaluationOutputDir(spec, storage);
     const files = writeEvalOutputs(path.join(local, 'files'), outcome, {
       dataset: ev.datasetUri, candidate: `tuning job ${spec.jobId} (checkpoint ${checkpointId})`, baseline: spec.baseModel,
       ...(ev.judge ? { judge: ev.judge.model, judgeSamples: ev.judge.samples } : {}),
@@ -80,7 +80,7 @@ export async function evaluateTunedModel(spec: JobSpec, jobDir: string, outDir: 
       tuningJob: `projects/${spec.project}/locations/${spec.location}/tuningJobs/${spec.jobId}`, createdAt: new Date().toISOString(),
     });
     const { bucket, object } = parseGsUri(outputDir, { allowBucketOnly: true });
-    for (const f of [files.results, files.summary, files.report]) storage.putObjectSync(bucket, object + path.basename(f), fs.readFileSync(f));
+    for (const f of [files.results, files.summary, files.report]) await storage.putObject(bucket, object + path.basename(f), fs.readFileSync(f));
     const { results, unscored } = aggregationResults(ev.metrics, outcome);
     run = {
       checkpointId,

@@ -33,15 +33,15 @@ export function managedBucketName(project: string, location: string): string {
   return `tunekit-${location}-${createHash('sha256').update(project).digest('hex').slice(0, 12)}`;
 }
 
-export function ensureManagedBucket(storage: ObjectStore, project: string, location: string): string {
+export async function ensureManagedBucket(storage: ObjectStore, project: string, location: string): Promise<string> {
   const name = managedBucketName(project, location);
-  let bucket = storage.findBucket(name);
+  let bucket = await storage.findBucket(name);
   if (!bucket) {
     try {
-      bucket = storage.createBucket(name, { project, location });
+      bucket = await storage.createBucket(name, { project, location });
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
-      bucket = storage.getBucket(name);
+      bucket = await storage.getBucket(name);
     }
   }
   if (bucket.project !== project || bucket.location !== location) {

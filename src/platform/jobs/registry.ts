@@ -15,7 +15,7 @@ class AbortedError extends TunekitError {
     super('ABORTED' as never, message);
   }
 }
-import { newNumericId, now, type PlatformDb } from '../db.js';
+import { newNumericId, now, type PlatformDb, type SqlValue } from '../db.js';
 import type { TuningJobs } from '../jobs.js';
 import { fitPage, LIMITS, type PageOptions } from '../limits.js';
 
@@ -103,22 +103,24 @@ export class Registry {
    * Registers the adapter of a succeeded job as a model version, deploys it on a new endpoint and ends
    * the job SUCCEEDED with `result(model, version, endpoint)` as its result, all in one transaction.
    * If the job already has a registered version (a worker re-run after a crash past this point), that
-   * registration is kept and returned.
+   * registration is kept and returned. With `job.attempt`, nothing happens (finished: false) unless the
+   * job is still held by that attempt.
    */
-  commitTunedModel(
+  async commitTunedModel(
     jobs: TuningJobs,
-    job: { id: string; project: string; location: string; displayName: string; baseModel: string; labels?: Record<string, string>; parentModelId?: string },
+    job: { id: string; project: string; location: string; displayName: string; baseModel: string; labels?: Record<string, string>; parentModelId?: string; attempt?: number },
     version: { adapterUri: string; checkpoints: CheckpointInfo[] },
     result: (t: { model: string; endpoint: string }) => unknown,
-  ): { model: string; endpoint: string; finished: boolean } {
-    return this.db.immediate(() => {
-      const existing = this.db.sqlite
-        .prepare(
-          `SELECT v.model_id, v.version, d.endpoint_id FROM model_versions v
+  ): Promise<{ model: string; endpoint: string; finished: boolean }> {
+    return await this.db.transaction(async () => {
+      if (job.attempt !== undefined) {
+        // Fenced: a run that no longer holds the job (taken over by another worker) registers nothing.
+        const held = await this.db.get("SELECT 1 FROM tuning_jobs WHERE id = ? AND attempts = ? AND state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING')", job.id, job.attempt);
+        if (!held) return { model: '', endpoint: '', finished: false };
+      }
+      const existing = (await this.db.get(`SELECT v.model_id, v.version, d.endpoint_id FROM model_versions v
              LEFT JOIN deployed_models d ON d.model_id = v.model_id AND d.model_version = v.version
-           WHERE v.tuning_job = ? LIMIT 1`,
-        )
-        .get(job.id) as { model_id: string; version: number; endpoint_id: string | null } | undefined;
+           WHERE v.tuning_job = ? LIMIT 1`, job.id)) as { model_id: string; version: number; endpoint_id: string | null } | undefined;
       const prefix = `projects/${job.project}/locations/${job.location}`;
       let model: string;
       let endpoint: string;
@@ -132,30 +134,22 @@ export class Registry {
         // display name does not make a version (tuned_model_display_name's comment in tuning_job.proto).
         // A parent deleted while the job ran leaves the result a Model of its own.
         const parent = job.parentModelId === undefined ? undefined
-          : this.db.sqlite.prepare('SELECT id FROM models WHERE id = ? AND project = ? AND location = ?').get(job.parentModelId, job.project, job.location) as { id: string } | undefined;
+          : (await this.db.get('SELECT id FROM models WHERE id = ? AND project = ? AND location = ?', job.parentModelId, job.project, job.location)) as { id: string } | undefined;
         const modelId = parent?.id ?? newNumericId();
         if (parent) {
-          this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, modelId);
+          await this.db.run('UPDATE models SET update_time = ? WHERE id = ?', t, modelId);
         } else {
-          this.db.sqlite
-            .prepare('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-            .run(modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
+          await this.db.run('INSERT INTO models (id, project, location, display_name, base_model, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', modelId, job.project, job.location, job.displayName, job.baseModel, t, t, labelsColumn(job.labels));
         }
-        const v = (this.db.sqlite.prepare('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?').get(modelId) as { v: number }).v;
-        this.db.sqlite
-          .prepare('INSERT INTO model_versions (model_id, version, tuning_job, adapter_uri, checkpoints, create_time) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(modelId, v, job.id, version.adapterUri, JSON.stringify(version.checkpoints), t);
+        const v = ((await this.db.get('SELECT COALESCE(MAX(version), 0) + 1 AS v FROM model_versions WHERE model_id = ?', modelId)) as { v: number }).v;
+        await this.db.run('INSERT INTO model_versions (model_id, version, tuning_job, adapter_uri, checkpoints, create_time) VALUES (?, ?, ?, ?, ?, ?)', modelId, v, job.id, version.adapterUri, JSON.stringify(version.checkpoints), t);
         const endpointId = newNumericId();
-        this.db.sqlite
-          .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?)')
-          .run(endpointId, job.project, job.location, job.displayName, t, t, labelsColumn(job.labels));
-        this.db.sqlite
-          .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)')
-          .run(newNumericId(), endpointId, modelId, v, t);
+        await this.db.run('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels) VALUES (?, ?, ?, ?, ?, ?, ?)', endpointId, job.project, job.location, job.displayName, t, t, labelsColumn(job.labels));
+        await this.db.run('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time) VALUES (?, ?, ?, ?, 100, ?)', newNumericId(), endpointId, modelId, v, t);
         model = `${prefix}/models/${modelId}@${v}`;
         endpoint = `${prefix}/endpoints/${endpointId}`;
       }
-      const finished = jobs.finish(job.id, { state: 'JOB_STATE_SUCCEEDED', result: result({ model, endpoint }) });
+      const finished = await jobs.finish(job.id, { state: 'JOB_STATE_SUCCEEDED', result: result({ model, endpoint }) }, job.attempt);
       return { model, endpoint, finished };
     });
   }
@@ -163,33 +157,33 @@ export class Registry {
   // ---- models ----
 
   /** `id` may carry a version (`123@2`); NOT_FOUND naming the model otherwise. */
-  getModel(project: string, location: string, id: string): ModelRecord {
+  async getModel(project: string, location: string, id: string): Promise<ModelRecord> {
     const { modelId } = splitVersion(id);
-    const row = this.db.sqlite.prepare('SELECT * FROM models WHERE id = ? AND project = ? AND location = ?').get(modelId, project, location) as ModelRow | undefined;
+    const row = (await this.db.get('SELECT * FROM models WHERE id = ? AND project = ? AND location = ?', modelId, project, location)) as ModelRow | undefined;
     if (!row) throw new NotFoundError(`Model projects/${project}/locations/${location}/models/${id} does not exist.`);
-    return this.toModel(row);
+    return await this.toModel(row);
   }
 
   /** Newest first; pages of at most `pageSize` (100) models and about LIMITS.listPageBytes of JSON (by `sizeOf`). */
-  listModels(
+  async listModels(
     project: string, location: string,
     opts: PageOptions<ModelRecord> & { displayName?: string; labels?: [string, string | undefined][] } = {},
-  ): { models: ModelRecord[]; nextPageToken?: string } {
+  ): Promise<{ models: ModelRecord[]; nextPageToken?: string }> {
     const { size, offset } = page(opts);
     let where = 'project = ? AND location = ?';
-    const args: unknown[] = [project, location];
+    const args: SqlValue[] = [project, location];
     if (opts.displayName !== undefined) {
       where += ' AND display_name = ?';
       args.push(opts.displayName);
     }
+    const label = this.db.jsonField('labels');
     for (const [key, value] of opts.labels ?? []) {
-      where += value === undefined ? ' AND json_extract(labels, ?) IS NOT NULL' : ' AND json_extract(labels, ?) = ?';
-      args.push(`$."${key}"`, ...(value === undefined ? [] : [value]));
+      where += value === undefined ? ` AND ${label.sql} IS NOT NULL` : ` AND ${label.sql} = ?`;
+      args.push(label.arg(key), ...(value === undefined ? [] : [value]));
     }
-    const rows = this.db.sqlite
-      .prepare(`SELECT * FROM models WHERE ${where} ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?`)
-      .all(...args, size + 1, offset) as ModelRow[];
-    const all = rows.slice(0, size).map((r) => this.toModel(r));
+    const rows = (await this.db.all(`SELECT * FROM models WHERE ${where} ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?`, ...args, size + 1, offset)) as ModelRow[];
+    const all: ModelRecord[] = [];
+    for (const r of rows.slice(0, size)) all.push(await this.toModel(r));
     const models = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
     return rows.length > models.length ? { models, nextPageToken: pageToken(offset + models.length) } : { models };
   }
@@ -204,19 +198,18 @@ export class Registry {
 
   // ---- endpoints ----
 
-  getEndpoint(project: string, location: string, id: string): EndpointRecord {
-    const row = this.db.sqlite.prepare('SELECT * FROM endpoints WHERE id = ? AND project = ? AND location = ?').get(id, project, location) as EndpointRow | undefined;
+  async getEndpoint(project: string, location: string, id: string): Promise<EndpointRecord> {
+    const row = (await this.db.get('SELECT * FROM endpoints WHERE id = ? AND project = ? AND location = ?', id, project, location)) as EndpointRow | undefined;
     if (!row) throw new NotFoundError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} does not exist.`);
-    return this.toEndpoint(row);
+    return await this.toEndpoint(row);
   }
 
   /** Newest first; pages of at most `pageSize` (100) endpoints and about LIMITS.listPageBytes of JSON (by `sizeOf`). */
-  listEndpoints(project: string, location: string, opts: PageOptions<EndpointRecord> = {}): { endpoints: EndpointRecord[]; nextPageToken?: string } {
+  async listEndpoints(project: string, location: string, opts: PageOptions<EndpointRecord> = {}): Promise<{ endpoints: EndpointRecord[]; nextPageToken?: string }> {
     const { size, offset } = page(opts);
-    const rows = this.db.sqlite
-      .prepare('SELECT * FROM endpoints WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?')
-      .all(project, location, size + 1, offset) as EndpointRow[];
-    const all = rows.slice(0, size).map((r) => this.toEndpoint(r));
+    const rows = (await this.db.all('SELECT * FROM endpoints WHERE project = ? AND location = ? ORDER BY create_time DESC, id DESC LIMIT ? OFFSET ?', project, location, size + 1, offset)) as EndpointRow[];
+    const all: EndpointRecord[] = [];
+    for (const r of rows.slice(0, size)) all.push(await this.toEndpoint(r));
     const endpoints = all.slice(0, fitPage(all, opts.sizeOf, opts.maxBytes));
     return rows.length > endpoints.length ? { endpoints, nextPageToken: pageToken(offset + endpoints.length) } : { endpoints };
   }
@@ -225,8 +218,8 @@ export class Registry {
    * The model version that serves one request to an endpoint: a deployed model drawn with the
    * probabilities of the endpoint's trafficSplit (percentages); INVALID_ARGUMENT when nothing is deployed.
    */
-  endpointTarget(project: string, location: string, id: string): EndpointTarget {
-    const endpoint = this.getEndpoint(project, location, id);
+  async endpointTarget(project: string, location: string, id: string): Promise<EndpointTarget> {
+    const endpoint = await this.getEndpoint(project, location, id);
     const withTraffic = endpoint.deployedModels.filter((d) => d.trafficPercent > 0);
     let deployed: DeployedModelRecord | undefined;
     if (withTraffic.length > 0) {
@@ -237,7 +230,7 @@ export class Registry {
       deployed = endpoint.deployedModels[endpoint.deployedModels.length - 1];
     }
     if (!deployed) throw new InvalidRequestError(`Endpoint ${endpoint.name} has no deployed model.`);
-    const model = this.getModel(project, location, deployed.modelId);
+    const model = await this.getModel(project, location, deployed.modelId);
     const version = this.modelVersion(model, `${deployed.modelId}@${deployed.modelVersion}`);
     return { endpoint, deployed, model, version };
   }
@@ -248,12 +241,12 @@ export class Registry {
    * endpoint's; an empty one leaves it as it is (the new model gets 0%), except on an endpoint with
    * nothing deployed, where the new model gets 100%.
    */
-  deploy(
+  async deploy(
     project: string, location: string, endpointId: string, modelName: string, trafficSplit: Record<string, number> = {}, checkpointId?: string,
-  ): DeployedModelRecord {
-    return this.db.immediate(() => {
-      const endpoint = this.getEndpoint(project, location, endpointId);
-      const model = this.getModel(project, location, modelName);
+  ): Promise<DeployedModelRecord> {
+    return await this.db.transaction(async () => {
+      const endpoint = await this.getEndpoint(project, location, endpointId);
+      const model = await this.getModel(project, location, modelName);
       const v = this.modelVersion(model, modelName);
       if (checkpointId !== undefined && !v.checkpoints.some((k) => k.checkpointId === checkpointId && k.adapterUri)) {
         throw new InvalidRequestError(
@@ -267,15 +260,13 @@ export class Registry {
       const id = newNumericId();
       let share: number;
       if (split) {
-        for (const d of existing) this.setTraffic(d, split[d] ?? 0);
+        for (const d of existing) await this.setTraffic(d, split[d] ?? 0);
         share = split['0'] ?? 0;
       } else {
         share = existing.length === 0 ? 100 : 0;
       }
-      this.db.sqlite
-        .prepare('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time, checkpoint_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(id, endpoint.id, model.id, v.version, share, t, checkpointId ?? null);
-      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(t, endpoint.id);
+      await this.db.run('INSERT INTO deployed_models (id, endpoint_id, model_id, model_version, traffic_percent, create_time, checkpoint_id) VALUES (?, ?, ?, ?, ?, ?, ?)', id, endpoint.id, model.id, v.version, share, t, checkpointId ?? null);
+      await this.db.run('UPDATE endpoints SET update_time = ? WHERE id = ?', t, endpoint.id);
       return { id, modelId: model.id, modelVersion: v.version, trafficPercent: share, createTime: t, ...(checkpointId !== undefined ? { checkpointId } : {}) };
     });
   }
@@ -285,9 +276,9 @@ export class Registry {
    * replaces the endpoint's (over the models that stay; the undeployed one may appear with 0); without
    * one, a model that still has traffic cannot be undeployed (FAILED_PRECONDITION), unless it is the last.
    */
-  undeploy(project: string, location: string, endpointId: string, deployedModelId: string, trafficSplit: Record<string, number> = {}): void {
-    this.db.immediate(() => {
-      const endpoint = this.getEndpoint(project, location, endpointId);
+  async undeploy(project: string, location: string, endpointId: string, deployedModelId: string, trafficSplit: Record<string, number> = {}): Promise<void> {
+    await this.db.transaction(async () => {
+      const endpoint = await this.getEndpoint(project, location, endpointId);
       const target = endpoint.deployedModels.find((d) => d.id === deployedModelId);
       if (!target) throw new NotFoundError(`Deployed model ${deployedModelId} does not exist on ${endpoint.name}.`);
       const staying = endpoint.deployedModels.filter((d) => d.id !== deployedModelId).map((d) => d.id);
@@ -300,33 +291,31 @@ export class Registry {
           `Deployed model ${deployedModelId} has ${target.trafficPercent}% of ${endpoint.name}'s traffic: undeploy it with a traffic_split that gives its share to the models that stay.`,
         );
       }
-      this.db.sqlite.prepare('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?').run(deployedModelId, endpoint.id);
-      if (split) for (const d of staying) this.setTraffic(d, split[d] ?? 0);
-      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
+      await this.db.run('DELETE FROM deployed_models WHERE id = ? AND endpoint_id = ?', deployedModelId, endpoint.id);
+      if (split) for (const d of staying) await this.setTraffic(d, split[d] ?? 0);
+      await this.db.run('UPDATE endpoints SET update_time = ? WHERE id = ?', now(), endpoint.id);
     });
   }
 
   /** A new endpoint with nothing deployed (EndpointService.CreateEndpoint). */
-  createEndpoint(project: string, location: string, e: { displayName: string; description?: string; labels?: Record<string, string>; id?: string }): EndpointRecord {
-    return this.db.immediate(() => {
+  async createEndpoint(project: string, location: string, e: { displayName: string; description?: string; labels?: Record<string, string>; id?: string }): Promise<EndpointRecord> {
+    return await this.db.transaction(async () => {
       const id = e.id ?? newNumericId();
-      if (this.db.sqlite.prepare('SELECT 1 FROM endpoints WHERE id = ?').get(id)) throw new AlreadyExistsError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} already exists.`);
+      if ((await this.db.get('SELECT 1 FROM endpoints WHERE id = ?', id))) throw new AlreadyExistsError(`Endpoint projects/${project}/locations/${location}/endpoints/${id} already exists.`);
       const t = now();
-      this.db.sqlite
-        .prepare('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, project, location, e.displayName, t, t, labelsColumn(e.labels), e.description || null);
-      return this.getEndpoint(project, location, id);
+      await this.db.run('INSERT INTO endpoints (id, project, location, display_name, create_time, update_time, labels, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', id, project, location, e.displayName, t, t, labelsColumn(e.labels), e.description || null);
+      return await this.getEndpoint(project, location, id);
     });
   }
 
   /** Deletes an endpoint; FAILED_PRECONDITION while a model is deployed on it (undeploy first, as Vertex requires). */
-  deleteEndpoint(project: string, location: string, id: string): void {
-    this.db.immediate(() => {
-      const endpoint = this.getEndpoint(project, location, id);
+  async deleteEndpoint(project: string, location: string, id: string): Promise<void> {
+    await this.db.transaction(async () => {
+      const endpoint = await this.getEndpoint(project, location, id);
       if (endpoint.deployedModels.length > 0) {
         throw new FailedPreconditionError(`Endpoint ${endpoint.name} has ${endpoint.deployedModels.length} deployed model(s) (${endpoint.deployedModels.map((d) => d.id).join(', ')}): undeploy them first.`);
       }
-      this.db.sqlite.prepare('DELETE FROM endpoints WHERE id = ?').run(endpoint.id);
+      await this.db.run('DELETE FROM endpoints WHERE id = ?', endpoint.id);
     });
   }
 
@@ -335,18 +324,18 @@ export class Registry {
    * mask), with optimistic concurrency: when `etag` is given it must be the model's current one (ABORTED
    * otherwise).
    */
-  updateModel(project: string, location: string, id: string, patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; etag?: string }): ModelRecord {
-    return this.db.immediate(() => {
-      const model = this.getModel(project, location, id);
+  async updateModel(project: string, location: string, id: string, patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; etag?: string }): Promise<ModelRecord> {
+    return await this.db.transaction(async () => {
+      const model = await this.getModel(project, location, id);
       if (patch.etag !== undefined && patch.etag !== modelEtag(model)) {
         throw new AbortedError(`The etag ${JSON.stringify(patch.etag)} of ${model.name} is stale (the model changed since it was read): read it again and retry.`);
       }
       const t = now();
-      if (patch.displayName !== undefined) this.db.sqlite.prepare('UPDATE models SET display_name = ? WHERE id = ?').run(patch.displayName, model.id);
-      if (patch.description !== undefined) this.db.sqlite.prepare('UPDATE models SET description = ? WHERE id = ?').run(patch.description || null, model.id);
-      if (patch.labels !== undefined) this.db.sqlite.prepare('UPDATE models SET labels = ? WHERE id = ?').run(labelsColumn(patch.labels ?? undefined), model.id);
-      this.db.sqlite.prepare('UPDATE models SET update_time = ? WHERE id = ?').run(t, model.id);
-      return this.getModel(project, location, model.id);
+      if (patch.displayName !== undefined) (await this.db.run('UPDATE models SET display_name = ? WHERE id = ?', patch.displayName, model.id));
+      if (patch.description !== undefined) (await this.db.run('UPDATE models SET description = ? WHERE id = ?', patch.description || null, model.id));
+      if (patch.labels !== undefined) (await this.db.run('UPDATE models SET labels = ? WHERE id = ?', labelsColumn(patch.labels ?? undefined), model.id));
+      await this.db.run('UPDATE models SET update_time = ? WHERE id = ?', t, model.id);
+      return await this.getModel(project, location, model.id);
     });
   }
 
@@ -355,12 +344,12 @@ export class Registry {
    * labels, and the traffic split (deployed model id -> percent over every deployed model, summing to 100;
    * models left out get 0), with the etag's optimistic concurrency as updateModel.
    */
-  updateEndpoint(
+  async updateEndpoint(
     project: string, location: string, id: string,
     patch: { displayName?: string; description?: string; labels?: Record<string, string> | null; trafficSplit?: Record<string, number>; etag?: string },
-  ): EndpointRecord {
-    return this.db.immediate(() => {
-      const endpoint = this.getEndpoint(project, location, id);
+  ): Promise<EndpointRecord> {
+    return await this.db.transaction(async () => {
+      const endpoint = await this.getEndpoint(project, location, id);
       if (patch.etag !== undefined && patch.etag !== endpointEtag(endpoint)) {
         throw new AbortedError(`The etag ${JSON.stringify(patch.etag)} of ${endpoint.name} is stale (the endpoint changed since it was read): read it again and retry.`);
       }
@@ -370,44 +359,42 @@ export class Registry {
           ? {}
           : checkTrafficSplit(patch.trafficSplit, deployed, 'endpoint.traffic_split');
         if (!split) throw new InvalidRequestError(`endpoint.traffic_split is empty but ${endpoint.name} has deployed models (${deployed.join(', ')}): give them percentages summing to 100.`);
-        for (const d of deployed) this.setTraffic(d, split[d] ?? 0);
+        for (const d of deployed) await this.setTraffic(d, split[d] ?? 0);
       }
-      if (patch.displayName !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET display_name = ? WHERE id = ?').run(patch.displayName, endpoint.id);
-      if (patch.description !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET description = ? WHERE id = ?').run(patch.description || null, endpoint.id);
-      if (patch.labels !== undefined) this.db.sqlite.prepare('UPDATE endpoints SET labels = ? WHERE id = ?').run(labelsColumn(patch.labels ?? undefined), endpoint.id);
-      this.db.sqlite.prepare('UPDATE endpoints SET update_time = ? WHERE id = ?').run(now(), endpoint.id);
-      return this.getEndpoint(project, location, endpoint.id);
+      if (patch.displayName !== undefined) (await this.db.run('UPDATE endpoints SET display_name = ? WHERE id = ?', patch.displayName, endpoint.id));
+      if (patch.description !== undefined) (await this.db.run('UPDATE endpoints SET description = ? WHERE id = ?', patch.description || null, endpoint.id));
+      if (patch.labels !== undefined) (await this.db.run('UPDATE endpoints SET labels = ? WHERE id = ?', labelsColumn(patch.labels ?? undefined), endpoint.id));
+      await this.db.run('UPDATE endpoints SET update_time = ? WHERE id = ?', now(), endpoint.id);
+      return await this.getEndpoint(project, location, endpoint.id);
     });
   }
 
   /** Where a model's versions are deployed (Model.deployedModels: DeployedModelRef). */
-  deployedRefs(modelId: string): { endpoint: string; deployedModelId: string; version: number }[] {
-    const rows = this.db.sqlite
-      .prepare('SELECT d.id, d.model_version, e.id AS endpoint_id, e.project, e.location FROM deployed_models d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.model_id = ? ORDER BY d.create_time, d.id')
-      .all(modelId) as { id: string; model_version: number; endpoint_id: string; project: string; location: string }[];
+  async deployedRefs(modelId: string): Promise<{ endpoint: string; deployedModelId: string; version: number }[]> {
+    const rows = (await this.db.all('SELECT d.id, d.model_version, e.id AS endpoint_id, e.project, e.location FROM deployed_models d JOIN endpoints e ON e.id = d.endpoint_id WHERE d.model_id = ? ORDER BY d.create_time, d.id', modelId)) as { id: string; model_version: number; endpoint_id: string; project: string; location: string }[];
     return rows.map((r) => ({ endpoint: `projects/${r.project}/locations/${r.location}/endpoints/${r.endpoint_id}`, deployedModelId: r.id, version: r.model_version }));
   }
 
   /** Deletes a model and its versions; FAILED_PRECONDITION while any version is deployed (Vertex's rule). */
-  deleteModel(project: string, location: string, id: string): void {
-    this.db.immediate(() => {
-      const model = this.getModel(project, location, id);
+  async deleteModel(project: string, location: string, id: string): Promise<void> {
+    await this.db.transaction(async () => {
+      const model = await this.getModel(project, location, id);
       if (/@/.test(id)) throw new InvalidRequestError(`models.delete takes a model, not a version: ${id}.`);
-      const refs = this.deployedRefs(model.id);
+      const refs = await this.deployedRefs(model.id);
       if (refs.length > 0) {
         throw new FailedPreconditionError(`Model ${model.name} is deployed on ${[...new Set(refs.map((r) => r.endpoint))].join(', ')}: undeploy it first.`);
       }
-      this.db.sqlite.prepare('DELETE FROM model_versions WHERE model_id = ?').run(model.id);
-      this.db.sqlite.prepare('DELETE FROM models WHERE id = ?').run(model.id);
+      await this.db.run('DELETE FROM model_versions WHERE model_id = ?', model.id);
+      await this.db.run('DELETE FROM models WHERE id = ?', model.id);
     });
   }
 
-  private setTraffic(deployedModelId: string, percent: number): void {
-    this.db.sqlite.prepare('UPDATE deployed_models SET traffic_percent = ? WHERE id = ?').run(percent, deployedModelId);
+  private async setTraffic(deployedModelId: string, percent: number): Promise<void> {
+    await this.db.run('UPDATE deployed_models SET traffic_percent = ? WHERE id = ?', percent, deployedModelId);
   }
 
-  private toModel(r: ModelRow): ModelRecord {
-    const versions = (this.db.sqlite.prepare('SELECT * FROM model_versions WHERE model_id = ? ORDER BY version').all(r.id) as VersionRow[]).map((v) => {
+  private async toModel(r: ModelRow): Promise<ModelRecord> {
+    const versions = ((await this.db.all('SELECT * FROM model_versions WHERE model_id = ? ORDER BY version', r.id)) as VersionRow[]).map((v) => {
       const rec: ModelVersionRecord = {
         modelId: v.model_id, version: v.version, adapterUri: v.adapter_uri,
         checkpoints: v.checkpoints ? JSON.parse(v.checkpoints) as CheckpointInfo[] : [], createTime: v.create_time,
@@ -423,8 +410,8 @@ export class Registry {
     };
   }
 
-  private toEndpoint(r: EndpointRow): EndpointRecord {
-    const deployedModels = (this.db.sqlite.prepare('SELECT * FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time, id').all(r.id) as DeployedRow[])
+  private async toEndpoint(r: EndpointRow): Promise<EndpointRecord> {
+    const deployedModels = ((await this.db.all('SELECT * FROM deployed_models WHERE endpoint_id = ? ORDER BY create_time, id', r.id)) as DeployedRow[])
       .map((d) => ({
         id: d.id, modelId: d.model_id, modelVersion: d.model_version, trafficPercent: d.traffic_percent, createTime: d.create_time,
         ...(d.checkpoint_id !== null ? { checkpointId: d.checkpoint_id } : {}),

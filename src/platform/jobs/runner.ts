@@ -38,11 +38,25 @@ export interface RunnerOptions {
   log?: (message: string) => void;
 }
 
+/**
+ * Where created jobs go to be run: this file's JobRunner (forked workers of this server, SQLite), or
+ * PostgreSQL's queue pulled by `tunekit worker` machines (src/platform/postgres/queue.ts).
+ */
+export interface JobQueue {
+  /** Starts taking work; returns the ids of jobs recovered from an earlier run. */
+  start(): Promise<string[]>;
+  /** A job was created (its row and staging directory exist). */
+  enqueue(jobId: string): Promise<void>;
+  /** After TuningJobs.cancel. */
+  cancel(jobId: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 /** How often leftovers are swept while the server runs (they are also swept at start). */
 const SWEEP_MS = 60 * 60 * 1000;
 
-export class JobRunner {
+export class JobRunner implements JobQueue {
   private readonly workers = new Map<string, ChildProcess>();
   private readonly exited = new Map<string, Promise<void>>();
   private readonly maxWorkers: number;
@@ -55,6 +69,8 @@ export class JobRunner {
   private readonly turns = new Map<string, number>();
   private claims = 0;
   private lastSweep = 0;
+  private ticking: Promise<void> | undefined;
+  private again = false;
 
   constructor(
     private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions = {},
@@ -65,15 +81,19 @@ export class JobRunner {
   }
 
   /** Recovers the jobs a dead server left behind and starts taking work. Returns the recovered job ids. */
-  start(): string[] {
-    const recovered = this.jobs.recoverInterrupted((pid) => pid !== process.pid && isServer(pid));
-    this.sweep();
+  async start(): Promise<string[]> {
+    const recovered = await this.jobs.recoverInterrupted((pid) => pid !== process.pid && isServer(pid));
+    await this.sweep();
     this.started = true;
     for (const id of recovered) this.log(`job ${id}: interrupted by a server stop; it resumes from its last checkpoint`);
-    this.timer = setInterval(() => this.tick(), this.pollMs);
+    this.timer = setInterval(() => void this.tick(), this.pollMs);
     this.timer.unref();
     this.kick();
     return recovered;
+  }
+
+  async enqueue(): Promise<void> {
+    this.kick();
   }
 
   /** Looks for work soon (after a create); nothing before start(). */
@@ -82,15 +102,15 @@ export class JobRunner {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.tick();
+      void this.tick();
     });
   }
 
   /** After TuningJobs.cancel: stops the job's worker, if this runner has one; else cleans up an ended job. */
-  cancel(jobId: string): void {
+  async cancel(jobId: string): Promise<void> {
     const worker = this.workers.get(jobId);
     if (worker) worker.kill('SIGKILL');
-    else this.cleanUpIfEnded(jobId);
+    else await this.cleanUpIfEnded(jobId);
   }
 
   /** Job ids with a live worker. */
@@ -104,17 +124,34 @@ export class JobRunner {
     if (this.timer) clearInterval(this.timer);
     for (const w of this.workers.values()) w.kill('SIGKILL');
     await Promise.all(this.exited.values());
-    this.jobs.recoverInterrupted(() => false);
+    await this.ticking;
+    await this.jobs.recoverInterrupted(() => false);
   }
 
-  private tick(): void {
-    if (!this.started || this.stopping || !this.db.sqlite.open) return;
+  /** One look for work at a time: a tick asked for while one runs waits for it and runs again. */
+  private tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return this.ticking;
+    }
+    this.ticking = this.tickOnce().finally(() => {
+      this.ticking = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.tick();
+      }
+    });
+    return this.ticking;
+  }
+
+  private async tickOnce(): Promise<void> {
+    if (!this.started || this.stopping || !this.db.isOpen) return;
     try {
       for (const [id, w] of this.workers) {
-        if (this.jobs.find(id)?.state === 'JOB_STATE_CANCELLING') w.kill('SIGKILL');
+        if ((await this.jobs.find(id))?.state === 'JOB_STATE_CANCELLING') w.kill('SIGKILL');
       }
-      while (this.workers.size < this.maxWorkers) {
-        const job = this.jobs.claimNext(process.pid, this.turns);
+      while (this.workers.size < this.maxWorkers && !this.stopping) {
+        const job = await this.jobs.claimNext(process.pid, this.turns);
         if (!job) break;
         this.turns.set(job.project, ++this.claims);
         this.spawn(job.id);
@@ -122,21 +159,20 @@ export class JobRunner {
     } catch (err) {
       this.log(`runner: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     }
-    if (Date.now() - this.lastSweep >= SWEEP_MS) this.sweep();
+    if (Date.now() - this.lastSweep >= SWEEP_MS) await this.sweep();
   }
 
   /** Removes leftovers (see the file comment); errors are logged, never thrown. */
-  private sweep(): void {
+  private async sweep(): Promise<void> {
     this.lastSweep = Date.now();
     try {
       const dataDir = this.db.dataDir;
       removeStaleUploads(dataDir);
-      removeEndedJobDirs(dataDir, (id) => {
-        if (this.workers.has(id)) return true;
-        const job = this.jobs.find(id);
-        return job !== undefined && !TERMINAL_JOB_STATES.includes(job.state);
-      });
-      const removed = this.storage?.recover().removed ?? [];
+      const live = new Set((await this.db.all<{ id: string }>(
+        `SELECT id FROM tuning_jobs WHERE state NOT IN (${TERMINAL_JOB_STATES.map(() => '?').join(', ')})`, ...TERMINAL_JOB_STATES,
+      )).map((r) => r.id));
+      removeEndedJobDirs(dataDir, (id) => this.workers.has(id) || live.has(id));
+      const removed = (await this.storage?.recover())?.removed ?? [];
       if (removed.length) this.log(`storage: removed ${removed.length} file${removed.length === 1 ? '' : 's'} left by interrupted uploads`);
     } catch (err) {
       this.log(`runner: cleaning up: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
@@ -144,10 +180,10 @@ export class JobRunner {
   }
 
   /** Removes the staging directory of a job that has ended. */
-  private cleanUpIfEnded(jobId: string): void {
+  private async cleanUpIfEnded(jobId: string): Promise<void> {
     try {
-      if (!this.db.sqlite.open) return;
-      const job = this.jobs.find(jobId);
+      if (!this.db.isOpen) return;
+      const job = await this.jobs.find(jobId);
       if (job && TERMINAL_JOB_STATES.includes(job.state)) removeJobDir(this.db.dataDir, jobId);
     } catch (err) {
       this.log(`job ${jobId}: cleaning up: ${err instanceof Error ? err.message : String(err)}`);
@@ -161,26 +197,28 @@ export class JobRunner {
       child.once('exit', (code, signal) => {
         this.workers.delete(jobId);
         this.exited.delete(jobId);
-        if (!this.stopping) {
-          this.settle(jobId, code, signal);
-          this.cleanUpIfEnded(jobId);
-        }
-        resolve();
-        this.kick();
+        void (async () => {
+          if (!this.stopping) {
+            await this.settle(jobId, code, signal).catch((err: unknown) => this.log(`job ${jobId}: settling: ${err instanceof Error ? err.message : String(err)}`));
+            await this.cleanUpIfEnded(jobId);
+          }
+          resolve();
+          this.kick();
+        })();
       });
     }));
     child.once('error', (err) => this.log(`job ${jobId}: worker: ${err.message}`));
   }
 
   /** Ends a job its worker left RUNNING or CANCELLING. */
-  private settle(jobId: string, code: number | null, signal: NodeJS.Signals | null): void {
-    if (!this.db.sqlite.open) return;
-    const job = this.jobs.find(jobId);
+  private async settle(jobId: string, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    if (!this.db.isOpen) return;
+    const job = await this.jobs.find(jobId);
     if (job?.state === 'JOB_STATE_CANCELLING') {
-      this.jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
+      await this.jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
     } else if (job?.state === 'JOB_STATE_RUNNING') {
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      this.jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: { code: 13, message: `The tuning worker ${how} before the job ended.` } });
+      await this.jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: { code: 13, message: `The tuning worker ${how} before the job ended.` } });
       this.log(`job ${jobId}: worker ${how}`);
     }
   }

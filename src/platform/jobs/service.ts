@@ -33,7 +33,7 @@ import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../st
 import { Registry } from './registry.js';
 import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 import { Operations } from '../operations.js';
-import { JobRunner, type RunnerOptions } from './runner.js';
+import { JobRunner, type JobQueue, type RunnerOptions } from './runner.js';
 import {
   ADAPTER_SIZES, commitJobDir, INIT_ADAPTER_DIR, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
   VALIDATION_FILE, type AdapterSizeName, type JobSpec,
@@ -101,27 +101,28 @@ export class TuningService {
   readonly storage: ObjectStore;
   readonly registry: Registry;
   readonly operations: Operations;
-  readonly runner: JobRunner;
+  /** Runs the jobs: a JobRunner of this process (default), or a queue other machines pull (`queue`). */
+  readonly runner: JobQueue;
 
-  constructor(parts: TuningServiceParts, runner: RunnerOptions = {}) {
+  constructor(parts: TuningServiceParts, runner: RunnerOptions & { queue?: JobQueue } = {}) {
     ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
     this.registry = new Registry(this.db);
     this.operations = new Operations(this.db);
-    this.runner = new JobRunner(this.db, this.jobs, runner, this.storage);
+    this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, runner, this.storage);
   }
 
   /** Validates and queues a job (see the file comment for the order of checks). */
   async create(req: CreateJobRequest): Promise<TuningJobRecord> {
-    this.config.assertLocation(req.location);
+    await this.config.assertLocation(req.location);
     checkRanges(req);
-    if (req.serviceAccount !== undefined) this.checkServiceAccount(req.serviceAccount);
+    if (req.serviceAccount !== undefined) await this.checkServiceAccount(req.serviceAccount);
     if (req.outputUri !== undefined) await this.writableOutput(req, req.outputUri);
     if (req.evaluation?.outputUriPrefix !== undefined) await this.writableOutput(req, req.evaluation.outputUriPrefix, 'supervised_tuning_spec.evaluation_config.output_config.gcs_destination.output_uri_prefix');
     const train = await this.readableDataset(req, req.trainingDatasetUri, 'supervised_tuning_spec.training_dataset_uri');
     const validation = req.validationDatasetUri === undefined
       ? undefined
       : await this.readableDataset(req, req.validationDatasetUri, 'supervised_tuning_spec.validation_dataset_uri');
-    this.quotas.withTuningJobSlot(req.project, req.location, () => undefined);
+    await this.quotas.withTuningJobSlot(req.project, req.location, async () => undefined);
     throwIfAborted(req.signal);
 
     const upload = newUploadDir(this.db.dataDir);
@@ -145,7 +146,7 @@ export class TuningService {
       stats.supervisedTuningDataStats.tuningStepCount = String(await plannedSteps(req.baseDir, trainFile, options, req.signal));
       throwIfAborted(req.signal);
       const request = tuningJobJson(req, stats);
-      const job = this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });
+      const job = await this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });
       const spec: JobSpec = {
         jobId: job.id, project: req.project, location: req.location, baseModel: req.baseModel, baseDir: req.baseDir,
         displayName: req.tunedModelDisplayName, hasValidation: validation !== undefined, options,
@@ -156,7 +157,7 @@ export class TuningService {
         ...(req.preTunedModel ? { initAdapter: true, ...(req.preTunedModel.parentModelId ? { parentModelId: req.preTunedModel.parentModelId } : {}) } : {}),
       };
       commitJobDir(this.db.dataDir, upload, spec);
-      this.runner.kick();
+      await this.runner.enqueue(job.id);
       return job;
     } catch (err) {
       fs.rmSync(upload, { recursive: true, force: true });
@@ -165,9 +166,9 @@ export class TuningService {
   }
 
   /** Cancels (best effort): PENDING ends at once, RUNNING once its worker is stopped. */
-  cancel(project: string, location: string, id: string): TuningJobRecord {
-    const job = this.jobs.cancel(project, location, id);
-    this.runner.cancel(id);
+  async cancel(project: string, location: string, id: string): Promise<TuningJobRecord> {
+    const job = await this.jobs.cancel(project, location, id);
+    await this.runner.cancel(id);
     return job;
   }
 
@@ -177,7 +178,7 @@ export class TuningService {
    */
   async adapterDir(adapterUri: string): Promise<string> {
     const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
-    const { objects } = this.storage.listObjects(bucket, { prefix });
+    const { objects } = await this.storage.listObjects(bucket, { prefix });
     if (objects.length === 0) throw new NotFoundError(`no adapter files under ${adapterUri}`);
     const key = createHash('sha256').update(JSON.stringify(objects.map((o) => [o.name, o.generation]))).digest('hex').slice(0, 24);
     const dir = path.join(this.db.dataDir, 'cache', 'adapters', key);
@@ -198,9 +199,9 @@ export class TuningService {
   }
 
   /** The LoRA rank of the adapter stored at `adapterUri` (its adapter_config.json's r). */
-  adapterRank(adapterUri: string): number {
+  async adapterRank(adapterUri: string): Promise<number> {
     const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
-    const config = JSON.parse(this.storage.readObject(bucket, `${prefix}adapter_config.json`).toString('utf8')) as { r?: unknown };
+    const config = JSON.parse((await this.storage.readObject(bucket, `${prefix}adapter_config.json`)).toString('utf8')) as { r?: unknown };
     if (typeof config.r !== 'number') throw new Error(`${adapterUri}adapter_config.json has no rank r`);
     return config.r;
   }
@@ -209,15 +210,15 @@ export class TuningService {
   private async copyAdapter(adapterUri: string, dir: string): Promise<void> {
     const { bucket, object: prefix } = parseGsUri(adapterUri, { allowBucketOnly: true });
     fs.mkdirSync(dir, { mode: 0o700 });
-    for (const o of this.storage.listObjects(bucket, { prefix }).objects) {
+    for (const o of (await this.storage.listObjects(bucket, { prefix })).objects) {
       const base = o.name.slice(prefix.length);
       if (!base.includes('/')) await this.storage.copyToFile(bucket, o.name, path.join(dir, base));
     }
   }
 
   /** A service account of tunekit's IAM (400 naming service_account otherwise). */
-  private checkServiceAccount(email: string): void {
-    const row = this.db.sqlite.prepare('SELECT email FROM service_accounts WHERE email = ?').get(email);
+  private async checkServiceAccount(email: string): Promise<void> {
+    const row = (await this.db.get('SELECT email FROM service_accounts WHERE email = ?', email));
     if (!row) {
       throw Object.assign(new InvalidRequestError(`service_account ${JSON.stringify(email)} is not a service account of this tunekit (create it with \`tunekit iam service-accounts create\`).`),
         { details: { fieldViolations: [{ field: 'service_account', description: 'no such service account' }] } });
@@ -228,7 +229,7 @@ export class TuningService {
   private async writableOutput(req: CreateJobRequest, uri: string, field = 'output_uri'): Promise<void> {
     if (!uri.startsWith('gs://')) throw new InvalidRequestError(`${field} must be a gs:// URI (gs://BUCKET[/PREFIX]), got ${JSON.stringify(uri)}`);
     const { bucket, object } = parseGsUri(uri, { allowBucketOnly: true });
-    const b = this.storage.findBucket(bucket);
+    const b = await this.storage.findBucket(bucket);
     if (!b) throw new NotFoundError(`${field} ${uri}: bucket gs://${bucket} does not exist.`);
     if (!req.authorizeWrite) throw new Error('outputUri without authorizeWrite');
     await req.authorizeWrite(b.project, `projects/_/buckets/${bucket}/objects/${object}`);
@@ -241,12 +242,12 @@ export class TuningService {
       throw new InvalidRequestError(`${field} must be a gs:// URI (gs://BUCKET/OBJECT), got ${JSON.stringify(uri)}`);
     }
     const { bucket, object } = parseGsUri(uri);
-    const b = this.storage.findBucket(bucket);
+    const b = await this.storage.findBucket(bucket);
     if (!b) throw new NotFoundError(`Dataset ${uri} not found: bucket gs://${bucket} does not exist.`);
     await req.authorizeRead(b.project, `projects/_/buckets/${bucket}/objects/${object}`);
     let resolved: ResolvedObject;
     try {
-      resolved = this.storage.resolveGsUri(uri);
+      resolved = await this.storage.resolveGsUri(uri);
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(`Dataset ${uri} not found: ${err.message}.`);
       throw err;

@@ -1,5 +1,6 @@
-// A tuning job's worker process: `node worker.js <data-dir> <job-id>`, forked by the runner (runner.ts)
-// for a job it has moved to RUNNING. The worker owns the run end to end and writes everything to the
+// A tuning job's run (runTuningJob), in the worker process `node worker.js <data-dir> <job-id>` that the
+// runner of `tunekit serve` forks (runner.ts) for a job it has moved to RUNNING, or in a `tunekit worker`
+// that pulled it from the queue (src/platform/postgres). The worker owns the run end to end and writes everything to the
 // database itself, so nothing depends on the server staying up:
 // - trains with the job's options (spec.ts), resuming from the newest complete epoch checkpoint in the
 //   job's output directory when there is one (the trainer's resume is exact);
@@ -9,10 +10,10 @@
 // - with an evaluation_config, evaluates the tuned model against its base before the commit
 //   (evaluation.ts; its outcome, an EvaluateDatasetRun, is committed with the job);
 // - on a training error ends the job FAILED with a google.rpc.Status.
-// Between steps it stops (exit 0) when the job is no longer RUNNING (cancelled) or when its parent is
-// gone (the server died: the next server resumes the job from its checkpoint, so no orphan keeps
-// training). The training loop does not yield to the event loop, so these checks run in the step
-// callback, not on IPC events.
+// Between steps it stops when the job is no longer RUNNING under its attempt (cancelled, or taken over
+// by another worker) or when its parent is gone (the server died: the next server resumes the job from
+// its checkpoint, so no orphan keeps training). The trainer awaits the step callback, where these
+// checks and the database writes run.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -30,62 +31,119 @@ import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { evaluateTunedModel } from './evaluation.js';
 import { INIT_ADAPTER_DIR, jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
 
-async function run(dataDir: string, jobId: string): Promise<void> {
-  const db = PlatformDb.open(dataDir);
-  const config = new PlatformConfig(db);
-  const jobs = new TuningJobs(db, new Quotas(db, config));
-  const storage = new ObjectStore(db, config);
-  const parent = process.ppid;
+/** Thrown between steps when the run must stop without ending the job (see runTuningJob). */
+export class RunStopped extends Error {
+  constructor(readonly why: 'cancelled' | 'taken-over' | 'parent-gone') {
+    super(`tuning run stopped: ${why}`);
+  }
+}
 
-  const stillMine = (): void => {
-    if (process.ppid !== parent) process.exit(0); // the server is gone; the next one resumes the job
-    const job = jobs.find(jobId);
-    if (!job || job.state !== 'JOB_STATE_RUNNING') process.exit(0); // cancelled: the runner ends it
+export interface RunParts {
+  db: PlatformDb;
+  jobs: TuningJobs;
+  storage: ObjectStore;
+}
+
+/**
+ * Runs job `jobId`, which this run holds as `attempt` (the job's `attempts` when it was claimed: a
+ * fencing token). Between steps, and before it commits, it checks that the job is still RUNNING under
+ * that attempt: a cancel (CANCELLING) or another run that took the job over (a higher attempt) stops
+ * it with RunStopped and nothing of its own is committed, so a job is never finished twice.
+ * `parentGone` stops it too (a forked worker whose server died). Training errors end the job FAILED.
+ */
+export async function runTuningJob(
+  parts: RunParts, jobId: string, opts: { attempt: number; parentGone?: () => boolean },
+): Promise<void> {
+  const { db, jobs, storage } = parts;
+  const dataDir = db.dataDir;
+  const stillMine = async (): Promise<void> => {
+    if (opts.parentGone?.()) throw new RunStopped('parent-gone');
+    const job = await jobs.find(jobId);
+    if (!job || job.attempts !== opts.attempt) throw new RunStopped('taken-over');
+    if (job.state !== 'JOB_STATE_RUNNING') throw new RunStopped('cancelled');
   };
-  const onEvent = (e: TrainEvent): void => {
+  const onEvent = async (e: TrainEvent): Promise<void> => {
     if (e.type === 'step') {
-      jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.train), e.metrics.epoch);
-      stillMine();
+      await jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.train), e.metrics.epoch);
+      await stillMine();
     } else if (e.type === 'eval') {
-      jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.eval), e.metrics.epoch);
+      await jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.eval), e.metrics.epoch);
     } else if (e.type === 'checkpoint') {
-      jobs.setCheckpoint(jobId, e.dir);
-      stillMine();
+      await stillMine();
+      await jobs.setCheckpoint(jobId, e.dir);
     }
   };
 
-  let spec: JobSpec | undefined;
+  // The evaluation's progress callback is synchronous: it throws what a poll of stillMine found.
+  const evaluate = async (spec: JobSpec, dir: string, outDir: string): Promise<Record<string, unknown>> => {
+    let stop: RunStopped | undefined;
+    const poll = setInterval(() => void stillMine().catch((err: unknown) => {
+      if (err instanceof RunStopped) stop = err;
+    }), 1000);
+    try {
+      return await evaluateTunedModel(spec, dir, outDir, storage, () => {
+        if (stop) throw stop;
+      });
+    } finally {
+      clearInterval(poll);
+    }
+  };
+
   try {
     const dir = jobDir(dataDir, jobId);
-    spec = readJobSpec(dir);
+    const spec = readJobSpec(dir);
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
-    stillMine();
+    await stillMine();
     await tune({
       ...spec.options, baseDir: spec.baseDir, trainFile: path.join(dir, TRAIN_FILE),
       ...(spec.hasValidation ? { validationFile: path.join(dir, VALIDATION_FILE) } : {}),
       outDir, ...(resume ? { resume } : {}), ...(spec.initAdapter ? { initAdapter: path.join(dir, INIT_ADAPTER_DIR) } : {}), onEvent,
     });
-    stillMine();
-    const evaluation = spec.evaluation ? await evaluateTunedModel(spec, dir, outDir, storage, stillMine) : undefined;
-    stillMine();
-    commit(db, jobs, storage, spec, outDir, evaluation);
+    await stillMine();
+    const evaluation = spec.evaluation ? await evaluate(spec, dir, outDir) : undefined;
+    await stillMine();
+    await commit(db, jobs, storage, spec, outDir, opts.attempt, evaluation);
   } catch (err) {
-    const job = jobs.find(jobId);
-    if (job?.state === 'JOB_STATE_CANCELLING') jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' });
-    else jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: jobError(err) });
+    if (err instanceof RunStopped) throw err;
+    const job = await jobs.find(jobId);
+    if (job?.attempts === opts.attempt) {
+      if (job.state === 'JOB_STATE_CANCELLING') await jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' }, opts.attempt);
+      else await jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: jobError(err) }, opts.attempt);
+    }
     if (!(err instanceof TunekitError)) process.stderr.write(`tunekit worker: job ${jobId}: ${err instanceof Error ? err.stack : String(err)}\n`);
-  } finally {
-    db.close();
   }
 }
 
-/** Uploads the adapter, registers and deploys it, and ends the job SUCCEEDED. */
-function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: JobSpec, outDir: string, evaluation?: Record<string, unknown>): void {
-  const bucket = ensureManagedBucket(storage, spec.project, spec.location);
+/** The forked worker of `tunekit serve` (runner.ts): runs the job its runner claimed. */
+async function runForked(dataDir: string, jobId: string): Promise<void> {
+  const db = await PlatformDb.open({ dataDir });
+  try {
+    const config = new PlatformConfig(db);
+    const jobs = new TuningJobs(db, new Quotas(db, config));
+    const storage = new ObjectStore(db, config);
+    const parent = process.ppid;
+    const job = await jobs.find(jobId);
+    if (!job) return;
+    await runTuningJob({ db, jobs, storage }, jobId, {
+      attempt: job.attempts, parentGone: () => process.ppid !== parent,
+    });
+  } catch (err) {
+    // Cancelled, or the server is gone: the runner (or the next server) ends or resumes the job.
+    if (!(err instanceof RunStopped)) throw err;
+  } finally {
+    await db.close();
+  }
+}
+
+/** Uploads the adapter, registers and deploys it, and ends the job SUCCEEDED (if `attempt` still holds it). */
+async function commit(
+  db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: JobSpec, outDir: string, attempt: number, evaluation?: Record<string, unknown>,
+): Promise<void> {
+  const bucket = await ensureManagedBucket(storage, spec.project, spec.location);
   const prefix = `tuningJobs/${spec.jobId}/adapter/`;
   for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
-    storage.putObjectSync(bucket, prefix + f, fs.readFileSync(path.join(outDir, f)));
+    await storage.putObject(bucket, prefix + f, fs.readFileSync(path.join(outDir, f)));
   }
   if (spec.outputUri) {
     // TuningJob.outputUri receives the adapter too (its bucket and the job identity's write access were
@@ -93,24 +151,25 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
     const { bucket: outBucket, object } = parseGsUri(spec.outputUri, { allowBucketOnly: true });
     const outPrefix = `${object && !object.endsWith('/') ? `${object}/` : object}${spec.jobId}/adapter/`;
     for (const f of fs.readdirSync(outDir).filter((f) => f.startsWith('adapter_')).sort()) {
-      storage.putObjectSync(outBucket, outPrefix + f, fs.readFileSync(path.join(outDir, f)));
+      await storage.putObject(outBucket, outPrefix + f, fs.readFileSync(path.join(outDir, f)));
     }
   }
   let stored = listCheckpoints(outDir);
   if (spec.exportLastCheckpointOnly) stored = stored.slice(-1);
   // Each kept checkpoint's PEFT adapter (the trainer writes one into every epoch checkpoint) is stored,
   // so that any of them can be deployed (DeployedModel.checkpoint_id).
-  const checkpoints: CheckpointInfo[] = stored.map((c) => {
+  const checkpoints: CheckpointInfo[] = [];
+  for (const c of stored) {
     const at = `tuningJobs/${spec.jobId}/checkpoints/${c.epoch}/`;
     const files = fs.readdirSync(c.dir).filter((f) => f.startsWith('adapter_')).sort();
-    for (const f of files) storage.putObjectSync(bucket, at + f, fs.readFileSync(path.join(c.dir, f)));
-    return { checkpointId: String(c.epoch), epoch: c.epoch, step: c.step, ...(files.length ? { adapterUri: gsUri(bucket, at) } : {}) };
-  });
-  new Registry(db).commitTunedModel(
+    for (const f of files) await storage.putObject(bucket, at + f, fs.readFileSync(path.join(c.dir, f)));
+    checkpoints.push({ checkpointId: String(c.epoch), epoch: c.epoch, step: c.step, ...(files.length ? { adapterUri: gsUri(bucket, at) } : {}) });
+  }
+  const done = await new Registry(db).commitTunedModel(
     jobs,
     {
       id: spec.jobId, project: spec.project, location: spec.location, displayName: spec.displayName, baseModel: spec.baseModel, labels: spec.labels,
-      ...(spec.parentModelId ? { parentModelId: spec.parentModelId } : {}),
+      ...(spec.parentModelId ? { parentModelId: spec.parentModelId } : {}), attempt,
     },
     { adapterUri: gsUri(bucket, prefix), checkpoints },
     ({ model, endpoint }) => ({
@@ -123,6 +182,7 @@ function commit(db: PlatformDb, jobs: TuningJobs, storage: ObjectStore, spec: Jo
       ...(evaluation ? { evaluateDatasetRuns: [evaluation] } : {}),
     }),
   );
+  if (!done.finished) throw new RunStopped('taken-over');
 }
 
 function pick(metrics: object, names: Record<string, string>): Record<string, number> {
@@ -136,7 +196,7 @@ function pick(metrics: object, names: Record<string, string>): Record<string, nu
 
 const [dataDir, jobId] = process.argv.slice(2);
 if (process.argv[1] === fileURLToPath(import.meta.url) && dataDir && jobId) {
-  run(dataDir, jobId).then(() => process.exit(0), (err: unknown) => {
+  runForked(dataDir, jobId).then(() => process.exit(0), (err: unknown) => {
     process.stderr.write(`tunekit worker: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -1,0 +1,122 @@
+// Tuning jobs queued in PostgreSQL through pg-boss (docs/scaling.md says why pg-boss): `tunekit serve
+// --database` sends one queue job per tuning job; every `tunekit worker` pulls them, one at a time.
+// - The queue job carries only the tuning job's id; the tuning_jobs row stays the truth. A worker that
+//   pulls one takes the row over (attempts + 1: the fencing token every later write checks, jobs.ts) and
+//   runs it with runTuningJob, resuming from the newest checkpoint in the shared storage directory.
+// - Liveness: the worker heartbeats the queue job every heartbeatSeconds / 2; pg-boss's supervisor fails
+//   a job whose heartbeat is older than heartbeatSeconds and makes it available again (retryLimit), so
+//   the job of a worker killed mid-run goes to another worker. A worker that was only stalled finds at
+//   its next step that the row has a higher attempt and stops without committing: one SUCCEEDED, one
+//   registry version. The trainer yields to the event loop once per step, so the heartbeat interval
+//   must be longer than the longest step.
+// - pg-boss keeps its tables in its own schema (`pgboss`), beside the platform's.
+
+import { PgBoss } from 'pg-boss';
+import type { Platform } from '../platform.js';
+import type { JobQueue } from '../jobs/runner.js';
+import { runTuningJob, RunStopped } from '../jobs/worker.js';
+import { removeJobDir } from '../jobs/spec.js';
+import { TERMINAL_JOB_STATES } from '../jobs.js';
+
+export const TUNING_QUEUE = 'tunekit-tuning-jobs';
+/** Default: a job whose worker sent no heartbeat for this long is given to another worker. */
+export const DEFAULT_HEARTBEAT_SECONDS = 60;
+/** pg-boss refuses heartbeats under 10 s. */
+export const MIN_HEARTBEAT_SECONDS = 10;
+/** Retries after lost workers before a job fails (each resumes from the last checkpoint). */
+const RETRY_LIMIT = 20;
+/** pg-boss's longest allowed expiry: a job still running after it is handed on (from its checkpoint). */
+const EXPIRE_SECONDS = 24 * 3600;
+/** How often pg-boss's supervisor looks for jobs with stale heartbeats. */
+const SUPERVISE_SECONDS = 5;
+
+interface TuningMessage {
+  jobId: string;
+}
+
+async function startBoss(database: string): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: database, superviseIntervalSeconds: SUPERVISE_SECONDS, max: 4 });
+  boss.on('error', (err: unknown) => process.stderr.write(`tunekit: queue: ${err instanceof Error ? err.message : String(err)}\n`));
+  await boss.start();
+  return boss;
+}
+
+async function ensureQueue(boss: PgBoss, heartbeatSeconds: number): Promise<void> {
+  if (!(await boss.getQueue(TUNING_QUEUE))) {
+    await boss.createQueue(TUNING_QUEUE, { retryLimit: RETRY_LIMIT, expireInSeconds: EXPIRE_SECONDS, heartbeatSeconds }).catch(async (err: unknown) => {
+      if (!(await boss.getQueue(TUNING_QUEUE))) throw err; // else another process created it meanwhile
+    });
+  }
+}
+
+/** The serving side: `tunekit serve --database` queues each created job here instead of running it. */
+export class PostgresJobQueue implements JobQueue {
+  private constructor(private readonly boss: PgBoss, private readonly heartbeatSeconds: number) {}
+
+  static async open(database: string, opts: { heartbeatSeconds?: number } = {}): Promise<PostgresJobQueue> {
+    const heartbeatSeconds = opts.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
+    const boss = await startBoss(database);
+    await ensureQueue(boss, heartbeatSeconds);
+    return new PostgresJobQueue(boss, heartbeatSeconds);
+  }
+
+  async start(): Promise<string[]> {
+    return [];
+  }
+
+  async enqueue(jobId: string): Promise<void> {
+    const message: TuningMessage = { jobId };
+    await this.boss.send(TUNING_QUEUE, message, { heartbeatSeconds: this.heartbeatSeconds, retryLimit: RETRY_LIMIT, expireInSeconds: EXPIRE_SECONDS });
+  }
+
+  /** A cancel is seen by the job's worker at its next step (the row is CANCELLING). */
+  async cancel(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    await this.boss.stop({ graceful: false });
+  }
+}
+
+/**
+ * A worker machine's loop (`tunekit worker`): pulls tuning jobs one at a time and runs them against
+ * the shared database and storage directory, until stop().
+ */
+export class PostgresWorker {
+  private constructor(private readonly boss: PgBoss, private readonly log: (m: string) => void) {}
+
+  static async start(platform: Platform, database: string, opts: { log?: (m: string) => void } = {}): Promise<PostgresWorker> {
+    const log = opts.log ?? ((m: string) => process.stderr.write(`tunekit worker: ${m}\n`));
+    const boss = await startBoss(database);
+    await ensureQueue(boss, DEFAULT_HEARTBEAT_SECONDS);
+    const worker = new PostgresWorker(boss, log);
+    await boss.work<TuningMessage>(TUNING_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
+      if (job) await worker.run(platform, job.data.jobId);
+    });
+    return worker;
+  }
+
+  private async run(platform: Platform, jobId: string): Promise<void> {
+    const claim = await platform.jobs.takeOver(jobId, process.pid);
+    if (!claim) {
+      this.log(`job ${jobId}: nothing to run (it has ended)`);
+      return;
+    }
+    this.log(`job ${jobId}: running (attempt ${claim.attempts})`);
+    try {
+      await runTuningJob({ db: platform.db, jobs: platform.jobs, storage: platform.storage }, jobId, { attempt: claim.attempts });
+      this.log(`job ${jobId}: done`);
+    } catch (err) {
+      if (!(err instanceof RunStopped)) throw err;
+      if (err.why === 'cancelled') await platform.jobs.finish(jobId, { state: 'JOB_STATE_CANCELLED' }, claim.attempts);
+      this.log(`job ${jobId}: stopped (${err.why})`);
+      if (err.why === 'taken-over') return; // the job's directory is its new run's
+    }
+    // The job has ended: its staging copy (datasets, checkpoints) is no longer needed.
+    const job = await platform.jobs.find(jobId);
+    if (job && TERMINAL_JOB_STATES.includes(job.state)) removeJobDir(platform.dataDir, jobId);
+  }
+
+  async stop(): Promise<void> {
+    await this.boss.stop({ graceful: false });
+  }
+}
