@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createDatabase, postgresMissing, startPostgres } from './helpers/postgres.js';
-import { runNode } from './helpers/platform.js';
+import { cliMain, runNode } from './helpers/platform.js';
 import { PlatformDb, appliedMigrations } from '../src/platform/db.js';
 import { MIGRATIONS } from '../src/platform/migrations.js';
 import { Platform } from '../src/platform/platform.js';
@@ -82,5 +82,19 @@ test(`API tests on PostgreSQL: ${SUBSET.join(', ')}`, { skip }, async (t) => {
     t.diagnostic(`${summary[1]} tests passed on PostgreSQL`);
   } finally {
     server.stop();
+  }
+});
+
+test('serve: --database must be a postgres:// URL, and --job-heartbeat-seconds needs --database (one-line errors)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-pgflags-'));
+  try {
+    const bad = await runNode([cliMain, 'serve', '--data-dir', dir, '--database', 'mysql://u:secret@h/db']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /^tunekit: error: --database must be a postgres:\/\/USER:PASSWORD@HOST:PORT\/DATABASE URL, got "mysql:\/\/\.\.\.@h\/db"\n$/);
+    const beat = await runNode([cliMain, 'serve', '--data-dir', dir, '--job-heartbeat-seconds', '20']);
+    assert.equal(beat.code, 1);
+    assert.match(beat.err, /--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

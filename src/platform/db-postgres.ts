@@ -13,6 +13,7 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
+import { InvalidRequestError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
 import { PlatformDb, type OpenOptions, type RunResult, type SqlValue } from './db.js';
 
@@ -37,7 +38,7 @@ export class PostgresDb extends PlatformDb {
       if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error();
       where = `postgres://${u.host}${u.pathname}`;
     } catch {
-      throw new Error(`--database must be a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL, got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//...@'))}`);
+      throw new InvalidRequestError(`--database must be a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL, got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//...@'))}`);
     }
     const pool = new pg.Pool({
       connectionString: url,

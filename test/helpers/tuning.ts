@@ -14,7 +14,6 @@ import { TuningService } from '../../src/platform/jobs/service.js';
 import { tinyModelDir } from './tiny-models.js';
 import { formatTask, type FormatExample } from './format-task.js';
 import { testDatabase } from './postgres.js';
-import { PostgresJobQueue, PostgresWorker } from '../../src/platform/postgres/queue.js';
 
 export const PROJECT = 'p';
 export const JOBS = `/v1/projects/${PROJECT}/locations/us-central1/tuningJobs`;
@@ -60,8 +59,9 @@ export async function tuningPlatform(opts: { examples?: number } = {}) {
   await seedData(platform, opts.examples);
   const keys = await makeKeys(platform);
   // On PostgreSQL (TUNEKIT_TEST_POSTGRES) jobs go through the queue, pulled by a worker in this process.
-  const queue = database ? await PostgresJobQueue.open(database, { heartbeatSeconds: 10 }) : undefined;
-  const worker = database ? await PostgresWorker.start(platform, database, { log: () => undefined }) : undefined;
+  const pgQueue = database ? await import('../../src/platform/postgres/queue.js') : undefined;
+  const queue = database ? await pgQueue!.PostgresJobQueue.open(database, { heartbeatSeconds: 10 }) : undefined;
+  const worker = database ? await pgQueue!.PostgresWorker.start(platform, database, { log: () => undefined }) : undefined;
   const tuning = new TuningService(platform, queue ? { queue } : { pollMs: 100 });
   const catalog = new ModelCatalog(store);
   const errors: unknown[] = [];

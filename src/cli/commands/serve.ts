@@ -23,8 +23,9 @@ import { Platform } from '../../platform/platform.js';
 import { InvalidArgumentError } from 'commander';
 import { intOption } from '../options.js';
 import { TuningService } from '../../platform/jobs/service.js';
+import { InvalidRequestError } from '../../errors.js';
 import { LIMITS } from '../../platform/limits.js';
-import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS, PostgresJobQueue } from '../../platform/postgres/queue.js';
+import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS } from '../../platform/postgres/heartbeat.js';
 
 interface ServeCliOptions {
   port: number;
@@ -65,7 +66,7 @@ export function registerServeCommand(program: Command): void {
       const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
       if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {
-        throw new InvalidArgumentError('--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too');
+        throw new InvalidRequestError('--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too');
       }
       const platform = await Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false, ...(o.database !== undefined ? { database: o.database } : {}) });
       const admin = await platform.iam.bootstrap();
@@ -82,7 +83,9 @@ export function registerServeCommand(program: Command): void {
         );
       }
       // With PostgreSQL, jobs go to the queue that `tunekit worker` machines pull; else this server runs them.
-      const queue = o.database === undefined ? undefined : await PostgresJobQueue.open(o.database, { heartbeatSeconds: o.jobHeartbeatSeconds });
+      // (pg-boss is loaded only here: a SQLite deployment never needs it.)
+      const queue = o.database === undefined ? undefined
+        : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, { heartbeatSeconds: o.jobHeartbeatSeconds });
       const tuning = new TuningService(platform, queue ? { queue } : {});
       const shutdown = new AbortController();
       const tokenizer = new PromptTokenizer();

@@ -8,7 +8,6 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { Platform } from '../../platform/platform.js';
-import { PostgresWorker } from '../../platform/postgres/queue.js';
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -18,6 +17,7 @@ export function registerWorkerCommand(program: Command): void {
     .requiredOption('--storage <dir>', 'the directory every machine shares (serve\'s --data-dir): datasets, checkpoints, objects')
     .action(async (o: { database: string; storage: string }) => {
       const platform = await Platform.open({ dataDir: path.resolve(o.storage), database: o.database });
+      const { PostgresWorker } = await import('../../platform/postgres/queue.js');
       const worker = await PostgresWorker.start(platform, o.database);
       process.stdout.write(`tunekit: worker ${process.pid} pulling tuning jobs (storage ${path.resolve(o.storage)})\n`);
       await new Promise<void>((resolve) => {

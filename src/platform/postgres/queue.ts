@@ -19,10 +19,7 @@ import { removeJobDir } from '../jobs/spec.js';
 import { TERMINAL_JOB_STATES } from '../jobs.js';
 
 export const TUNING_QUEUE = 'tunekit-tuning-jobs';
-/** Default: a job whose worker sent no heartbeat for this long is given to another worker. */
-export const DEFAULT_HEARTBEAT_SECONDS = 60;
-/** pg-boss refuses heartbeats under 10 s. */
-export const MIN_HEARTBEAT_SECONDS = 10;
+import { DEFAULT_HEARTBEAT_SECONDS } from './heartbeat.js';
 /** Retries after lost workers before a job fails (each resumes from the last checkpoint). */
 const RETRY_LIMIT = 20;
 /** pg-boss's longest allowed expiry: a job still running after it is handed on (from its checkpoint). */
