@@ -21,6 +21,7 @@ import { loadModel } from '../src/models/model.js';
 import { Engine } from '../src/serve/engine.js';
 import { generateLocal } from '../src/eval/local-model.js';
 import type { InstanceResult, MetricSummary } from '../src/eval/run.js';
+import { reportHtml } from '../src/eval/report.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-eval-report-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -129,6 +130,35 @@ test("tunekit eval's report.html renders, charts its metrics, filters and sorts,
     assert.match(await page.textContent('#config') ?? '', /pairwise_fluency/);
 
     await screenshot(page, 'eval-report');
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('report.html shows failed generations and judgments as errors, and page text as text, never markup', { skip: noBrowser }, async () => {
+  const side = (response: string, score: number) => ({ response, scores: { exact_match: score }, std: {}, explanations: {}, errors: {} });
+  const results: InstanceResult[] = [
+    { index: 0, prompt: 'alpha', reference: 'x', candidate: side('x', 1), baseline: side('y', 0), pairwise: { pairwise_fluency: { choice: 'CANDIDATE', explanation: 'B <b>better</b>' } } },
+    { index: 1, prompt: 'beta', reference: 'z', candidate: { ...side('', 0), scores: {}, response: undefined, error: 'boom' }, baseline: side('z', 1), pairwise: { pairwise_fluency: { error: 'a side has no response' } } },
+  ];
+  const html = reportHtml({ results, summary: [] }, { dataset: 'd', candidate: 'c', baseline: 'b', metrics: ['exact_match', 'pairwise_fluency'] });
+  assert.ok(!html.includes('<b>better</b>'), 'text in the page data is escaped');
+  const browser = await launchBrowser();
+  try {
+    const { page, problems } = await watchedPage(browser, () => false);
+    await page.setContent(html);
+    const cells = await page.$$eval('#rows tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+    assert.deepEqual(cells, [
+      ['# ▲', 'prompt', 'reference', 'baseline', 'candidate', 'exact_match (cand.)', 'exact_match (base)', 'pairwise_fluency', 'judge explanations'],
+      ['0', 'alpha', 'x', 'y', 'x', '1', '0', 'CANDIDATE', 'pairwise_fluency: B <b>better</b>'],
+      ['1', 'beta', 'z', 'z', 'error: boom', '', '1', 'error: a side has no response', ''],
+    ]);
+    assert.equal(await page.locator('#rows b').count(), 0, 'the explanation is shown as text');
+    assert.equal(await page.getAttribute('#rows tr:nth-child(3) td:nth-child(5)', 'class'), 'text err');
+    await page.fill('#filter', 'BOOM');
+    assert.deepEqual(await page.$$eval('#rows tr:not(:first-child) td:nth-child(2)', (tds) => tds.map((td) => td.textContent)), ['beta']);
+    assert.equal(await page.textContent('#count'), '1 of 2 examples');
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
