@@ -105,6 +105,28 @@ test('tunekit eval: candidate vs baseline, computed + pairwise judged metrics, r
   assert.equal(data.results.length, 4);
 });
 
+test('--judge-max-tokens bounds a local judge\'s answers: under a budget below the answer\'s shortest form it is cut there', async () => {
+  const dir = tinyModelDir('qwen3');
+  const dataset = path.join(tmp, 'short.jsonl');
+  fs.writeFileSync(dataset, ['{"prompt": "Say hi.", "reference": "hi"}', '{"prompt": "Name a fruit.", "reference": "apple"}'].join('\n') + '\n');
+  const out = path.join(tmp, 'judge-max');
+  const r = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'coherence', '--judge', dir, '--judge-max-tokens', '8', '--judge-retries', '0', '--max-tokens', '4', '--seed', '1', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const tokenizer = (await loadModel(dir)).tokenizer;
+  const rows = fs.readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as InstanceResult);
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    // The whole answer is quoted (it is under the 120 characters the message keeps) and holds at most 8 tokens.
+    const quoted = /the answer holds no JSON object; the answer began ("(?:[^"\\]|\\.)*")$/.exec(row.candidate.errors.coherence);
+    assert.ok(quoted, row.candidate.errors.coherence);
+    const answer = JSON.parse(quoted[1]) as string;
+    assert.ok(answer.startsWith('{') && answer.length < 120, answer);
+    assert.ok(tokenizer.encode(answer, { addSpecialTokens: false }).length <= 8, answer);
+  }
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as { config: { judgeMaxTokens: number } };
+  assert.equal(summary.config.judgeMaxTokens, 8);
+});
+
 test('tunekit eval refuses what it cannot run, naming the flag', async () => {
   const dataset = path.join(tmp, 'one.jsonl');
   fs.writeFileSync(dataset, '{"prompt": "hi", "reference": "hello"}\n');
@@ -118,6 +140,9 @@ test('tunekit eval refuses what it cannot run, naming the flag', async () => {
   assert.match(missing.stderr, /--candidate .*nope: not a directory, an http\(s\) URL, or a tunekit endpoint/);
   const noBaseline = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'pairwise_fluency', '--judge', 'http://127.0.0.1:1/v1', '--out', path.join(tmp, 'x')]);
   assert.match(noBaseline.stderr, /compares two sides: give --baseline/);
+  const judgeTokens = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'exact_match', '--judge-max-tokens', '8', '--out', path.join(tmp, 'x')]);
+  assert.equal(judgeTokens.code, 1);
+  assert.match(judgeTokens.stderr, /--judge-max-tokens limits the judge's answers, and no --judge is given/);
 });
 
 test('dataset layouts and the bootstrap interval', () => {

@@ -12,7 +12,7 @@ import { judgePairwise, judgePointwise, mapPool, summarizePairwise, summarizePoi
 import { customPairwise, customPointwise, judgedMetric, pairwiseMetric, POINTWISE_METRICS, type PointwiseMetric } from '../src/eval/rubrics.js';
 import { InvalidRequestError } from '../src/errors.js';
 
-interface Seen { prompt: string; temperature: number; seed?: number; model: string; auth?: string }
+interface Seen { prompt: string; temperature: number; seed?: number; maxTokens?: number; model: string; auth?: string }
 type Reply = string | { status: number; body: string };
 
 /** The judge's script: given the prompt, what to answer (a string is the message content). */
@@ -24,9 +24,9 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => (data += c));
   req.on('end', () => {
     assert.equal(req.url, '/v1/chat/completions');
-    const body = JSON.parse(data) as { model: string; temperature: number; seed?: number; messages: { role: string; content: string }[] };
+    const body = JSON.parse(data) as { model: string; temperature: number; seed?: number; max_tokens?: number; messages: { role: string; content: string }[] };
     const prompt = body.messages[0].content;
-    seen.push({ prompt, temperature: body.temperature, seed: body.seed, model: body.model, auth: req.headers.authorization });
+    seen.push({ prompt, temperature: body.temperature, seed: body.seed, maxTokens: body.max_tokens, model: body.model, auth: req.headers.authorization });
     const reply = script(prompt, seen.length);
     if (typeof reply !== 'string') {
       res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body);
@@ -102,6 +102,13 @@ test('transport failures (5xx, 429) are retried; a 4xx refusal stops the run', a
   const dead = openAiJudge({ url: 'http://127.0.0.1:1/v1', model: 'm' });
   const unreachable = await judgePointwise(coherence, instance, { judge: dead, retries: 0 });
   assert.match(unreachable.error!, /unreachable/);
+});
+
+test('maxTokens (--judge-max-tokens) goes to an HTTP judge as max_tokens; unset, none is sent', async () => {
+  reset(() => '{"explanation": "fine", "score": 4}');
+  await judgePointwise(coherence, instance, settings({ maxTokens: 7 }));
+  await judgePointwise(coherence, instance, settings());
+  assert.deepEqual(seen.map((s) => s.maxTokens), [7, undefined]);
 });
 
 test('--judge-samples: N judgments with distinct seeds; mean and sample standard deviation', async () => {
@@ -184,10 +191,10 @@ test('a local judge (tiny random model on the engine) decodes under the answer s
   const { tinyModelDir } = await import('./helpers/tiny-models.js');
   const model = await loadModel(tinyModelDir('qwen3'));
   const engine = new Engine(model, { parallel: 4 });
-  const local = engineJudge(engine, model, { description: 'qwen3-tiny', maxTokens: 48 });
+  const local = engineJudge(engine, model, { description: 'qwen3-tiny' });
   const verbosity = POINTWISE_METRICS.get('verbosity')!;
   const results = await mapPool([instance, instance, { prompt: 'Hi', response: 'Hello!' }], 3, (it, i) =>
-    judgePointwise(verbosity, it, { judge: local, retries: 0, seed: i, samples: 2 }));
+    judgePointwise(verbosity, it, { judge: local, retries: 0, seed: i, samples: 2, maxTokens: 48 }));
   for (const r of results) {
     assert.equal(r.error, undefined);
     for (const j of r.judgments) {
@@ -195,7 +202,7 @@ test('a local judge (tiny random model on the engine) decodes under the answer s
       assert.equal(j.attempts, 1);
     }
   }
-  const pair = await judgePairwise(pairwiseMetric('pairwise_fluency')!, { prompt: 'Hi', baseline: 'a', candidate: 'b' }, { judge: local, retries: 0 });
+  const pair = await judgePairwise(pairwiseMetric('pairwise_fluency')!, { prompt: 'Hi', baseline: 'a', candidate: 'b' }, { judge: local, retries: 0, maxTokens: 48 });
   assert.ok(pair.choice !== undefined, pair.error);
   // Unconstrained generation of the same engine gives free text.
   assert.equal(typeof await generateLocal(engine, model, 'Hi', { maxTokens: 4, temperature: 0 }), 'string');

@@ -39,12 +39,15 @@ export async function generateLocal(engine: Engine, model: LoadedModel, prompt: 
   }
 }
 
+/** Tokens per answer of a local judge when the request sets none (an HTTP judge's server decides its own). */
+export const LOCAL_JUDGE_MAX_TOKENS = 512;
+
 /** A judge that is a local model (optionally with an adapter) on an engine. */
-export function engineJudge(engine: Engine, model: LoadedModel, o: { description: string; adapterDir?: string; maxTokens?: number }): Judge {
+export function engineJudge(engine: Engine, model: LoadedModel, o: { description: string; adapterDir?: string }): Judge {
   return {
     description: o.description,
     complete: (prompt, req) => generateLocal(engine, model, prompt, {
-      adapterDir: o.adapterDir, maxTokens: req.maxTokens ?? o.maxTokens ?? 512, temperature: req.temperature, seed: req.seed,
+      adapterDir: o.adapterDir, maxTokens: req.maxTokens ?? LOCAL_JUDGE_MAX_TOKENS, temperature: req.temperature, seed: req.seed,
       jsonSchema: req.jsonSchema, signal: req.signal,
     }),
   };

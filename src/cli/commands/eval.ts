@@ -16,7 +16,7 @@ import { InvalidRequestError } from '../../errors.js';
 import { loadModel, type LoadedModel } from '../../models/model.js';
 import { Engine } from '../../serve/engine.js';
 import { openAiChat, openAiJudge, type ChatMessage, type Judge } from '../../eval/judge.js';
-import { engineJudge, generateLocal } from '../../eval/local-model.js';
+import { engineJudge, generateLocal, LOCAL_JUDGE_MAX_TOKENS } from '../../eval/local-model.js';
 import { readEvalDataset } from '../../eval/dataset.js';
 import { runEvaluation, summaryTable, type EvalSide } from '../../eval/run.js';
 import { writeEvalOutputs } from '../../eval/report.js';
@@ -39,6 +39,7 @@ interface EvalCliOptions {
   judgeSamples: number;
   judgeRetries: number;
   judgeTemperature?: number;
+  judgeMaxTokens?: number;
   maxTokens: number;
   temperature: number;
   seed?: number;
@@ -101,6 +102,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--judge-samples <n>', 'judgments per instance (mean and spread reported)', intOption('--judge-samples', 1), 1)
     .option('--judge-retries <n>', 'extra attempts after an unusable judgment', intOption('--judge-retries', 0), 2)
     .option('--judge-temperature <t>', 'judge sampling temperature (default 0, or 1 with several samples)', floatOption('--judge-temperature', 0, 2))
+    .option('--judge-max-tokens <n>', `tokens per judge answer at most (sent as max_tokens to a URL judge; default ${LOCAL_JUDGE_MAX_TOKENS} for a local judge, the server's own for a URL one)`, intOption('--judge-max-tokens', 1))
     .option('--max-tokens <n>', 'tokens per generated response at most', intOption('--max-tokens', 1), 256)
     .option('--temperature <t>', 'generation temperature (0: greedy)', floatOption('--temperature', 0, 100), 0)
     .option('--seed <n>', 'sampling and bootstrap seed', intOption('--seed'))
@@ -153,6 +155,7 @@ export function registerEvalCommand(program: Command): void {
       if (!usedEndpoint && clientFlags.length) {
         throw new InvalidRequestError(`${clientFlags.map((f) => `--${f}`).join(', ')}: these apply to tunekit endpoint sides (endpoints/ID), and no side is one.`);
       }
+      if (o.judgeMaxTokens !== undefined && !judgeTarget) throw new InvalidRequestError('--judge-max-tokens limits the judge\'s answers, and no --judge is given.');
       if (judgeTarget) {
         const t = judgeTarget;
         if (t.kind === 'url') judge = openAiJudge({ url: t.url, model: t.model, apiKey: t.apiKey ?? apiKey });
@@ -165,7 +168,7 @@ export function registerEvalCommand(program: Command): void {
       const progress = evalProgress();
       const outcome = await runEvaluation(examples, side(candidate), baseline ? side(baseline) : undefined, {
         metrics,
-        judge: judge && { judge, samples: o.judgeSamples, retries: o.judgeRetries, temperature: o.judgeTemperature, seed: o.seed, concurrency: o.parallel },
+        judge: judge && { judge, samples: o.judgeSamples, retries: o.judgeRetries, temperature: o.judgeTemperature, maxTokens: o.judgeMaxTokens, seed: o.seed, concurrency: o.parallel },
         computed: { useStemmer: o.useStemmer ?? false, schema },
         concurrency: o.parallel,
         bootstrapSeed: o.seed ?? 0,
@@ -173,7 +176,7 @@ export function registerEvalCommand(program: Command): void {
       }).finally(progress.stop);
       const config = {
         dataset: o.dataset, candidate: describe(candidate), ...(baseline ? { baseline: describe(baseline) } : {}),
-        ...(judge ? { judge: judge.description, judgeSamples: o.judgeSamples, judgeRetries: o.judgeRetries } : {}),
+        ...(judge ? { judge: judge.description, judgeSamples: o.judgeSamples, judgeRetries: o.judgeRetries, judgeMaxTokens: o.judgeMaxTokens ?? null } : {}),
         metrics, examples: examples.length, maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed ?? null,
         useStemmer: o.useStemmer ?? false, createdAt: new Date().toISOString(),
       };
