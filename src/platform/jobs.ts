@@ -76,6 +76,12 @@ export class TuningJobs {
     return await this.require(id);
   }
 
+  /** Every PENDING job's id, oldest first (the queue's reconciliation, postgres/queue.ts). */
+  async pendingIds(): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>("SELECT id FROM tuning_jobs WHERE state = 'JOB_STATE_PENDING' ORDER BY queue_seq");
+    return rows.map((r) => r.id);
+  }
+
   /** The job in (project, location), or NOT_FOUND naming it. */
   async get(project: string, location: string, id: string): Promise<TuningJobRecord> {
     const row = (await this.db.get('SELECT * FROM tuning_jobs WHERE id = ? AND project = ? AND location = ?', id, project, location)) as JobRow | undefined;

@@ -85,7 +85,7 @@ export function registerServeCommand(program: Command): void {
       // With PostgreSQL, jobs go to the queue that `tunekit worker` machines pull; else this server runs them.
       // (pg-boss is loaded only here: a SQLite deployment never needs it.)
       const queue = o.database === undefined ? undefined
-        : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, { heartbeatSeconds: o.jobHeartbeatSeconds });
+        : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform.jobs, { heartbeatSeconds: o.jobHeartbeatSeconds });
       const tuning = new TuningService(platform, queue ? { queue } : {});
       const shutdown = new AbortController();
       const tokenizer = new PromptTokenizer();

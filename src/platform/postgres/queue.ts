@@ -10,13 +10,20 @@
 //   registry version. The trainer yields to the event loop once per step, so the heartbeat interval
 //   must be longer than the longest step.
 // - pg-boss keeps its tables in its own schema (`pgboss`), beside the platform's.
+// - Reconciliation: the row is written before its message is sent, so a send that fails (or a server
+//   that dies between the two) would leave a PENDING job no worker ever pulls. Each queue job's id is
+//   derived from the tuning job's id, and pg-boss inserts with ON CONFLICT DO NOTHING, so sending a
+//   job twice is a no-op; serve resends every PENDING job at its start and every RECONCILE_SECONDS
+//   (with its --job-heartbeat-seconds: workers do not know it, so they do not send), and the job
+//   runs once.
 
+import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { Platform } from '../platform.js';
 import type { JobQueue } from '../jobs/runner.js';
 import { runTuningJob, RunStopped } from '../jobs/worker.js';
 import { removeJobDir } from '../jobs/spec.js';
-import { TERMINAL_JOB_STATES } from '../jobs.js';
+import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
 
 export const TUNING_QUEUE = 'tunekit-tuning-jobs';
 import { DEFAULT_HEARTBEAT_SECONDS } from './heartbeat.js';
@@ -26,6 +33,8 @@ const RETRY_LIMIT = 20;
 const EXPIRE_SECONDS = 24 * 3600;
 /** How often pg-boss's supervisor looks for jobs with stale heartbeats. */
 const SUPERVISE_SECONDS = 5;
+/** How often PENDING jobs are resent (besides at start). */
+const RECONCILE_SECONDS = 60;
 
 interface TuningMessage {
   jobId: string;
@@ -46,30 +55,63 @@ async function ensureQueue(boss: PgBoss, heartbeatSeconds: number): Promise<void
   }
 }
 
+/** The queue job's id of tuning job `jobId`: a name-based (version 5 style) UUID, the same in every process. */
+export function queueJobId(jobId: string): string {
+  const h = createHash('sha1').update(`${TUNING_QUEUE}:${jobId}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+/** Sends job `jobId`'s queue job unless it exists (in any state): a no-op the second time. */
+async function send(boss: PgBoss, jobId: string, heartbeatSeconds: number): Promise<void> {
+  const message: TuningMessage = { jobId };
+  await boss.send(TUNING_QUEUE, message, {
+    id: queueJobId(jobId), heartbeatSeconds, retryLimit: RETRY_LIMIT, expireInSeconds: EXPIRE_SECONDS,
+  });
+}
+
+/** Sends every PENDING job now and every RECONCILE_SECONDS until the returned stop is called. */
+async function reconcile(boss: PgBoss, jobs: TuningJobs, heartbeatSeconds: number, log: (m: string) => void): Promise<() => void> {
+  const pass = async (): Promise<void> => {
+    for (const id of await jobs.pendingIds()) await send(boss, id, heartbeatSeconds);
+  };
+  await pass();
+  const timer = setInterval(() => void pass().catch((err: unknown) => log(`reconciling the queue: ${err instanceof Error ? err.message : String(err)}`)), RECONCILE_SECONDS * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** The serving side: `tunekit serve --database` queues each created job here instead of running it. */
 export class PostgresJobQueue implements JobQueue {
-  private constructor(private readonly boss: PgBoss, private readonly heartbeatSeconds: number) {}
+  private stopReconcile = (): void => undefined;
 
-  static async open(database: string, opts: { heartbeatSeconds?: number } = {}): Promise<PostgresJobQueue> {
+  private constructor(private readonly boss: PgBoss, private readonly jobs: TuningJobs, private readonly heartbeatSeconds: number) {}
+
+  static async open(database: string, jobs: TuningJobs, opts: { heartbeatSeconds?: number } = {}): Promise<PostgresJobQueue> {
     const heartbeatSeconds = opts.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
     const boss = await startBoss(database);
     await ensureQueue(boss, heartbeatSeconds);
-    return new PostgresJobQueue(boss, heartbeatSeconds);
+    return new PostgresJobQueue(boss, jobs, heartbeatSeconds);
   }
 
+  /** Sends the PENDING jobs that have no queue job (see Reconciliation above), now and periodically. */
   async start(): Promise<string[]> {
+    this.stopReconcile();
+    this.stopReconcile = await reconcile(this.boss, this.jobs, this.heartbeatSeconds, (m) => process.stderr.write(`tunekit: ${m}\n`));
     return [];
   }
 
   async enqueue(jobId: string): Promise<void> {
-    const message: TuningMessage = { jobId };
-    await this.boss.send(TUNING_QUEUE, message, { heartbeatSeconds: this.heartbeatSeconds, retryLimit: RETRY_LIMIT, expireInSeconds: EXPIRE_SECONDS });
+    await send(this.boss, jobId, this.heartbeatSeconds);
   }
 
   /** A cancel is seen by the job's worker at its next step (the row is CANCELLING). */
   async cancel(): Promise<void> {}
 
   async stop(): Promise<void> {
+    this.stopReconcile();
     await this.boss.stop({ graceful: false });
   }
 }
