@@ -206,7 +206,7 @@ try {
     await tunekit([
       'eval', '--dataset', HELD_OUT, '--metrics', 'exact_match,json_valid,pairwise_instruction_following',
       '--candidate', `${server.url}/v1`, '--candidate-model', endpoint, '--baseline', `${server.url}/v1`, '--baseline-model', BASE_MODEL,
-      '--api-key', apiKey, '--judge', baseDir, '--max-tokens', '16', '--seed', '0', '--out', report,
+      '--api-key', apiKey, '--judge', baseDir, '--judge-max-tokens', '64', '--max-tokens', '16', '--seed', '0', '--out', report,
     ]);
   });
   console.log(`\nReport: ${path.join(report, 'report.html')}`);
