@@ -5,14 +5,13 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import { cliMain, runNode } from './helpers/platform.js';
 import { loadModel } from '../src/models/model.js';
 import { Engine } from '../src/serve/engine.js';
 import { generateLocal } from '../src/eval/local-model.js';
@@ -20,20 +19,11 @@ import { parseEvalExample } from '../src/eval/dataset.js';
 import { bootstrapCi } from '../src/eval/stats.js';
 import type { InstanceResult, MetricSummary } from '../src/eval/run.js';
 
-const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-eval-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The tunekit CLI, as a user runs it. */
+const run = (args: string[]) => runNode([cliMain, ...args]);
 
 test('tunekit eval: candidate vs baseline, computed + pairwise judged metrics, results and report', async () => {
   const candidateDir = tinyModelDir('qwen3', { seed: 1 });
@@ -73,11 +63,11 @@ test('tunekit eval: candidate vs baseline, computed + pairwise judged metrics, r
     '--judge-retries', '1', '--max-tokens', '6', '--seed', '7', '--out', out,
   ]);
   server.close();
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^metric +candidate \(95% CI\) +baseline \(95% CI\) +failed$/m);
-  assert.match(r.stdout, /^exact_match +1\.000 \[1\.000, 1\.000\] +0\.000 \[0\.000, 0\.000\] +0\/0$/m);
-  assert.match(r.stdout, /^pairwise_fluency +0\.500 \[0\.500, 0\.500\] \(win 0\.0% \/ loss 0\.0% \/ tie 100\.0%; orders disagree 100\.0%\) +- +1$/m);
-  assert.match(r.stderr, /generating candidate: 4\/4/);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^metric +candidate \(95% CI\) +baseline \(95% CI\) +failed$/m);
+  assert.match(r.out, /^exact_match +1\.000 \[1\.000, 1\.000\] +0\.000 \[0\.000, 0\.000\] +0\/0$/m);
+  assert.match(r.out, /^pairwise_fluency +0\.500 \[0\.500, 0\.500\] \(win 0\.0% \/ loss 0\.0% \/ tie 100\.0%; orders disagree 100\.0%\) +- +1$/m);
+  assert.match(r.err, /generating candidate: 4\/4/);
   assert.equal(judged, 3 * 2 + 2); // three pairs in both orders; the last pair fails in its first order after one retry
 
   const rows = fs.readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as InstanceResult);
@@ -111,7 +101,7 @@ test('--judge-max-tokens bounds a local judge\'s answers: under a budget below t
   fs.writeFileSync(dataset, ['{"prompt": "Say hi.", "reference": "hi"}', '{"prompt": "Name a fruit.", "reference": "apple"}'].join('\n') + '\n');
   const out = path.join(tmp, 'judge-max');
   const r = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'coherence', '--judge', dir, '--judge-max-tokens', '8', '--judge-retries', '0', '--max-tokens', '4', '--seed', '1', '--out', out]);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 0, r.err);
   const tokenizer = (await loadModel(dir)).tokenizer;
   const rows = fs.readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as InstanceResult);
   assert.equal(rows.length, 2);
@@ -133,16 +123,16 @@ test('tunekit eval refuses what it cannot run, naming the flag', async () => {
   const dir = tinyModelDir('qwen3');
   const noJudge = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'coherence', '--out', path.join(tmp, 'x')]);
   assert.equal(noJudge.code, 1);
-  assert.match(noJudge.stderr, /Metric coherence is judged by a model: give --judge/);
+  assert.match(noJudge.err, /Metric coherence is judged by a model: give --judge/);
   const unknown = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'accuracy', '--out', path.join(tmp, 'x')]);
-  assert.match(unknown.stderr, /Unknown metric "accuracy"/);
+  assert.match(unknown.err, /Unknown metric "accuracy"/);
   const missing = await run(['eval', '--dataset', dataset, '--candidate', path.join(tmp, 'nope'), '--metrics', 'exact_match', '--out', path.join(tmp, 'x')]);
-  assert.match(missing.stderr, /--candidate .*nope: not a directory, an http\(s\) URL, or a tunekit endpoint/);
+  assert.match(missing.err, /--candidate .*nope: not a directory, an http\(s\) URL, or a tunekit endpoint/);
   const noBaseline = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'pairwise_fluency', '--judge', 'http://127.0.0.1:1/v1', '--out', path.join(tmp, 'x')]);
-  assert.match(noBaseline.stderr, /compares two sides: give --baseline/);
+  assert.match(noBaseline.err, /compares two sides: give --baseline/);
   const judgeTokens = await run(['eval', '--dataset', dataset, '--candidate', dir, '--metrics', 'exact_match', '--judge-max-tokens', '8', '--out', path.join(tmp, 'x')]);
   assert.equal(judgeTokens.code, 1);
-  assert.match(judgeTokens.stderr, /--judge-max-tokens limits the judge's answers, and no --judge is given/);
+  assert.match(judgeTokens.err, /--judge-max-tokens limits the judge's answers, and no --judge is given/);
 });
 
 test('dataset layouts and the bootstrap interval', () => {

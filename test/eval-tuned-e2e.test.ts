@@ -7,7 +7,6 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,9 +19,9 @@ import { Platform } from '../src/platform/platform.js';
 import { TuningService } from '../src/platform/jobs/service.js';
 import { makeKeys, PROJECT, waitForJob } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import { cliMain, runNode } from './helpers/platform.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-eval-e2e-'));
 const platform = await Platform.open({ dataDir });
 const store = new DbRegistrationStore(platform.db);
@@ -50,16 +49,8 @@ async function call(method: string, url: string, body?: unknown): Promise<Record
   return json;
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The tunekit CLI, as a user runs it. */
+const run = (args: string[]) => runNode([cliMain, ...args]);
 
 const isJson = (s: string) => {
   try {
@@ -111,17 +102,17 @@ test('a tuned model beats its base on exact_match and json_valid, in the job\'s 
   const dataset = path.join(root, 'examples', 'data', 'tone-validation.jsonl');
   const vertexOnly = await run(['eval', '--dataset', dataset, '--candidate', 'gemini-2.5-pro', '--metrics', 'exact_match', '--out', out]);
   assert.equal(vertexOnly.code, 1);
-  assert.match(vertexOnly.stderr, /A model only Vertex AI serves \(e\.g\. gemini-2\.5-pro\) cannot be called by tunekit eval/);
+  assert.match(vertexOnly.err, /A model only Vertex AI serves \(e\.g\. gemini-2\.5-pro\) cannot be called by tunekit eval/);
   const misnamed = await run(['eval', '--dataset', dataset, '--api', server.url, '--key', keys.trainer, '--project', PROJECT, '--location', 'us-central1',
     '--candidate', 'publishers/google/models/nope', '--metrics', 'exact_match', '--out', out]);
   assert.equal(misnamed.code, 1); // a side with no response at all fails the run, not 20 instances
-  assert.match(misnamed.stderr, /Every candidate generation failed \(publishers\/google\/models\/nope at .*\); the first: .*404/);
+  assert.match(misnamed.err, /Every candidate generation failed \(publishers\/google\/models\/nope at .*\); the first: .*404/);
   const r = await run([
     'eval', '--dataset', dataset, '--api', server.url, '--key', keys.trainer, '--project', PROJECT, '--location', 'us-central1',
     '--candidate', job.tunedModel.endpoint, '--baseline', `projects/${PROJECT}/locations/us-central1/publishers/google/models/gemma3-tiny`,
     '--metrics', 'exact_match,json_valid', '--max-tokens', '16', '--seed', '1', '--out', out,
   ]);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 0, r.err);
   const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
   const cliRows = fs.readFileSync(path.join(out, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const by = (m: string) => summary.summary.find((s: any) => s.metric === m);
