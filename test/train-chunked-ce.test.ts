@@ -8,7 +8,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,41 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { initTinyModel } from '../src/models/tiny.js';
 import { loadModelConfig, loadModelWeights } from '../src/models/loader.js';
 import { parseModelConfig } from '../src/models/config.js';
-import { assembleWeights, getTensor, tensorSpecs } from '../src/models/weights.js';
-import { readSafetensorsHeader, readTensorF32 } from '../src/models/safetensors.js';
-import { defaultLoraConfig, initLoraAdapter } from '../src/lora/lora.js';
-import { saveAdapter } from '../src/lora/peft.js';
-import { peftTensorName } from '../src/lora/peft-keys.js';
-import { TrainableModel } from '../src/train/trainable-model.js';
 import { recomputeLayers, trainingWorkspaceBytes, WORKSPACE_BUDGET_BYTES } from '../src/train/memory.js';
 import { workspaceAllocations } from '../src/core/workspace.js';
 import { CE_CHUNK_BYTES, ceChunkRows } from '../src/engine/cross-entropy.js';
-import { Random } from '../src/engine/random.js';
+import { assertGradsEqualTorch, torchMissing } from './helpers/torch-grads.js';
 import { randomPackedBatch } from './helpers/train-batch.js';
 
-const PYTHON = '/usr/bin/python3';
 const here = path.dirname(fileURLToPath(import.meta.url));
-const GRADS = path.join(here, '..', '..', 'tools', 'torch-reference', 'grads.py');
 const PUBLISHED = path.join(here, '..', '..', 'test', 'fixtures', 'published-configs');
 const GEMMA_VOCAB = 262144;
-const GRAD_TOLERANCE = 1e-4; // float32 against float64, as in torch-reference.test.ts
 
-function torchMissing(): string | false {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  return probe.status === 0 ? false : 'python3-torch is not installed (apt-get install -y python3-torch python3-numpy)';
-}
 
-/** max |ours − reference| / max |reference|. */
-function relErr(ours: Float32Array, ref: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < ref.length; i++) {
-    d = Math.max(d, Math.abs(ours[i]! - ref[i]!));
-    m = Math.max(m, Math.abs(ref[i]!));
-  }
-  return d / m;
-}
 
 test('chunked cross-entropy over 262,144 tokens equals the unchunked PyTorch reference (loss, LoRA and full gradients)', { skip: torchMissing() }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-chunked-ce-'));
@@ -65,45 +40,7 @@ test('chunked cross-entropy over 262,144 tokens equals the unchunked PyTorch ref
     const count = batch.targets.filter((t) => t !== -1).length;
     assert.ok(count > rows && count < batch.N, `${count} targets for chunks of ${rows} rows`);
 
-    const lora = defaultLoraConfig(4, { alpha: 8 });
-    const adapter = initLoraAdapter(config, lora, 1);
-    const rng = new Random(5);
-    for (const pairs of adapter.layers) for (const p of Object.values(pairs)) rng.fillNormal(p.B, 0, 0.1);
-    const loraGrads = initLoraAdapter(config, lora, 2);
-    for (const pairs of loraGrads.layers) for (const p of Object.values(pairs)) { p.A.fill(0); p.B.fill(0); }
-    const weightGrads = assembleWeights(config, (s) => new Float32Array(s.shape.reduce((a, b) => a * b, 1)));
-
-    const segments: number[] = [];
-    for (let t = 0; t < batch.N; t++) segments.push(t === 0 ? 0 : segments[t - 1]! + (batch.segStart[t] === t ? 1 : 0));
-    saveAdapter(dir, adapter);
-    const row = { tokens: [...batch.tokens], targets: [...batch.targets], positions: [...batch.positions], segments };
-    fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ model: modelDir, lora, rows: [row] }));
-    for (const [out, flags] of [['lora64.safetensors', []], ['full64.safetensors', ['--full']]] as const) {
-      const run = spawnSync(PYTHON, [GRADS, dir, '--float64', '--out', out, ...flags], { encoding: 'utf8' });
-      assert.equal(run.status, 0, run.stderr);
-    }
-
-    const loraRes = new TrainableModel(config, weights, { maxTokens: batch.N, lora: adapter, loraGrads }).forwardBackward(batch, count);
-    const ref = readSafetensorsHeader(path.join(dir, 'lora64.safetensors'));
-    assert.equal(loraRes.count, count);
-    assert.ok(Math.abs(loraRes.lossSum / count - readTensorF32(ref, 'loss')[0]!) < 1e-5, `LoRA loss ${loraRes.lossSum / count}`);
-    loraGrads.layers.forEach((pairs, l) => {
-      for (const t of lora.targets) {
-        for (const which of ['A', 'B'] as const) {
-          const n = peftTensorName(l, t, which);
-          const err = relErr(pairs[t]![which], readTensorF32(ref, n));
-          assert.ok(err < GRAD_TOLERANCE, `${n}: relative error ${err}`);
-        }
-      }
-    });
-
-    const fullRes = new TrainableModel(config, weights, { maxTokens: batch.N, weightGrads }).forwardBackward(batch, count);
-    const full = readSafetensorsHeader(path.join(dir, 'full64.safetensors'));
-    assert.ok(Math.abs(fullRes.lossSum / count - readTensorF32(full, 'loss')[0]!) < 1e-5, 'full fine-tuning loss');
-    for (const spec of tensorSpecs(config)) {
-      const err = relErr(getTensor(weightGrads, spec), readTensorF32(full, spec.name));
-      assert.ok(err < GRAD_TOLERANCE, `${spec.name}: relative error ${err}`);
-    }
+    assertGradsEqualTorch(dir, modelDir, config, weights, batch, 5);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
