@@ -13,8 +13,9 @@
 // A second run reuses the base model, the data directory and its key, and the finished job when the
 // data and settings are unchanged; it uploads and evaluates again. Delete WORK_DIR to start over.
 // Ctrl-C stops the server cleanly; the job resumes from its last checkpoint and the next run follows it.
+// A run killed outright (SIGKILL) leaves its server running: the next run stops that server first.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,6 +29,7 @@ const work = path.resolve(process.argv[2] ?? path.join(root, '.cache/quickstart'
 const baseDir = path.join(work, 'base');
 const dataDir = path.join(work, 'data');
 const keyFile = path.join(work, 'api-key');
+const pidFile = path.join(work, 'serve.pid'); // the server this script started, until it stops it
 const data = (name: string) => path.join(root, 'examples/data', name);
 const [TRAIN, VALIDATION, HELD_OUT] = [data('tone-train.jsonl'), data('tone-validation.jsonl'), data('tone-test.jsonl')];
 
@@ -70,7 +72,8 @@ function serve(): Promise<{ url: string; adminKey?: string; stop: () => Promise<
   const log = fs.openSync(path.join(work, 'serve.log'), 'a');
   // A process group of its own: Ctrl-C reaches only this script, which stops the server with one SIGTERM.
   const child = spawn(process.execPath, [path.join(root, 'dist/src/cli/main.js'), 'serve', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', log], detached: true });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  fs.writeFileSync(pidFile, `${child.pid}\n`);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { fs.rmSync(pidFile, { force: true }); resolve(code); }));
   const stop = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // in-flight work ends, job workers stop, the database closes
     return exited;
@@ -86,8 +89,27 @@ function serve(): Promise<{ url: string; adminKey?: string; stop: () => Promise<
   });
 }
 
+/**
+ * The server an earlier run started and could not stop (that run was killed outright), if it still
+ * serves this data directory: stopped with SIGTERM like any other, so its job goes back to PENDING.
+ */
+async function stopLeftoverServer(): Promise<void> {
+  const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : NaN;
+  fs.rmSync(pidFile, { force: true });
+  const command = Number.isInteger(pid) && pid > 0 ? spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim() : '';
+  if (!command.includes(' serve ') || !command.includes(dataDir)) return; // gone, or the pid is someone else's now
+  console.log(`   an earlier run's server (pid ${pid}) still serves ${dataDir}: stopping it`);
+  process.kill(pid, 'SIGTERM');
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  for (let waited = 0; alive(); waited += 100) {
+    if (waited === 30_000) process.kill(pid, 'SIGKILL'); // past serve's own shutdown deadline
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 console.log(`tunekit quickstart in ${work}`);
 fs.mkdirSync(work, { recursive: true });
+await stopLeftoverServer(); // before anything touches the data directory it serves
 
 await step('Base model: a tiny Llama-architecture model with random weights (tunekit model init)', async () => {
   if (fs.existsSync(path.join(baseDir, 'config.json'))) return console.log(`   reusing ${baseDir}`);
@@ -117,7 +139,7 @@ const server = await step('Start `tunekit serve` in the background', async () =>
   return s;
 });
 const apiKey = fs.readFileSync(keyFile, 'utf8').trim();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) { // SIGHUP: the terminal was closed
   process.once(signal, () => {
     console.log(`\n${signal}: stopping the server (a running job resumes at the next run)`);
     void server.stop().then(() => process.exit(130));

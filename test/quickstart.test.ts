@@ -1,7 +1,8 @@
 // The quickstart (examples/quickstart.ts, what `npm run quickstart` and the README show) run as a user
-// runs it, three times on one work directory: the first run builds the base model, starts `tunekit
+// runs it, four times on one work directory: the first run builds the base model, starts `tunekit
 // serve`, uploads and starts the tuning job through Google's clients, and is interrupted (SIGINT, as
-// Ctrl-C sends it) while the job runs: it stops the server cleanly. The second run follows the same job
+// Ctrl-C sends it) while the job runs: it stops the server cleanly. The next is killed with SIGKILL once
+// its server is up, which leaves that server running. The second full run stops that server, follows the same job
 // (resumed by the server) to SUCCEEDED; the tuned endpoint answers the trained format where the base
 // cannot, the evaluation says so, the report is written and the server stops cleanly. The third run
 // reuses the base model, the data directory and the finished job (still one job) and evaluates again.
@@ -69,8 +70,26 @@ test('first run, interrupted while the job runs: base model, serve, upload, job 
   jobName = all[0]!.name;
 });
 
-test('second run: follows that job to SUCCEEDED, endpoint, evaluation, clean stop', async () => {
+let leftover = 0;
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+test('a run killed outright (SIGKILL) once its server is up leaves that server running', async () => {
+  const child = spawn(process.execPath, [SCRIPT, work], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (/serving .* at http/.test(out)) child.kill('SIGKILL');
+  });
+  assert.equal(await new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal))), 'SIGKILL', out);
+  leftover = Number(fs.readFileSync(path.join(work, 'serve.pid'), 'utf8'));
+  assert.ok(alive(leftover), 'the server outlives the script that started it');
+});
+
+test('second run: stops the leftover server, follows that job to SUCCEEDED, endpoint, evaluation, clean stop', async () => {
   const out = quickstart();
+  assert.ok(out.includes(`an earlier run's server (pid ${leftover}) still serves ${path.join(work, 'data')}: stopping it`), out);
+  assert.equal(alive(leftover), false);
   // Every step says how long it took.
   assert.equal((out.match(/^== /gm) ?? []).length, (out.match(/^ {3}\(\d+\.\d s\)$/gm) ?? []).length);
   assert.match(out, /reusing .*base/);

@@ -1,10 +1,12 @@
 // SIGTERM to a real `tunekit serve` during each kind of work (issue 8): the process stops accepting,
 // its clients in flight get 503 UNAVAILABLE (a status, or a last SSE error event), it exits 0 with
-// "stopped", and a new server on the same data directory finds everything as it was.
+// "stopped", and a new server on the same data directory finds everything as it was. A server whose
+// output nobody reads any more keeps serving.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -160,4 +162,25 @@ test('SIGTERM while a tuning job trains: its worker is stopped, the job waits PE
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the reader of its output goes away (the script that started it was killed): the server keeps serving', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => { const p = (probe.address() as net.AddressInfo).port; probe.close(() => resolve(p)); });
+  });
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data-dir', dataDir, '--insecure-no-auth'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // Nobody reads stdout or stderr any more: the server's first line ("serving ... at") meets a closed pipe (EPIPE).
+  child.stdout.destroy();
+  child.stderr.destroy();
+  let answered = false;
+  for (let i = 0; i < 300 && !answered && child.exitCode === null; i++) {
+    answered = await fetch(`http://127.0.0.1:${port}/v1/publishers/google/models`).then((r) => r.ok, () => false);
+    if (!answered) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(answered, `the server stopped (exit ${child.exitCode}) instead of serving`);
+  const r = await post({ url: `http://127.0.0.1:${port}` } as ServeProcess, 'generateContent', { ...userText('hi'), generationConfig: { maxOutputTokens: 2 } });
+  assert.equal(r.status, 200);
+  child.kill('SIGTERM');
+  assert.equal(await exit, 0);
 });

@@ -26,6 +26,7 @@ import { TuningService } from '../../platform/jobs/service.js';
 import { InvalidRequestError } from '../../errors.js';
 import { LIMITS } from '../../platform/limits.js';
 import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS } from '../../platform/postgres/heartbeat.js';
+import { keepRunningWhenOutputIsLost } from '../lost-output.js';
 
 interface ServeCliOptions {
   port: number;
@@ -63,6 +64,7 @@ export function registerServeCommand(program: Command): void {
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .option('--safety-config <file>', 'safety classifiers, blocklists and default safetySettings per project / endpoint (JSON; README: Safety)')
     .action(async (o: ServeCliOptions) => {
+      keepRunningWhenOutputIsLost();
       const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
       if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {

@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
 import { Platform } from '../../platform/platform.js';
+import { keepRunningWhenOutputIsLost } from '../lost-output.js';
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -16,6 +17,7 @@ export function registerWorkerCommand(program: Command): void {
     .requiredOption('--database <url>', 'the PostgreSQL database of the deployment (postgres://USER:PASSWORD@HOST:PORT/DB)')
     .requiredOption('--storage <dir>', 'the directory every machine shares (serve\'s --data-dir): datasets, checkpoints, objects')
     .action(async (o: { database: string; storage: string }) => {
+      keepRunningWhenOutputIsLost();
       const platform = await Platform.open({ dataDir: path.resolve(o.storage), database: o.database });
       const { PostgresWorker } = await import('../../platform/postgres/queue.js');
       const worker = await PostgresWorker.start(platform, o.database);
