@@ -75,11 +75,14 @@ interface Internals {
   evaluateSliceExpression(object: Value, expr: Node, env: Environment): Value;
   evaluateBinaryExpression(node: Node, env: Environment): Value;
   evaluateFor(node: Node, env: Environment): Value;
+  /** Set while tracing a render for the memo (see TraceState); null otherwise. */
+  trace?: TraceState | null;
 }
 
 const base = Interpreter.prototype as unknown as Internals;
 const USED = ['evaluateArguments', 'applyFilter', 'evaluateBlock', 'evaluateMemberExpression', 'evaluateSliceExpression', 'evaluateBinaryExpression', 'evaluateFor', 'evaluate'] as const;
-const missing = USED.filter((m) => typeof (base as unknown as Record<string, unknown>)[m] !== 'function');
+const missing: string[] = USED.filter((m) => typeof (base as unknown as Record<string, unknown>)[m] !== 'function');
+if (!((jinja.Environment as unknown as { TESTS?: unknown }).TESTS instanceof Map)) missing.push('Environment.TESTS');
 
 // ---- Python str() / repr() of runtime values -----------------------------------------------------------
 
@@ -371,6 +374,216 @@ export function strftime(d: Date, format: string): string {
   });
 }
 
+// ---- The render memo ----------------------------------------------------------------------------------
+// The interpreter costs about the same for every render (it allocates a value per step), and datasets
+// repeat a few layouts: the same roles, options and tools with other texts. So the first render of a
+// layout (the context without the messages' texts) is traced: each message's text is a TaintValue, which
+// the template may concatenate, print and strip (strip, lstrip, rstrip, trim); truthiness, `x in text`,
+// startswith and endswith are answered from the real text and recorded as guards; any other use reads its
+// value, which throws TraceAbort (as does strftime_now, whose output changes with the clock). The output
+// is kept as literal text and references to the texts. A later render of that layout whose texts give
+// every guard the same answer takes the same path through the template, so its output is the kept one
+// with its own texts put in (stripped by the same functions); otherwise it is traced too (up to
+// MAX_TRACES per layout, an aborted trace remembered by its guards) or rendered as before.
+
+const RuntimeValue = Object.getPrototypeOf(StringValue) as ValueCtor;
+/** A loop body whose output the trace keeps (see evaluateFor). */
+const CAPTURE = 'TunekitCapture';
+const MAX_TRACES = 16;
+const MAX_LAYOUTS = 256;
+const MAX_LAYOUT_KEY = 1 << 16;
+
+class TraceAbort extends Error {}
+
+/** A step from a string to a value: a str method or filter with its arguments bound. */
+type Step = (s: string) => Value;
+interface Guard { index: number; steps: Step[]; test: Step; result: unknown }
+interface TraceState { contents: (string | undefined)[]; guards: Guard[] }
+type Part = string | TaintValue;
+/** A kept trace: its guards, and its output with each text as (message index, steps); null: it aborted. */
+interface Trace { guards: Guard[]; parts: (string | { index: number; steps: Step[] })[] | null }
+
+function poisoned(this: Value): never {
+  throw new TraceAbort(`a message's text is used as a value (${this.type})`);
+}
+const isTraced = (v: Value | undefined): boolean => v instanceof TaintValue || v instanceof SymbolicValue;
+
+const TRANSFORMS = new Set(['strip', 'lstrip', 'rstrip']);
+const GUARD_METHODS = new Set(['startswith', 'endswith']);
+
+/** Message `index`'s text after `steps`, standing for whatever text a later render has there. */
+class TaintValue extends RuntimeValue {
+  override type = 'TunekitTaint';
+
+  constructor(readonly state: TraceState, readonly index: number, readonly steps: Step[]) {
+    super(undefined);
+    Object.defineProperty(this, 'value', { get: poisoned });
+  }
+
+  static text(contents: readonly (string | undefined)[], index: number, steps: readonly Step[]): string {
+    let s = contents[index]!;
+    for (const step of steps) s = step(s).value as string;
+    return s;
+  }
+
+  then(step: Step, args: Value[]): TaintValue {
+    if (args.some(isTraced)) throw new TraceAbort('a message\'s text as an argument');
+    if (!isStr(step(TaintValue.text(this.state.contents, this.index, this.steps)))) throw new TraceAbort('not a string');
+    return new TaintValue(this.state, this.index, [...this.steps, step]);
+  }
+
+  guard(test: Step, args: Value[]): Value {
+    if (args.some(isTraced)) throw new TraceAbort('a message\'s text as an argument');
+    const out = test(TaintValue.text(this.state.contents, this.index, this.steps));
+    if (out.type !== 'BooleanValue') throw new TraceAbort('not a boolean');
+    this.state.guards.push({ index: this.index, steps: this.steps, test, result: out.value });
+    return out;
+  }
+
+  __bool__(): Value {
+    return this.guard((s) => (str(s) as unknown as { __bool__(): Value }).__bool__(), []);
+  }
+
+  get builtins(): never {
+    return poisoned.call(this);
+  }
+
+  override toString(): never {
+    return poisoned.call(this);
+  }
+
+  /** text.method, for the methods the trace follows. */
+  member(e: { property: Node; computed: boolean }): Value {
+    const name = !e.computed && e.property.type === 'Identifier' ? (e.property as unknown as { value: string }).value : '';
+    const method = STR_METHODS[name];
+    if (!method || !(TRANSFORMS.has(name) || GUARD_METHODS.has(name))) throw new TraceAbort(`a message's text's ${name || 'member'}`);
+    return fn((args) => {
+      const [positional, kwargs] = splitKwargs(args);
+      const step: Step = (s) => method(s, positional, kwargs);
+      const all = [...positional, ...kwargs.values()];
+      return TRANSFORMS.has(name) ? this.then(step, all) : this.guard(step, all);
+    });
+  }
+}
+
+/** Output that holds message texts: literal parts and TaintValues, in order. */
+class SymbolicValue extends RuntimeValue {
+  override type = 'TunekitSymbolic';
+
+  constructor(readonly parts: Part[]) {
+    super(undefined);
+    Object.defineProperty(this, 'value', { get: poisoned });
+  }
+
+  __bool__(): never {
+    return poisoned.call(this);
+  }
+
+  get builtins(): never {
+    return poisoned.call(this);
+  }
+
+  override toString(): never {
+    return poisoned.call(this);
+  }
+}
+
+function pushParts(parts: Part[], v: Value): void {
+  if (v instanceof SymbolicValue) parts.push(...v.parts);
+  else if (v instanceof TaintValue) parts.push(v);
+  else parts.push(pyStr(v));
+}
+
+function fromParts(parts: Part[]): Value {
+  if (parts.every((p) => typeof p === 'string')) return str(parts.join(''));
+  const merged: Part[] = [];
+  for (const p of parts) {
+    if (p === '') continue;
+    const last = merged.length - 1;
+    if (typeof p === 'string' && typeof merged[last] === 'string') merged[last] += p;
+    else merged.push(p);
+  }
+  return new SymbolicValue(merged);
+}
+
+/** A binary operation with a message's text on a side: concatenation, or `in` as a guard. */
+function tracedBinary(op: string, left: Value, right: Value): Value {
+  if (op === '+' || op === '~') {
+    const sides = [left, right];
+    if (op === '+' && !sides.every((v) => isStr(v) || isTraced(v))) throw new TraceAbort(`+ on a message's text and ${sides.find((v) => !isStr(v) && !isTraced(v))!.type}`);
+    const parts: Part[] = [];
+    for (const v of sides) pushParts(parts, v);
+    return fromParts(parts);
+  }
+  if ((op === 'in' || op === 'not in') && isStr(left) && right instanceof TaintValue) {
+    const needle = left.value as string;
+    const found = right.guard((s) => bool(s.includes(needle)), []);
+    return op === 'in' ? found : bool(!found.value);
+  }
+  throw new TraceAbort(`${op} on a message's text`);
+}
+
+/** What the tests say of a message's text: a string, defined, not none; other tests end the trace. */
+const TRACED_TESTS: Record<string, boolean> = { string: true, defined: true, undefined: false, none: false };
+
+function tracedTests(tests: Environment['tests']): Environment['tests'] {
+  const out = new Map<string, (...values: Value[]) => boolean>();
+  for (const [name, test] of tests) {
+    out.set(name, (...values: Value[]) => {
+      if (!values.some(isTraced)) return test(...values);
+      if (values.length === 1 && name in TRACED_TESTS) return TRACED_TESTS[name]!;
+      throw new TraceAbort(`test ${name} on a message's text`);
+    });
+  }
+  return out;
+}
+
+function isPlainJson(v: unknown): boolean {
+  switch (typeof v) {
+    case 'string': case 'boolean': return true;
+    case 'number': return Number.isFinite(v) && !Object.is(v, -0);
+    case 'object': {
+      if (v === null) return true;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!(i in v) || !isPlainJson(v[i])) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) return false;
+      return Object.values(v).every(isPlainJson);
+    }
+    default: return false;
+  }
+}
+
+/** The layout of a render context (its key) and its messages' texts, or null when it is not memoized. */
+function layoutOf(context: Record<string, unknown>): { key: string; contents: (string | undefined)[] } | null {
+  const messages = context.messages;
+  if (!Array.isArray(messages)) return null;
+  const contents: (string | undefined)[] = new Array(messages.length).fill(undefined);
+  const shapes = messages.map((m: unknown, i) => {
+    if (!m || typeof m !== 'object' || typeof (m as Record<string, unknown>).content !== 'string') return m;
+    const { content, ...rest } = m as Record<string, unknown>;
+    contents[i] = content as string;
+    return rest;
+  });
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(context)) if (v !== undefined && k !== 'messages') rest[k] = v;
+  if (!isPlainJson(rest) || !isPlainJson(shapes)) return null;
+  const key = JSON.stringify([rest, shapes, contents.map((c) => c !== undefined)]);
+  return key.length > MAX_LAYOUT_KEY ? null : { key, contents };
+}
+
+function holds(trace: Trace, contents: readonly (string | undefined)[]): boolean {
+  return trace.guards.every((g) => g.test(TaintValue.text(contents, g.index, g.steps)).value === g.result);
+}
+
+function fill(parts: NonNullable<Trace['parts']>, contents: readonly (string | undefined)[]): string {
+  let out = '';
+  for (const p of parts) out += typeof p === 'string' ? p : TaintValue.text(contents, p.index, p.steps);
+  return out;
+}
+
 // ---- The interpreter ----------------------------------------------------------------------------------
 
 const SILENT_STATEMENTS = new Set(['Set', 'Macro', 'Comment']);
@@ -383,21 +596,41 @@ const EVALUATED = 'TunekitEvaluated';
 const overrides: Partial<Internals> & ThisType<Internals> = {
   evaluate(node, env) {
     if (node?.type === EVALUATED) return (node as unknown as { value: Value }).value;
+    if (node?.type === CAPTURE) {
+      // Tracing: a loop body's output, kept (text or symbolic) instead of the library's string concatenation.
+      const c = node as unknown as { body: Node[]; parts: Part[] };
+      pushParts(c.parts, this.evaluateBlock(c.body, env));
+      return str('');
+    }
     return base.evaluate.call(this, node, env);
   },
 
   // Loops over a string go over its characters (the library refuses strings).
   evaluateFor(node, env) {
-    const n = node as unknown as { iterable: Node & { lhs?: Node } };
+    const n = node as unknown as { iterable: Node & { lhs?: Node }; body: Node[]; defaultBlock: Node[] };
     const select = n.iterable.type === 'SelectExpression';
     const iterable = this.evaluate(select ? n.iterable.lhs : n.iterable, env);
     const evaluated = { type: EVALUATED, value: isStr(iterable) ? list(codePoints(iterable.value as string).map(str)) : iterable };
     const copy = select ? { ...node, iterable: { ...n.iterable, lhs: evaluated } } : { ...node, iterable: evaluated };
-    return base.evaluateFor.call(this, copy, env);
+    if (!this.trace) return base.evaluateFor.call(this, copy, env);
+    // Tracing: the library appends each iteration's output as a string; capture it instead.
+    const parts: Part[] = [];
+    const traced = { ...copy, body: [{ type: CAPTURE, body: n.body, parts }], defaultBlock: [{ type: CAPTURE, body: n.defaultBlock, parts }] };
+    base.evaluateFor.call(this, traced, env);
+    return fromParts(parts);
   },
 
   // Printing: Jinja2 prints str(value) ({{ none }} is "None", {{ true }} is "True", lists as Python lists).
   evaluateBlock(statements, env) {
+    if (this.trace) {
+      const parts: Part[] = [];
+      for (const statement of statements) {
+        const v = this.evaluate(statement, env);
+        if (SILENT_STATEMENTS.has(statement.type) && v.type === 'NullValue') continue;
+        pushParts(parts, v);
+      }
+      return fromParts(parts);
+    }
     let out = '';
     for (const statement of statements) {
       const v = this.evaluate(statement, env);
@@ -411,6 +644,7 @@ const overrides: Partial<Internals> & ThisType<Internals> = {
   evaluateMemberExpression(expr, env) {
     const e = expr as unknown as { object: Node; property: Node; computed: boolean };
     const object = this.evaluate(e.object, env);
+    if (object instanceof TaintValue) return object.member(e);
     if (!isStr(object)) {
       if (e.computed && e.property.type === 'SliceExpression') return this.evaluateSliceExpression(object, e.property, env);
       return memberOfNonString.call(this, object, e, env);
@@ -447,6 +681,11 @@ const overrides: Partial<Internals> & ThisType<Internals> = {
       }
     } else return base.applyFilter.call(this, operand, filter, env);
 
+    if (this.trace && (operand instanceof TaintValue || operand instanceof SymbolicValue)) {
+      if (name === 'safe') return operand;
+      if (name === 'trim' && operand instanceof TaintValue) return operand.then((s) => stringFilter('trim', s, args, kwargs)!, [...args, ...kwargs.values()]);
+      throw new TraceAbort(`filter ${name} on a message's text`);
+    }
     if (name === 'tojson') return tojson(operand, args, kwargs);
     if (name === 'string') return str(pyStr(operand));
     if (isStr(operand)) {
@@ -465,8 +704,18 @@ const overrides: Partial<Internals> & ThisType<Internals> = {
   },
 
   evaluateBinaryExpression(node, env) {
-    const n = node as unknown as { operator: { value: string }; left: Node; right: Node };
+    let n = node as unknown as { operator: { value: string }; left: Node; right: Node };
     const op = n.operator.value;
+    if (this.trace && op !== 'and' && op !== 'or') {
+      // Tracing: both sides once; a message's text only meets concatenation and `in` (a guard).
+      const left = this.evaluate(n.left, env);
+      const right = this.evaluate(n.right, env);
+      if (left instanceof TaintValue || left instanceof SymbolicValue || right instanceof TaintValue || right instanceof SymbolicValue) {
+        return tracedBinary(op, left, right);
+      }
+      n = { ...n, left: { type: EVALUATED, value: left } as Node, right: { type: EVALUATED, value: right } as Node };
+      node = n as unknown as Node;
+    }
     if (op === '~') return str(pyStr(this.evaluate(n.left, env)) + pyStr(this.evaluate(n.right, env)));
     if (op === '==' || op === '!=') {
       const eq = pyEquals(this.evaluate(n.left, env), this.evaluate(n.right, env));
@@ -511,15 +760,43 @@ function range(args: Value[]): Value {
 /** A parsed chat template; render() is Jinja2's render as transformers sets it up. */
 export class ChatTemplate {
   private readonly program: Program;
+  private readonly memo = new Map<string, Trace[]>();
 
   constructor(source: string) {
     if (missing.length > 0) {
-      throw new Error(`@huggingface/jinja's Interpreter no longer has ${missing.join(', ')}: src/tokenizer/chat-template.ts needs updating for this version`);
+      throw new Error(`@huggingface/jinja no longer has ${missing.join(', ')}: src/tokenizer/chat-template.ts needs updating for this version`);
     }
     this.program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
   }
 
+  /** Rendered output; memoized per layout (see the render memo above), with the same result. */
   render(context: Record<string, unknown>): string {
+    const layout = layoutOf(context);
+    if (!layout) return this.run(context, null).value as string;
+    let traces = this.memo.get(layout.key);
+    for (const t of traces ?? []) {
+      if (holds(t, layout.contents)) return t.parts ? fill(t.parts, layout.contents) : (this.run(context, null).value as string);
+    }
+    if (!traces) {
+      if (this.memo.size >= MAX_LAYOUTS) this.memo.clear();
+      this.memo.set(layout.key, (traces = []));
+    }
+    if (traces.length >= MAX_TRACES) return this.run(context, null).value as string;
+    const state: TraceState = { contents: layout.contents, guards: [] };
+    let parts: Trace['parts'];
+    try {
+      const out = this.run(context, state);
+      // Kept without the TaintValues (they hold this render's texts).
+      parts = out instanceof SymbolicValue ? out.parts.map((p) => (typeof p === 'string' ? p : { index: p.index, steps: p.steps })) : [out.value as string];
+    } catch {
+      parts = null; // TraceAbort, or an error the plain render below raises again
+    }
+    traces.push({ guards: state.guards, parts });
+    return parts ? fill(parts, layout.contents) : (this.run(context, null).value as string);
+  }
+
+  /** One run of the interpreter; with a trace state, the messages' texts are TaintValues. */
+  private run(context: Record<string, unknown>, trace: TraceState | null): Value {
     const env = new Environment();
     env.set('false', false);
     env.set('true', true);
@@ -530,14 +807,34 @@ export class ChatTemplate {
     env.setVariable('raise_exception', fn((args) => {
       throw new Error(args.length ? pyStr(args[0]!) : 'raise_exception');
     }));
-    env.setVariable('strftime_now', fn((args) => str(strftime(new Date(), String(args[0]?.value ?? '')))));
+    env.setVariable('strftime_now', fn((args) => {
+      if (trace) throw new TraceAbort('strftime_now');
+      return str(strftime(new Date(), String(args[0]?.value ?? '')));
+    }));
     env.setVariable('range', fn((args) => range(splitKwargs(args)[0])));
     for (const [key, value] of Object.entries(context)) {
-      if (value !== undefined) env.set(key, value);
+      if (value === undefined) continue;
+      const v = env.set(key, value);
+      if (trace && key === 'messages') {
+        (v.value as Value[]).forEach((m, i) => {
+          if (trace.contents[i] !== undefined) (m.value as Map<string, Value>).set('content', new TaintValue(trace, i, []));
+        });
+      }
     }
     env.tests = pyTests(env);
-    const out = new PyInterpreter(env).run(this.program);
-    return out.value as string;
+    const interpreter = new PyInterpreter(env) as unknown as Internals & InterpreterInstance;
+    if (!trace) return interpreter.run(this.program);
+    // Every scope the run creates takes its tests from Environment.TESTS: while tracing (synchronous),
+    // those see message texts too.
+    interpreter.trace = trace;
+    env.tests = tracedTests(env.tests);
+    const statics = Environment as unknown as { TESTS: Environment['tests'] };
+    const saved = statics.TESTS;
+    statics.TESTS = tracedTests(saved);
+    try {
+      return interpreter.run(this.program);
+    } finally {
+      statics.TESTS = saved;
+    }
   }
 }
-
