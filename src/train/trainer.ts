@@ -13,7 +13,9 @@ import { InvalidRequestError } from '../errors.js';
 import { loadModel, type LoadedModel } from '../models/model.js';
 import { assembleWeights, getTensor, tensorSpecs, type ModelWeights } from '../models/weights.js';
 import { writeSafetensors } from '../models/safetensors.js';
-import { defaultLoraConfig, initLoraAdapter, loraParameterCount, validateLoraConfig, ADAPTER_SIZES, type LoraAdapter, type LoraTarget } from '../lora/lora.js';
+import { defaultLoraConfig, initLoraAdapter, loraParameterCount, validateLoraConfig, ADAPTER_SIZES, type LoraAdapter, type LoraConfig, type LoraTarget } from '../lora/lora.js';
+import type { ModelConfig } from '../models/config.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { loadAdapter, saveAdapter } from '../lora/peft.js';
 import { readDataset } from '../data/dataset.js';
 import { renderForTraining } from '../data/render.js';
@@ -105,7 +107,8 @@ export const DEFAULT_TUNE_OPTIONS = {
   weightDecay: 0, clipNorm: 1, batchTokens: 2048, gradAccum: 1, maxSeqLen: 2048, seed: 0, evalEverySteps: 0, recompute: 'auto',
 } as const satisfies Partial<TuneOptions>;
 
-function validate(o: TuneOptions): void {
+/** Checks the options both executors share (src/train/trl-executor.ts runs the same checks). */
+export function validateTuneOptions(o: TuneOptions): void {
   if (o.mode === 'lora' && !(ADAPTER_SIZES as readonly number[]).includes(o.adapterSize)) {
     throw new InvalidRequestError(`adapter size ${o.adapterSize} is not supported (supported: ${ADAPTER_SIZES.join(', ')})`);
   }
@@ -118,24 +121,25 @@ function validate(o: TuneOptions): void {
   if (!(o.clipNorm >= 0)) throw new InvalidRequestError(`clip norm must be >= 0 (0 disables), got ${o.clipNorm}`);
 }
 
-async function tokenize(file: string, model: LoadedModel): Promise<TrainingExample[]> {
+/** A dataset rendered with the model's chat template: tokens and loss mask per example. */
+export async function tokenizeDataset(file: string, tokenizer: Tokenizer): Promise<TrainingExample[]> {
   const { conversations } = await readDataset(file);
   return conversations.map((c, index) => {
-    const r = renderForTraining(c, model.tokenizer);
+    const r = renderForTraining(c, tokenizer);
     return { tokens: r.tokens, lossMask: r.lossMask, index };
   });
 }
 
 export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss: number | null }> {
-  validate(o);
+  validateTuneOptions(o);
   const t0 = performance.now();
   const model = await loadModel(o.baseDir);
   if (o.maxSeqLen > model.config.maxPositionEmbeddings) {
     throw new InvalidRequestError(`max sequence length ${o.maxSeqLen} exceeds the model's context (${model.config.maxPositionEmbeddings})`);
   }
-  const train = await tokenize(o.trainFile, model);
-  const validation = o.validationFile ? await tokenize(o.validationFile, model) : [];
-  const batching: BatchingOptions = { maxSeqLen: o.maxSeqLen, batchTokens: o.batchTokens, gradAccum: o.gradAccum, seed: o.seed, shuffle: true };
+  const train = await tokenizeDataset(o.trainFile, model.tokenizer);
+  const validation = o.validationFile ? await tokenizeDataset(o.validationFile, model.tokenizer) : [];
+  const batching = batchingOf(o);
   const firstEpoch = planEpoch(train, 0, batching);
   const stepsPerEpoch = firstEpoch.steps.length;
   if (stepsPerEpoch === 0) throw new InvalidRequestError(`${o.trainFile}: no example has a token to train on`);
@@ -148,18 +152,9 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   let weights: ModelWeights = model.weights;
   let weightGrads: ModelWeights | undefined;
   const groups: ParamGroup[] = [];
-  const init = o.initAdapter === undefined ? undefined : loadAdapter(o.initAdapter, model.config);
-  if (init && o.mode !== 'lora') throw new InvalidRequestError(`an initial adapter (${o.initAdapter}) needs LoRA mode`);
-  if (init && init.config.rank !== o.adapterSize) {
-    throw new InvalidRequestError(`the initial adapter ${o.initAdapter} has rank ${init.config.rank}, but the run's adapter size is ${o.adapterSize}`);
-  }
+  const init = initialAdapter(o, model.config);
   if (o.mode === 'lora') {
-    const lc = init ? { ...init.config, dropout: o.loraDropout ?? 0 } : defaultLoraConfig(o.adapterSize, {
-      ...(o.loraAlpha !== undefined ? { alpha: o.loraAlpha } : {}),
-      ...(o.targets ? { targets: o.targets } : {}),
-      dropout: o.loraDropout ?? 0,
-    });
-    validateLoraConfig(lc);
+    const lc = loraConfigFor(o, init);
     const n = loraParameterCount(model.config, lc);
     const params = new Float32Array(n);
     const grads = new Float32Array(n);
@@ -187,7 +182,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   const tm = new TrainableModel(model.config, weights, { maxTokens, lora, loraGrads, weightGrads, recomputeLayers: recompute });
   const peak = (o.learningRate ?? DEFAULT_LEARNING_RATE[o.mode]) * o.learningRateMultiplier;
   const warmupSteps = warmupStepsFor(totalSteps, o.warmupRatio);
-  const fingerprint = fingerprintOf(o, model, train.length);
+  const fingerprint = fingerprintOf(o, model.config, train.length);
 
   let state: TrainerState = { epoch: 0, step: 0, totalSteps, fingerprint, elapsedSeconds: 0 };
   if (o.resume) state = readCheckpoint(o.resume, groups, fingerprint);
@@ -283,13 +278,39 @@ function writeOutput(dir: string, model: LoadedModel, lora: LoraAdapter | undefi
   writeSafetensors(path.join(dir, 'model.safetensors'), tensorSpecs(model.config).map((s) => ({ name: s.name, shape: s.shape, data: getTensor(weights, s) })));
 }
 
-function fingerprintOf(o: TuneOptions, model: LoadedModel, examples: number): string {
+/** The initial adapter of a continuous tuning run (checked against the run's options), or undefined. */
+export function initialAdapter(o: TuneOptions, config: ModelConfig): LoraAdapter | undefined {
+  const init = o.initAdapter === undefined ? undefined : loadAdapter(o.initAdapter, config);
+  if (init && o.mode !== 'lora') throw new InvalidRequestError(`an initial adapter (${o.initAdapter}) needs LoRA mode`);
+  if (init && init.config.rank !== o.adapterSize) {
+    throw new InvalidRequestError(`the initial adapter ${o.initAdapter} has rank ${init.config.rank}, but the run's adapter size is ${o.adapterSize}`);
+  }
+  return init;
+}
+
+/** The run's LoRA config: the initial adapter's (with the run's dropout), else the options'. */
+export function loraConfigFor(o: TuneOptions, init: LoraAdapter | undefined): LoraConfig {
+  const lc = init ? { ...init.config, dropout: o.loraDropout ?? 0 } : defaultLoraConfig(o.adapterSize, {
+    ...(o.loraAlpha !== undefined ? { alpha: o.loraAlpha } : {}),
+    ...(o.targets ? { targets: o.targets } : {}),
+    dropout: o.loraDropout ?? 0,
+  });
+  validateLoraConfig(lc);
+  return lc;
+}
+
+export function batchingOf(o: TuneOptions): BatchingOptions {
+  return { maxSeqLen: o.maxSeqLen, batchTokens: o.batchTokens, gradAccum: o.gradAccum, seed: o.seed, shuffle: true };
+}
+
+/** Hash of what a resume must not change; `executor` keeps one executor's checkpoints from the other's resume. */
+export function fingerprintOf(o: TuneOptions, config: ModelConfig, examples: number, executor?: string): string {
   const h = crypto.createHash('sha256');
   const keep = {
     mode: o.mode, adapterSize: o.adapterSize, loraAlpha: o.loraAlpha, targets: o.targets, epochs: o.epochs,
     lrm: o.learningRateMultiplier, lr: o.learningRate, warmup: o.warmupRatio, decay: o.decay, wd: o.weightDecay, clip: o.clipNorm,
     batchTokens: o.batchTokens, gradAccum: o.gradAccum, maxSeqLen: o.maxSeqLen, seed: o.seed, examples,
-    model: model.config,
+    model: config, ...(executor ? { executor } : {}),
   };
   h.update(JSON.stringify(keep));
   if (o.initAdapter) h.update(fs.readFileSync(path.join(o.initAdapter, 'adapter_model.safetensors')));

@@ -27,6 +27,7 @@ import { InvalidRequestError } from '../../errors.js';
 import { LIMITS } from '../../platform/limits.js';
 import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS } from '../../platform/postgres/heartbeat.js';
 import { keepRunningWhenOutputIsLost } from '../lost-output.js';
+import { EXECUTOR_LABEL, EXECUTORS, type Executor } from '../../platform/jobs/spec.js';
 
 interface ServeCliOptions {
   port: number;
@@ -43,6 +44,7 @@ interface ServeCliOptions {
   safetyConfig?: string;
   database?: string;
   jobHeartbeatSeconds?: number;
+  executor: Executor;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -62,6 +64,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
     .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
+    .option('--executor <name>', `what trains jobs without a "${EXECUTOR_LABEL}" label: ${EXECUTORS.join(' or ')} (README: GPUs and the trl executor)`, executorOption, 'tunekit')
     .option('--safety-config <file>', 'safety classifiers, blocklists and default safetySettings per project / endpoint (JSON; README: Safety)')
     .action(async (o: ServeCliOptions) => {
       keepRunningWhenOutputIsLost();
@@ -88,7 +91,7 @@ export function registerServeCommand(program: Command): void {
       // (pg-boss is loaded only here: a SQLite deployment never needs it.)
       const queue = o.database === undefined ? undefined
         : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform.jobs, { heartbeatSeconds: o.jobHeartbeatSeconds });
-      const tuning = new TuningService(platform, queue ? { queue } : {});
+      const tuning = new TuningService(platform, { ...(queue ? { queue } : {}), defaultExecutor: o.executor });
       const shutdown = new AbortController();
       const tokenizer = new PromptTokenizer();
       const app = createApp({
@@ -134,6 +137,11 @@ export function registerServeCommand(program: Command): void {
       // Whatever is still pending (a request past the deadline) must not run against the closed database.
       process.exit(0);
     });
+}
+
+function executorOption(value: string): Executor {
+  if (!(EXECUTORS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--executor must be one of ${EXECUTORS.join(', ')}, got "${value}"`);
+  return value as Executor;
 }
 
 /** A byte count: plain, or with a K, M or G suffix (powers of 1024; "MiB" and "MB" read the same). */

@@ -35,7 +35,7 @@ import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 import { Operations } from '../operations.js';
 import { JobRunner, type JobQueue, type RunnerOptions } from './runner.js';
 import {
-  ADAPTER_SIZES, commitJobDir, INIT_ADAPTER_DIR, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
+  ADAPTER_SIZES, commitJobDir, EXECUTOR_LABEL, EXECUTORS, INIT_ADAPTER_DIR, type Executor, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
   VALIDATION_FILE, type AdapterSizeName, type JobSpec,
 } from './spec.js';
 
@@ -104,8 +104,12 @@ export class TuningService {
   /** Runs the jobs: a JobRunner of this process (default), or a queue other machines pull (`queue`). */
   readonly runner: JobQueue;
 
-  constructor(parts: TuningServiceParts, runner: RunnerOptions & { queue?: JobQueue } = {}) {
+  /** The executor of jobs without the EXECUTOR_LABEL label (`tunekit serve --executor`). */
+  readonly defaultExecutor: Executor;
+
+  constructor(parts: TuningServiceParts, runner: RunnerOptions & { queue?: JobQueue; defaultExecutor?: Executor } = {}) {
     ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
+    this.defaultExecutor = runner.defaultExecutor ?? 'tunekit';
     this.registry = new Registry(this.db);
     this.operations = new Operations(this.db);
     this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, runner, this.storage);
@@ -115,6 +119,7 @@ export class TuningService {
   async create(req: CreateJobRequest): Promise<TuningJobRecord> {
     await this.config.assertLocation(req.location);
     checkRanges(req);
+    const executor = executorOf(req.labels) ?? this.defaultExecutor;
     if (req.serviceAccount !== undefined) await this.checkServiceAccount(req.serviceAccount);
     if (req.outputUri !== undefined) await this.writableOutput(req, req.outputUri);
     if (req.evaluation?.outputUriPrefix !== undefined) await this.writableOutput(req, req.evaluation.outputUriPrefix, 'supervised_tuning_spec.evaluation_config.output_config.gcs_destination.output_uri_prefix');
@@ -154,6 +159,7 @@ export class TuningService {
         ...(req.outputUri ? { outputUri: req.outputUri } : {}),
         ...(req.exportLastCheckpointOnly ? { exportLastCheckpointOnly: true } : {}),
         ...(req.evaluation ? { evaluation: req.evaluation } : {}),
+        executor,
         ...(req.preTunedModel ? { initAdapter: true, ...(req.preTunedModel.parentModelId ? { parentModelId: req.preTunedModel.parentModelId } : {}) } : {}),
       };
       commitJobDir(this.db.dataDir, upload, spec);
@@ -274,6 +280,16 @@ function checkRanges(req: CreateJobRequest): void {
   checkDisplayName(req.tunedModelDisplayName, 'tuned_model_display_name');
   if (req.description !== undefined) checkDescription(req.description, 'description');
   checkLabels(req.labels, 'labels');
+}
+
+/** The executor a job's labels ask for (EXECUTOR_LABEL), or undefined; an unknown one is refused by name. */
+export function executorOf(labels: Record<string, string> | undefined): Executor | undefined {
+  const v = labels?.[EXECUTOR_LABEL];
+  if (v === undefined) return undefined;
+  if (!(EXECUTORS as readonly string[]).includes(v)) {
+    throw new InvalidRequestError(`Invalid value at 'labels[${JSON.stringify(EXECUTOR_LABEL)}]' (TYPE_STRING), ${JSON.stringify(v)}: the executor must be one of ${EXECUTORS.join(', ')}.`);
+  }
+  return v as Executor;
 }
 
 /**

@@ -38,6 +38,15 @@ export const EPOCH_RANGE = { min: 1, max: 100 } as const;
 /** learningRateMultiplier must be in (0, max]. */
 export const LEARNING_RATE_MULTIPLIER_MAX = 100;
 
+/**
+ * What trains a job: tunekit's own trainer (src/train/trainer.ts) or Hugging Face TRL in a Python
+ * process (src/train/trl-executor.ts). A job picks one with the label EXECUTOR_LABEL; without it,
+ * the server's default (`tunekit serve --executor`, default tunekit).
+ */
+export const EXECUTORS = ['tunekit', 'trl'] as const;
+export type Executor = (typeof EXECUTORS)[number];
+export const EXECUTOR_LABEL = 'tunekit-executor';
+
 export const JOB_FILE = 'job.json';
 export const TRAIN_FILE = 'train.jsonl';
 export const VALIDATION_FILE = 'validation.jsonl';
@@ -70,6 +79,8 @@ export interface JobSpec {
   parentModelId?: string;
   /** supervised_tuning_spec.evaluation_config: the tuned model is evaluated after tuning (evaluation.ts). */
   evaluation?: JobEvaluationSpec;
+  /** What trains it (absent in jobs created before executors existed: tunekit). */
+  executor?: Executor;
 }
 
 /** Trainer options for a Vertex request: LoRA of `adapterSize`, the trainer's defaults otherwise. */

@@ -19,7 +19,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TunekitError } from '../../errors.js';
-import { tune, type TrainEvent } from '../../train/trainer.js';
+import { tune, type TrainEvent, type TuneOptions } from '../../train/trainer.js';
+import { trlRunOptionsFromEnv, tuneWithTrl } from '../../train/trl-executor.js';
 import { PlatformConfig } from '../config.js';
 import { PlatformDb } from '../db.js';
 import { TuningJobs } from '../jobs.js';
@@ -95,7 +96,10 @@ export async function runTuningJob(
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
     await stillMine();
-    await tune({
+    // The executor (spec.ts EXECUTORS): tunekit's trainer, or TRL in a Python process (TUNEKIT_PYTHON).
+    const log = (m: string) => process.stderr.write(`tunekit worker: job ${jobId}: ${m}\n`);
+    const train = spec.executor === 'trl' ? (o: TuneOptions) => tuneWithTrl(o, { ...trlRunOptionsFromEnv(), log }) : tune;
+    await train({
       ...spec.options, baseDir: spec.baseDir, trainFile: path.join(dir, TRAIN_FILE),
       ...(spec.hasValidation ? { validationFile: path.join(dir, VALIDATION_FILE) } : {}),
       outDir, ...(resume ? { resume } : {}), ...(spec.initAdapter ? { initAdapter: path.join(dir, INIT_ADAPTER_DIR) } : {}), onEvent,
