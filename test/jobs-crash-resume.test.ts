@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { DbRegistrationStore } from '../src/api/db-store.js';
 import { registerPublisherModel } from '../src/api/catalog.js';
 import { Platform } from '../src/platform/platform.js';
-import { jobDir } from '../src/platform/jobs/spec.js';
+import { jobDir, workDir } from '../src/platform/jobs/spec.js';
 import { createBody, JOBS, makeKeys, seedData, waitForJob } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 import { childPids, startServe, type ServeProcess } from './helpers/serve.js';
@@ -47,7 +47,7 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
   const id = job.name.split('/').pop();
   const out = path.join(jobDir(dataDir, id), 'out');
   const t0 = Date.now();
-  while (!fs.existsSync(path.join(out, 'checkpoints', 'epoch-1'))) {
+  while (!fs.existsSync(path.join(out, 'checkpoints', 'epoch-1', 'trainer_state.json'))) { // stored last: the checkpoint is complete
     assert.ok(Date.now() - t0 < 60_000, `no checkpoint after 60 s: ${first.stderr}`);
     await sleep(20);
   }
@@ -56,7 +56,7 @@ test('kill -9 of the server mid-training: the job resumes from its checkpoint an
   process.kill(workers[0]!, 'SIGKILL');
   await first.kill('SIGKILL');
   const killedAt = new Date().toISOString();
-  assert.ok(!fs.existsSync(path.join(out, 'adapter_model.safetensors')), 'killed before the end');
+  assert.ok(!fs.existsSync(path.join(workDir(dataDir, id), 'out', 'adapter_model.safetensors')), 'killed before the end');
   assert.ok(!fs.existsSync(path.join(out, 'checkpoints', 'epoch-12')));
   const stuck = await Platform.open({ dataDir });
   assert.equal((await stuck.jobs.find(id))?.state, 'JOB_STATE_RUNNING');

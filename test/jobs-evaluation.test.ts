@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TuningService } from '../src/platform/jobs/service.js';
-import { jobDir } from '../src/platform/jobs/spec.js';
+import { jobDir, workDir } from '../src/platform/jobs/spec.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
 const t = await tuningPlatform();
@@ -154,7 +154,7 @@ test('a server stopped during the evaluation resumes it without tuning again', a
   }));
   assert.equal(created.status, 200, JSON.stringify(created.json));
   const id = created.json.name.split('/').pop();
-  const adapter = path.join(jobDir(t.dataDir, id), 'out', 'adapter_model.safetensors');
+  const adapter = path.join(workDir(t.dataDir, id), 'out', 'adapter_model.safetensors');
   while (!fs.existsSync(adapter)) await new Promise((r) => setTimeout(r, 10));
   await t.tuning.runner.stop(); // kills the worker mid-evaluation; the job goes back to PENDING
   assert.ok(!fs.existsSync(path.join(jobDir(t.dataDir, id), 'evaluation', 'run.json')), 'stopped before the evaluation ended');

@@ -210,7 +210,8 @@ test('resolveForCaller: 404 for a missing bucket, 403 before any object lookup, 
   await rejectsCode(p.resolveForCaller(trainer, 'gs://ds-bkt/train.jsonl'), 'PERMISSION_DENIED', /'storage\.objects\.get' denied on resource 'projects\/_\/buckets\/ds-bkt\/objects\/train\.jsonl'/);
   await rejectsCode(p.resolveForCaller(trainer, 'gs://ds-bkt/missing.jsonl'), 'PERMISSION_DENIED', /storage\.objects\.get/);
   await p.iam.addBinding('proj-a', `serviceAccount:${TRAINER}`, 'roles/storage.objectViewer');
-  assert.equal(fs.readFileSync((await p.resolveForCaller(trainer, 'gs://ds-bkt/train.jsonl')).filePath, 'utf8'), '{}\n');
+  const resolved = await p.resolveForCaller(trainer, 'gs://ds-bkt/train.jsonl');
+  assert.equal((await p.storage.readObject(resolved.bucket, resolved.name)).toString('utf8'), '{}\n');
   await rejectsCode(p.resolveForCaller(trainer, 'gs://ds-bkt/missing.jsonl'), 'NOT_FOUND', /object gs:\/\/ds-bkt\/missing\.jsonl does not exist/);
   await p.close();
 });

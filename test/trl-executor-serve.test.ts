@@ -58,7 +58,7 @@ test('serve --executor trl: a lost worker\'s trl job resumes from its checkpoint
   const id = job.name.split('/').pop();
   const out = path.join(jobDir(dataDir, id), 'out');
   const t0 = Date.now();
-  while (!fs.existsSync(path.join(out, 'checkpoints', 'epoch-1'))) {
+  while (!fs.existsSync(path.join(out, 'checkpoints', 'epoch-1', 'trainer_state.json'))) { // stored last: the checkpoint is complete
     assert.ok(Date.now() - t0 < 60_000, `no checkpoint after 60 s: ${first.stderr}`);
     await sleep(20);
   }

@@ -18,7 +18,7 @@ import { PYTHON, torchMissing } from './helpers/torch-grads.js';
 import { createBody, JOBS, tuningPlatform, waitForJob } from './helpers/tuning.js';
 import { formatTask, writeVertexJsonl } from './helpers/format-task.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
-import { jobDir } from '../src/platform/jobs/spec.js';
+import { workDir } from '../src/platform/jobs/spec.js';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../src/train/trainer.js';
 import { parseEventLine, TRL_PROGRAM, tuneWithTrl } from '../src/train/trl-executor.js';
 
@@ -64,9 +64,9 @@ async function answers(endpoint: string): Promise<string[]> {
   return out;
 }
 
-/** Pids of the live train.py processes of a job (its staging directory is in their command line). */
+/** Pids of the live train.py processes of a job (its work directory is in their command line). */
 function pythonPids(jobName: string): number[] {
-  const dir = jobDir(t!.dataDir, jobName.split('/').pop()!);
+  const dir = workDir(t!.dataDir, jobName.split('/').pop()!);
   const out: number[] = [];
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -158,7 +158,7 @@ test('metrics are visible in Vertex names while a trl job runs; cancel kills its
 
 test('a Python process killed after a checkpoint is restarted from it and ends with the uninterrupted adapter', { skip }, async () => {
   const job = await run(trl(PARITY));
-  const dir = jobDir(t!.dataDir, job.name.split('/').pop()!);
+  const dir = workDir(t!.dataDir, job.name.split('/').pop()!);
   await until('the epoch-1 checkpoint', () => fs.existsSync(path.join(dir, 'out', 'checkpoints', 'epoch-1')) || undefined);
   const [pid] = pythonPids(job.name);
   assert.ok(pid, 'train.py runs after its first checkpoint');

@@ -1,6 +1,6 @@
 // Parsers for numeric CLI options: a bad value is a one-line error naming the option.
 
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 export function intOption(name: string, min = 0) {
   return (value: string): number => {
@@ -23,4 +23,20 @@ export function choiceOption<T extends string>(name: string, choices: readonly T
     if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${choices.join(', ')}, got "${value}"`);
     return value as T;
   };
+}
+
+/** The storage flags of `tunekit serve` and `tunekit worker` (platform/blob-store.ts storageConfig reads them). */
+export interface StorageCliOptions {
+  storage?: string;
+  storageEndpoint?: string;
+  storageKeyFile?: string;
+  storageApiKeyFile?: string;
+}
+
+export function addStorageOptions(cmd: Command, storageHelp: string, required = false): Command {
+  (required ? cmd.requiredOption.bind(cmd) : cmd.option.bind(cmd))('--storage <dir|gs://BUCKET[/PREFIX]>', storageHelp);
+  return cmd
+    .option('--storage-endpoint <url>', 'with gs://: the Cloud Storage JSON API endpoint (default https://storage.googleapis.com; another tunekit serve\'s URL works)')
+    .option('--storage-key-file <file>', 'with gs://: Google credentials JSON (a service account key); default Application Default Credentials')
+    .option('--storage-api-key-file <file>', 'with gs://: a file holding an API key, sent as x-goog-api-key (a tunekit storage node\'s key)');
 }

@@ -1,6 +1,8 @@
 // The platform's state in one object: open a data directory, get the database, settings, object store,
 // identities, quotas and job records that share it (SQLite in the data directory, or PostgreSQL with
-// `database`). `tunekit serve` and `tunekit worker` open one; each CLI command opens one for its run;
+// `database`; the bytes in the data directory, or in the blob store `storage` names, blob-store.ts).
+// A deployment records the object storage it was first given one with (config key object_storage):
+// opening it with another one is refused, since the objects' bytes would not be found. `tunekit serve` and `tunekit worker` open one; each CLI command opens one for its run;
 // tests open one per temporary directory.
 
 import { PlatformDb, defaultDataDir } from './db.js';
@@ -11,7 +13,9 @@ import { Quotas } from './quota.js';
 import { TuningJobs } from './jobs.js';
 import { Projects } from './projects.js';
 import { parseGsUri } from './gcs-names.js';
-import { NotFoundError } from '../errors.js';
+import { FailedPreconditionError, NotFoundError } from '../errors.js';
+import { LocalBlobStore, openBlobStore, type BlobStore, type StorageConfig } from './blob-store.js';
+import { JobStaging } from './jobs/spec.js';
 import type { Permission } from './roles.js';
 
 export interface PlatformOptions {
@@ -23,7 +27,13 @@ export interface PlatformOptions {
   insecureNoAuth?: boolean;
   /** Overrides the stored supported locations for this process. */
   locations?: readonly string[];
+  /** Where the bytes are (objects, staged jobs): default the data directory. */
+  storage?: StorageConfig;
+  /** Where this machine runs jobs (`<work-dir>/work/`); default the data directory. */
+  workDir?: string;
 }
+
+const STORAGE_SETTING = 'object_storage';
 
 export class Platform {
   readonly db: PlatformDb;
@@ -33,12 +43,20 @@ export class Platform {
   readonly iam: Iam;
   readonly quotas: Quotas;
   readonly jobs: TuningJobs;
+  readonly blobs: BlobStore;
+  /** The blob store's configuration (undefined: the data directory). */
+  readonly storageConfig: StorageConfig | undefined;
+  /** Tuning jobs' staged files (in the blob store) and this machine's work directories. */
+  readonly staging: JobStaging;
 
-  private constructor(db: PlatformDb, opts: PlatformOptions) {
+  private constructor(db: PlatformDb, blobs: BlobStore, opts: PlatformOptions) {
     this.db = db;
+    this.blobs = blobs;
+    this.storageConfig = opts.storage;
+    this.staging = new JobStaging(blobs, opts.workDir ?? db.dataDir);
     this.config = new PlatformConfig(db, { locations: opts.locations });
     this.projects = new Projects(db);
-    this.storage = new ObjectStore(db, this.config);
+    this.storage = new ObjectStore(db, this.config, { blobs });
     this.iam = new Iam(db, { insecureNoAuth: opts.insecureNoAuth });
     this.quotas = new Quotas(db, this.config);
     this.jobs = new TuningJobs(db, this.quotas);
@@ -47,7 +65,9 @@ export class Platform {
   static async open(opts: PlatformOptions = {}): Promise<Platform> {
     const db = await PlatformDb.open({ dataDir: opts.dataDir ?? defaultDataDir(), ...(opts.database !== undefined ? { database: opts.database } : {}) });
     try {
-      return new Platform(db, opts);
+      const blobs = opts.storage ? await openBlobStore(opts.storage) : new LocalBlobStore(db.dataDir);
+      await checkDeploymentStorage(db, new PlatformConfig(db), blobs);
+      return new Platform(db, blobs, opts);
     } catch (err) {
       await db.close();
       throw err;
@@ -75,4 +95,20 @@ export class Platform {
   close(): Promise<void> {
     return this.db.close();
   }
+}
+
+/** Refuses a blob store other than the one the deployment's objects are in (see the file comment). */
+async function checkDeploymentStorage(db: PlatformDb, config: PlatformConfig, blobs: BlobStore): Promise<void> {
+  const recorded = (await config.getSetting<string>(STORAGE_SETTING)) ?? 'local';
+  if (recorded === blobs.kind) return;
+  const hint = (kind: string) => (kind === 'local' ? 'a directory (the default)' : kind);
+  if (recorded === 'local') {
+    const n = (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM objects'))!.n;
+    if (n === 0) {
+      await config.setSetting(STORAGE_SETTING, blobs.kind);
+      return;
+    }
+    throw new FailedPreconditionError(`${db.describe()} keeps the bytes of its ${n} objects in a directory, but this process was given --storage ${blobs.kind}: moving a deployment's objects is not supported; use --storage with a directory`);
+  }
+  throw new FailedPreconditionError(`${db.describe()} keeps its objects in ${recorded}, but this process was given ${hint(blobs.kind)}: give --storage ${recorded} (and its --storage-endpoint and credentials)`);
 }

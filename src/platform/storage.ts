@@ -1,21 +1,25 @@
 // The object store behind gs:// URIs. Metadata (bucket, name, size, md5, generation) is a row in the
-// database; the bytes are a blob file `<root>/<bucket>/<32 hex>` whose name is random, so no object
-// name ever becomes part of a path. Rules it keeps:
-// - An upload writes `.tmp-<pid>-<id>` in the bucket's directory, fsyncs it, renames it to its blob
-//   name, fsyncs the directory, and only then commits the row. A crash at any point leaves the old
+// database; the bytes are a blob `objects/<bucket>/<32 hex>` of the deployment's blob store
+// (blob-store.ts: `<data-dir>/objects/...` by default, or a GCS bucket), whose name is random, so no
+// object name ever becomes part of a path. Rules it keeps:
+// - An upload writes its blob completely (the blob store's put is all or nothing, and create-only:
+//   ifGenerationMatch=0 on GCS), and only then commits the row. A crash at any point leaves the old
 //   object (or none) visible, never a partial one; `recover` removes the leftovers.
-// - An overwrite gets a new blob and a higher generation; the old blob is unlinked after the commit
-//   (a reader that already opened it keeps reading the old bytes).
-// - Bucket directories must be real directories inside the root (no symlinks), checked on each use.
+// - An overwrite gets a new blob and a higher generation; the old blob is removed after the commit
+//   (a local reader that already opened it keeps reading the old bytes).
+// - Local directories must be real directories inside the root (no symlinks), checked on each use.
 // - Resumable uploads (the Cloud Storage JSON API's) keep their bytes in `.upload-<id>` in the bucket's
-//   directory and their state in a row; a chunk's bytes count as received once synced (every MiB and at
-//   the chunk's end, also when the client goes away mid-chunk). The last byte commits the object as any
-//   upload does. Every write checks the size limit (limits.ts objectBytes) as bytes arrive.
+//   spool directory `<data-dir>/objects/<bucket>/` of the serving machine and their state in a row; a
+//   chunk's bytes count as received once synced (every MiB and at the chunk's end, also when the client
+//   goes away mid-chunk). The last byte commits the object as any upload does. Every write checks the
+//   size limit (limits.ts objectBytes) as bytes arrive.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidRequestError, NotFoundError, TunekitError } from '../errors.js';
+import { chunksOf, downloadVia, LocalBlobStore, type BlobStore } from './blob-store.js';
 import { Crc32c } from './crc32c.js';
 import { now, type PlatformDb } from './db.js';
 import type { PlatformConfig } from './config.js';
@@ -49,8 +53,6 @@ export interface ResolvedObject extends ObjectInfo {
   uri: string;
   project: string;
   location: string;
-  /** The blob holding the bytes: read it, never write it. */
-  filePath: string;
 }
 
 export interface ListOptions {
@@ -127,7 +129,6 @@ interface ObjectRow {
 }
 
 const BLOB = /^[0-9a-f]{32}$/;
-const TMP = /^\.tmp-(\d+)-[0-9a-f]{32}$/;
 const UPLOAD = /^\.upload-([0-9a-f]{32})$/;
 /** Cloud Storage's resumable sessions live a week. */
 const UPLOAD_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -137,13 +138,22 @@ const MAX_PAGE = LIMITS.pageSize.objects;
 /** Rows read per query by listObjects. */
 const LIST_BATCH = 1000;
 
+/** The blob store key of a blob of `bucket`. */
+function blobKey(bucket: string, blob: string): string {
+  if (!BLOB.test(blob)) throw new Error(`object store: bad blob id ${JSON.stringify(blob)} in gs://${bucket}`);
+  return `objects/${bucket}/${blob}`;
+}
+
 export class ObjectStore {
-  /** Real path of the store's root directory (`<data-dir>/objects` by default). */
+  /** Real path of this machine's spool directory for resumable uploads, `<data-dir>/objects` (with the local blob store, where the blobs are too). */
   readonly root: string;
+  /** Where the bytes are (default: the data directory). */
+  readonly blobs: BlobStore;
   private readonly projects: Projects;
 
-  constructor(private readonly db: PlatformDb, private readonly config: PlatformConfig, opts: { root?: string } = {}) {
-    const root = opts.root ?? path.join(db.dataDir, 'objects');
+  constructor(private readonly db: PlatformDb, private readonly config: PlatformConfig, opts: { blobs?: BlobStore } = {}) {
+    this.blobs = opts.blobs ?? new LocalBlobStore(db.dataDir);
+    const root = path.join(db.dataDir, 'objects');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.root = fs.realpathSync(root);
     this.projects = new Projects(db);
@@ -160,8 +170,6 @@ export class ObjectStore {
     await this.db.transaction(async () => {
       const r = (await this.db.run('INSERT INTO buckets (name, project, location, create_time) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', bucket.name, bucket.project, bucket.location, bucket.createTime));
       if (r.changes === 0) throw new AlreadyExistsError(`bucket gs://${bucketName} already exists`);
-      fs.mkdirSync(path.join(this.root, bucketName), { recursive: true, mode: 0o700 });
-      this.bucketDir(bucketName);
     });
     return bucket;
   }
@@ -193,6 +201,7 @@ export class ObjectStore {
       if (n.n > 0) throw new FailedPreconditionError(`bucket gs://${bucket.name} is not empty (${n.n} objects): delete them first`);
       await this.db.run('DELETE FROM buckets WHERE name = ?', bucket.name);
     });
+    await this.blobs.deletePrefix(`objects/${bucket.name}/`);
     fs.rmSync(path.join(this.root, bucket.name), { recursive: true, force: true });
   }
 
@@ -201,31 +210,24 @@ export class ObjectStore {
   /** Writes an object atomically from bytes, a string or a stream of chunks. */
   async putObject(bucketName: string, name: string, source: ObjectSource, opts: PutOptions = {}): Promise<ObjectInfo> {
     validateObjectName(name);
-    const dir = this.bucketDir((await this.getBucket(bucketName)).name);
+    const bucket = (await this.getBucket(bucketName)).name;
     const blob = randomBytes(16).toString('hex');
-    const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
     const md5 = createHash('md5');
     const crc = new Crc32c();
     const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
     let size = 0;
-    const fh = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-    try {
+    async function* checked(): AsyncIterable<Buffer> {
       for await (const chunk of chunksOf(source)) {
         if (opts.signal?.aborted) throw new CancelledError('The client closed the connection during the upload; nothing was stored.');
         size += chunk.length;
         if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
         md5.update(chunk);
         crc.update(chunk);
-        for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off)).bytesWritten;
+        yield chunk;
       }
-      await fh.sync();
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      fs.rmSync(tmp, { force: true });
-      throw err;
     }
-    await fh.close();
-    return await this.commit(bucketName, name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
+    await this.blobs.put(blobKey(bucket, blob), checked(), { ifAbsent: true });
+    return await this.commit(bucket, name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
   }
 
   /** Copies a local file into the store (streamed); NOT_FOUND if the file does not exist. */
@@ -241,16 +243,15 @@ export class ObjectStore {
   }
 
   /**
-   * Renames the synced file `tmp` to its blob name and commits the row, after the preconditions and
-   * expected hashes are checked; on any failure the file is removed and nothing changes. `after` runs in
-   * the same transaction (a resumable session marks itself done).
+   * Commits the row of the stored blob `blob`, after the preconditions and expected hashes are checked;
+   * on any failure the blob is removed and nothing changes. `after` runs in the same transaction (a
+   * resumable session marks itself done).
    */
   private async commit(
-    bucketName: string, name: string, dir: string, tmp: string, blob: string,
+    bucketName: string, name: string, blob: string,
     content: { size: number; md5: string; crc32c: string }, opts: PutOptions, after?: () => Promise<unknown>,
   ): Promise<ObjectInfo> {
     const { size, md5, crc32c } = content;
-    const blobPath = path.join(dir, blob);
     let old: string | undefined;
     let info: ObjectInfo;
     try {
@@ -260,8 +261,6 @@ export class ObjectStore {
       if (opts.expect?.crc32c !== undefined && opts.expect.crc32c !== crc32c) {
         throw new InvalidRequestError(`Provided CRC32C "${opts.expect.crc32c}" doesn't match calculated CRC32C "${crc32c}"; nothing was stored.`);
       }
-      fs.renameSync(tmp, blobPath);
-      fsyncDir(dir);
       info = await this.db.transaction(async () => {
         if (!await this.findBucket(bucketName)) throw new NotFoundError(`bucket gs://${bucketName} does not exist`);
         const prev = await this.row(bucketName, name);
@@ -284,11 +283,10 @@ export class ObjectStore {
         return toInfo(row);
       });
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      fs.rmSync(blobPath, { force: true });
+      await this.blobs.delete(blobKey(bucketName, blob)).catch(() => undefined);
       throw err;
     }
-    if (old !== undefined) this.unlinkBlob(dir, old);
+    if (old !== undefined) await this.removeBlob(bucketName, old);
     return info;
   }
 
@@ -297,34 +295,27 @@ export class ObjectStore {
   }
 
   async readObject(bucketName: string, name: string): Promise<Buffer> {
-    return fs.readFileSync(this.blobPath(await this.requireRow(bucketName, name)));
+    const row = await this.requireRow(bucketName, name);
+    return await this.blobs.read(blobKey(row.bucket, row.blob));
   }
 
   /** A stream of the object's bytes as of now (later overwrites do not affect it); `range` is inclusive. */
-  async createReadStream(bucketName: string, name: string, range?: { start: number; end: number }): Promise<fs.ReadStream> {
+  async createReadStream(bucketName: string, name: string, range?: { start: number; end: number }): Promise<Readable> {
     return (await this.openObject(bucketName, name, range)).stream;
   }
 
   /** The object's metadata and a stream of its bytes (of `range`, inclusive), from one consistent read. */
-  async openObject(bucketName: string, name: string, range?: { start: number; end: number }): Promise<{ info: ObjectInfo; stream: fs.ReadStream }> {
+  async openObject(bucketName: string, name: string, range?: { start: number; end: number }): Promise<{ info: ObjectInfo; stream: Readable }> {
     const row = await this.withCrc(await this.requireRow(bucketName, name));
-    const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    return { info: toInfo(row), stream: await fs.createReadStream('', { fd, ...(range ? { start: range.start, end: range.end } : {}) }) };
+    return { info: toInfo(row), stream: await this.blobs.open(blobKey(row.bucket, row.blob), range) };
   }
 
   /** Copies an object to a local file (written atomically there too). */
   async copyToFile(bucketName: string, name: string, localPath: string): Promise<ObjectInfo> {
-    const info = await this.statObject(bucketName, name);
     const dest = path.resolve(localPath);
     if (!fs.existsSync(path.dirname(dest))) throw new NotFoundError(`local directory ${path.dirname(dest)} does not exist`);
-    const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      await fs.promises.writeFile(tmp, await this.createReadStream(bucketName, name));
-      fs.renameSync(tmp, dest);
-    } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      throw err;
-    }
+    const { info, stream } = await this.openObject(bucketName, name);
+    await downloadVia(stream, dest);
     return info;
   }
 
@@ -332,7 +323,7 @@ export class ObjectStore {
     const row = await this.requireRow(bucketName, name);
     checkGeneration(bucketName, name, row, opts.ifGenerationMatch);
     await this.db.run('DELETE FROM objects WHERE bucket = ? AND name = ? AND blob = ?', row.bucket, row.name, row.blob);
-    this.unlinkBlob(this.bucketDir(row.bucket), row.blob);
+    await this.removeBlob(row.bucket, row.blob);
   }
 
   /** Objects in name order; with a delimiter, names that hold it after the prefix roll up into prefixes. */
@@ -468,7 +459,7 @@ export class ObjectStore {
       }
       await fh.close();
       if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
-      return { session: await this.getUpload(id), object: await this.finishUpload(session, file, dir, opts.expect) };
+      return { session: await this.getUpload(id), object: await this.finishUpload(session, file, opts.expect) };
     });
   }
 
@@ -479,7 +470,7 @@ export class ObjectStore {
     fs.rmSync(path.join(this.bucketDir(session.bucket), `.upload-${id}`), { force: true });
   }
 
-  private async finishUpload(session: UploadSession, file: string, dir: string, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
+  private async finishUpload(session: UploadSession, file: string, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
     const r = (await this.uploadRow(session.id))!;
     const md5 = createHash('md5');
     const crc = new Crc32c();
@@ -490,15 +481,14 @@ export class ObjectStore {
       size += chunk.length;
     }
     const blob = randomBytes(16).toString('hex');
-    const tmp = path.join(dir, `.tmp-${process.pid}-${blob}`);
-    fs.renameSync(file, tmp);
     const opts: PutOptions = {
       ...(r.content_type !== null ? { contentType: r.content_type } : {}),
       ...(r.if_generation_match !== null ? { ifGenerationMatch: r.if_generation_match } : {}),
       expect: { md5Hash: expect?.md5Hash ?? r.expect_md5 ?? undefined, crc32c: expect?.crc32c ?? r.expect_crc32c ?? undefined },
     };
     try {
-      return await this.commit(session.bucket, session.name, dir, tmp, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
+      await this.blobs.putFile(blobKey(session.bucket, blob), file, { move: true, ifAbsent: true });
+      return await this.commit(session.bucket, session.name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
         () => this.db.run('UPDATE resumable_uploads SET done = 1 WHERE id = ?', session.id));
     } catch (err) {
       // The bytes failed a check (hashes, precondition): the session cannot complete any more.
@@ -525,33 +515,28 @@ export class ObjectStore {
     return next;
   }
 
-  /** Resolves gs://bucket/object to its metadata and blob path; NOT_FOUND naming the bucket or object. */
+  /** Resolves gs://bucket/object to its metadata; NOT_FOUND naming the bucket or object. */
   async resolveGsUri(uri: string): Promise<ResolvedObject> {
     const { bucket: bucketName, object } = parseGsUri(uri);
     const bucket = await this.findBucket(bucketName);
     if (!bucket) throw new NotFoundError(`bucket gs://${bucketName} does not exist (from ${uri})`);
     const row = await this.row(bucketName, object);
     if (!row) throw new NotFoundError(`object ${gsUri(bucketName, object)} does not exist`);
-    return { ...toInfo(await this.withCrc(row)), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location, filePath: this.blobPath(row) };
+    return { ...toInfo(await this.withCrc(row)), uri: gsUri(bucketName, object), project: bucket.project, location: bucket.location };
   }
 
   /**
    * Removes what crashed uploads left: temporary files of processes that are gone (or of this process's
-   * pid from before it started: a restarted container reuses pids), and blobs no row points to that are
-   * older than `minAgeMs` (younger ones may belong to an upload about to commit: it renames the blob into
-   * place, then commits the row). An upload in progress in a live process (a concurrent `storage cp`)
-   * keeps its temporary file. `tunekit serve` calls this at start and hourly (jobs/runner.ts).
+   * pid from before it started: a restarted container reuses pids), spooled bytes of resumable sessions
+   * that are gone, and blobs no row points to that are older than `minAgeMs` (younger ones may belong to
+   * an upload about to commit: it stores the blob, then commits the row). An upload in progress in a
+   * live process (a concurrent `storage cp`) keeps its temporary file. `tunekit serve` calls this at
+   * start and hourly (jobs/runner.ts).
    */
   async recover(opts: { minAgeMs?: number } = {}): Promise<{ removed: string[] }> {
     const minAgeMs = opts.minAgeMs ?? 60_000;
     const removed: string[] = [];
     for (const bucket of await this.listBuckets()) {
-      let dir: string;
-      try {
-        dir = this.bucketDir(bucket.name);
-      } catch {
-        continue;
-      }
       const referenced = new Set(
         ((await this.db.all('SELECT blob FROM objects WHERE bucket = ?', bucket.name)) as { blob: string }[]).map((r) => r.blob),
       );
@@ -561,26 +546,27 @@ export class ObjectStore {
       const uploads = new Set(
         ((await this.db.all('SELECT id FROM resumable_uploads WHERE bucket = ? AND done = 0', bucket.name)) as { id: string }[]).map((r) => r.id),
       );
-      for (const entry of fs.readdirSync(dir)) {
-        const file = path.join(dir, entry);
-        const tmp = TMP.exec(entry);
+      const spool = path.join(this.root, bucket.name);
+      for (const entry of fs.existsSync(spool) ? fs.readdirSync(spool) : []) {
         const upload = UPLOAD.exec(entry);
-        if (upload) {
-          if (!uploads.has(upload[1]!)) {
-            fs.rmSync(file, { force: true });
-            removed.push(file);
+        if (upload && !uploads.has(upload[1]!)) {
+          fs.rmSync(path.join(spool, entry), { force: true });
+          removed.push(path.join(spool, entry));
+        }
+      }
+      const prefix = `objects/${bucket.name}/`;
+      try {
+        removed.push(...await this.blobs.recover(prefix, isLeftover));
+        for (const b of (await this.blobs.list(prefix, { delimiter: '/' })).blobs) {
+          const id = b.key.slice(prefix.length);
+          // (A blob may vanish meanwhile: an overwrite removing the old one.)
+          if (BLOB.test(id) && !referenced.has(id) && Date.now() - b.mtimeMs >= minAgeMs) {
+            await this.blobs.delete(b.key);
+            removed.push(this.blobs.where(b.key));
           }
-          continue;
         }
-        // (A file may vanish meanwhile: an upload renaming its temporary file, an overwrite unlinking a blob.)
-        const mtime = (): number => fs.lstatSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now();
-        const stale = tmp
-          ? isLeftover(Number(tmp[1]), mtime)
-          : BLOB.test(entry) && !referenced.has(entry) && Date.now() - mtime() >= minAgeMs;
-        if (stale) {
-          fs.rmSync(file, { force: true });
-          removed.push(file);
-        }
+      } catch (err) {
+        if (!(err instanceof Error && /not a plain directory/.test(err.message))) throw err;
       }
     }
     return { removed };
@@ -596,13 +582,7 @@ export class ObjectStore {
   private async withCrc(row: ObjectRow): Promise<ObjectRow & { crc32c: string }> {
     if (row.crc32c !== null) return row as ObjectRow & { crc32c: string };
     const crc = new Crc32c();
-    const fd = fs.openSync(this.blobPath(row), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      const buf = Buffer.alloc(1 << 20);
-      for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) crc.update(buf.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
+    for await (const chunk of await this.blobs.open(blobKey(row.bucket, row.blob)) as AsyncIterable<Buffer>) crc.update(chunk);
     const crc32c = crc.base64();
     await this.db.run('UPDATE objects SET crc32c = ? WHERE bucket = ? AND name = ? AND blob = ?', crc32c, row.bucket, row.name, row.blob);
     return { ...row, crc32c };
@@ -616,7 +596,7 @@ export class ObjectStore {
     return row;
   }
 
-  /** The bucket's directory, checked to be a real directory directly under the root. */
+  /** The bucket's spool directory (resumable uploads), checked to be a real directory directly under the root. */
   private bucketDir(bucketName: string): string {
     validateBucketName(bucketName);
     const dir = path.join(this.root, bucketName);
@@ -633,13 +613,9 @@ export class ObjectStore {
     return dir;
   }
 
-  private blobPath(row: ObjectRow): string {
-    if (!BLOB.test(row.blob)) throw new Error(`object store: bad blob id ${JSON.stringify(row.blob)} for gs://${row.bucket}/${row.name}`);
-    return path.join(this.bucketDir(row.bucket), row.blob);
-  }
-
-  private unlinkBlob(dir: string, blob: string): void {
-    if (BLOB.test(blob)) fs.rmSync(path.join(dir, blob), { force: true });
+  /** Removes a blob no row points to any more (a failure leaves it to `recover`). */
+  private async removeBlob(bucket: string, blob: string): Promise<void> {
+    await this.blobs.delete(blobKey(bucket, blob)).catch(() => undefined);
   }
 }
 
@@ -656,16 +632,6 @@ function bucketNameOf(name: string): string {
   const bare = name.startsWith('gs://') ? name.slice(5).replace(/\/$/, '') : name;
   validateBucketName(bare);
   return bare;
-}
-
-async function* chunksOf(source: ObjectSource): AsyncIterable<Buffer> {
-  if (typeof source === 'string') {
-    yield Buffer.from(source, 'utf8');
-  } else if (source instanceof Uint8Array) {
-    yield Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-  } else {
-    for await (const c of source) yield typeof c === 'string' ? Buffer.from(c, 'utf8') : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-  }
 }
 
 interface UploadRow {
@@ -705,15 +671,6 @@ function guessContentType(name: string): string {
   if (name.endsWith('.json')) return 'application/json';
   if (name.endsWith('.txt')) return 'text/plain';
   return 'application/octet-stream';
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** When this process started (less a margin for coarse file timestamps). */

@@ -22,7 +22,7 @@ export function registerIamCommands(program: Command): void {
       .requiredOption('--project <project>', 'project of the account (created if new)')
       .option('--display-name <text>', 'a description'),
   ).action(async (name: string, o: DataDirOption & { project: string; displayName?: string }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const acct = await p.iam.createServiceAccount(o.project, name, { displayName: o.displayName });
       process.stdout.write(`${acct.email}\n`);
     });
@@ -31,7 +31,7 @@ export function registerIamCommands(program: Command): void {
     sa.command('list').description('list the service accounts of a project').requiredOption('--project <project>', 'project')
       .option('--json', 'the service accounts as a JSON array'),
   ).action(async (o: ListFlags & { project: string }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const accounts = await p.iam.listServiceAccounts(o.project);
       if (o.json) return printJson(accounts);
       if (accounts.length === 0) return void process.stdout.write(`no service accounts in project ${o.project}\n`);
@@ -41,7 +41,7 @@ export function registerIamCommands(program: Command): void {
   dataDirOption(
     sa.command('delete').description('delete a service account, its keys and its role bindings').argument('<email>', 'service account'),
   ).action(async (email: string, o: DataDirOption) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       await p.iam.deleteServiceAccount(email);
       process.stdout.write(`deleted ${email}\n`);
     });
@@ -51,7 +51,7 @@ export function registerIamCommands(program: Command): void {
   dataDirOption(
     keys.command('create').description('create a key and print it (shown this once only)').argument('<email>', 'service account'),
   ).action(async (email: string, o: DataDirOption) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const k = await p.iam.createKey(email);
       process.stderr.write(`created key ${k.keyId} for ${k.serviceAccount}; it is not stored and will not be shown again\n`);
       process.stdout.write(`${k.key}\n`);
@@ -61,7 +61,7 @@ export function registerIamCommands(program: Command): void {
     keys.command('list').description('list key ids (never the secrets)').argument('<email>', 'service account')
       .option('--json', 'the keys (ids and times) as a JSON array'),
   ).action(async (email: string, o: ListFlags) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const keys = await p.iam.listKeys(email);
       if (o.json) return printJson(keys);
       if (keys.length === 0) return void process.stdout.write(`no keys for ${email}\n`);
@@ -71,7 +71,7 @@ export function registerIamCommands(program: Command): void {
   dataDirOption(
     keys.command('delete').description('delete a key').argument('<email>', 'service account').argument('<key-id>', 'key id'),
   ).action(async (email: string, keyId: string, o: DataDirOption) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       await p.iam.deleteKey(email, keyId);
       process.stdout.write(`deleted key ${keyId}\n`);
     });
@@ -85,7 +85,7 @@ export function registerIamCommands(program: Command): void {
       .requiredOption('--member <member>', 'serviceAccount:NAME@PROJECT.iam.gserviceaccount.com')
       .requiredOption('--role <role>', Object.keys(ROLES).join(' | ')),
   ).action(async (o: DataDirOption & { project: string; member: string; role: string }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const b = await p.iam.addBinding(o.project, o.member, o.role);
       process.stdout.write(`bound ${b.role} to ${b.member} in ${b.project === '*' ? 'every project' : `project ${b.project}`}\n`);
     });
@@ -98,7 +98,7 @@ export function registerIamCommands(program: Command): void {
       .requiredOption('--member <member>', 'member')
       .requiredOption('--role <role>', 'role'),
   ).action(async (o: DataDirOption & { project: string; member: string; role: string }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       await p.iam.removeBinding(o.project, o.member, o.role);
       process.stdout.write(`removed ${o.role} from ${o.member} in project ${o.project}\n`);
     });
@@ -107,7 +107,7 @@ export function registerIamCommands(program: Command): void {
     iam.command('bindings').description('list role bindings').option('--project <project>', 'only this project (and * bindings)')
       .option('--json', 'the bindings as a JSON array'),
   ).action(async (o: ListFlags & { project?: string }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const bindings = await p.iam.listBindings(o.project);
       if (o.json) return printJson(bindings);
       if (bindings.length === 0) return void process.stdout.write('no role bindings\n');

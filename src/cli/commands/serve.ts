@@ -6,9 +6,10 @@
 // the next start), the database closed last, then the process exits. A second signal exits at once.
 // Generation runs on one serving engine per base model (continuous batching, --parallel requests in
 // the running batch, at most --max-queue waiting, tuned models' adapters unmerged in --adapter-memory).
-// With --database postgres://... the platform state is in PostgreSQL, --data-dir is the directory every
-// machine shares, and tuning jobs are queued for `tunekit worker`s (src/platform/postgres/queue.ts)
-// instead of run here.
+// With --database postgres://... the platform state is in PostgreSQL and tuning jobs are queued for
+// `tunekit worker`s (src/platform/postgres/queue.ts) instead of run here. --storage says where the bytes
+// are (objects, staged jobs, checkpoints): the data directory by default (with --database, one every
+// machine shares), another directory, or object storage (gs://BUCKET/PREFIX, platform/blob-store.ts).
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
@@ -21,7 +22,8 @@ import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
 import { InvalidArgumentError } from 'commander';
-import { intOption } from '../options.js';
+import { addStorageOptions, intOption, type StorageCliOptions } from '../options.js';
+import { storageConfig } from '../../platform/blob-store.js';
 import { TuningService } from '../../platform/jobs/service.js';
 import { InvalidRequestError } from '../../errors.js';
 import { LIMITS } from '../../platform/limits.js';
@@ -29,7 +31,7 @@ import { DEFAULT_HEARTBEAT_SECONDS, MIN_HEARTBEAT_SECONDS } from '../../platform
 import { keepRunningWhenOutputIsLost } from '../lost-output.js';
 import { EXECUTOR_LABEL, EXECUTORS, type Executor } from '../../platform/jobs/spec.js';
 
-interface ServeCliOptions {
+interface ServeCliOptions extends StorageCliOptions {
   port: number;
   host: string;
   dataDir?: string;
@@ -48,12 +50,13 @@ interface ServeCliOptions {
 }
 
 export function registerServeCommand(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('serve the Vertex AI compatible API: tuning jobs, models, endpoints, generation')
     .option('--port <n>', 'port (0 picks a free one)', intOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit); with --database, the directory every machine shares')
+    .option('--data-dir <dir>', 'tunekit data directory (default $TUNEKIT_DATA_DIR or ~/.tunekit); with --database and no --storage, the directory every machine shares');
+  addStorageOptions(cmd, 'where the bytes are (objects, staged jobs, checkpoints): a directory (default the data directory) or gs://BUCKET[/PREFIX]')
     .option('--database <url>', 'keep the platform state in PostgreSQL (postgres://...) and queue tuning jobs there for `tunekit worker`s')
     .option('--job-heartbeat-seconds <n>', `with --database: a job whose worker is silent this long goes to another worker (default ${DEFAULT_HEARTBEAT_SECONDS})`, intOption('--job-heartbeat-seconds', MIN_HEARTBEAT_SECONDS))
     .option('--insecure-no-auth', 'accept every request without credentials (local experiments only)')
@@ -73,7 +76,11 @@ export function registerServeCommand(program: Command): void {
       if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {
         throw new InvalidRequestError('--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too');
       }
-      const platform = await Platform.open({ dataDir, insecureNoAuth: o.insecureNoAuth ?? false, ...(o.database !== undefined ? { database: o.database } : {}) });
+      const storage = storageConfig(o, dataDir);
+      const platform = await Platform.open({
+        dataDir, insecureNoAuth: o.insecureNoAuth ?? false, ...(o.database !== undefined ? { database: o.database } : {}),
+        ...(storage.kind !== 'local' || storage.dir !== dataDir ? { storage } : {}),
+      });
       const admin = await platform.iam.bootstrap();
       if (admin) {
         process.stdout.write(
@@ -110,7 +117,8 @@ export function registerServeCommand(program: Command): void {
       });
       const server = await listen(app, { port: o.port, host: o.host });
       await tuning.runner.start();
-      process.stdout.write(`tunekit: serving ${o.database === undefined ? dataDir : `${platform.db.describe()} (storage ${dataDir})`} at ${server.url}\n`);
+      const where = storage.kind === 'local' ? storage.dir : platform.blobs.kind;
+      process.stdout.write(`tunekit: serving ${o.database === undefined && where === dataDir ? dataDir : `${platform.db.describe()} (storage ${where})`} at ${server.url}\n`);
       process.stdout.write(`tunekit: web console: ${server.url}/console\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {

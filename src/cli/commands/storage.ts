@@ -12,18 +12,25 @@ import { defaultDataDir } from '../../platform/db.js';
 import { parseGsUri } from '../../platform/gcs-names.js';
 import type { ObjectInfo } from '../../platform/storage.js';
 import { printJson, table } from '../client-output.js';
+import { storageConfig } from '../../platform/blob-store.js';
+import { addStorageOptions, type StorageCliOptions } from '../options.js';
 
-export interface DataDirOption {
+export interface DataDirOption extends StorageCliOptions {
   dataDir: string;
 }
 
+/** --data-dir, and the deployment's storage flags (serve's: the object store's bytes may be elsewhere). */
 export function dataDirOption(cmd: Command): Command {
-  return cmd.option('--data-dir <dir>', 'platform data directory (default: $TUNEKIT_DATA_DIR or ~/.tunekit)', defaultDataDir());
+  return addStorageOptions(
+    cmd.option('--data-dir <dir>', 'platform data directory (default: $TUNEKIT_DATA_DIR or ~/.tunekit)', defaultDataDir()),
+    'where the deployment keeps its bytes, as given to serve: a directory (default the data directory) or gs://BUCKET[/PREFIX]',
+  );
 }
 
-/** Runs `fn` with the platform of `dataDir`, closing it afterwards. */
-export async function withPlatform<T>(dataDir: string, fn: (p: Platform) => T | Promise<T>): Promise<T> {
-  const p = await Platform.open({ dataDir });
+/** Runs `fn` with the platform of `o.dataDir` (and its storage), closing it afterwards. */
+export async function withPlatform<T>(o: DataDirOption, fn: (p: Platform) => T | Promise<T>): Promise<T> {
+  const storage = storageConfig(o, path.resolve(o.dataDir));
+  const p = await Platform.open({ dataDir: o.dataDir, ...(storage.kind === 'local' && storage.dir === path.resolve(o.dataDir) ? {} : { storage }) });
   try {
     return await fn(p);
   } finally {
@@ -43,7 +50,7 @@ export function registerStorageCommands(program: Command): void {
       .option('--project <project>', 'owning project (its role bindings govern access)', 'default'),
   ).action(async (uri: string, o: DataDirOption & { location: string; project: string }) => {
     const { bucket } = parseGsUri(uri, { allowBucketOnly: true });
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const b = await p.storage.createBucket(bucket, { location: o.location, project: o.project });
       process.stdout.write(`created gs://${b.name} in ${b.location} (project ${b.project})\n`);
     });
@@ -56,7 +63,7 @@ export function registerStorageCommands(program: Command): void {
       .argument('<src>', 'local path or gs://bucket/object')
       .argument('<dst>', 'local path or gs://bucket/object (ending in / to keep the source name)'),
   ).action(async (src: string, dst: string, o: DataDirOption) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       const srcIsGs = src.startsWith('gs://');
       const baseName = srcIsGs ? path.posix.basename(parseGsUri(src).object) : path.basename(src);
       if (dst.startsWith('gs://')) {
@@ -84,7 +91,7 @@ export function registerStorageCommands(program: Command): void {
       .option('-l, --long', 'a table: location, project and creation time of buckets; size, update time and generation of objects')
       .option('--json', 'the buckets as a JSON array, or {prefixes, objects} under a bucket (all pages)'),
   ).action(async (uri: string | undefined, o: DataDirOption & { long?: boolean; json?: boolean }) => {
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       if (uri === undefined) {
         const buckets = await p.storage.listBuckets();
         if (o.json) return printJson(buckets);
@@ -120,7 +127,7 @@ export function registerStorageCommands(program: Command): void {
       .argument('<gs://bucket/object>', 'object URI'),
   ).action(async (uri: string, o: DataDirOption) => {
     const { bucket, object } = parseGsUri(uri);
-    await withPlatform(o.dataDir, async (p) => {
+    await withPlatform(o, async (p) => {
       await p.storage.deleteObject(bucket, object);
       process.stdout.write(`removed ${uri}\n`);
     });

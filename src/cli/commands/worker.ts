@@ -1,27 +1,33 @@
-// `tunekit worker --database postgres://... --storage DIR`: a tuning worker for many machines. It pulls
-// tuning jobs that `tunekit serve --database` queued (src/platform/postgres/queue.ts), one at a time,
-// runs them with the state in PostgreSQL and the data in the storage directory every machine shares
-// (the directory serve was given as --data-dir), heartbeats while it runs, and leaves a job it loses
-// to another worker, which resumes it from its last checkpoint. SIGINT/SIGTERM stop it at once: its
-// job's heartbeat stops and another worker takes the job over.
+// `tunekit worker --database postgres://... --storage DIR|gs://BUCKET/PREFIX`: a tuning worker for many
+// machines. It pulls tuning jobs that `tunekit serve --database` queued (src/platform/postgres/queue.ts),
+// one at a time, runs them with the state in PostgreSQL and the bytes in the deployment's blob store
+// (the directory every machine shares, or object storage: serve's --storage, blob-store.ts), in its own
+// work directory (--work-dir), heartbeats while it runs, and leaves a job it loses to another worker,
+// which resumes it from its last checkpoint. SIGINT/SIGTERM stop it at once: its job's heartbeat stops
+// and another worker takes the job over.
 
 import type { Command } from 'commander';
-import * as path from 'node:path';
 import { Platform } from '../../platform/platform.js';
 import { keepRunningWhenOutputIsLost } from '../lost-output.js';
+import { resolveDataDir } from '../../api/stores.js';
+import { storageConfig } from '../../platform/blob-store.js';
+import { addStorageOptions, type StorageCliOptions } from '../options.js';
 
 export function registerWorkerCommand(program: Command): void {
-  program
+  const cmd = program
     .command('worker')
     .description('run queued tuning jobs of a `tunekit serve --database` deployment (any number of machines)')
-    .requiredOption('--database <url>', 'the PostgreSQL database of the deployment (postgres://USER:PASSWORD@HOST:PORT/DB)')
-    .requiredOption('--storage <dir>', 'the directory every machine shares (serve\'s --data-dir): datasets, checkpoints, objects')
-    .action(async (o: { database: string; storage: string }) => {
+    .requiredOption('--database <url>', 'the PostgreSQL database of the deployment (postgres://USER:PASSWORD@HOST:PORT/DB)');
+  addStorageOptions(cmd, 'the deployment\'s storage, as serve\'s: the directory every machine shares (serve\'s --data-dir or --storage), or gs://BUCKET[/PREFIX]', true)
+    .option('--work-dir <dir>', 'where this machine trains (copies of the job\'s files): default the --storage directory, or with gs:// $TUNEKIT_DATA_DIR or ~/.tunekit')
+    .action(async (o: StorageCliOptions & { database: string; storage: string; workDir?: string }) => {
       keepRunningWhenOutputIsLost();
-      const platform = await Platform.open({ dataDir: path.resolve(o.storage), database: o.database });
+      const storage = storageConfig(o, resolveDataDir());
+      const workDir = o.workDir !== undefined ? resolveDataDir(o.workDir) : storage.kind === 'local' ? storage.dir : resolveDataDir();
+      const platform = await Platform.open({ dataDir: workDir, database: o.database, storage, workDir });
       const { PostgresWorker } = await import('../../platform/postgres/queue.js');
       const worker = await PostgresWorker.start(platform, o.database);
-      process.stdout.write(`tunekit: worker ${process.pid} pulling tuning jobs (storage ${path.resolve(o.storage)})\n`);
+      process.stdout.write(`tunekit: worker ${process.pid} pulling tuning jobs (storage ${storage.kind === 'local' ? storage.dir : platform.blobs.kind}, work directory ${workDir})\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

@@ -26,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import type { PlatformDb } from '../db.js';
 import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
 import type { ObjectStore } from '../storage.js';
-import { removeEndedJobDirs, removeJobDir, removeStaleUploads } from './spec.js';
+import type { StorageConfig } from '../blob-store.js';
+import type { JobStaging } from './spec.js';
 
 export interface RunnerOptions {
   /** Jobs trained at once (each worker uses every core); default 1. Quotas still bound each project. */
@@ -35,6 +36,8 @@ export interface RunnerOptions {
   pollMs?: number;
   /** Environment of the workers (default this process's). */
   env?: NodeJS.ProcessEnv;
+  /** The blob store the workers use (default the data directory): passed to them in their environment. */
+  storage?: StorageConfig;
   log?: (message: string) => void;
 }
 
@@ -52,6 +55,8 @@ export interface JobQueue {
   stop(): Promise<void>;
 }
 
+/** The environment variable that gives a forked worker its storage configuration (JSON; worker.ts). */
+export const WORKER_STORAGE_ENV = 'TUNEKIT_WORKER_STORAGE';
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 /** How often leftovers are swept while the server runs (they are also swept at start). */
 const SWEEP_MS = 60 * 60 * 1000;
@@ -73,8 +78,8 @@ export class JobRunner implements JobQueue {
   private again = false;
 
   constructor(
-    private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions = {},
-    private readonly storage?: ObjectStore,
+    private readonly db: PlatformDb, private readonly jobs: TuningJobs, private readonly opts: RunnerOptions,
+    private readonly storage: ObjectStore, private readonly staging: JobStaging,
   ) {
     this.maxWorkers = opts.maxWorkers ?? 1;
     this.pollMs = opts.pollMs ?? 500;
@@ -166,13 +171,12 @@ export class JobRunner implements JobQueue {
   private async sweep(): Promise<void> {
     this.lastSweep = Date.now();
     try {
-      const dataDir = this.db.dataDir;
-      removeStaleUploads(dataDir);
+      this.staging.removeStaleUploads();
       const live = new Set((await this.db.all<{ id: string }>(
         `SELECT id FROM tuning_jobs WHERE state NOT IN (${TERMINAL_JOB_STATES.map(() => '?').join(', ')})`, ...TERMINAL_JOB_STATES,
       )).map((r) => r.id));
-      removeEndedJobDirs(dataDir, (id) => this.workers.has(id) || live.has(id));
-      const removed = (await this.storage?.recover())?.removed ?? [];
+      await this.staging.removeEnded((id) => this.workers.has(id) || live.has(id));
+      const { removed } = await this.storage.recover();
       if (removed.length) this.log(`storage: removed ${removed.length} file${removed.length === 1 ? '' : 's'} left by interrupted uploads`);
     } catch (err) {
       this.log(`runner: cleaning up: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
@@ -184,14 +188,15 @@ export class JobRunner implements JobQueue {
     try {
       if (!this.db.isOpen) return;
       const job = await this.jobs.find(jobId);
-      if (job && TERMINAL_JOB_STATES.includes(job.state)) removeJobDir(this.db.dataDir, jobId);
+      if (job && TERMINAL_JOB_STATES.includes(job.state)) await this.staging.remove(jobId);
     } catch (err) {
       this.log(`job ${jobId}: cleaning up: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
   private spawn(jobId: string): void {
-    const child = fork(WORKER, [this.db.dataDir, jobId], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: this.opts.env ?? process.env });
+    const env = { ...(this.opts.env ?? process.env), ...(this.opts.storage ? { [WORKER_STORAGE_ENV]: JSON.stringify(this.opts.storage) } : {}) };
+    const child = fork(WORKER, [this.db.dataDir, jobId], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     this.workers.set(jobId, child);
     this.exited.set(jobId, new Promise((resolve) => {
       child.once('exit', (code, signal) => {

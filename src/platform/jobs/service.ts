@@ -30,13 +30,14 @@ import type { TuningJobRecord, TuningJobs } from '../jobs.js';
 import type { Quotas } from '../quota.js';
 import { checkDescription, checkDisplayName, checkLabels } from '../limits.js';
 import { assertSameLocation, type ObjectStore, type ResolvedObject } from '../storage.js';
+import type { StorageConfig } from '../blob-store.js';
 import { Registry } from './registry.js';
 import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 import { Operations } from '../operations.js';
 import { JobRunner, type JobQueue, type RunnerOptions } from './runner.js';
 import {
-  ADAPTER_SIZES, commitJobDir, EXECUTOR_LABEL, EXECUTORS, INIT_ADAPTER_DIR, type Executor, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, newUploadDir, TRAIN_FILE,
-  VALIDATION_FILE, type AdapterSizeName, type JobSpec,
+  ADAPTER_SIZES, EXECUTOR_LABEL, EXECUTORS, INIT_ADAPTER_DIR, type Executor, plannedSteps, EPOCH_RANGE, jobTuneOptions, LEARNING_RATE_MULTIPLIER_MAX, TRAIN_FILE,
+  VALIDATION_FILE, type AdapterSizeName, type JobSpec, type JobStaging,
 } from './spec.js';
 
 /** Error-severity dataset problems that only drop a row, as Vertex does; every other error fails the create. */
@@ -91,6 +92,9 @@ export interface TuningServiceParts {
   jobs: TuningJobs;
   quotas: Quotas;
   storage: ObjectStore;
+  staging: JobStaging;
+  /** The blob store's configuration, for forked workers (default: the data directory). */
+  storageConfig?: StorageConfig;
 }
 
 export class TuningService {
@@ -99,6 +103,7 @@ export class TuningService {
   readonly jobs: TuningJobs;
   readonly quotas: Quotas;
   readonly storage: ObjectStore;
+  readonly staging: JobStaging;
   readonly registry: Registry;
   readonly operations: Operations;
   /** Runs the jobs: a JobRunner of this process (default), or a queue other machines pull (`queue`). */
@@ -108,11 +113,11 @@ export class TuningService {
   readonly defaultExecutor: Executor;
 
   constructor(parts: TuningServiceParts, runner: RunnerOptions & { queue?: JobQueue; defaultExecutor?: Executor } = {}) {
-    ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage } = parts);
+    ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage, staging: this.staging } = parts);
     this.defaultExecutor = runner.defaultExecutor ?? 'tunekit';
     this.registry = new Registry(this.db);
     this.operations = new Operations(this.db);
-    this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, runner, this.storage);
+    this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, { ...runner, ...(parts.storageConfig ? { storage: parts.storageConfig } : {}) }, this.storage, this.staging);
   }
 
   /** Validates and queues a job (see the file comment for the order of checks). */
@@ -130,7 +135,7 @@ export class TuningService {
     await this.quotas.withTuningJobSlot(req.project, req.location, async () => undefined);
     throwIfAborted(req.signal);
 
-    const upload = newUploadDir(this.db.dataDir);
+    const upload = this.staging.newUploadDir();
     try {
       const options = jobTuneOptions(
         { epochs: req.epochCount, adapterSize: ADAPTER_SIZES[req.adapterSize], learningRateMultiplier: req.learningRateMultiplier, learningRate: req.learningRate },
@@ -162,7 +167,7 @@ export class TuningService {
         executor,
         ...(req.preTunedModel ? { initAdapter: true, ...(req.preTunedModel.parentModelId ? { parentModelId: req.preTunedModel.parentModelId } : {}) } : {}),
       };
-      commitJobDir(this.db.dataDir, upload, spec);
+      await this.staging.commit(upload, spec);
       await this.runner.enqueue(job.id);
       return job;
     } catch (err) {
@@ -187,7 +192,7 @@ export class TuningService {
     const { objects } = await this.storage.listObjects(bucket, { prefix });
     if (objects.length === 0) throw new NotFoundError(`no adapter files under ${adapterUri}`);
     const key = createHash('sha256').update(JSON.stringify(objects.map((o) => [o.name, o.generation]))).digest('hex').slice(0, 24);
-    const dir = path.join(this.db.dataDir, 'cache', 'adapters', key);
+    const dir = path.join(this.staging.workRoot, 'cache', 'adapters', key);
     if (fs.existsSync(dir)) return dir;
     const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
     fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });

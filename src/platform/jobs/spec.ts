@@ -1,10 +1,15 @@
-// What a tuning job runs, fixed at create time and written next to its data: `job.json` in the job's
-// staging directory `<data-dir>/staging/tuning-jobs/<id>/`, which also holds the datasets as validated
-// (copied out of the object store, so a later overwrite of the gs:// object cannot change a run or
-// break a resume) and the trainer's output (`out/`, with `out/checkpoints/epoch-N`). The worker reads
-// only this; the API reads only the database. The directory lives while the job may run (PENDING,
-// RUNNING, CANCELLING); the runner removes it when the job ends (the adapter is in the object store by
-// then) and, at start, removes those of jobs that ended while no server watched.
+// What a tuning job runs, fixed at create time and written next to its data: `job.json` under the
+// job's staging prefix `staging/tuning-jobs/<id>/` of the deployment's blob store (blob-store.ts: the
+// data directory, or object storage every machine reaches), which also holds the datasets as
+// validated (copied out of the object store, so a later overwrite of the gs:// object cannot change a
+// run or break a resume), a continuous tuning job's initial adapter, the epoch checkpoints
+// (`out/checkpoints/epoch-N/`, trainer_state.json stored last: a checkpoint without it is incomplete)
+// and the evaluation's outcome (`evaluation/run.json`). job.json is stored last at create.
+// A worker checks the job out into its machine's work directory `<work-dir>/work/tuning-jobs/<id>/`
+// (JobStaging.checkOut: everything above), trains there and stores each checkpoint back as it is
+// written, so any machine can resume the job. The API reads only the database. Both live while the job
+// may run (PENDING, RUNNING, CANCELLING); the runner removes them when the job ends (the adapter is in
+// the object store by then) and, at start, removes those of jobs that ended while no server watched.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../../train/trainer.js';
 import { CHECKPOINT_FILES } from '../../train/checkpoint.js';
 import { isLeftover } from '../storage.js';
+import type { BlobStore } from '../blob-store.js';
 import { throwIfAborted } from '../../errors.js';
 import { loadModelConfig } from '../../models/loader.js';
 import { Tokenizer } from '../../tokenizer/tokenizer.js';
@@ -94,59 +100,151 @@ export function jobTuneOptions(h: { epochs: number; adapterSize: number; learnin
   return o;
 }
 
-export function stagingRoot(dataDir: string): string {
-  return path.join(dataDir, 'staging', 'tuning-jobs');
-}
+const STAGING = 'staging/tuning-jobs/';
 
-export function jobDir(dataDir: string, jobId: string): string {
+function checkJobId(jobId: string): void {
   if (!/^\d+$/.test(jobId)) throw new Error(`bad tuning job id ${JSON.stringify(jobId)}`);
-  return path.join(stagingRoot(dataDir), jobId);
 }
 
-/** A fresh directory to stage a job's datasets in before the job (and its id) exists. */
-export function newUploadDir(dataDir: string): string {
-  const dir = path.join(dataDir, 'staging', 'uploads', `${process.pid}-${randomBytes(8).toString('hex')}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
+/** Where a local blob store rooted at `dataDir` keeps job `jobId`'s staged files (the default deployment). */
+export function jobDir(dataDir: string, jobId: string): string {
+  checkJobId(jobId);
+  return path.join(dataDir, ...STAGING.split('/'), jobId);
 }
 
-/**
- * Removes uploads left by creates that crashed (their process is gone), and copies of adapters that a
- * crashed server was putting in `<data-dir>/cache/adapters/` (service.ts adapterDir).
- */
-export function removeStaleUploads(dataDir: string): string[] {
-  const removed: string[] = [];
-  const sweep = (root: string, name: RegExp): void => {
-    for (const e of readdir(root)) {
-      const pid = Number(name.exec(e)?.[1]);
-      const p = path.join(root, e);
-      if (!Number.isInteger(pid) || !isLeftover(pid, () => fs.statSync(p).mtimeMs)) continue;
-      fs.rmSync(p, { recursive: true, force: true });
-      removed.push(e);
-    }
-  };
-  sweep(path.join(dataDir, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
-  sweep(path.join(dataDir, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
-  return removed;
+/** The work directory of job `jobId` on a machine whose work root is `workRoot` (JobStaging.checkOut). */
+export function workDir(workRoot: string, jobId: string): string {
+  checkJobId(jobId);
+  return path.join(workRoot, 'work', 'tuning-jobs', jobId);
 }
 
-/** Removes a job's staging directory (its datasets and trainer output): once it has ended, nothing reads it. */
-export function removeJobDir(dataDir: string, jobId: string): void {
-  fs.rmSync(jobDir(dataDir, jobId), { recursive: true, force: true });
-}
+/** Tuning jobs' staged files in the blob store, and this machine's work directories (see the file comment). */
+export class JobStaging {
+  constructor(readonly blobs: BlobStore, readonly workRoot: string) {}
 
-/**
- * Removes the staging directories of jobs that have ended (or that the database does not know): a job
- * needs its directory only while it may still run (PENDING, RUNNING, CANCELLING: resume after a crash).
- */
-export function removeEndedJobDirs(dataDir: string, mayRun: (jobId: string) => boolean): string[] {
-  const removed: string[] = [];
-  for (const e of readdir(stagingRoot(dataDir))) {
-    if (!/^\d+$/.test(e) || mayRun(e)) continue;
-    removeJobDir(dataDir, e);
-    removed.push(e);
+  private key(jobId: string, rel = ''): string {
+    checkJobId(jobId);
+    return `${STAGING}${jobId}/${rel}`;
   }
-  return removed;
+
+  /** Where `rel` of job `jobId` is stored, for messages and the job's checkpoint field. */
+  where(jobId: string, rel = ''): string {
+    return this.blobs.where(this.key(jobId, rel));
+  }
+
+  /** A fresh local directory to stage a job's datasets in before the job (and its id) exists. */
+  newUploadDir(): string {
+    const dir = path.join(this.workRoot, 'staging', 'uploads', `${process.pid}-${randomBytes(8).toString('hex')}`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** Stores a staged upload as the job's files, job.json last; the upload directory is consumed. */
+  async commit(uploadDir: string, spec: JobSpec): Promise<void> {
+    for (const rel of filesUnder(uploadDir)) await this.blobs.putFile(this.key(spec.jobId, rel), path.join(uploadDir, rel), { move: true });
+    await this.blobs.put(this.key(spec.jobId, JOB_FILE), JSON.stringify(spec, null, 2) + '\n');
+    fs.rmSync(uploadDir, { recursive: true, force: true });
+  }
+
+  async readSpec(jobId: string): Promise<JobSpec> {
+    return JSON.parse((await this.blobs.read(this.key(jobId, JOB_FILE))).toString('utf8')) as JobSpec;
+  }
+
+  /**
+   * A fresh work directory holding the job's staged files: job.json, the datasets, the initial adapter,
+   * every complete epoch checkpoint (in out/checkpoints/) and the evaluation's run.json when stored.
+   */
+  async checkOut(jobId: string): Promise<string> {
+    const dir = workDir(this.workRoot, jobId);
+    fs.rmSync(dir, { recursive: true, force: true });
+    const prefix = this.key(jobId);
+    const blobs = (await this.blobs.list(prefix)).blobs.map((b) => b.key.slice(prefix.length));
+    const complete = new Set(blobs.filter((r) => r.startsWith('out/checkpoints/') && r.endsWith(`/${CHECKPOINT_FILES.state}`)).map((r) => path.posix.dirname(r)));
+    for (const rel of blobs) {
+      if (rel.startsWith('out/checkpoints/') && !complete.has(path.posix.dirname(rel))) continue;
+      fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true, mode: 0o700 });
+      await this.blobs.download(prefix + rel, path.join(dir, rel));
+    }
+    if (!fs.existsSync(path.join(dir, JOB_FILE))) throw new Error(`tuning job ${jobId} has no staged files (${this.where(jobId, JOB_FILE)} is missing)`);
+    return dir;
+  }
+
+  /** Stores the checkpoint the trainer wrote at `checkpointDir` (in the job's work directory), its state file last. */
+  async saveCheckpoint(jobId: string, checkpointDir: string): Promise<string> {
+    const rel = path.relative(workDir(this.workRoot, jobId), checkpointDir).split(path.sep).join('/');
+    const files = fs.readdirSync(checkpointDir).filter((f) => fs.lstatSync(path.join(checkpointDir, f)).isFile()).sort((a, b) => Number(a === CHECKPOINT_FILES.state) - Number(b === CHECKPOINT_FILES.state));
+    for (const f of files) await this.blobs.putFile(this.key(jobId, `${rel}/${f}`), path.join(checkpointDir, f));
+    return this.where(jobId, `${rel}/`);
+  }
+
+  /** Stores `rel` of the job's work directory. */
+  async save(jobId: string, rel: string): Promise<void> {
+    await this.blobs.putFile(this.key(jobId, rel), path.join(workDir(this.workRoot, jobId), ...rel.split('/')));
+  }
+
+  /** Removes a job's staged files and work directory: once it has ended, nothing reads them. */
+  async remove(jobId: string): Promise<void> {
+    fs.rmSync(workDir(this.workRoot, jobId), { recursive: true, force: true });
+    await this.blobs.deletePrefix(this.key(jobId));
+  }
+
+  /** Whether job `jobId` has staged files. */
+  async has(jobId: string): Promise<boolean> {
+    return (await this.blobs.stat(this.key(jobId, JOB_FILE))) !== undefined;
+  }
+
+  /**
+   * Removes the staged files and work directories of jobs that have ended (or that the database does not
+   * know): a job needs them only while it may still run (PENDING, RUNNING, CANCELLING: resume after a crash).
+   */
+  async removeEnded(mayRun: (jobId: string) => boolean): Promise<string[]> {
+    const staged = (await this.blobs.list(STAGING, { delimiter: '/' })).prefixes.map((p) => p.slice(STAGING.length, -1));
+    const ids = new Set([...staged, ...readdir(path.dirname(workDir(this.workRoot, '0')))]);
+    const removed: string[] = [];
+    for (const id of ids) {
+      if (!/^\d+$/.test(id) || mayRun(id)) continue;
+      await this.remove(id);
+      removed.push(id);
+    }
+    return removed;
+  }
+
+  /** Removes this machine's work directories of jobs that have ended (a worker killed mid-job leaves its own). */
+  async removeEndedWork(ended: (jobId: string) => Promise<boolean>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of readdir(path.dirname(workDir(this.workRoot, '0')))) {
+      if (!/^\d+$/.test(id) || !await ended(id)) continue;
+      fs.rmSync(workDir(this.workRoot, id), { recursive: true, force: true });
+      removed.push(id);
+    }
+    return removed;
+  }
+
+  /**
+   * Removes uploads left by creates that crashed (their process is gone), and copies of adapters that a
+   * crashed server was putting in `<data-dir>/cache/adapters/` (service.ts adapterDir).
+   */
+  removeStaleUploads(): string[] {
+    const removed: string[] = [];
+    const sweep = (root: string, name: RegExp): void => {
+      for (const e of readdir(root)) {
+        const pid = Number(name.exec(e)?.[1]);
+        const p = path.join(root, e);
+        if (!Number.isInteger(pid) || !isLeftover(pid, () => fs.statSync(p).mtimeMs)) continue;
+        fs.rmSync(p, { recursive: true, force: true });
+        removed.push(e);
+      }
+    };
+    sweep(path.join(this.workRoot, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
+    sweep(path.join(this.workRoot, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
+    return removed;
+  }
+}
+
+/** Files under `dir`, relative, '/'-separated. */
+function filesUnder(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => fs.lstatSync(path.join(dir, f)).isFile()).map((f) => f.split(path.sep).join('/')).sort();
 }
 
 function readdir(dir: string): string[] {
@@ -155,15 +253,6 @@ function readdir(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-/** Moves a staged upload into place as the job's directory, with its job.json. */
-export function commitJobDir(dataDir: string, uploadDir: string, spec: JobSpec): string {
-  fs.writeFileSync(path.join(uploadDir, JOB_FILE), JSON.stringify(spec, null, 2) + '\n');
-  const dir = jobDir(dataDir, spec.jobId);
-  fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
-  fs.renameSync(uploadDir, dir);
-  return dir;
 }
 
 export function readJobSpec(dir: string): JobSpec {

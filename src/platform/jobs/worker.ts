@@ -1,15 +1,18 @@
-// A tuning job's run (runTuningJob), in the worker process `node worker.js <data-dir> <job-id>` that the
-// runner of `tunekit serve` forks (runner.ts) for a job it has moved to RUNNING, or in a `tunekit worker`
-// that pulled it from the queue (src/platform/postgres). The worker owns the run end to end and writes everything to the
-// database itself, so nothing depends on the server staying up:
-// - trains with the job's options (spec.ts), resuming from the newest complete epoch checkpoint in the
-//   job's output directory when there is one (the trainer's resume is exact);
-// - records per-step metrics under Vertex's names and the last checkpoint as it goes;
+// A tuning job's run (runTuningJob), in the worker process `node worker.js <data-dir> <job-id>` (the
+// storage configuration in $TUNEKIT_WORKER_STORAGE, JSON: not on the command line, which others can read) that the runner of `tunekit serve` forks (runner.ts) for a job it has moved to RUNNING, or in a `tunekit
+// worker` that pulled it from the queue (src/platform/postgres). The worker owns the run end to end and
+// writes everything to the database and the blob store itself, so nothing depends on the server staying up:
+// - checks the job's staged files out into a work directory (spec.ts JobStaging) and trains with the
+//   job's options, resuming from the newest complete epoch checkpoint stored when there is one (the
+//   trainer's resume is exact);
+// - records per-step metrics under Vertex's names, stores each epoch checkpoint back in the blob store
+//   (so another machine can resume) and records it as the job's checkpoint;
 // - on success uploads the adapter to the location's tunekit bucket, registers the model version,
 //   deploys it on an endpoint and ends the job SUCCEEDED, in one transaction (registry.ts);
 // - with an evaluation_config, evaluates the tuned model against its base before the commit
 //   (evaluation.ts; its outcome, an EvaluateDatasetRun, is committed with the job);
-// - on a training error ends the job FAILED with a google.rpc.Status.
+// - on a training error ends the job FAILED with a google.rpc.Status; so does object storage that fails
+//   or is unreachable after the client's retries (UNAVAILABLE naming it): the job is not retried.
 // Between steps it stops when the job is no longer RUNNING under its attempt (cancelled, or taken over
 // by another worker) or when its parent is gone (the server died: the next server resumes the job from
 // its checkpoint, so no orphan keeps training). The trainer awaits the step callback, where these
@@ -26,11 +29,13 @@ import { PlatformDb } from '../db.js';
 import { TuningJobs } from '../jobs.js';
 import { Quotas } from '../quota.js';
 import { ObjectStore } from '../storage.js';
+import { openBlobStore, type StorageConfig } from '../blob-store.js';
 import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
+import { WORKER_STORAGE_ENV } from './runner.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { evaluateTunedModel } from './evaluation.js';
-import { INIT_ADAPTER_DIR, jobDir, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
+import { INIT_ADAPTER_DIR, JobStaging, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
 
 /** Thrown between steps when the run must stop without ending the job (see runTuningJob). */
 export class RunStopped extends Error {
@@ -43,6 +48,7 @@ export interface RunParts {
   db: PlatformDb;
   jobs: TuningJobs;
   storage: ObjectStore;
+  staging: JobStaging;
 }
 
 /**
@@ -55,8 +61,7 @@ export interface RunParts {
 export async function runTuningJob(
   parts: RunParts, jobId: string, opts: { attempt: number; parentGone?: () => boolean },
 ): Promise<void> {
-  const { db, jobs, storage } = parts;
-  const dataDir = db.dataDir;
+  const { db, jobs, storage, staging } = parts;
   const stillMine = async (): Promise<void> => {
     if (opts.parentGone?.()) throw new RunStopped('parent-gone');
     const job = await jobs.find(jobId);
@@ -71,7 +76,7 @@ export async function runTuningJob(
       await jobs.recordMetrics(jobId, e.metrics.step, pick(e.metrics, METRIC_NAMES.eval), e.metrics.epoch);
     } else if (e.type === 'checkpoint') {
       await stillMine();
-      await jobs.setCheckpoint(jobId, e.dir);
+      await jobs.setCheckpoint(jobId, await staging.saveCheckpoint(jobId, e.dir));
     }
   };
 
@@ -91,7 +96,8 @@ export async function runTuningJob(
   };
 
   try {
-    const dir = jobDir(dataDir, jobId);
+    await stillMine();
+    const dir = await staging.checkOut(jobId);
     const spec = readJobSpec(dir);
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
@@ -107,6 +113,7 @@ export async function runTuningJob(
     await stillMine();
     const evaluation = spec.evaluation ? await evaluate(spec, dir, outDir) : undefined;
     await stillMine();
+    if (evaluation) await staging.save(jobId, 'evaluation/run.json');
     await commit(db, jobs, storage, spec, outDir, opts.attempt, evaluation);
   } catch (err) {
     if (err instanceof RunStopped) throw err;
@@ -120,16 +127,17 @@ export async function runTuningJob(
 }
 
 /** The forked worker of `tunekit serve` (runner.ts): runs the job its runner claimed. */
-async function runForked(dataDir: string, jobId: string): Promise<void> {
+async function runForked(dataDir: string, jobId: string, storageConfig: StorageConfig | undefined): Promise<void> {
   const db = await PlatformDb.open({ dataDir });
   try {
     const config = new PlatformConfig(db);
     const jobs = new TuningJobs(db, new Quotas(db, config));
-    const storage = new ObjectStore(db, config);
+    const blobs = await openBlobStore(storageConfig ?? { kind: 'local', dir: dataDir });
+    const storage = new ObjectStore(db, config, { blobs });
     const parent = process.ppid;
     const job = await jobs.find(jobId);
     if (!job) return;
-    await runTuningJob({ db, jobs, storage }, jobId, {
+    await runTuningJob({ db, jobs, storage, staging: new JobStaging(blobs, dataDir) }, jobId, {
       attempt: job.attempts, parentGone: () => process.ppid !== parent,
     });
   } catch (err) {
@@ -200,7 +208,8 @@ function pick(metrics: object, names: Record<string, string>): Record<string, nu
 
 const [dataDir, jobId] = process.argv.slice(2);
 if (process.argv[1] === fileURLToPath(import.meta.url) && dataDir && jobId) {
-  runForked(dataDir, jobId).then(() => process.exit(0), (err: unknown) => {
+  const storageEnv = process.env[WORKER_STORAGE_ENV];
+  runForked(dataDir, jobId, storageEnv ? JSON.parse(storageEnv) as StorageConfig : undefined).then(() => process.exit(0), (err: unknown) => {
     process.stderr.write(`tunekit worker: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -2,7 +2,8 @@
 // --database` sends one queue job per tuning job; every `tunekit worker` pulls them, one at a time.
 // - The queue job carries only the tuning job's id; the tuning_jobs row stays the truth. A worker that
 //   pulls one takes the row over (attempts + 1: the fencing token every later write checks, jobs.ts) and
-//   runs it with runTuningJob, resuming from the newest checkpoint in the shared storage directory.
+//   runs it with runTuningJob, resuming from the newest checkpoint in the deployment's blob store (a
+//   shared directory, or object storage every machine reaches: blob-store.ts).
 // - Liveness: the worker heartbeats the queue job every heartbeatSeconds / 2; pg-boss's supervisor fails
 //   a job whose heartbeat is older than heartbeatSeconds and makes it available again (retryLimit), so
 //   the job of a worker killed mid-run goes to another worker. A worker that was only stalled finds at
@@ -22,7 +23,6 @@ import { PgBoss } from 'pg-boss';
 import type { Platform } from '../platform.js';
 import type { JobQueue } from '../jobs/runner.js';
 import { runTuningJob, RunStopped } from '../jobs/worker.js';
-import { removeJobDir } from '../jobs/spec.js';
 import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
 
 export const TUNING_QUEUE = 'tunekit-tuning-jobs';
@@ -118,7 +118,7 @@ export class PostgresJobQueue implements JobQueue {
 
 /**
  * A worker machine's loop (`tunekit worker`): pulls tuning jobs one at a time and runs them against
- * the shared database and storage directory, until stop().
+ * the shared database and blob store, until stop().
  */
 export class PostgresWorker {
   private constructor(private readonly boss: PgBoss, private readonly log: (m: string) => void) {}
@@ -128,6 +128,11 @@ export class PostgresWorker {
     const boss = await startBoss(database);
     await ensureQueue(boss, DEFAULT_HEARTBEAT_SECONDS);
     const worker = new PostgresWorker(boss, log);
+    // Work directories that an earlier run on this machine left (killed mid-job), of jobs that have ended since.
+    await platform.staging.removeEndedWork(async (id) => {
+      const job = await platform.jobs.find(id);
+      return !job || TERMINAL_JOB_STATES.includes(job.state);
+    });
     await boss.work<TuningMessage>(TUNING_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
       if (job) await worker.run(platform, job.data.jobId);
     });
@@ -142,7 +147,7 @@ export class PostgresWorker {
     }
     this.log(`job ${jobId}: running (attempt ${claim.attempts})`);
     try {
-      await runTuningJob({ db: platform.db, jobs: platform.jobs, storage: platform.storage }, jobId, { attempt: claim.attempts });
+      await runTuningJob({ db: platform.db, jobs: platform.jobs, storage: platform.storage, staging: platform.staging }, jobId, { attempt: claim.attempts });
       this.log(`job ${jobId}: done`);
     } catch (err) {
       if (!(err instanceof RunStopped)) throw err;
@@ -152,7 +157,9 @@ export class PostgresWorker {
     }
     // The job has ended: its staging copy (datasets, checkpoints) is no longer needed.
     const job = await platform.jobs.find(jobId);
-    if (job && TERMINAL_JOB_STATES.includes(job.state)) removeJobDir(platform.dataDir, jobId);
+    if (job && TERMINAL_JOB_STATES.includes(job.state)) {
+      await platform.staging.remove(jobId).catch((err: unknown) => this.log(`job ${jobId}: removing its staged files: ${err instanceof Error ? err.message : String(err)}`));
+    }
   }
 
   async stop(): Promise<void> {
