@@ -42,6 +42,8 @@ def train(job, out, resume, events, Progress, world):
     lora = job.lora
     model = get_peft_model(model, LoraConfig(r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                              target_modules=lora["targets"], bias="none", task_type="CAUSAL_LM"))
+    # On its device before the optimizer exists (its moments, restored on resume, live beside the parameters).
+    model.to(torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu"))
     params = {peft_name(n): p for n, p in model.named_parameters() if p.requires_grad}
     contract.load_into(params, contract.read_safetensors(os.path.join(job.init_adapter, contract.ADAPTER_WEIGHTS)), job.init_adapter)
     optimizer = contract.make_optimizer(params, job)
