@@ -15,7 +15,8 @@ import type { EndpointTarget } from '../src/api/routes/endpoints.js';
 import { Random } from '../src/engine/random.js';
 import { defaultLoraConfig, initLoraAdapter } from '../src/lora/lora.js';
 import { saveAdapter } from '../src/lora/peft.js';
-import { loadModel } from '../src/models/model.js';
+import { loadModel, type LoadedModel } from '../src/models/model.js';
+import type { Engine } from '../src/serve/engine.js';
 import { PREFIX, tinyApi, userText } from './helpers/api-app.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 
@@ -65,8 +66,8 @@ test('concurrent requests on a base and three tuned endpoints share one engine a
   assert.ok(passes < tokens / 2, `${passes} passes for ${tokens} tokens: requests were batched`);
   const tuned = await api.catalog.servedWithAdapter('google', 'qwen3-tiny', adapters[0]!, 'x');
   assert.equal(tuned.engine, served.engine, 'tuned models run in the base model\'s engine');
-  assert.equal(tuned.model.weights, served.model.weights, 'one copy of the base weights');
-  assert.equal(served.engine.adapters.loaded.length, 3);
+  assert.equal((tuned.model as LoadedModel).weights, (served.model as LoadedModel).weights, 'one copy of the base weights');
+  assert.equal((served.engine as Engine).adapters.loaded.length, 3);
 });
 
 test('beyond --max-queue waiting requests: 429 RESOURCE_EXHAUSTED naming the limit', async () => {

@@ -28,7 +28,6 @@ import type { Token } from 'node-llama-cpp';
 import { exportGguf } from '../src/export/gguf.js';
 import { exportGgufLora } from '../src/export/gguf-lora.js';
 import { readGgufHeader } from '../src/export/gguf-reader.js';
-import { readSafetensorsHeader, readTensorF32, writeSafetensors } from '../src/models/safetensors.js';
 import { Random } from '../src/engine/random.js';
 import type { Family, ModelConfig } from '../src/models/config.js';
 import { loadModel, type LoadedModel } from '../src/models/model.js';
@@ -37,6 +36,7 @@ import { defaultLoraConfig, initLoraAdapter, type LoraAdapter } from '../src/lor
 import { saveAdapter } from '../src/lora/peft.js';
 import { applyAdapterForInference } from '../src/lora/apply.js';
 import { greedyDecode, logSoftmax, openGguf, type LlamaCppSession } from './helpers/llamacpp.js';
+import { untiedTinyModel } from './helpers/tiny-models.js';
 
 const FAMILIES: Family[] = ['llama', 'qwen3', 'gemma3'];
 const STEPS = 32;
@@ -49,21 +49,6 @@ const ALPHA = 8;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-llamacpp-lora-'));
 process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
-
-/** A tiny checkpoint with tie_word_embeddings false and a random lm_head, so greedy paths wander. */
-function untiedTinyModel(family: Family, seed: number, out: string): void {
-  initTinyModel({ family, size: 'tiny', seed, out });
-  const cfgFile = path.join(out, 'config.json');
-  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-  cfg.tie_word_embeddings = false;
-  fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
-  const file = path.join(out, 'model.safetensors');
-  const h = readSafetensorsHeader(file);
-  const tensors = [...h.tensors.values()].map((i) => ({ name: i.name, shape: i.shape, data: readTensorF32(h, i.name) }));
-  const [V, C] = h.tensors.get('model.embed_tokens.weight')!.shape as [number, number];
-  tensors.push({ name: 'lm_head.weight', shape: [V, C], data: new Random(seed + 100).fillNormal(new Float32Array(V * C), 0, 1 / Math.sqrt(C)) });
-  writeSafetensors(file, tensors);
-}
 
 /** Every target module, A as PEFT initialises it, B random: a big, nonzero update. */
 function randomAdapter(config: ModelConfig, seed: number): LoraAdapter {

@@ -7,11 +7,11 @@
 
 import * as path from 'node:path';
 import { InvalidRequestError, NotFoundError } from '../errors.js';
-import { loadModel, type LoadedModel } from '../models/model.js';
+import { loadModel, type LoadedModel, type ModelInfo } from '../models/model.js';
 import { loadModelConfig } from '../models/loader.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { GenerationChunk, GenerationResult } from '../generate/sequence.js';
-import { Engine, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type SubmitOptions } from '../serve/engine.js';
+import { Engine, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type ServingEngine, type SubmitOptions } from '../serve/engine.js';
 
 export interface ModelRegistration {
   publisher: string;
@@ -52,11 +52,30 @@ export async function registerPublisherModel(
   return registration;
 }
 
+/** A base model as a serving engine runs it: what the prompt side needs, and the engine to make. */
+export interface ServableModel {
+  model: ModelInfo;
+  engine(opts: Partial<EngineOptions>): ServingEngine;
+  /** Frees what the engine's runtime holds for this model (called once the catalog dropped it, idle). */
+  dispose?(): Promise<void>;
+}
+
+/** How a catalog loads a base model for serving (`serve --engine`): tunekit's engine by default. */
+export type ServingBackend = (dir: string) => Promise<ServableModel>;
+
+/** tunekit's own engine over the model `load` reads (weights included). */
+export function tunekitBackend(load: (dir: string) => Promise<LoadedModel> = loadModel): ServingBackend {
+  return async (dir) => {
+    const model = await load(dir);
+    return { model, engine: (opts) => new Engine(model, opts) };
+  };
+}
+
 /** A base model's engine, made on first use and shared by the base and every tuned model on it. */
 class EngineHolder {
-  private engine: Engine | undefined;
-  constructor(private readonly make: () => Engine) {}
-  get(): Engine {
+  private engine: ServingEngine | undefined;
+  constructor(private readonly make: () => ServingEngine) {}
+  get(): ServingEngine {
     this.engine ??= this.make();
     return this.engine;
   }
@@ -72,7 +91,7 @@ class EngineHolder {
 export class ServedModel {
   /** `modelVersion` is what responses report: the publisher model's name, or the tuned model's. */
   constructor(
-    readonly registration: ModelRegistration, readonly model: LoadedModel, readonly modelVersion: string,
+    readonly registration: ModelRegistration, readonly model: ModelInfo, readonly modelVersion: string,
     private readonly holder: EngineHolder, readonly adapterDir?: string,
   ) {}
 
@@ -82,7 +101,7 @@ export class ServedModel {
   }
 
   /** The engine that runs this model's generations (shared with the base's other tuned models). */
-  get engine(): Engine {
+  get engine(): ServingEngine {
     return this.holder.get();
   }
 
@@ -134,13 +153,19 @@ export class ModelCatalog {
   private readonly loaded = new Map<string, Promise<ServedModel>>();
   /** The models of `loaded` whose load finished. */
   private readonly ready = new Map<string, ServedModel>();
+  /** What to call when a loaded model is dropped (an engine runtime's memory, e.g. llama.cpp's). */
+  private readonly disposers = new WeakMap<ServedModel, (() => Promise<void>) | undefined>();
   private readonly limits: CatalogLimits;
 
+  private readonly load: ServingBackend;
+
+  /** `load`: a loader of tunekit's engine (tests wrap loadModel), or the backend of another engine. */
   constructor(
     readonly store: RegistrationStore,
-    private readonly load: (dir: string) => Promise<LoadedModel> = loadModel,
+    load: ((dir: string) => Promise<LoadedModel>) | { backend: ServingBackend } = loadModel,
     limits: Partial<CatalogLimits> = {},
   ) {
+    this.load = typeof load === 'function' ? tunekitBackend(load) : load.backend;
     this.limits = { ...DEFAULT_CATALOG_LIMITS, ...limits };
   }
 
@@ -162,8 +187,9 @@ export class ModelCatalog {
       if (m.registration.dir === r.dir) return m;
       this.loaded.delete(key); // re-registered from another directory
     }
-    p = this.load(r.dir).then((model) => {
-      const served = new ServedModel(r, model, r.name, new EngineHolder(() => new Engine(model, this.limits.engine)));
+    p = this.load(r.dir).then((servable) => {
+      const served = new ServedModel(r, servable.model, r.name, new EngineHolder(() => servable.engine(this.limits.engine)));
+      this.disposers.set(served, servable.dispose);
       if (this.loaded.get(key) === p) this.ready.set(key, served);
       return served;
     });
@@ -176,7 +202,11 @@ export class ModelCatalog {
   /** Keeps at most `baseModels` models loaded, busy ones aside. */
   private trim(current: string): void {
     trim(this.loaded, this.limits.baseModels, current, (k) => this.ready.get(k)?.busy ?? false);
-    for (const k of this.ready.keys()) if (!this.loaded.has(k)) this.ready.delete(k);
+    for (const [k, served] of this.ready) {
+      if (this.loaded.has(k)) continue;
+      this.ready.delete(k);
+      void this.disposers.get(served)?.();
+    }
   }
 
   /**

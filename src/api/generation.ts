@@ -17,7 +17,7 @@ import type { Dialogue, FunctionCall, FunctionResponse, Turn } from '../data/con
 import { renderPromptText, toChatMessages } from '../data/render.js';
 import { pythonJson } from '../tokenizer/chat-template.js';
 import type { FinishReason, GenerateOptions, GenerationChunk, GenerationResult, TokenLogprob } from '../generate/generate.js';
-import type { LoadedModel } from '../models/model.js';
+import type { ModelInfo } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { fieldError, HttpError, invalidArgument } from './errors.js';
 import { bytes, int64, timestamp, type Message } from './proto-json.js';
@@ -230,7 +230,7 @@ export function parseSafetySettings(body: Message): RequestSettings {
 }
 
 /** A full GenerateContentRequest; the model supplies defaults for what the request leaves out. */
-export function parseGenerateRequest(body: Message, model: LoadedModel): GenerationRequest {
+export function parseGenerateRequest(body: Message, model: ModelInfo): GenerationRequest {
   const prompt = parsePrompt(body);
   refuseUnsupported(body);
   const tools = parseTools(body, model.tokenizer.chatTemplate, prompt.messages !== undefined);

@@ -4,8 +4,8 @@
 // The local judge decodes under the answer's JSON Schema (constrained decoding, src/structured), so its
 // answers always parse; judged.ts still checks them.
 
-import type { LoadedModel } from '../models/model.js';
-import type { Engine } from '../serve/engine.js';
+import type { ModelInfo } from '../models/model.js';
+import type { ServingEngine } from '../serve/engine.js';
 import { compileSchema } from '../structured/schema.js';
 import type { Judge } from './judge.js';
 
@@ -21,14 +21,14 @@ export interface LocalGenerateOptions {
 }
 
 /** Prompt ids for one user turn (and an optional system turn) in the model's chat template. */
-export function chatPromptIds(model: LoadedModel, prompt: string, system?: string): number[] {
+export function chatPromptIds(model: ModelInfo, prompt: string, system?: string): number[] {
   const tk = model.tokenizer;
   const text = tk.applyChatTemplate([...(system ? [{ role: 'system', content: system }] : []), { role: 'user', content: prompt }], { addGenerationPrompt: true });
   return tk.encode(text, { addSpecialTokens: false });
 }
 
 /** One response from the engine (the answer, without any thinking). */
-export async function generateLocal(engine: Engine, model: LoadedModel, prompt: string, o: LocalGenerateOptions): Promise<string> {
+export async function generateLocal(engine: ServingEngine, model: ModelInfo, prompt: string, o: LocalGenerateOptions): Promise<string> {
   const it = engine.submit(chatPromptIds(model, prompt, o.system), {
     maxTokens: o.maxTokens, temperature: o.temperature, seed: o.seed, adapterDir: o.adapterDir, signal: o.signal,
     ...(o.jsonSchema ? { responseFormat: { kind: 'json' as const, schema: compileSchema(o.jsonSchema, 'json') } } : {}),
@@ -43,7 +43,7 @@ export async function generateLocal(engine: Engine, model: LoadedModel, prompt: 
 export const LOCAL_JUDGE_MAX_TOKENS = 512;
 
 /** A judge that is a local model (optionally with an adapter) on an engine. */
-export function engineJudge(engine: Engine, model: LoadedModel, o: { description: string; adapterDir?: string }): Judge {
+export function engineJudge(engine: ServingEngine, model: ModelInfo, o: { description: string; adapterDir?: string }): Judge {
   return {
     description: o.description,
     complete: (prompt, req) => generateLocal(engine, model, prompt, {

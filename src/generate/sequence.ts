@@ -103,6 +103,7 @@ export class SequenceState {
   private readonly thoughtDecoder: StreamDecoder;
   private readonly thinking: ThinkingTracker;
   private readonly tokenizerSize: number;
+  private readonly vocabSize: number;
   private text = '';
   private thoughtText = '';
   private finishReason: FinishReason = 'length';
@@ -133,6 +134,7 @@ export class SequenceState {
     this.thoughtDecoder = model.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
     this.thinking = new ThinkingTracker(model.tokenizer, opts.thinkingBudget ?? -1, [...promptIds]);
     this.tokenizerSize = Math.min(model.tokenizer.size, model.config.vocabSize);
+    this.vocabSize = model.config.vocabSize;
     this.constraint = opts.responseFormat
       ? new TokenConstraint(model.tokenizer, this.tokenizerSize, opts.responseFormat, [...this.stopIds].filter((id) => id < this.tokenizerSize))
       : null;
@@ -144,7 +146,6 @@ export class SequenceState {
    */
   next(logits: Float32Array): { chunks: GenerationChunk[]; feed: number[] } {
     if (this.done) throw new Error('internal: next() on a finished sequence');
-    const chunks: GenerationChunk[] = [];
     this.opts.onLogits?.(logits);
     if (this.thinking.banned >= 0) logits[this.thinking.banned] = -Infinity;
     const presence = this.opts.presencePenalty ?? 0;
@@ -175,11 +176,46 @@ export class SequenceState {
       id = sampleToken(logits, this.opts, this.rng, this.tokenizerSize);
       pool = logits.subarray(0, this.tokenizerSize);
     }
+    return this.advance(id, () => tokenLogprob(pool, poolIds, id, this.opts.logprobs!));
+  }
+
+  /**
+   * Whether the next step picks the most likely token of the model's distribution, less `excludedIds`,
+   * and needs nothing else of it (greedy; no penalties, mask, alternatives or logits observer): an
+   * engine may then pick it itself and call nextChosen.
+   */
+  get needsOnlyArgmax(): boolean {
+    const o = this.opts;
+    return (o.temperature === 0 || o.topK === 1) && !o.presencePenalty && !o.frequencyPenalty && !o.logprobs && !o.onLogits
+      && !(this.constraint && !this.thinking.thinking);
+  }
+
+  /** Ids the next token may not be: rows past the tokenizer's, and the thinking marker the budget bans. */
+  get excludedIds(): number[] {
+    const ids: number[] = [];
+    for (let t = this.tokenizerSize; t < this.vocabSize; t++) ids.push(t);
+    if (this.thinking.banned >= 0) ids.push(this.thinking.banned);
+    return ids;
+  }
+
+  /**
+   * A step whose token an engine picked under needsOnlyArgmax; `logprob` is its log probability
+   * under the model's distribution with excludedIds removed.
+   */
+  nextChosen(id: number, logprob: number): { chunks: GenerationChunk[]; feed: number[] } {
+    if (this.done) throw new Error('internal: nextChosen() on a finished sequence');
+    if (!this.needsOnlyArgmax) throw new Error('internal: nextChosen() on a step that needs the distribution');
+    return this.advance(id, () => ({ tokenId: id, logprob, top: [] }));
+  }
+
+  /** Takes the chosen token: stop tokens, thinking, log probabilities, text, stop sequences, limits. */
+  private advance(id: number, logprob: () => TokenLogprob): { chunks: GenerationChunk[]; feed: number[] } {
+    const chunks: GenerationChunk[] = [];
     if (this.stopIds.has(id)) return this.finish('stop', chunks);
     this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
     const { kinds, feed } = this.thinking.accept(id);
     // Log probabilities are of the answer's tokens (what the candidate is).
-    if (this.opts.logprobs !== undefined && kinds[0] === 'answer') this.logprobs.push(tokenLogprob(pool, poolIds, id, this.opts.logprobs));
+    if (this.opts.logprobs !== undefined && kinds[0] === 'answer') this.logprobs.push(logprob());
     if (kinds[0] === 'answer') this.constraint?.accept(id);
     for (let k = 0; k < feed.length; k++) {
       const t = feed[k]!;

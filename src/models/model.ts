@@ -7,20 +7,30 @@ import { loadGenerationDefaults, loadModelConfig, loadModelWeights, type Generat
 import { Transformer } from './transformer.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
-export interface LoadedModel {
+/** What serving needs of a model besides its weights: the prompt side and the generation defaults. */
+export interface ModelInfo {
   dir: string;
   config: ModelConfig;
-  weights: ModelWeights;
-  transformer: Transformer;
   tokenizer: Tokenizer;
   defaults: GenerationDefaults;
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+export interface LoadedModel extends ModelInfo {
+  weights: ModelWeights;
+  transformer: Transformer;
+}
+
+/** The config, tokenizer and generation defaults of a model directory, without its weights. */
+export async function loadModelInfo(dir: string): Promise<ModelInfo> {
   const config = loadModelConfig(dir);
   const tokenizer = await Tokenizer.load(dir, { vocabSize: config.vocabSize });
-  const weights = loadModelWeights(dir, config);
   const defaults = loadGenerationDefaults(dir, config);
   if (defaults.eosTokenIds.length === 0) defaults.eosTokenIds = [...tokenizer.eosTokenIds];
-  return { dir, config, weights, transformer: new Transformer(config, weights), tokenizer, defaults };
+  return { dir, config, tokenizer, defaults };
+}
+
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const info = await loadModelInfo(dir);
+  const weights = loadModelWeights(dir, info.config);
+  return { ...info, weights, transformer: new Transformer(info.config, weights) };
 }

@@ -46,7 +46,28 @@ export interface EngineStats {
   kvBytes: number;
 }
 
-export class Engine {
+/**
+ * What the serving layer asks of an engine (tunekit's own below; llama.cpp's in llamacpp-engine.ts):
+ * token ids and typed options in, chunks and a result out. The prompt is rendered and tokenized
+ * before, and every option is applied by SequenceState, so all engines answer the same request alike.
+ */
+export interface ServingEngine {
+  submit(promptIds: number[], opts: SubmitOptions): AsyncGenerator<GenerationChunk, GenerationResult>;
+  submitCandidates(promptIds: number[], opts: SubmitOptions[]): AsyncGenerator<GenerationChunk, GenerationResult>[];
+  stats(): EngineStats;
+  /** Resolves when no request runs or waits. */
+  idle(): Promise<void>;
+}
+
+/** Refuses a request when `queued` wait already and no slot is free (serve --max-queue). */
+export function checkQueue(queued: number, running: number, opts: Pick<EngineOptions, 'parallel' | 'maxQueue'>): void {
+  const waiting = queued + Math.max(0, running + 1 - opts.parallel);
+  if (waiting > opts.maxQueue) {
+    throw new ResourceExhaustedError(`the generation queue of this model is full: ${opts.maxQueue} requests wait already (serve --max-queue); retry later`);
+  }
+}
+
+export class Engine implements ServingEngine {
   readonly adapters: AdapterCache;
   private readonly kv: KVStore;
   private readonly decoder: Decoder;
@@ -73,10 +94,7 @@ export class Engine {
   submit(promptIds: number[], opts: SubmitOptions): AsyncGenerator<GenerationChunk, GenerationResult> {
     const state = new SequenceState(this.model, promptIds, opts);
     throwIfAborted(opts.signal);
-    const waiting = this.queue.length + Math.max(0, this.running.length + 1 - this.opts.parallel);
-    if (waiting > this.opts.maxQueue) {
-      throw new ResourceExhaustedError(`the generation queue of this model is full: ${this.opts.maxQueue} requests wait already (serve --max-queue); retry later`);
-    }
+    checkQueue(this.queue.length, this.running.length, this.opts);
     const req = new EngineRequest(state, opts.adapterDir, opts.signal);
     this.queue.push(req);
     if (opts.signal) {
@@ -102,10 +120,7 @@ export class Engine {
     const states = opts.map((o) => new SequenceState(this.model, promptIds, o));
     const signal = opts[0]!.signal;
     throwIfAborted(signal);
-    const waiting = this.queue.length + Math.max(0, this.running.length + 1 - this.opts.parallel);
-    if (waiting > this.opts.maxQueue) {
-      throw new ResourceExhaustedError(`the generation queue of this model is full: ${this.opts.maxQueue} requests wait already (serve --max-queue); retry later`);
-    }
+    checkQueue(this.queue.length, this.running.length, this.opts);
     const reqs = states.map((st, i) => new EngineRequest(st, opts[i]!.adapterDir, signal));
     const [leader, ...followers] = reqs as [EngineRequest, ...EngineRequest[]];
     leader.followers = followers;
@@ -337,7 +352,7 @@ function buildBatch(parts: Array<{ tokens: readonly number[]; seq: number; pos0:
 }
 
 /** `it` with `onDone` run once when it ends, throws or is returned early. */
-async function* withFinally<T, R>(it: AsyncGenerator<T, R>, onDone: () => void): AsyncGenerator<T, R> {
+export async function* withFinally<T, R>(it: AsyncGenerator<T, R>, onDone: () => void): AsyncGenerator<T, R> {
   try {
     return yield* it;
   } finally {

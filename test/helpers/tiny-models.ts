@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initTinyModel } from '../../src/models/tiny.js';
 import type { Family } from '../../src/models/config.js';
-import type { SafetensorsDtype } from '../../src/models/safetensors.js';
+import { readSafetensorsHeader, readTensorF32, writeSafetensors, type SafetensorsDtype } from '../../src/models/safetensors.js';
+import { Random } from '../../src/engine/random.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-test-'));
 process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
@@ -30,3 +31,18 @@ export function scratchCopy(dir: string): string {
 }
 
 export const FAMILIES: Family[] = ['llama', 'qwen3', 'gemma3'];
+
+/** A tiny checkpoint with tie_word_embeddings false and a random lm_head, so greedy paths wander. */
+export function untiedTinyModel(family: Family, seed: number, out: string): void {
+  initTinyModel({ family, size: 'tiny', seed, out });
+  const cfgFile = path.join(out, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  cfg.tie_word_embeddings = false;
+  fs.writeFileSync(cfgFile, JSON.stringify(cfg, null, 2));
+  const file = path.join(out, 'model.safetensors');
+  const h = readSafetensorsHeader(file);
+  const tensors = [...h.tensors.values()].map((i) => ({ name: i.name, shape: i.shape, data: readTensorF32(h, i.name) }));
+  const [V, C] = h.tensors.get('model.embed_tokens.weight')!.shape as [number, number];
+  tensors.push({ name: 'lm_head.weight', shape: [V, C], data: new Random(seed + 100).fillNormal(new Float32Array(V * C), 0, 1 / Math.sqrt(C)) });
+  writeSafetensors(file, tensors);
+}

@@ -10,11 +10,13 @@
 // `tunekit worker`s (src/platform/postgres/queue.ts) instead of run here. --storage says where the bytes
 // are (objects, staged jobs, checkpoints): the data directory by default (with --database, one every
 // machine shares), another directory, or object storage (gs://BUCKET/PREFIX, platform/blob-store.ts).
+// --engine llama.cpp runs generation on node-llama-cpp instead (src/serve/llamacpp-engine.ts; --gpu picks
+// its build), imported only then.
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
 import { loadSafetyConfig } from '../../safety/config.js';
-import { DEFAULT_CATALOG_LIMITS, ModelCatalog } from '../../api/catalog.js';
+import { DEFAULT_CATALOG_LIMITS, ModelCatalog, type ServingBackend } from '../../api/catalog.js';
 import { DEFAULT_ENGINE_OPTIONS } from '../../serve/engine.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { PromptTokenizer } from '../../api/prompt-tokenizer.js';
@@ -22,8 +24,10 @@ import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
 import { InvalidArgumentError } from 'commander';
-import { addStorageOptions, intOption, type StorageCliOptions } from '../options.js';
+import { addStorageOptions, choiceOption, intOption, type StorageCliOptions } from '../options.js';
 import { storageConfig } from '../../platform/blob-store.js';
+import * as path from 'node:path';
+import { DEFAULT_LLAMACPP_CONTEXT, ENGINES, GPU_CHOICES, LlamaCppRuntime, type EngineName, type GpuChoice } from '../../serve/llamacpp-engine.js';
 import { TuningService } from '../../platform/jobs/service.js';
 import { InvalidRequestError } from '../../errors.js';
 import { LIMITS } from '../../platform/limits.js';
@@ -47,6 +51,9 @@ interface ServeCliOptions extends StorageCliOptions {
   database?: string;
   jobHeartbeatSeconds?: number;
   executor: Executor;
+  engine: EngineName;
+  gpu?: GpuChoice;
+  contextSize?: number;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -68,9 +75,18 @@ export function registerServeCommand(program: Command): void {
     .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
     .option('--executor <name>', `what trains jobs without a "${EXECUTOR_LABEL}" label: ${EXECUTORS.join(' or ')} (README: GPUs and the trl executor)`, executorOption, 'tunekit')
+    .option('--engine <name>', `generation engine: ${ENGINES.join(' | ')} (llama.cpp: node-llama-cpp on the GGUF exports, for GPUs)`, choiceOption('--engine', ENGINES), 'tunekit')
+    .option('--gpu <kind>', `with --engine llama.cpp: ${GPU_CHOICES.join(' | ')} (default auto: the best build that loads here; off: the CPU)`, choiceOption('--gpu', GPU_CHOICES))
+    .option('--context-size <n>', `with --engine llama.cpp: tokens of one request's context at most, prompt and output (default ${DEFAULT_LLAMACPP_CONTEXT})`, intOption('--context-size', 2))
     .option('--safety-config <file>', 'safety classifiers, blocklists and default safetySettings per project / endpoint (JSON; README: Safety)')
-    .action(async (o: ServeCliOptions) => {
+    .action(async (o: ServeCliOptions, cmd: Command) => {
       keepRunningWhenOutputIsLost();
+      if (o.engine !== 'llama.cpp') {
+        if (o.gpu !== undefined) throw new InvalidRequestError('--gpu applies to --engine llama.cpp (tunekit\'s engine runs on the CPU)');
+        if (o.contextSize !== undefined) throw new InvalidRequestError('--context-size applies to --engine llama.cpp (tunekit\'s engine grows each request\'s cache up to the model\'s context)');
+      } else if (cmd.getOptionValueSource('adapterMemory') === 'cli') {
+        throw new InvalidRequestError('--adapter-memory applies to --engine tunekit: llama.cpp keeps every LoRA adapter it loaded until its base model is unloaded (--max-models)');
+      }
       const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
       if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {
@@ -99,11 +115,18 @@ export function registerServeCommand(program: Command): void {
       const queue = o.database === undefined ? undefined
         : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform.jobs, { heartbeatSeconds: o.jobHeartbeatSeconds });
       const tuning = new TuningService(platform, { ...(queue ? { queue } : {}), defaultExecutor: o.executor });
+      // node-llama-cpp is loaded only here (LlamaCppRuntime.open imports it); a --gpu build that does not load here stops the start.
+      let backend: { backend: ServingBackend } | undefined;
+      if (o.engine === 'llama.cpp') {
+        const runtime = await LlamaCppRuntime.open({ gpu: o.gpu ?? 'auto', cacheDir: path.join(dataDir, 'gguf'), ...(o.contextSize !== undefined ? { contextSize: o.contextSize } : {}) });
+        process.stdout.write(`tunekit: generation on ${await runtime.describe()}\n`);
+        backend = { backend: runtime.backend() };
+      }
       const shutdown = new AbortController();
       const tokenizer = new PromptTokenizer();
       const app = createApp({
         tuning,
-        catalog: new ModelCatalog(new DbRegistrationStore(platform.db), undefined, {
+        catalog: new ModelCatalog(new DbRegistrationStore(platform.db), backend, {
           baseModels: o.maxModels,
           engine: { parallel: o.parallel, maxQueue: o.maxQueue, adapterMemory: o.adapterMemory },
         }),
