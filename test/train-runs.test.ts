@@ -9,7 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tune, DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../src/train/trainer.js';
+import { tune, tokenizeDataset, batchingOf, DEFAULT_TUNE_OPTIONS, type StepMetrics, type TuneOptions } from '../src/train/trainer.js';
+import { runSteps } from '../src/train/batches.js';
+import { learningRateAt } from '../src/train/schedule.js';
 import { loadModel } from '../src/models/model.js';
 import { loadAdapter } from '../src/lora/peft.js';
 import { InvalidRequestError } from '../src/errors.js';
@@ -113,4 +115,25 @@ test('tunekit tune prints progress lines and writes the adapter', () => {
   const badRecompute = spawnSync(process.execPath, [cli, 'tune', '--base', tinyModelDir('llama'), '--train', trainFile, '--out', out, '--recompute', 'some'], { encoding: 'utf8' });
   assert.notEqual(badRecompute.status, 0);
   assert.match(badRecompute.stderr, /--recompute must be one of auto, all, none, got "some"/);
+});
+
+test('epochs that pack into different numbers of steps: total_steps and the schedule count every epoch\'s steps', async () => {
+  // 16 examples of 1-50 words, rows of 128 tokens: first-fit packing of each epoch's shuffled order
+  // gives 10, 11 and 10 steps (the total was once the first epoch's 10 x 3 = 30, so the schedule ran
+  // past its end and total_steps disagreed with the job's tuningStepCount).
+  const file = path.join(tmp, 'uneven.jsonl');
+  fs.writeFileSync(file, Array.from({ length: 16 }, (_, i) => JSON.stringify({
+    contents: [{ role: 'user', parts: [{ text: 'word '.repeat(1 + ((i * 37) % 50)) }] }, { role: 'model', parts: [{ text: 'ok' }] }],
+  })).join('\n') + '\n');
+  const o = options(path.join(tmp, 'uneven'), { trainFile: file, validationFile: undefined, batchTokens: 128, maxSeqLen: 128, epochs: 3, warmupRatio: 0, decay: 'linear' });
+  const steps: StepMetrics[] = [];
+  await tune({ ...o, onEvent: (e) => { if (e.type === 'step') steps.push(e.metrics); } });
+  const model = await loadModel(o.baseDir);
+  const perEpoch = [0, 1, 2].map((e) => steps.filter((s) => s.epoch === e + 1).length);
+  assert.notEqual(new Set(perEpoch).size, 1, `the epochs should pack differently: ${perEpoch}`);
+  assert.equal(runSteps(await tokenizeDataset(file, model.tokenizer), 3, batchingOf(o)), steps.length);
+  assert.ok(steps.every((s) => s.total_steps === steps.length), 'total_steps is the number of steps run');
+  const peak = o.learningRate!;
+  steps.forEach((s, i) => assert.equal(s.learning_rate, learningRateAt(i + 1, steps.length, peak, 0, 'linear')));
+  assert.ok(steps.at(-1)!.learning_rate > 0 && steps.at(-1)!.learning_rate < steps.at(-2)!.learning_rate, 'the last step is the end of the decay');
 });

@@ -28,6 +28,17 @@ export interface BatchingOptions {
   shuffle: boolean;
 }
 
+/**
+ * The optimizer steps of a whole run: every epoch is shuffled with its own seed, so first-fit packing
+ * may give it a different number of rows, and so of steps, than the first epoch. Plans each epoch and
+ * keeps only its count (a plan holds the batches' tokens), so it costs one more planning pass.
+ */
+export function runSteps(examples: TrainingExample[], epochs: number, o: BatchingOptions): number {
+  let steps = 0;
+  for (let epoch = 0; epoch < epochs; epoch++) steps += planEpoch(examples, epoch, o).steps.length;
+  return steps;
+}
+
 /** The steps of epoch `epoch` (0-based). */
 export function planEpoch(examples: TrainingExample[], epoch: number, o: BatchingOptions): EpochPlan {
   const order = [...examples];

@@ -25,7 +25,7 @@ import { dropoutKey } from '../engine/dropout.js';
 import { adamwStep, createParamGroup, gradNorm, DEFAULT_ADAMW, type ParamGroup } from './adamw.js';
 import { learningRateAt, warmupStepsFor, type DecayKind } from './schedule.js';
 import { recomputeLayers, type RecomputeMode } from './memory.js';
-import { planEpoch, type BatchingOptions, type StepPlan } from './batches.js';
+import { planEpoch, runSteps, type BatchingOptions, type StepPlan } from './batches.js';
 import { checkpointDir, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
 
 /** Peak learning rates before Vertex's learningRateMultiplier. */
@@ -143,7 +143,7 @@ export async function tune(o: TuneOptions): Promise<{ outDir: string; finalLoss:
   const firstEpoch = planEpoch(train, 0, batching);
   const stepsPerEpoch = firstEpoch.steps.length;
   if (stepsPerEpoch === 0) throw new InvalidRequestError(`${o.trainFile}: no example has a token to train on`);
-  const totalSteps = stepsPerEpoch * o.epochs;
+  const totalSteps = runSteps(train, o.epochs, batching);
   const maxTokens = Math.max(o.batchTokens, o.maxSeqLen);
 
   // Trainable parameters and their gradients.

@@ -85,8 +85,8 @@ export async function tuneWithTrl(o: TuneOptions, x: TrlRunOptions): Promise<{ o
   const epochs = Array.from({ length: o.epochs }, (_, e) => planEpoch(train, e, batching));
   const stepsPerEpoch = epochs[0]!.steps.length;
   if (stepsPerEpoch === 0) throw new InvalidRequestError(`${o.trainFile}: no example has a token to train on`);
-  // As trainer.ts: the schedule's and the metrics' total is the first epoch's steps × epochs.
-  const totalSteps = stepsPerEpoch * o.epochs;
+  // As trainer.ts (batches.ts runSteps): the schedule's and the metrics' total is every epoch's steps.
+  const totalSteps = epochs.reduce((sum, e) => sum + e.steps.length, 0);
 
   // The adapter trainer.ts would start from: fresh from the seed, or the continuous-tuning one.
   const init = initialAdapter(o, config);

@@ -23,7 +23,7 @@ import { loadModelConfig } from '../../models/loader.js';
 import { Tokenizer } from '../../tokenizer/tokenizer.js';
 import { readDataset } from '../../data/dataset.js';
 import { renderForTraining } from '../../data/render.js';
-import { planEpoch } from '../../train/batches.js';
+import { runSteps } from '../../train/batches.js';
 import type { JobEvaluationSpec } from '../../eval/job-evaluation.js';
 
 /** Vertex's AdapterSize enum and the LoRA rank of each. */
@@ -301,7 +301,5 @@ export async function plannedSteps(baseDir: string, trainFile: string, o: JobTun
     return { tokens: r.tokens, lossMask: r.lossMask, index };
   });
   const batching = { maxSeqLen: o.maxSeqLen, batchTokens: o.batchTokens, gradAccum: o.gradAccum, seed: o.seed, shuffle: true };
-  let steps = 0;
-  for (let epoch = 0; epoch < o.epochs; epoch++) steps += planEpoch(examples, epoch, batching).steps.length;
-  return steps;
+  return runSteps(examples, o.epochs, batching);
 }
