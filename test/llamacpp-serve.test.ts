@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, GoogleGenAI, type GenerateContentResponse } from '@google/genai';
+import OpenAI from 'openai';
 import { createApp } from '../src/api/app.js';
 import { ModelCatalog, registerPublisherModel, type ModelRegistration } from '../src/api/catalog.js';
 import { notFound } from '../src/api/errors.js';
@@ -205,7 +206,7 @@ test('options that need the whole distribution are honoured as on tunekit\'s eng
   }
 });
 
-test('a client that leaves mid-stream frees its context; the next request is answered', async () => {
+test('a client that leaves mid-stream frees its context; the next request is answered', { timeout: 120_000 }, async () => {
   const served = await llamaCatalog.served('google', 'llama-tiny');
   const model = endpoint(ENDPOINT.llama);
   const body = { contents: [{ role: 'user', parts: [{ text: PROMPTS[0] }] }], generationConfig: { temperature: 0, maxOutputTokens: 200 } };
@@ -235,6 +236,34 @@ test('two adapters of one base and the base at once: each answer is what it is a
   // One llama.cpp model per base: both endpoints ran on the base's engine.
   const [a, b] = await Promise.all(['101', '102'].map(async (id) => llamaCatalog.servedWithAdapter('google', 'llama-tiny', endpointTargets.get(id)!.adapterDir!, id)));
   assert.equal(a!.engine, b!.engine);
+});
+
+test('OpenAI chat completions run on the same engine: the same answers as on tunekit\'s engine', async () => {
+  const ask = async (url: string) => {
+    const c = await new OpenAI({ apiKey: 'unused', baseURL: `${url}/v1`, maxRetries: 0 }).chat.completions.create({
+      model: endpoint(ENDPOINT.qwen3), messages: [{ role: 'user', content: PROMPTS[1]! }], temperature: 0, max_tokens: 16,
+    });
+    return { text: c.choices[0]!.message.content, finish: c.choices[0]!.finish_reason, usage: c.usage };
+  };
+  const [want, got] = [await ask(servers[0]!.url), await ask(llamaUrl)];
+  assert.deepEqual(got, want);
+  assert.ok(want.text);
+});
+
+test('a model the catalog dropped (--max-models 1) is unloaded when idle and loaded again when asked', { timeout: 120_000 }, async () => {
+  const catalog = new ModelCatalog(store, { backend: runtime.backend() }, { baseModels: 1 });
+  const server = await listen(createApp({ catalog, endpoints }), { port: 0, host: '127.0.0.1' });
+  try {
+    const ai = client(server.url);
+    const before = runtime.loadedModels;
+    for (const family of ['llama', 'qwen3', 'llama', 'qwen3'] as Family[]) {
+      assert.deepEqual(await greedy(ai, endpoint(ENDPOINT[family]), PROMPTS[2]!), await greedy(tunekitAi, endpoint(ENDPOINT[family]), PROMPTS[2]!), family);
+      // The one this catalog keeps is loaded; the one it dropped goes once idle.
+      while (runtime.loadedModels !== before + 1) await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    await server.close();
+  }
 });
 
 test('the CLI: serve --engine llama.cpp exports the GGUF once; --engine tunekit never loads node-llama-cpp; bad values refused by name', async () => {

@@ -52,6 +52,8 @@ export const DEFAULT_LLAMACPP_CONTEXT = 8192;
 /** node-llama-cpp's Llama instance for one serve process, and the GGUF exports it loads. */
 export class LlamaCppRuntime {
   private readonly exports = new Map<string, Promise<string>>();
+  /** Base models in llama.cpp's memory now (loads finished, disposals not). */
+  loadedModels = 0;
 
   private constructor(readonly lib: typeof import('node-llama-cpp'), readonly llama: Llama, readonly opts: LlamaCppOptions) {}
 
@@ -149,8 +151,8 @@ async function hashFiles(dir: string): Promise<string> {
 }
 
 /**
- * A base model's llama.cpp model: loaded on first use, unloaded when the catalog drops it and no
- * request holds it (a request that comes later loads it again).
+ * A base model's llama.cpp model: loaded on first use, unloaded once the catalog dropped it and no
+ * request holds it (a request that still comes, holding the dropped model, loads it for its run).
  */
 class ModelHandle {
   private loading: Promise<LlamaModel> | undefined;
@@ -161,9 +163,9 @@ class ModelHandle {
 
   async acquire(): Promise<LlamaModel> {
     this.users++;
-    this.unload = false;
     try {
-      this.loading ??= this.runtime.llama.loadModel({ modelPath: this.gguf, ...(this.runtime.llama.gpu === false ? { gpuLayers: 0 } : {}) });
+      this.loading ??= this.runtime.llama.loadModel({ modelPath: this.gguf, ...(this.runtime.llama.gpu === false ? { gpuLayers: 0 } : {}) })
+        .then((m) => { this.runtime.loadedModels++; return m; });
       return await this.loading;
     } catch (err) {
       this.loading = undefined;
@@ -187,7 +189,10 @@ class ModelHandle {
     if (!this.unload || this.users > 0 || !this.loading) return;
     const p = this.loading;
     this.loading = undefined;
-    void p.then((m) => m.dispose(), () => undefined);
+    void p.then(async (m) => {
+      await m.dispose();
+      this.runtime.loadedModels--;
+    }, () => undefined);
   }
 }
 
