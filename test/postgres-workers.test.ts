@@ -98,7 +98,8 @@ test('three workers on PostgreSQL, the one running the job SIGKILLed mid-run: an
     assert.equal((await platform.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM tuning_jobs WHERE state = 'JOB_STATE_SUCCEEDED'"))!.n, 1);
     const losses = (await platform.jobs.metrics(job.id)).filter((m) => m.name === '/train_total_loss').map((m) => m.step);
     assert.deepEqual(losses, Array.from({ length: losses.length }, (_, i) => i + 1));
-    assert.ok(!fs.existsSync(jobDir(storage, job.id)), 'the staging copy is removed when the job ends');
+    // The staging copy is removed by the worker once the job has ended (just after the commit).
+    await until('the staging copy to be removed', async () => (fs.existsSync(jobDir(storage, job.id)) ? undefined : true), 10_000);
 
     // Nothing lost: the stored adapter equals an uninterrupted run's, bit for bit.
     await tune({ ...spec.options, baseDir: spec.baseDir, trainFile: path.join(ref, TRAIN_FILE), outDir: path.join(ref, 'out') });
