@@ -4,8 +4,10 @@
 // - Writes are single-request (multipart) uploads: the server commits an object only when all of it
 //   has arrived, so an upload cut off midway leaves nothing. (Resumable uploads to a custom endpoint
 //   go without credentials in @google-cloud/storage 8.4.) `ifAbsent` is ifGenerationMatch=0.
-// - The client retries a failed request (3 times, with backoff) when it is idempotent: reads, deletes,
-//   and writes with a precondition. Then the error is UNAVAILABLE naming the store and the cause.
+// - A failed request is tried again 3 times, with backoff (every request here is idempotent: blob writes
+//   are create-only, a staged file is rewritten with the same bytes): reads, lists and deletes by the
+//   client, writes of bytes in hand (a buffer, a file) here; a write streamed from elsewhere (a client's
+//   upload) cannot be replayed and fails at once. Then the error is UNAVAILABLE naming the store.
 // - Credentials: a Google credentials file (`--storage-key-file`), an API key sent as x-goog-api-key
 //   (`--storage-api-key-file`: how a tunekit node authenticates), else Application Default
 //   Credentials (on GCP), or none for a custom endpoint without them.
@@ -13,11 +15,14 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as fs from 'node:fs';
-import { Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
+import { IdempotencyStrategy, Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
 import { FailedPreconditionError, InvalidRequestError, NotFoundError, PermissionDeniedError, TunekitError, UnavailableError } from '../errors.js';
 import { checkKey, chunksOf, downloadVia, STORAGE_FLAGS, type BlobInfo, type BlobSource, type BlobStore, type PutBlobOptions, type StorageConfig } from './blob-store.js';
 
 type GcsConfig = Extract<StorageConfig, { kind: 'gcs' }>;
+
+/** Writes of bytes in hand are tried again this many times after UNAVAILABLE (the client's own count). */
+const WRITE_RETRIES = 3;
 
 export class GcsBlobStore implements BlobStore {
   readonly kind: string;
@@ -36,7 +41,7 @@ export class GcsBlobStore implements BlobStore {
       ...(config.apiKey !== undefined ? { clientOptions: { apiKey: config.apiKey } } : {}),
       // Only bucket-scoped calls are made: a project id spares the client a GCE metadata lookup.
       projectId: '_',
-      retryOptions: { autoRetry: true, maxRetries: 3, maxRetryDelay: 8, totalTimeout: 120 },
+      retryOptions: { autoRetry: true, maxRetries: WRITE_RETRIES, maxRetryDelay: 8, totalTimeout: 120, idempotencyStrategy: IdempotencyStrategy.RetryAlways },
     };
     const store = new GcsBlobStore(new Storage(options).bucket(config.bucket), config.prefix, config.endpoint ?? 'https://storage.googleapis.com');
     let exists: boolean;
@@ -61,6 +66,23 @@ export class GcsBlobStore implements BlobStore {
 
   async put(key: string, source: BlobSource, opts: PutBlobOptions = {}): Promise<BlobInfo> {
     checkKey(key);
+    if (typeof source === 'string' || source instanceof Uint8Array) return await this.retried(() => this.upload(key, source, opts));
+    return await this.upload(key, source, opts);
+  }
+
+  /** Runs a write again after UNAVAILABLE, up to WRITE_RETRIES times with backoff (1, 2, 4 s). */
+  private async retried<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (!(err instanceof UnavailableError) || attempt === WRITE_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async upload(key: string, source: BlobSource, opts: PutBlobOptions): Promise<BlobInfo> {
     const file = this.bucket.file(this.prefix + key);
     const out = file.createWriteStream({
       resumable: false, contentType: opts.contentType ?? 'application/octet-stream',
@@ -76,7 +98,8 @@ export class GcsBlobStore implements BlobStore {
   }
 
   async putFile(key: string, file: string, opts: PutBlobOptions & { move?: boolean } = {}): Promise<BlobInfo> {
-    const info = await this.put(key, fs.createReadStream(file), opts);
+    checkKey(key);
+    const info = await this.retried(() => this.upload(key, fs.createReadStream(file), opts));
     if (opts.move) fs.rmSync(file, { force: true });
     return info;
   }

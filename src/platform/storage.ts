@@ -226,7 +226,10 @@ export class ObjectStore {
         yield chunk;
       }
     }
-    await this.blobs.put(blobKey(bucket, blob), checked(), { ifAbsent: true });
+    // Bytes in hand go as they are (a blob store may then send them again after a failure); a stream once.
+    const inHand = typeof source === 'string' || source instanceof Uint8Array;
+    if (inHand) for await (const _ of checked()) { /* hashes and the size limit */ }
+    await this.blobs.put(blobKey(bucket, blob), inHand ? source : checked(), { ifAbsent: true });
     return await this.commit(bucket, name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
   }
 
