@@ -59,6 +59,19 @@ for (const family of FAMILIES) {
   }
 }
 
+// A Qwen3 whose template opens the thinking block itself (as Qwen3 "Thinking" releases do), so the
+// tiny random model thinks until the budget closes the block (as in api-generation's test).
+const thinkingDir = path.join(root, 'qwen3-thinking');
+fs.cpSync(modelDirs.get('qwen3')!, thinkingDir, { recursive: true });
+{
+  const file = path.join(thinkingDir, 'tokenizer_config.json');
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as { chat_template: string };
+  const from = "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}";
+  assert.ok(config.chat_template.includes(from));
+  config.chat_template = config.chat_template.replace(from, "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- else %}\n        {{- '<think>\\n' }}\n    {%- endif %}");
+  fs.writeFileSync(file, JSON.stringify(config));
+}
+
 const registrations = new Map<string, ModelRegistration>();
 const store = {
   get: async (publisher: string, name: string) => registrations.get(`${publisher}/${name}`),
@@ -84,6 +97,7 @@ const client = (baseUrl: string) => new GoogleGenAI({ vertexai: true, project: '
 
 before(async () => {
   for (const [family, dir] of modelDirs) await registerPublisherModel(store, dir, { name: `${family}-tiny` });
+  await registerPublisherModel(store, thinkingDir, { name: 'qwen3-thinking' });
   runtime = await LlamaCppRuntime.open({ gpu: 'off', cacheDir: path.join(root, 'gguf'), threads: 1, contextSize: CONTEXT });
   llamaCatalog = new ModelCatalog(store, { backend: runtime.backend() }, { engine: { parallel: 4, maxQueue: 16 } });
   const tunekit = await listen(createApp({ catalog: new ModelCatalog(store), endpoints }), { port: 0, host: '127.0.0.1' });
@@ -203,6 +217,16 @@ test('options that need the whole distribution are honoured as on tunekit\'s eng
       assert.deepEqual(g.topCandidates!.map((t) => t.candidates!.map((c) => c.tokenId)), w.topCandidates!.map((t) => t.candidates!.map((c) => c.tokenId)));
       g.chosenCandidates!.forEach((c, i) => assert.ok(Math.abs(c.logProbability! - w.chosenCandidates![i]!.logProbability!) < 2e-2, `token ${i}: ${c.logProbability} vs ${w.chosenCandidates![i]!.logProbability}`));
     }
+  }
+});
+
+test('the thinking budget (a forced closing marker fed back, a banned opening) as on tunekit\'s engine', async () => {
+  for (const thinkingConfig of [{ thinkingBudget: 5, includeThoughts: true }, { thinkingBudget: 0, includeThoughts: true }, { thinkingBudget: 5 }]) {
+    const ask = async (ai: GoogleGenAI) => await ai.models.generateContent({ model: 'publishers/google/models/qwen3-thinking', contents: PROMPTS[0]!, config: { temperature: 0, maxOutputTokens: 24, thinkingConfig } });
+    const [want, got] = [await ask(tunekitAi), await ask(llamaAi)];
+    assert.deepEqual(got.candidates?.[0]?.content, want.candidates?.[0]?.content, JSON.stringify(thinkingConfig));
+    assert.deepEqual(got.usageMetadata, want.usageMetadata);
+    if (thinkingConfig.thinkingBudget === 5 && thinkingConfig.includeThoughts) assert.ok(want.candidates![0]!.content!.parts!.some((p) => p.thought), 'it thought');
   }
 });
 
