@@ -27,7 +27,7 @@ import { ceChunkRows } from '../src/engine/cross-entropy.js';
 import { adamwStep, createParamGroup, DEFAULT_ADAMW, gradNorm } from '../src/train/adamw.js';
 import { describeGemm, gemm, gemmCounter } from '../src/engine/blas.js';
 import { Random } from '../src/engine/random.js';
-import { profileReport, profileReset } from '../src/engine/profile.js';
+import { profileMark, profileReport, profileReset } from '../src/engine/profile.js';
 import { runTorchPeer, type TorchPeerResult } from './torch-peer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -165,6 +165,7 @@ function worker(): WorkerResult {
     const r = tm.forwardBackward(batch, targets);
     const norm = gradNorm(groups);
     adamwStep(groups, s + 1, 1e-4, DEFAULT_ADAMW, norm > 1 ? 1 / norm : 1);
+    profileMark('adamw');
     const dt = (performance.now() - t) / 1000;
     if (s === 0) lossFirst = r.lossSum / r.count;
     if (s < WARMUP) profileReset();

@@ -33,6 +33,6 @@ export const KERNEL_OPS_IMPL: Impl[] = [
   (a, _s, start, end) => swigluBackwardRange(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, start, end),
   // gegluTanhBackward: arrays [dgate, dup, dout, gate, up]
   (a, _s, start, end) => gegluTanhBackwardRange(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, start, end),
-  // crossEntropyRows: arrays [logits, rowTargets, rowLoss, rowCorrect]; scalars [V, gradScale, wantGrad]
-  (a, s, start, end) => crossEntropyRows(a[0]!, a[1]!, a[2]!, a[3]!, s[0]!, s[1]!, s[2]! !== 0, start, end),
+  // crossEntropyRows: arrays [logits, rowTargets, rowLoss, rowCorrect, rowScale]; scalars [V, gradScale, wantGrad]
+  (a, s, start, end) => crossEntropyRows(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, s[0]!, s[1]!, s[2]! !== 0, start, end),
 ];
