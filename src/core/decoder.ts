@@ -179,9 +179,10 @@ export class Decoder {
     this.normBackward(ws.dx, ws.dC, ws.xOut, this.weights.finalNorm, ws.rstdF, N, C, wg?.finalNorm ?? null);
     profileMark('norm.b');
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
-      // The last layer's activations are still in the shared set: it was the last to write them.
-      if (l >= ws.recomputeFrom && l < cfg.numLayers - 1) this.layerForward(l, pass);
-      this.layerBackward(l, pass, wg?.layers[l]);
+      // The last layer's activations are still in the shared buffers: it was the last to write them.
+      const fresh = l === cfg.numLayers - 1 || l >= ws.recomputeFrom;
+      if (fresh && l < cfg.numLayers - 1) this.layerForward(l, pass);
+      this.layerBackward(l, pass, wg?.layers[l], fresh);
     }
     if (wg) {
       const { tokens } = batch;
@@ -273,9 +274,15 @@ export class Decoder {
     }
   }
 
-  private layerBackward(l: number, pass: Pass, gl: LayerWeights | undefined): void {
+  /**
+   * `fresh`: layer l's forward was the last to write the buffers all layers share (workspace.ts); when
+   * not, each is rebuilt from the layer's kept activations just before it is read, with the forward's
+   * own kernels, so it holds exactly what the forward computed.
+   */
+  private layerBackward(l: number, pass: Pass, gl: LayerWeights | undefined, fresh: boolean): void {
     const { cfg, C, F, NH, NKV, HD, N, Q, K, w, a, sliding, cos, sin, ws } = this.layerContext(l, pass);
     const dx = ws.dx; // in: d(loss)/d(layer output); out: d(loss)/d(layer input)
+    const act = cfg.hiddenAct === 'silu' ? 'swiglu' : 'gegluTanh';
 
     // MLP block: out = xMid + post(down(act(gate(xn2), up(xn2))))
     let dd = dx;
@@ -283,10 +290,12 @@ export class Decoder {
       this.normBackward(ws.dC, dx, a.d, w.postFfnNorm!, a.rstdPF, N, C, gl?.postFfnNorm ?? null);
       dd = ws.dC;
     }
+    if (!fresh) runSplit(act, N * F, N * F, [a.h, a.gate, a.up], []);
     this.linearBackward(l, ws.dF, dd, a.h, 'down', pass, a, N, F, C, gl, false);
     profileMark('down.b');
     runSplit(cfg.hiddenAct === 'silu' ? 'swigluBackward' : 'gegluTanhBackward', N * F, N * F, [ws.dF, ws.dF2, ws.dF, a.gate, a.up], []);
     profileMark('act.b');
+    if (!fresh) this.norm(a.xn2, a.xMid, w.ffnNorm, a.rstd2, N, C);
     this.linearBackward(l, ws.dC2, ws.dF, a.xn2, 'gate', pass, a, N, C, F, gl, false);
     this.linearBackward(l, ws.dC2, ws.dF2, a.xn2, 'up', pass, a, N, C, F, gl, true);
     profileMark('gate+up.b');
@@ -302,6 +311,12 @@ export class Decoder {
     }
     this.linearBackward(l, ws.dAtt, dO, a.att, 'o', pass, a, N, Q, C, gl, false);
     profileMark('o.b');
+    if (!fresh && cfg.qkNorm) {
+      this.norm(a.q, a.q0, w.qNorm!, a.rstdQ, N * NH, HD);
+      this.norm(a.k, a.k0, w.kNorm!, a.rstdK, N * NKV, HD);
+      ropeForward(a.q, N, NH, HD, Q, cos, sin);
+      ropeForward(a.k, N, NKV, HD, K, cos, sin);
+    }
     const dq = ws.dQ;
     attentionTrainBackward(dq, ws.dK, ws.dV, ws.dAtt, a.att, a.lse, a.q, a.k, a.v, this.attShape(pass, sliding), trainAttentionScratch(ws, cfg));
     profileMark('attention.b');
@@ -311,6 +326,7 @@ export class Decoder {
       this.normBackward(dq, dq, a.q0, w.qNorm!, a.rstdQ, N * NH, HD, gl?.qNorm ?? null);
       this.normBackward(ws.dK, ws.dK, a.k0, w.kNorm!, a.rstdK, N * NKV, HD, gl?.kNorm ?? null);
     }
+    if (!fresh) this.norm(a.xn1, a.xIn, w.attnNorm, a.rstd1, N, C);
     profileMark('rope.b');
     this.linearBackward(l, ws.dC, dq, a.xn1, 'q', pass, a, N, C, Q, gl, false);
     this.linearBackward(l, ws.dC, ws.dK, a.xn1, 'k', pass, a, N, C, K, gl, true);

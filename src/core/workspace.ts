@@ -13,6 +13,8 @@ import { createAttentionScratch, type AttentionScratch } from '../engine/attenti
 import { createCrossEntropyScratch, type CrossEntropyScratch } from '../engine/cross-entropy.js';
 
 export interface LayerActs {
+  // xn1, xn2, h, d (without sandwich norms) and q, k (with q/k norms) are one set shared by every layer:
+  // the backward pass rebuilds them (Decoder's layerBackward) before reading them.
   xIn: Float32Array; // (N, C)
   xn1: Float32Array; // (N, C)
   rstd1: Float32Array; // (N)
@@ -95,14 +97,22 @@ export function createWorkspace(config: ModelConfig, opts: WorkspaceOptions, all
   const hasPost = config.sandwichNorms;
   const qk = config.qkNorm;
   const f = alloc;
+  // Buffers a backward pass rebuilds cheaply from the kept ones (norms of xIn and xMid, the gated
+  // activation of gate and up, q-/k-norm and RoPE of q0 and k0) or never reads (the down projection
+  // without a sandwich norm): one set for all layers, so that more layers fit the budget with their
+  // activations kept instead of recomputing the whole layer.
+  const transient = {
+    xn1: f(N * C), xn2: f(N * C), h: f(N * F),
+    q: qk ? f(N * Q) : null, k: qk ? f(N * K) : null, d: hasPost ? null : f(N * C),
+  };
   const makeActs = (): LayerActs => ({
-    xIn: f(N * C), xn1: f(N * C), rstd1: f(N),
+    xIn: f(N * C), xn1: transient.xn1, rstd1: f(N),
     q0: f(qk ? N * Q : 0), k0: f(qk ? N * K : 0), rstdQ: f(qk ? N * NH : 0), rstdK: f(qk ? N * NKV : 0),
-    q: f(N * Q), k: f(N * K), v: f(N * K), att: f(N * Q), lse: f(N * NH),
+    q: transient.q ?? f(N * Q), k: transient.k ?? f(N * K), v: f(N * K), att: f(N * Q), lse: f(N * NH),
     o: f(hasPost ? N * C : 0), rstdPA: f(hasPost ? N : 0),
-    xMid: f(N * C), xn2: f(N * C), rstd2: f(N),
-    gate: f(N * F), up: f(N * F), h: f(N * F),
-    d: f(N * C), rstdPF: f(hasPost ? N : 0),
+    xMid: f(N * C), xn2: transient.xn2, rstd2: f(N),
+    gate: f(N * F), up: f(N * F), h: transient.h,
+    d: transient.d ?? f(N * C), rstdPF: f(hasPost ? N : 0),
     u: Object.fromEntries(LORA_TARGETS.map((t) => [t, f(N * R)])) as Record<LoraTarget, Float32Array>,
   });
   const recomputed = backward ? Math.max(0, Math.min(L, opts.recomputeLayers ?? 0)) : 0;
