@@ -28,7 +28,7 @@ import { defaultLoraConfig, initLoraAdapter } from '../src/lora/lora.js';
 import { saveAdapter } from '../src/lora/peft.js';
 import { loadModelConfig } from '../src/models/loader.js';
 import type { Family } from '../src/models/config.js';
-import { LlamaCppRuntime } from '../src/serve/llamacpp-engine.js';
+import { LlamaCppRuntime, type GpuChoice } from '../src/serve/llamacpp-engine.js';
 import { FAMILIES, untiedTinyModel } from './helpers/tiny-models.js';
 import { startServe } from './helpers/serve.js';
 
@@ -36,6 +36,8 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-llamacpp-serve-'));
 process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const LOC = 'projects/p/locations/us-central1';
+/** The build under test: the CPU one; on a GPU machine, TUNEKIT_TEST_GPU=cuda (or vulkan) reruns all of it there. */
+const GPU = (process.env.TUNEKIT_TEST_GPU ?? 'off') as GpuChoice;
 /** The llama.cpp engine's --context-size here. */
 const CONTEXT = 256;
 
@@ -98,7 +100,7 @@ const client = (baseUrl: string) => new GoogleGenAI({ vertexai: true, project: '
 before(async () => {
   for (const [family, dir] of modelDirs) await registerPublisherModel(store, dir, { name: `${family}-tiny` });
   await registerPublisherModel(store, thinkingDir, { name: 'qwen3-thinking' });
-  runtime = await LlamaCppRuntime.open({ gpu: 'off', cacheDir: path.join(root, 'gguf'), threads: 1, contextSize: CONTEXT });
+  runtime = await LlamaCppRuntime.open({ gpu: GPU, cacheDir: path.join(root, 'gguf'), threads: 1, contextSize: CONTEXT });
   llamaCatalog = new ModelCatalog(store, { backend: runtime.backend() }, { engine: { parallel: 4, maxQueue: 16 } });
   const tunekit = await listen(createApp({ catalog: new ModelCatalog(store), endpoints }), { port: 0, host: '127.0.0.1' });
   const llama = await listen(createApp({ catalog: llamaCatalog, endpoints }), { port: 0, host: '127.0.0.1' });
@@ -298,9 +300,9 @@ test('the CLI: serve --engine llama.cpp exports the GGUF once; --engine tunekit 
   const ggufDir = path.join(dataDir, 'gguf');
   let mtime = 0;
   for (const round of [1, 2]) {
-    const s = await startServe(dataDir, { TUNEKIT_THREADS: '1' }, ['--insecure-no-auth', '--engine', 'llama.cpp', '--gpu', 'off']);
+    const s = await startServe(dataDir, { TUNEKIT_THREADS: '1' }, ['--insecure-no-auth', '--engine', 'llama.cpp', '--gpu', GPU]);
     try {
-      assert.match(s.stdout, /generation on llama\.cpp \(node-llama-cpp [a-z]+, CPU/);
+      assert.match(s.stdout, GPU === 'off' ? /generation on llama\.cpp \(node-llama-cpp [a-z]+, CPU/ : new RegExp(`generation on llama\\.cpp \\(node-llama-cpp [a-z]+, ${GPU}: `));
       assert.deepEqual(await greedy(client(s.url), base('llama'), PROMPTS[0]!), want);
       const files = fs.readdirSync(ggufDir);
       assert.equal(files.length, 1, files.join(', '));
