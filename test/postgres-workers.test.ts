@@ -43,7 +43,7 @@ test('three workers on PostgreSQL, the one running the job SIGKILLed mid-run: an
   const database = await createDatabase(server.url);
   const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-shared-'));
   const platform = await Platform.open({ dataDir: storage, database });
-  const queue = await PostgresJobQueue.open(database, platform.jobs, { heartbeatSeconds: 10 });
+  const queue = await PostgresJobQueue.open(database, platform, { heartbeatSeconds: 10 });
   const workers: ChildProcess[] = [];
   const logs = new Map<number, string>();
   try {

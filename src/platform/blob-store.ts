@@ -5,7 +5,8 @@
 // (`staging/tuning-jobs/<id>/...`: job.json, datasets, epoch checkpoints, the evaluation's run.json;
 // spec.ts JobStaging). Rules every implementation keeps:
 // - A put is all or nothing: a reader sees the old bytes (or none) until the new ones are complete.
-//   Locally: a `.tmp-<pid>-<id>` file beside the key, fsynced, renamed, the directory fsynced. GCS: one
+//   Locally: a `.tmp-<mark>-<id>` file beside the key (mark: the writing process's owner mark, db.ts),
+//   fsynced, renamed, the directory fsynced. GCS: one
 //   upload request, which the server commits only when complete.
 // - `ifAbsent` writes only when nothing is stored under the key (GCS: ifGenerationMatch=0), so a blob
 //   is never overwritten by a second writer.
@@ -55,8 +56,8 @@ export interface BlobStore {
   list(prefix: string, opts?: { delimiter?: '/' }): Promise<{ blobs: BlobInfo[]; prefixes: string[] }>;
   /** Removes every blob under `prefix` (which ends with '/'). */
   deletePrefix(prefix: string): Promise<void>;
-  /** Removes what interrupted writes of processes that are gone left behind; returns where. */
-  recover(prefix: string, isLeftover: (pid: number, mtimeMs: () => number) => boolean): Promise<string[]>;
+  /** Removes what interrupted writes of processes that are gone (`gone`: db.ts ownerGone) left behind; returns where. */
+  recover(prefix: string, gone: (mark: number, mtimeMs: () => number) => Promise<boolean>): Promise<string[]>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
@@ -85,7 +86,8 @@ export class LocalBlobStore implements BlobStore {
   readonly kind = 'local';
   readonly root: string;
 
-  constructor(root: string) {
+  /** `mark`: this process's owner mark (db.ts), in its temporary files' names. */
+  constructor(root: string, private readonly mark: number = process.pid) {
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.root = fs.realpathSync(root);
   }
@@ -97,7 +99,7 @@ export class LocalBlobStore implements BlobStore {
   async put(key: string, source: BlobSource, opts: PutBlobOptions = {}): Promise<BlobInfo> {
     checkKey(key);
     const dir = this.dirOf(key, true);
-    const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(16).toString('hex')}`);
+    const tmp = path.join(dir, `.tmp-${this.mark}-${randomBytes(16).toString('hex')}`);
     const fh = await fs.promises.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of chunksOf(source)) {
@@ -117,7 +119,7 @@ export class LocalBlobStore implements BlobStore {
     checkKey(key);
     if (!opts.move) return this.put(key, fs.createReadStream(file), opts);
     const dir = this.dirOf(key, true);
-    const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(16).toString('hex')}`);
+    const tmp = path.join(dir, `.tmp-${this.mark}-${randomBytes(16).toString('hex')}`);
     try {
       fs.renameSync(file, tmp);
     } catch (err) {
@@ -231,9 +233,9 @@ export class LocalBlobStore implements BlobStore {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  async recover(prefix: string, isLeftover: (pid: number, mtimeMs: () => number) => boolean): Promise<string[]> {
+  async recover(prefix: string, gone: (mark: number, mtimeMs: () => number) => Promise<boolean>): Promise<string[]> {
     const removed: string[] = [];
-    const walk = (dir: string): void => {
+    const walk = async (dir: string): Promise<void> => {
       let entries: fs.Dirent[];
       try {
         entries = fs.readdirSync(dir, { withFileTypes: true });
@@ -243,14 +245,14 @@ export class LocalBlobStore implements BlobStore {
       for (const e of entries) {
         const file = path.join(dir, e.name);
         const tmp = TMP.exec(e.name);
-        if (e.isDirectory()) walk(file);
-        else if (tmp && isLeftover(Number(tmp[1]), () => fs.lstatSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())) {
+        if (e.isDirectory()) await walk(file);
+        else if (tmp && await gone(Number(tmp[1]), () => fs.lstatSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())) {
           fs.rmSync(file, { force: true });
           removed.push(file);
         }
       }
     };
-    walk(path.join(this.root, prefix));
+    await walk(path.join(this.root, prefix));
     return removed;
   }
 
@@ -408,8 +410,9 @@ export function storageConfig(flags: StorageFlags, defaultDir: string): StorageC
 }
 
 /** Opens the configured store; a GCS one is checked (its bucket reachable with the credentials) first. */
-export async function openBlobStore(config: StorageConfig): Promise<BlobStore> {
-  if (config.kind === 'local') return new LocalBlobStore(config.dir);
+/** The store `config` names; `mark`: this process's owner mark (db.ts), for a local store's temporary files. */
+export async function openBlobStore(config: StorageConfig, mark?: number): Promise<BlobStore> {
+  if (config.kind === 'local') return new LocalBlobStore(config.dir, mark);
   const { GcsBlobStore } = await import('./blob-store-gcs.js');
   return await GcsBlobStore.open(config);
 }

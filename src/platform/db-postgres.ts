@@ -10,8 +10,14 @@
 //   WITHOUT ROWID dropped, TEXT compared bytewise as SQLite compares it: COLLATE "C", which object
 //   listings and page tokens rely on), applied under the same lock, so machines starting together
 //   migrate once.
+// - Each process keeps one more connection, its session, holding a session-level advisory lock on its
+//   `owner` number (the mark in its temporary files' names, db.ts): PostgreSQL releases it when the
+//   process dies or its connection is cut, so `ownerGone` asks whether that lock is free. The session
+//   also holds the maintenance lock of the one serve replica that runs the periodic work (`lead`).
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
 import pg from 'pg';
 import { InvalidRequestError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -19,6 +25,14 @@ import { PlatformDb, type OpenOptions, type RunResult, type SqlValue } from './d
 
 /** The advisory lock every transaction holds (an arbitrary constant: "tunekit" in ASCII). */
 const WRITE_LOCK = 0x74756e656b6974;
+/** The two-key advisory lock space (first key) of process marks: (OWNER_LOCKS, owner), owner >= 1. */
+const OWNER_LOCKS = 0x746b;
+/** The maintenance lock: its holder runs the sweeps and the queue's reconciliation. */
+const LEAD_LOCK = `${OWNER_LOCKS}, 0`;
+/** After the session connection is lost, how long until it is opened again. */
+const SESSION_RETRY_MS = 1000;
+/** A file younger than this is never a leftover (ownerGone). */
+const OWNER_GRACE_MS = 60_000;
 const INT8_OID = 20;
 
 export class PostgresDb extends PlatformDb {
@@ -26,8 +40,12 @@ export class PostgresDb extends PlatformDb {
   private readonly tx = new AsyncLocalStorage<{ client: pg.PoolClient; depth: number }>();
   private readonly texts = new Map<string, string>();
   private closed = false;
+  private session: pg.Client | undefined;
+  private sessionRetry: NodeJS.Timeout | undefined;
+  private leading = false;
+  private ownerKey = 0;
 
-  private constructor(readonly pool: pg.Pool, private readonly where: string, dataDir: string) {
+  private constructor(readonly pool: pg.Pool, private readonly where: string, dataDir: string, private readonly url: string) {
     super(dataDir);
   }
 
@@ -49,18 +67,93 @@ export class PostgresDb extends PlatformDb {
     // An idle client's connection error (the server restarted) must not crash the process; the next
     // statement gets a new connection.
     pool.on('error', () => undefined);
-    const db = new PostgresDb(pool, where, dataDir);
+    const db = new PostgresDb(pool, where, dataDir, url);
     try {
       await db.migrate(opts.migrations ?? MIGRATIONS);
+      await db.openSession();
       return db;
     } catch (err) {
-      await pool.end();
+      await db.close();
       throw err;
     }
   }
 
   get isOpen(): boolean {
     return !this.closed;
+  }
+
+  get owner(): number {
+    return this.ownerKey;
+  }
+
+  async ownerGone(owner: number, mtimeMs: () => number): Promise<boolean> {
+    if (owner === this.ownerKey || !Number.isInteger(owner) || owner < 1 || owner > 0x7fffffff) return owner !== this.ownerKey;
+    // A process whose session was cut (the server restarted) holds no lock until it reconnects, within
+    // SESSION_RETRY_MS: a file it touched in the last OWNER_GRACE_MS is not taken for a leftover.
+    if (Date.now() - mtimeMs() < OWNER_GRACE_MS) return false;
+    // Free (taken and at once released with the statement's transaction): no process holds that mark.
+    const row = await this.get<{ free: boolean }>(`SELECT pg_try_advisory_xact_lock_shared(${OWNER_LOCKS}, CAST(? AS INTEGER)) AS free`, owner);
+    return row!.free;
+  }
+
+  /**
+   * Whether this process holds the maintenance lock, taking it if it is free: one process at a time
+   * (the first to ask), until it stops or loses its session connection; then the next to ask gets it.
+   */
+  async lead(): Promise<boolean> {
+    const session = this.session;
+    if (!session) return false;
+    if (!this.leading) {
+      const r = await session.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LEAD_LOCK}) AS ok`);
+      // (A session lost meanwhile holds nothing.)
+      this.leading = r.rows[0]!.ok && this.session === session;
+    }
+    return this.leading;
+  }
+
+  /** Opens the session connection and takes a free owner mark on it (see the file comment). */
+  private async openSession(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true });
+    client.on('error', () => this.sessionLost(client));
+    client.on('end', () => this.sessionLost(client));
+    await client.connect();
+    // The session lives as long as the process and must not keep it alive (a CLI command, a test).
+    (client.connection.stream as Partial<Socket>).unref?.();
+    try {
+      for (let key = this.ownerKey || randomInt(1, 0x7fffffff); ; key = randomInt(1, 0x7fffffff)) {
+        const r = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${OWNER_LOCKS}, $1::int) AS ok`, [key]);
+        if (r.rows[0]!.ok) {
+          this.ownerKey = key;
+          break;
+        }
+        // Held by another live process: a new number (after a lost session, this process's files keep
+        // the old mark, which that process's lock keeps alive too).
+      }
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    if (this.closed) {
+      await client.end();
+      return;
+    }
+    this.session = client;
+  }
+
+  private sessionLost(client: pg.Client): void {
+    if (this.session !== client) return;
+    this.session = undefined;
+    this.leading = false;
+    client.end().catch(() => undefined);
+    if (this.closed || this.sessionRetry) return;
+    const retry = (): void => {
+      this.sessionRetry = setTimeout(() => {
+        this.sessionRetry = undefined;
+        if (!this.closed) this.openSession().catch(retry);
+      }, SESSION_RETRY_MS);
+      this.sessionRetry.unref();
+    };
+    retry();
   }
 
   describe(): string {
@@ -134,6 +227,11 @@ export class PostgresDb extends PlatformDb {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.sessionRetry);
+    const session = this.session;
+    this.session = undefined;
+    this.leading = false;
+    await session?.end().catch(() => undefined);
     await this.pool.end();
   }
 

@@ -47,6 +47,14 @@ export class SqliteDb extends PlatformDb {
     return this.sqlite.open;
   }
 
+  get owner(): number {
+    return process.pid;
+  }
+
+  async ownerGone(owner: number, mtimeMs: () => number): Promise<boolean> {
+    return isLeftover(owner, mtimeMs);
+  }
+
   describe(): string {
     return `the data directory ${this.dataDir}`;
   }
@@ -120,6 +128,29 @@ export class SqliteDb extends PlatformDb {
     } finally {
       this.lock.release();
     }
+  }
+}
+
+/** When this process started (less a margin for coarse file timestamps). */
+const PROCESS_START_MS = Date.now() - process.uptime() * 1000 - 2000;
+
+/**
+ * Whether a temporary file or directory named after process `pid` was left by a process that is gone:
+ * `pid` is not alive, or it is this process but the file predates it (pid reuse across a restart).
+ */
+function isLeftover(pid: number, mtimeMs: () => number): boolean {
+  if (pid === process.pid) {
+    try {
+      return mtimeMs() < PROCESS_START_MS;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EPERM';
   }
 }
 

@@ -83,6 +83,21 @@ export abstract class PlatformDb {
   abstract get isOpen(): boolean;
 
   /**
+   * This process's mark in the names of the temporary files it writes in the data directory
+   * (`.tmp-<owner>-...`): its pid with SQLite (one machine), a number it holds an advisory lock on with
+   * PostgreSQL (a pid means nothing on a directory other machines share).
+   */
+  abstract readonly owner: number;
+
+  /**
+   * Whether the process that marked a temporary file `owner` is gone, so the file is a leftover to
+   * remove. `mtimeMs` is the file's: with SQLite a pid reused after a restart is this process's own,
+   * and only files older than this process are leftovers; with PostgreSQL a file touched in the last
+   * minute is kept (its process may be reconnecting after its session was cut).
+   */
+  abstract ownerGone(owner: number, mtimeMs: () => number): Promise<boolean>;
+
+  /**
    * A text field of a JSON-object column, as an SQL expression with one `?` bound to `arg(key)`:
    * `json_extract(col, '$."key"')` in SQLite, `col::jsonb ->> 'key'` in PostgreSQL.
    */

@@ -82,6 +82,11 @@ export class TuningJobs {
     return rows.map((r) => r.id);
   }
 
+  /** The jobs a worker holds (RUNNING, CANCELLING) with the attempt it holds them under. */
+  async runs(): Promise<{ id: string; state: JobState; attempts: number }[]> {
+    return await this.db.all("SELECT id, state, attempts FROM tuning_jobs WHERE state IN ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING') ORDER BY queue_seq");
+  }
+
   /** The job in (project, location), or NOT_FOUND naming it. */
   async get(project: string, location: string, id: string): Promise<TuningJobRecord> {
     const row = (await this.db.get('SELECT * FROM tuning_jobs WHERE id = ? AND project = ? AND location = ?', id, project, location)) as JobRow | undefined;

@@ -265,4 +265,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tuning_jobs_by_queue_seq ON tuning_jobs(state, project, queue_seq);
     `,
   },
+  {
+    version: 8,
+    name: 'writer of a resumable upload chunk',
+    sql: `
+      -- The owner mark (db.ts) of the process writing a chunk of the session now, NULL when none: one
+      -- chunk at a time across processes (serve replicas).
+      ALTER TABLE resumable_uploads ADD COLUMN writer INTEGER;
+    `,
+  },
 ];

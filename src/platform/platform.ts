@@ -53,7 +53,7 @@ export class Platform {
     this.db = db;
     this.blobs = blobs;
     this.storageConfig = opts.storage;
-    this.staging = new JobStaging(blobs, opts.workDir ?? db.dataDir);
+    this.staging = new JobStaging(blobs, opts.workDir ?? db.dataDir, db);
     this.config = new PlatformConfig(db, { locations: opts.locations });
     this.projects = new Projects(db);
     this.storage = new ObjectStore(db, this.config, { blobs });
@@ -65,7 +65,7 @@ export class Platform {
   static async open(opts: PlatformOptions = {}): Promise<Platform> {
     const db = await PlatformDb.open({ dataDir: opts.dataDir ?? defaultDataDir(), ...(opts.database !== undefined ? { database: opts.database } : {}) });
     try {
-      const blobs = opts.storage ? await openBlobStore(opts.storage) : new LocalBlobStore(db.dataDir);
+      const blobs = opts.storage ? await openBlobStore(opts.storage, db.owner) : new LocalBlobStore(db.dataDir, db.owner);
       await checkDeploymentStorage(db, new PlatformConfig(db), blobs);
       return new Platform(db, blobs, opts);
     } catch (err) {

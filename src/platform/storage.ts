@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidRequestError, NotFoundError, TunekitError } from '../errors.js';
+import { AlreadyExistsError, CancelledError, FailedPreconditionError, InvalidRequestError, NotFoundError, TunekitError, UnavailableError } from '../errors.js';
 import { chunksOf, downloadVia, LocalBlobStore, type BlobStore } from './blob-store.js';
 import { Crc32c } from './crc32c.js';
 import { now, type PlatformDb } from './db.js';
@@ -152,7 +152,7 @@ export class ObjectStore {
   private readonly projects: Projects;
 
   constructor(private readonly db: PlatformDb, private readonly config: PlatformConfig, opts: { blobs?: BlobStore } = {}) {
-    this.blobs = opts.blobs ?? new LocalBlobStore(db.dataDir);
+    this.blobs = opts.blobs ?? new LocalBlobStore(db.dataDir, db.owner);
     const root = path.join(db.dataDir, 'objects');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     this.root = fs.realpathSync(root);
@@ -409,61 +409,87 @@ export class ObjectStore {
    * has are skipped; a start past them is refused (it would leave a gap). `total`, when given, is the
    * object's size: once that many bytes are in, the object is committed and returned. The chunk's bytes
    * count as received once synced (every MiB and at its end, also when the stream fails: the client can
-   * resume from there). Chunks of one session are written one at a time.
+   * resume from there). Chunks of one session are written one at a time, across processes too.
    */
   async writeUpload(id: string, start: number, source: AsyncIterable<Uint8Array>, opts: { total?: number; expect?: ExpectedHashes; maxBytes?: number } = {}): Promise<{ session: UploadSession; object?: ObjectInfo }> {
     return this.serialized(id, async () => {
-      const session = await this.getUpload(id);
-      if (session.done) throw new FailedPreconditionError(`resumable upload ${id} is already complete: gs://${session.bucket}/${session.name} was written`);
-      const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
-      let total = session.total;
-      if (opts.total !== undefined) {
-        if (total !== undefined && total !== opts.total) throw new InvalidRequestError(`the upload's size was given as ${total} bytes, this chunk says ${opts.total}`);
-        if (opts.total < session.persisted) throw new InvalidRequestError(`the upload's size ${opts.total} is less than the ${session.persisted} bytes already received`);
-        if (opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
-        total = opts.total;
-      }
-      if (start > session.persisted) {
-        throw new InvalidRequestError(`the chunk starts at byte ${start} but the upload has ${session.persisted} bytes: send from byte ${session.persisted} (query the upload's status)`);
-      }
-      const dir = this.bucketDir(session.bucket);
-      const file = path.join(dir, `.upload-${id}`);
-      const fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
-      let persisted = session.persisted;
-      let pos = persisted;
-      let skip = persisted - start;
-      const save = async (): Promise<void> => {
-        await fh.sync();
-        persisted = pos;
-        await this.db.run('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?', persisted, total ?? null, id);
-      };
+      await this.getUpload(id);
+      await this.claimUpload(id);
       try {
-        await fh.truncate(persisted); // bytes past the last sync were never acknowledged
-        for await (const raw of source) {
-          let chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-          if (skip > 0) {
-            const n = Math.min(skip, chunk.length);
-            skip -= n;
-            chunk = chunk.subarray(n);
-          }
-          if (chunk.length === 0) continue;
-          if (pos + chunk.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
-          if (total !== undefined && pos + chunk.length > total) throw new InvalidRequestError(`the chunk goes past the upload's size of ${total} bytes`);
-          for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off, pos + off)).bytesWritten;
-          pos += chunk.length;
-          if (pos - persisted >= SYNC_EVERY) await save();
-        }
-        if (pos > persisted || (opts.total !== undefined && session.total === undefined)) await save();
-      } catch (err) {
-        // Keep what arrived (the client resumes from it), unless the chunk was refused outright.
-        if (!(err instanceof ObjectTooLargeError || err instanceof InvalidRequestError)) await save().catch(() => undefined);
-        await fh.close().catch(() => undefined);
-        throw err;
+        return await this.writeChunk(id, start, source, opts);
+      } finally {
+        await this.db.run('UPDATE resumable_uploads SET writer = NULL WHERE id = ? AND writer = ?', id, this.db.owner).catch(() => undefined);
       }
-      await fh.close();
-      if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
-      return { session: await this.getUpload(id), object: await this.finishUpload(session, file, opts.expect) };
     });
+  }
+
+  /**
+   * Takes session `id` for a chunk of this process: chunks of one session are written one at a time
+   * across processes too (serve replicas), so two cannot interleave their writes. A session held by a
+   * process that is gone (db.ownerGone) is taken over; one held by a live process is UNAVAILABLE
+   * (the client queries the upload's status and sends from there).
+   */
+  private async claimUpload(id: string): Promise<void> {
+    const me = this.db.owner;
+    if ((await this.db.run('UPDATE resumable_uploads SET writer = ? WHERE id = ? AND (writer IS NULL OR writer = ?)', me, id, me)).changes === 1) return;
+    const writer = (await this.uploadRow(id))?.writer;
+    // (No grace for recent writes here: a client resuming after its replica died must not wait.)
+    if (writer !== undefined && writer !== null && await this.db.ownerGone(writer, () => 0)
+      && (await this.db.run('UPDATE resumable_uploads SET writer = ? WHERE id = ? AND writer = ?', me, id, writer)).changes === 1) return;
+    throw new UnavailableError(`another request is writing a chunk of resumable upload ${id}: query the upload's status (Content-Range: bytes */*) and send from the byte it reports once that request ends`);
+  }
+
+  private async writeChunk(id: string, start: number, source: AsyncIterable<Uint8Array>, opts: { total?: number; expect?: ExpectedHashes; maxBytes?: number }): Promise<{ session: UploadSession; object?: ObjectInfo }> {
+    const session = await this.getUpload(id);
+    if (session.done) throw new FailedPreconditionError(`resumable upload ${id} is already complete: gs://${session.bucket}/${session.name} was written`);
+    const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
+    let total = session.total;
+    if (opts.total !== undefined) {
+      if (total !== undefined && total !== opts.total) throw new InvalidRequestError(`the upload's size was given as ${total} bytes, this chunk says ${opts.total}`);
+      if (opts.total < session.persisted) throw new InvalidRequestError(`the upload's size ${opts.total} is less than the ${session.persisted} bytes already received`);
+      if (opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
+      total = opts.total;
+    }
+    if (start > session.persisted) {
+      throw new InvalidRequestError(`the chunk starts at byte ${start} but the upload has ${session.persisted} bytes: send from byte ${session.persisted} (query the upload's status)`);
+    }
+    const dir = this.bucketDir(session.bucket);
+    const file = path.join(dir, `.upload-${id}`);
+    const fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
+    let persisted = session.persisted;
+    let pos = persisted;
+    let skip = persisted - start;
+    const save = async (): Promise<void> => {
+      await fh.sync();
+      persisted = pos;
+      await this.db.run('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?', persisted, total ?? null, id);
+    };
+    try {
+      await fh.truncate(persisted); // bytes past the last sync were never acknowledged
+      for await (const raw of source) {
+        let chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+        if (skip > 0) {
+          const n = Math.min(skip, chunk.length);
+          skip -= n;
+          chunk = chunk.subarray(n);
+        }
+        if (chunk.length === 0) continue;
+        if (pos + chunk.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
+        if (total !== undefined && pos + chunk.length > total) throw new InvalidRequestError(`the chunk goes past the upload's size of ${total} bytes`);
+        for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off, pos + off)).bytesWritten;
+        pos += chunk.length;
+        if (pos - persisted >= SYNC_EVERY) await save();
+      }
+      if (pos > persisted || (opts.total !== undefined && session.total === undefined)) await save();
+    } catch (err) {
+      // Keep what arrived (the client resumes from it), unless the chunk was refused outright.
+      if (!(err instanceof ObjectTooLargeError || err instanceof InvalidRequestError)) await save().catch(() => undefined);
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
+    return { session: await this.getUpload(id), object: await this.finishUpload(session, file, opts.expect) };
   }
 
   /** Cancels an upload: its bytes are removed and its URI answers 404. */
@@ -529,12 +555,11 @@ export class ObjectStore {
   }
 
   /**
-   * Removes what crashed uploads left: temporary files of processes that are gone (or of this process's
-   * pid from before it started: a restarted container reuses pids), spooled bytes of resumable sessions
+   * Removes what crashed uploads left: temporary files of processes that are gone (db.ts ownerGone), spooled bytes of resumable sessions
    * that are gone, and blobs no row points to that are older than `minAgeMs` (younger ones may belong to
    * an upload about to commit: it stores the blob, then commits the row). An upload in progress in a
    * live process (a concurrent `storage cp`) keeps its temporary file. `tunekit serve` calls this at
-   * start and hourly (jobs/runner.ts).
+   * start and hourly (src/platform/sweep.ts).
    */
   async recover(opts: { minAgeMs?: number } = {}): Promise<{ removed: string[] }> {
     const minAgeMs = opts.minAgeMs ?? 60_000;
@@ -559,7 +584,7 @@ export class ObjectStore {
       }
       const prefix = `objects/${bucket.name}/`;
       try {
-        removed.push(...await this.blobs.recover(prefix, isLeftover));
+        removed.push(...await this.blobs.recover(prefix, (mark, mtimeMs) => this.db.ownerGone(mark, mtimeMs)));
         for (const b of (await this.blobs.list(prefix, { delimiter: '/' })).blobs) {
           const id = b.key.slice(prefix.length);
           // (A blob may vanish meanwhile: an overwrite removing the old one.)
@@ -643,6 +668,7 @@ interface UploadRow {
   name: string;
   content_type: string | null;
   total: number | null;
+  writer: number | null;
   persisted: number;
   if_generation_match: number | null;
   expect_md5: string | null;
@@ -674,34 +700,6 @@ function guessContentType(name: string): string {
   if (name.endsWith('.json')) return 'application/json';
   if (name.endsWith('.txt')) return 'text/plain';
   return 'application/octet-stream';
-}
-
-/** When this process started (less a margin for coarse file timestamps). */
-const PROCESS_START_MS = Date.now() - process.uptime() * 1000 - 2000;
-
-/**
- * Whether a temporary file or directory named after process `pid` was left by a process that is gone:
- * `pid` is not alive, or it is this process but the file predates it (pid reuse across a restart).
- */
-export function isLeftover(pid: number, mtimeMs: () => number): boolean {
-  if (pid === process.pid) {
-    try {
-      return mtimeMs() < PROCESS_START_MS;
-    } catch {
-      return false;
-    }
-  }
-  return !processAlive(pid);
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function encodePageToken(after: string): string {

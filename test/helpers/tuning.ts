@@ -60,7 +60,7 @@ export async function tuningPlatform(opts: { examples?: number } = {}) {
   const keys = await makeKeys(platform);
   // On PostgreSQL (TUNEKIT_TEST_POSTGRES) jobs go through the queue, pulled by a worker in this process.
   const pgQueue = database ? await import('../../src/platform/postgres/queue.js') : undefined;
-  const queue = database ? await pgQueue!.PostgresJobQueue.open(database, platform.jobs, { heartbeatSeconds: 10 }) : undefined;
+  const queue = database ? await pgQueue!.PostgresJobQueue.open(database, platform, { heartbeatSeconds: 10 }) : undefined;
   const worker = database ? await pgQueue!.PostgresWorker.start(platform, database, { log: () => undefined }) : undefined;
   const tuning = new TuningService(platform, queue ? { queue } : { pollMs: 100 });
   const catalog = new ModelCatalog(store);

@@ -12,6 +12,8 @@
 // machine shares), another directory, or object storage (gs://BUCKET/PREFIX, platform/blob-store.ts).
 // --engine llama.cpp runs generation on node-llama-cpp instead (src/serve/llamacpp-engine.ts; --gpu picks
 // its build), imported only then.
+// Any number of such replicas serve one deployment (docs/scaling.md, Replicas): nothing a request
+// reads is cached here, and the periodic work runs on the one holding a lock.
 
 import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
@@ -113,7 +115,7 @@ export function registerServeCommand(program: Command): void {
       // With PostgreSQL, jobs go to the queue that `tunekit worker` machines pull; else this server runs them.
       // (pg-boss is loaded only here: a SQLite deployment never needs it.)
       const queue = o.database === undefined ? undefined
-        : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform.jobs, { heartbeatSeconds: o.jobHeartbeatSeconds });
+        : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform, { heartbeatSeconds: o.jobHeartbeatSeconds });
       const tuning = new TuningService(platform, { ...(queue ? { queue } : {}), defaultExecutor: o.executor });
       // node-llama-cpp is loaded only here (LlamaCppRuntime.open imports it); a --gpu build that does not load here stops the start.
       let backend: { backend: ServingBackend } | undefined;

@@ -12,11 +12,8 @@
 // - One worker pool for every project (maxWorkers, default 1), shared fairly: the next job is the oldest
 //   PENDING one of the project that has waited longest since its last turn (round-robin by project), so
 //   a project with many queued jobs delays another project's job by at most one job per project.
-// - Leftovers are removed at start and hourly: datasets staged by creates that crashed before their
-//   job existed, the staging directories of jobs that ended (a job needs its directory only while it may
-//   run: PENDING, RUNNING, CANCELLING), and the object store's temporary files of uploads whose process
-//   is gone (ObjectStore.recover; a live upload, e.g. a concurrent `tunekit storage cp`, keeps its own).
-//   A job's staging directory is also removed as soon as it ends: when its worker exits, or at once for
+// - Leftovers are removed at start and hourly (src/platform/sweep.ts: staged datasets of crashed
+//   creates, staged files of ended jobs, temporary files of uploads whose process is gone). A job's staging directory is also removed as soon as it ends: when its worker exits, or at once for
 //   a cancel of a PENDING job.
 // - stop() (server shutdown) kills the workers and puts their jobs back to PENDING for the next start.
 
@@ -28,6 +25,7 @@ import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
 import type { ObjectStore } from '../storage.js';
 import type { StorageConfig } from '../blob-store.js';
 import type { JobStaging } from './spec.js';
+import { sweepLeftovers, sweepSummary, SWEEP_MS } from '../sweep.js';
 
 export interface RunnerOptions {
   /** Jobs trained at once (each worker uses every core); default 1. Quotas still bound each project. */
@@ -58,8 +56,6 @@ export interface JobQueue {
 /** The environment variable that gives a forked worker its storage configuration (JSON; worker.ts). */
 export const WORKER_STORAGE_ENV = 'TUNEKIT_WORKER_STORAGE';
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
-/** How often leftovers are swept while the server runs (they are also swept at start). */
-const SWEEP_MS = 60 * 60 * 1000;
 
 export class JobRunner implements JobQueue {
   private readonly workers = new Map<string, ChildProcess>();
@@ -167,17 +163,12 @@ export class JobRunner implements JobQueue {
     if (Date.now() - this.lastSweep >= SWEEP_MS) await this.sweep();
   }
 
-  /** Removes leftovers (see the file comment); errors are logged, never thrown. */
+  /** Removes leftovers (src/platform/sweep.ts); errors are logged, never thrown. */
   private async sweep(): Promise<void> {
     this.lastSweep = Date.now();
     try {
-      this.staging.removeStaleUploads();
-      const live = new Set((await this.db.all<{ id: string }>(
-        `SELECT id FROM tuning_jobs WHERE state NOT IN (${TERMINAL_JOB_STATES.map(() => '?').join(', ')})`, ...TERMINAL_JOB_STATES,
-      )).map((r) => r.id));
-      await this.staging.removeEnded((id) => this.workers.has(id) || live.has(id));
-      const { removed } = await this.storage.recover();
-      if (removed.length) this.log(`storage: removed ${removed.length} file${removed.length === 1 ? '' : 's'} left by interrupted uploads`);
+      const removed = await sweepLeftovers(this.db, this.staging, this.storage, (id) => this.workers.has(id));
+      if (removed.length) this.log(sweepSummary(removed));
     } catch (err) {
       this.log(`runner: cleaning up: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     }

@@ -194,7 +194,7 @@ export class TuningService {
     const key = createHash('sha256').update(JSON.stringify(objects.map((o) => [o.name, o.generation]))).digest('hex').slice(0, 24);
     const dir = path.join(this.staging.workRoot, 'cache', 'adapters', key);
     if (fs.existsSync(dir)) return dir;
-    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+    const tmp = `${dir}.tmp-${this.db.owner}-${Date.now()}`;
     fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
     for (const o of objects) {
       const base = o.name.slice(prefix.length);

@@ -16,8 +16,8 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../../train/trainer.js';
 import { CHECKPOINT_FILES } from '../../train/checkpoint.js';
-import { isLeftover } from '../storage.js';
 import type { BlobStore } from '../blob-store.js';
+import type { PlatformDb } from '../db.js';
 import { throwIfAborted } from '../../errors.js';
 import { loadModelConfig } from '../../models/loader.js';
 import { Tokenizer } from '../../tokenizer/tokenizer.js';
@@ -120,7 +120,8 @@ export function workDir(workRoot: string, jobId: string): string {
 
 /** Tuning jobs' staged files in the blob store, and this machine's work directories (see the file comment). */
 export class JobStaging {
-  constructor(readonly blobs: BlobStore, readonly workRoot: string) {}
+  /** `marks`: this process's owner mark and whose marks are gone (the database's, db.ts). */
+  constructor(readonly blobs: BlobStore, readonly workRoot: string, private readonly marks: Pick<PlatformDb, 'owner' | 'ownerGone'>) {}
 
   private key(jobId: string, rel = ''): string {
     checkJobId(jobId);
@@ -134,7 +135,7 @@ export class JobStaging {
 
   /** A fresh local directory to stage a job's datasets in before the job (and its id) exists. */
   newUploadDir(): string {
-    const dir = path.join(this.workRoot, 'staging', 'uploads', `${process.pid}-${randomBytes(8).toString('hex')}`);
+    const dir = path.join(this.workRoot, 'staging', 'uploads', `${this.marks.owner}-${randomBytes(8).toString('hex')}`);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
@@ -196,13 +197,16 @@ export class JobStaging {
   /**
    * Removes the staged files and work directories of jobs that have ended (or that the database does not
    * know): a job needs them only while it may still run (PENDING, RUNNING, CANCELLING: resume after a crash).
+   * `mayRun` is asked after the listing: a create inserts its job's row before it stores the job's files,
+   * so a job listed here that may not run by then has ended.
    */
-  async removeEnded(mayRun: (jobId: string) => boolean): Promise<string[]> {
+  async removeEnded(mayRun: () => Promise<(jobId: string) => boolean>): Promise<string[]> {
     const staged = (await this.blobs.list(STAGING, { delimiter: '/' })).prefixes.map((p) => p.slice(STAGING.length, -1));
     const ids = new Set([...staged, ...readdir(path.dirname(workDir(this.workRoot, '0')))]);
+    const keep = await mayRun();
     const removed: string[] = [];
     for (const id of ids) {
-      if (!/^\d+$/.test(id) || mayRun(id)) continue;
+      if (!/^\d+$/.test(id) || keep(id)) continue;
       await this.remove(id);
       removed.push(id);
     }
@@ -221,22 +225,23 @@ export class JobStaging {
   }
 
   /**
-   * Removes uploads left by creates that crashed (their process is gone), and copies of adapters that a
-   * crashed server was putting in `<data-dir>/cache/adapters/` (service.ts adapterDir).
+   * Removes uploads left by creates whose process is gone (db.ts ownerGone: on any machine, when the work
+   * root is shared), and copies of adapters that such a process was putting in `cache/adapters/`
+   * (service.ts adapterDir). Returns the paths removed.
    */
-  removeStaleUploads(): string[] {
+  async removeStaleUploads(): Promise<string[]> {
     const removed: string[] = [];
-    const sweep = (root: string, name: RegExp): void => {
+    const sweep = async (root: string, name: RegExp): Promise<void> => {
       for (const e of readdir(root)) {
-        const pid = Number(name.exec(e)?.[1]);
+        const mark = Number(name.exec(e)?.[1]);
         const p = path.join(root, e);
-        if (!Number.isInteger(pid) || !isLeftover(pid, () => fs.statSync(p).mtimeMs)) continue;
+        if (!Number.isInteger(mark) || !await this.marks.ownerGone(mark, () => fs.statSync(p).mtimeMs)) continue;
         fs.rmSync(p, { recursive: true, force: true });
-        removed.push(e);
+        removed.push(p);
       }
     };
-    sweep(path.join(this.workRoot, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
-    sweep(path.join(this.workRoot, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
+    await sweep(path.join(this.workRoot, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
+    await sweep(path.join(this.workRoot, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
     return removed;
   }
 }

@@ -132,12 +132,12 @@ async function runForked(dataDir: string, jobId: string, storageConfig: StorageC
   try {
     const config = new PlatformConfig(db);
     const jobs = new TuningJobs(db, new Quotas(db, config));
-    const blobs = await openBlobStore(storageConfig ?? { kind: 'local', dir: dataDir });
+    const blobs = await openBlobStore(storageConfig ?? { kind: 'local', dir: dataDir }, db.owner);
     const storage = new ObjectStore(db, config, { blobs });
     const parent = process.ppid;
     const job = await jobs.find(jobId);
     if (!job) return;
-    await runTuningJob({ db, jobs, storage, staging: new JobStaging(blobs, dataDir) }, jobId, {
+    await runTuningJob({ db, jobs, storage, staging: new JobStaging(blobs, dataDir, db) }, jobId, {
       attempt: job.attempts, parentGone: () => process.ppid !== parent,
     });
   } catch (err) {

@@ -8,33 +8,41 @@
 //   a job whose heartbeat is older than heartbeatSeconds and makes it available again (retryLimit), so
 //   the job of a worker killed mid-run goes to another worker. A worker that was only stalled finds at
 //   its next step that the row has a higher attempt and stops without committing: one SUCCEEDED, one
-//   registry version. The trainer yields to the event loop once per step, so the heartbeat interval
-//   must be longer than the longest step.
+//   registry version. pg-boss sends the heartbeat from a timer of the worker's event loop; a training
+//   step runs on it without yielding (the engine's kernels are synchronous), so heartbeats go out
+//   between steps only and the heartbeat timeout must be longer than the longest step (docs/scaling.md).
 // - pg-boss keeps its tables in its own schema (`pgboss`), beside the platform's.
 // - Reconciliation: the row is written before its message is sent, so a send that fails (or a server
 //   that dies between the two) would leave a PENDING job no worker ever pulls. Each queue job's id is
 //   derived from the tuning job's id, and pg-boss inserts with ON CONFLICT DO NOTHING, so sending a
-//   job twice is a no-op; serve resends every PENDING job at its start and every RECONCILE_SECONDS
-//   (with its --job-heartbeat-seconds: workers do not know it, so they do not send), and the job
-//   runs once.
+//   job twice is a no-op; serve resends every PENDING job (with its --job-heartbeat-seconds: workers
+//   do not know it, so they do not send), and the job runs once. The same pass ends the RUNNING jobs
+//   whose queue job pg-boss will hand out no more (retries exhausted): FAILED, saying so.
+// - The reconciliation and the sweeps of the shared directory run on one serve replica at a time, the
+//   holder of the maintenance lock (PostgresJobQueue below).
 
 import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { Platform } from '../platform.js';
+import type { PlatformDb } from '../db.js';
+import { PostgresDb } from '../db-postgres.js';
 import type { JobQueue } from '../jobs/runner.js';
 import { runTuningJob, RunStopped } from '../jobs/worker.js';
 import { TERMINAL_JOB_STATES, type TuningJobs } from '../jobs.js';
+import type { ObjectStore } from '../storage.js';
+import type { JobStaging } from '../jobs/spec.js';
+import { sweepLeftovers, sweepSummary, SWEEP_MS } from '../sweep.js';
+import { DEFAULT_HEARTBEAT_SECONDS } from './heartbeat.js';
 
 export const TUNING_QUEUE = 'tunekit-tuning-jobs';
-import { DEFAULT_HEARTBEAT_SECONDS } from './heartbeat.js';
 /** Retries after lost workers before a job fails (each resumes from the last checkpoint). */
-const RETRY_LIMIT = 20;
+export const RETRY_LIMIT = 20;
 /** pg-boss's longest allowed expiry: a job still running after it is handed on (from its checkpoint). */
 const EXPIRE_SECONDS = 24 * 3600;
 /** How often pg-boss's supervisor looks for jobs with stale heartbeats. */
 const SUPERVISE_SECONDS = 5;
-/** How often PENDING jobs are resent (besides at start). */
-const RECONCILE_SECONDS = 60;
+/** How often each serve replica asks for the maintenance lock; its holder then reconciles (and sweeps hourly). */
+export const MAINTENANCE_SECONDS = 10;
 
 interface TuningMessage {
   jobId: string;
@@ -72,47 +80,125 @@ async function send(boss: PgBoss, jobId: string, heartbeatSeconds: number): Prom
   });
 }
 
-/** Sends every PENDING job now and every RECONCILE_SECONDS until the returned stop is called. */
-async function reconcile(boss: PgBoss, jobs: TuningJobs, heartbeatSeconds: number, log: (m: string) => void): Promise<() => void> {
-  const pass = async (): Promise<void> => {
-    for (const id of await jobs.pendingIds()) await send(boss, id, heartbeatSeconds);
-  };
-  await pass();
-  const timer = setInterval(() => void pass().catch((err: unknown) => log(`reconciling the queue: ${err instanceof Error ? err.message : String(err)}`)), RECONCILE_SECONDS * 1000);
-  timer.unref();
-  return () => clearInterval(timer);
+/** A queue job's states after which pg-boss hands it to no worker again. */
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * One reconciliation pass: sends every PENDING job (a no-op for those already sent), and ends the
+ * RUNNING or CANCELLING jobs that no worker will run again: their queue job failed for good (its
+ * workers were lost more than RETRY_LIMIT times), ended otherwise, or is gone. RUNNING ones end FAILED
+ * with an error that says so, CANCELLING ones CANCELLED, under the attempt they hold (a late write of a
+ * lost worker is refused). Returns what it did, for the log.
+ */
+async function reconcile(boss: PgBoss, jobs: TuningJobs, heartbeatSeconds: number): Promise<string[]> {
+  const done: string[] = [];
+  for (const id of await jobs.pendingIds()) await send(boss, id, heartbeatSeconds);
+  for (const run of await jobs.runs()) {
+    const [q] = await boss.findJobs(TUNING_QUEUE, { id: queueJobId(run.id) });
+    if (q && !ENDED.has(q.state)) continue;
+    if (run.state === 'JOB_STATE_CANCELLING') {
+      if (await jobs.finish(run.id, { state: 'JOB_STATE_CANCELLED' }, run.attempts)) done.push(`job ${run.id}: its worker was lost while cancelling: CANCELLED`);
+      continue;
+    }
+    const message = q?.state === 'failed'
+      ? `The tuning job's worker was lost ${q.retryCount + 1} times (each stopped heartbeating or failed); it is not retried again (limit ${RETRY_LIMIT} retries). Create the job again to start over.`
+      : `The tuning job's queue entry ${q ? `ended (${q.state})` : 'is gone'} while the job was running, so no worker will resume it. Create the job again to start over.`;
+    if (await jobs.finish(run.id, { state: 'JOB_STATE_FAILED', error: { code: 13, message } }, run.attempts)) done.push(`job ${run.id}: FAILED: ${message}`);
+  }
+  return done;
 }
 
-/** The serving side: `tunekit serve --database` queues each created job here instead of running it. */
+/** What the serving side uses of the platform. */
+export interface QueueParts {
+  db: PlatformDb;
+  jobs: TuningJobs;
+  storage: ObjectStore;
+  staging: JobStaging;
+}
+
+/**
+ * The serving side: `tunekit serve --database` queues each created job here instead of running it.
+ * Every MAINTENANCE_SECONDS each replica asks for the maintenance lock (db-postgres.ts lead); the one
+ * holding it reconciles the queue (above) and sweeps the shared directory's leftovers (sweep.ts) when
+ * it takes the lock and hourly after. When it stops or dies its session ends, the lock is free, and
+ * the next replica to ask takes the work over: it runs on one replica at a time.
+ */
 export class PostgresJobQueue implements JobQueue {
-  private stopReconcile = (): void => undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private leading = false;
+  private lastSweep = 0;
 
-  private constructor(private readonly boss: PgBoss, private readonly jobs: TuningJobs, private readonly heartbeatSeconds: number) {}
+  private constructor(
+    private readonly boss: PgBoss, private readonly platform: QueueParts, private readonly db: PostgresDb,
+    private readonly heartbeatSeconds: number, private readonly log: (m: string) => void,
+  ) {}
 
-  static async open(database: string, jobs: TuningJobs, opts: { heartbeatSeconds?: number } = {}): Promise<PostgresJobQueue> {
+  static async open(database: string, platform: QueueParts, opts: { heartbeatSeconds?: number; log?: (m: string) => void } = {}): Promise<PostgresJobQueue> {
+    if (!(platform.db instanceof PostgresDb)) throw new Error('PostgresJobQueue needs a platform on PostgreSQL');
     const heartbeatSeconds = opts.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS;
     const boss = await startBoss(database);
     await ensureQueue(boss, heartbeatSeconds);
-    return new PostgresJobQueue(boss, jobs, heartbeatSeconds);
+    return new PostgresJobQueue(boss, platform, platform.db, heartbeatSeconds, opts.log ?? ((m) => process.stderr.write(`tunekit: ${m}\n`)));
   }
 
-  /** Sends the PENDING jobs that have no queue job (see Reconciliation above), now and periodically. */
+  /** Asks for the maintenance lock now (its holder does the work before this returns) and every MAINTENANCE_SECONDS. */
   async start(): Promise<string[]> {
-    this.stopReconcile();
-    this.stopReconcile = await reconcile(this.boss, this.jobs, this.heartbeatSeconds, (m) => process.stderr.write(`tunekit: ${m}\n`));
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.tick(), MAINTENANCE_SECONDS * 1000);
+      this.timer.unref();
+    }
+    await this.tick();
     return [];
   }
 
+  /**
+   * Sends the job's queue message. A failed send is logged, not thrown: the job's row exists and the
+   * reconciliation sends it within MAINTENANCE_SECONDS, so the create answers the job.
+   */
   async enqueue(jobId: string): Promise<void> {
-    await send(this.boss, jobId, this.heartbeatSeconds);
+    try {
+      await send(this.boss, jobId, this.heartbeatSeconds);
+    } catch (err) {
+      this.log(`job ${jobId}: queue send failed (${err instanceof Error ? err.message : String(err)}); the queue's reconciliation sends it`);
+    }
   }
 
   /** A cancel is seen by the job's worker at its next step (the row is CANCELLING). */
   async cancel(): Promise<void> {}
 
   async stop(): Promise<void> {
-    this.stopReconcile();
+    clearInterval(this.timer);
+    await this.ticking;
     await this.boss.stop({ graceful: false });
+  }
+
+  private tick(): Promise<void> {
+    this.ticking ??= this.maintain().finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      if (!this.db.isOpen || !(await this.db.lead())) {
+        this.leading = false;
+        return;
+      }
+      if (!this.leading) {
+        this.leading = true;
+        this.lastSweep = 0;
+        this.log('this replica runs the periodic work (queue reconciliation, sweeps of the shared storage)');
+      }
+      for (const m of await reconcile(this.boss, this.platform.jobs, this.heartbeatSeconds)) this.log(m);
+      if (Date.now() - this.lastSweep >= SWEEP_MS) {
+        this.lastSweep = Date.now();
+        this.log(`swept the shared storage: ${sweepSummary(await sweepLeftovers(this.db, this.platform.staging, this.platform.storage))}`);
+      }
+    } catch (err) {
+      this.log(`periodic work: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 }
 
