@@ -216,19 +216,20 @@ export class ObjectStore {
     const crc = new Crc32c();
     const maxBytes = opts.maxBytes ?? LIMITS.objectBytes;
     let size = 0;
+    const take = (chunk: Buffer): Buffer => {
+      if (opts.signal?.aborted) throw new CancelledError('The client closed the connection during the upload; nothing was stored.');
+      size += chunk.length;
+      if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
+      md5.update(chunk);
+      crc.update(chunk);
+      return chunk;
+    };
     async function* checked(): AsyncIterable<Buffer> {
-      for await (const chunk of chunksOf(source)) {
-        if (opts.signal?.aborted) throw new CancelledError('The client closed the connection during the upload; nothing was stored.');
-        size += chunk.length;
-        if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
-        md5.update(chunk);
-        crc.update(chunk);
-        yield chunk;
-      }
+      for await (const chunk of chunksOf(source)) yield take(chunk);
     }
     // Bytes in hand go as they are (a blob store may then send them again after a failure); a stream once.
     const inHand = typeof source === 'string' || source instanceof Uint8Array;
-    if (inHand) for await (const _ of checked()) { /* hashes and the size limit */ }
+    if (inHand) take(typeof source === 'string' ? Buffer.from(source, 'utf8') : Buffer.from(source.buffer, source.byteOffset, source.byteLength));
     await this.blobs.put(blobKey(bucket, blob), inHand ? source : checked(), { ifAbsent: true });
     return await this.commit(bucket, name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts);
   }
