@@ -177,6 +177,39 @@ describe('published tokenizers', () => {
     });
   }
 
+  test('gemma3: counts stay exact after the piece table fills up and starts over', () => {
+    const tokenizer = tokenizers.gemma3;
+    const counter = PieceCounter.forTokenizer(dirs.gemma3, tokenizer)!;
+    const encoded = (t: string): number => tokenizer.encode(t, { addSpecialTokens: false }).length;
+    const entries = (): number => (counter as unknown as { entries: number }).entries;
+    // Distinct space-separated pieces of 60 CJK characters: about 150,000 of them fill the table's text
+    // arena (8M UTF-16 units) once.
+    const rng = new Random(41);
+    const chunk = (): string => {
+      let t = '';
+      for (let p = 0; p < 1000; p++) {
+        t += ' ';
+        for (let k = 0; k < 60; k++) t += String.fromCharCode(0x4e00 + Math.floor(rng.next() * 2000));
+      }
+      return t;
+    };
+    const first = chunk();
+    const firstCount = counter.count(first);
+    assert.equal(firstCount, encoded(first));
+    let peak = entries();
+    let restarted = false;
+    for (let i = 0; i < 160 && !restarted; i++) {
+      counter.count(chunk());
+      restarted = entries() < peak;
+      peak = Math.max(peak, entries());
+    }
+    assert.ok(restarted, 'the table started over');
+    assert.equal(counter.count(first), firstCount, 'a text counted before the restart');
+    const text = corpus(29, 40_000);
+    assert.equal(counter.count(text), encoded(text));
+    for (const t of ADVERSARIAL) assert.equal(counter.count(t), encoded(t), JSON.stringify(t));
+  });
+
   for (const name of ['qwen3', 'llama3_1'] as const) {
     test(`${name}: the rewritten Split regex cuts where the library's compiled pattern cuts`, () => {
       const tj = JSON.parse(fs.readFileSync(path.join(dirs[name], 'tokenizer.json'), 'utf8')) as { pre_tokenizer: { pretokenizers: { pattern: { Regex: string } }[] } };

@@ -33,9 +33,12 @@ import path from 'node:path';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 type Json = Record<string, unknown>;
-// Pieces remembered per counter: two generations of up to this many each (a full young generation
-// becomes the old one; hits in the old one are promoted), so frequent pieces survive a turnover.
-const CACHE_LIMIT = 150_000;
+// Pieces remembered per counter, in a table of our own (a Map of strings cost about 3x as much per lookup,
+// and a slice per piece): up to PIECES distinct pieces and ARENA_LIMIT UTF-16 units of their text (about
+// 30 MB at most); when either is full the table starts over.
+const PIECE_SLOTS = 1 << 20;
+const PIECES = PIECE_SLOTS >> 1;
+const ARENA_LIMIT = 1 << 23;
 const SELF_CHECK = "It's 12345 o'clock;  they'LL   go!\n\n\tTabs\r\n  café naïve 東京 データ 🙂🙂 ответ ... x+y=z  \n end  ";
 
 /** Everything a PieceCounter needs; structured-clone friendly (its arrays share their buffers across threads). */
@@ -372,13 +375,20 @@ export function counterTablesFor(dir: string): CounterTables | null {
 const enc = new TextEncoder();
 
 export class PieceCounter {
-  private cache = new Map<string, number>();
-  private old = new Map<string, number>();
+  /** Open addressing: 2 ints per slot, the piece's hash and its entry + 1 (0: empty). */
+  private readonly slots = new Int32Array(PIECE_SLOTS * 2);
+  /** Per entry: its text's start in the arena, its length, its token count. */
+  private readonly entryAt = new Int32Array(PIECES);
+  private readonly entryLength = new Int32Array(PIECES);
+  private readonly entryCount = new Int32Array(PIECES);
+  private entries = 0;
+  private arena = new Uint16Array(1 << 16);
+  private arenaUsed = 0;
   /** chars mode: symbol of each BMP character (-1 none), -2 until looked up. */
   private readonly charSym = new Int32Array(65536).fill(-2);
-  private readonly added: Set<string>;
-  /** First UTF-16 unit of an added token -> its distinct lengths, longest first. */
-  private readonly addedLengths = new Map<number, number[]>();
+  /** Trie of the added tokens by UTF-16 unit: node -> (unit -> node); whether a token ends at a node. */
+  private readonly trie: Map<number, number>[] = [new Map()];
+  private readonly trieEnd: boolean[] = [false];
   private readonly addedFirst: RegExp | null;
   private readonly pieces: RegExp | null;
   private readonly noCut: Set<number>;
@@ -397,15 +407,21 @@ export class PieceCounter {
   private heapR = new Int32Array(256);
 
   constructor(private readonly t: CounterTables) {
-    this.added = new Set(t.added);
     for (const a of t.added) {
-      const k = a.charCodeAt(0);
-      const list = this.addedLengths.get(k) ?? [];
-      if (!list.includes(a.length)) list.push(a.length);
-      list.sort((x, y) => y - x);
-      this.addedLengths.set(k, list);
+      let node = 0;
+      for (let i = 0; i < a.length; i++) {
+        let next = this.trie[node]!.get(a.charCodeAt(i));
+        if (next === undefined) {
+          next = this.trie.length;
+          this.trie.push(new Map());
+          this.trieEnd.push(false);
+          this.trie[node]!.set(a.charCodeAt(i), next);
+        }
+        node = next;
+      }
+      this.trieEnd[node] = true;
     }
-    const firsts = [...this.addedLengths.keys()].map((k) => String.fromCharCode(k));
+    const firsts = [...this.trie[0]!.keys()].map((k) => String.fromCharCode(k));
     // Lone surrogates cannot sit in a 'u' class; match the first units without it.
     this.addedFirst = firsts.length ? new RegExp(`[${firsts.map((f) => `\\u${f.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}]`, 'g') : null;
     this.pieces = t.pattern === null ? null : new RegExp(t.pattern, 'gu');
@@ -434,12 +450,13 @@ export class PieceCounter {
     first.lastIndex = 0;
     for (let m = first.exec(text); m; m = first.exec(text)) {
       const i = m.index;
+      // The longest added token at i (the library's leftmost-longest trie match).
       let len = 0;
-      for (const l of this.addedLengths.get(text.charCodeAt(i))!) {
-        if (i + l <= text.length && this.added.has(text.substr(i, l))) {
-          len = l;
-          break;
-        }
+      for (let j = i, node = 0; j < text.length; j++) {
+        const next = this.trie[node]!.get(text.charCodeAt(j));
+        if (next === undefined) break;
+        node = next;
+        if (this.trieEnd[node]) len = j + 1 - i;
       }
       if (len === 0) continue;
       if (i > at) n += this.countSection(text.slice(at, i));
@@ -466,11 +483,11 @@ export class PieceCounter {
           re.lastIndex += (section.codePointAt(re.lastIndex) ?? 0) > 0xffff ? 2 : 1;
           continue;
         }
-        if (m.index > at) n += this.piece(section.slice(at, m.index));
-        n += this.piece(p);
+        if (m.index > at) n += this.piece(section, at, m.index);
+        n += this.piece(section, m.index, m.index + p.length);
         at = m.index + p.length;
       }
-      if (at < section.length) n += this.piece(at === 0 ? section : section.slice(at));
+      if (at < section.length) n += this.piece(section, at, section.length);
       return n;
     }
     // chars mode: cut before each '▁' that follows a character no merge joins to '▁'.
@@ -478,22 +495,55 @@ export class PieceCounter {
     for (let i = section.indexOf('\u2581', 1); i > 0; i = section.indexOf('\u2581', i + 1)) {
       const c = section.charCodeAt(i - 1);
       if (c === 0x2581 || this.noCut.has(c)) continue;
-      n += this.piece(section.slice(start, i));
+      n += this.piece(section, start, i);
       start = i;
     }
-    n += this.piece(start === 0 ? section : section.slice(start));
+    n += this.piece(section, start, section.length);
     return n;
   }
 
-  private piece(p: string): number {
-    let count = this.cache.get(p);
-    if (count !== undefined) return count;
-    count = this.old.get(p) ?? this.bpe(p);
-    if (this.cache.size >= CACHE_LIMIT) {
-      this.old = this.cache;
-      this.cache = new Map();
+  /** Tokens of the piece s[start, end): remembered, or merged once (bpe) and remembered. */
+  private piece(s: string, start: number, end: number): number {
+    const length = end - start;
+    let h = 0x811c9dc5 | 0;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    const slots = this.slots;
+    const mask = PIECE_SLOTS * 2 - 1;
+    let slot = (h << 1) & mask;
+    for (;; slot = (slot + 2) & mask) {
+      const e = slots[slot + 1]!;
+      if (e === 0) break;
+      if (slots[slot] !== h || this.entryLength[e - 1] !== length) continue;
+      const at = this.entryAt[e - 1]!;
+      const arena = this.arena;
+      let i = 0;
+      while (i < length && arena[at + i] === s.charCodeAt(start + i)) i++;
+      if (i === length) return this.entryCount[e - 1]!;
     }
-    this.cache.set(p, count);
+    const count = this.bpe(start === 0 && end === s.length ? s : s.slice(start, end));
+    if (this.entries === PIECES || this.arenaUsed + length > ARENA_LIMIT) {
+      // Full: start over (the slot found above is empty in an empty table too).
+      slots.fill(0);
+      this.entries = 0;
+      this.arenaUsed = 0;
+      if (length > ARENA_LIMIT) return count;
+    }
+    if (this.arenaUsed + length > this.arena.length) {
+      let size = this.arena.length;
+      while (size < this.arenaUsed + length) size *= 2;
+      const grown = new Uint16Array(Math.min(size, ARENA_LIMIT));
+      grown.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = grown;
+    }
+    const e = this.entries++;
+    const at = this.arenaUsed;
+    for (let i = 0; i < length; i++) this.arena[at + i] = s.charCodeAt(start + i);
+    this.arenaUsed += length;
+    this.entryAt[e] = at;
+    this.entryLength[e] = length;
+    this.entryCount[e] = count;
+    slots[slot] = h;
+    slots[slot + 1] = e + 1;
     return count;
   }
 
