@@ -244,11 +244,13 @@ test('a client that leaves mid-stream frees its context; the next request is ans
   const reader = res.body!.getReader();
   await reader.read();
   assert.equal(served.engine.stats().running, 1);
+  assert.ok(served.engine.stats().kvBytes > 0, 'its context holds a KV cache');
   const passes = served.engine.stats().passes;
   leaving.abort();
   await reader.cancel().catch(() => undefined);
   while (served.engine.stats().running > 0) await new Promise((r) => setTimeout(r, 5));
   assert.ok(served.engine.stats().passes - passes < 200, 'generation stopped before its 200 tokens');
+  assert.equal(served.engine.stats().kvBytes, 0, 'its context is disposed');
   await served.engine.idle();
   assert.deepEqual(await greedy(llamaAi, model, PROMPTS[1]!), await greedy(tunekitAi, model, PROMPTS[1]!));
 });

@@ -52,6 +52,8 @@ export const DEFAULT_LLAMACPP_CONTEXT = 8192;
 /** node-llama-cpp's Llama instance for one serve process, and the GGUF exports it loads. */
 export class LlamaCppRuntime {
   private readonly exports = new Map<string, Promise<string>>();
+  /** Hashes of directories' files, by path: a served directory is read once, as tunekit's engine reads it. */
+  private readonly hashes = new Map<string, Promise<string>>();
   /** Base models in llama.cpp's memory now (loads finished, disposals not). */
   loadedModels = 0;
 
@@ -102,15 +104,26 @@ export class LlamaCppRuntime {
 
   /** The GGUF of a model directory, exported once: DIR/gguf/HASH.gguf, HASH over the directory's files. */
   baseGguf(dir: string): Promise<string> {
-    return this.cached(async () => `${await hashFiles(dir)}.gguf`, async (out) => { await exportGguf({ modelDir: dir, out, dtype: 'f32' }); });
+    return this.cached(async () => `${await this.hash(dir)}.gguf`, async (out) => { await exportGguf({ modelDir: dir, out, dtype: 'f32' }); });
   }
 
   /** The GGUF LoRA of a PEFT adapter on the base in `baseDir`, exported once (hash of both). */
   adapterGguf(baseDir: string, adapterDir: string): Promise<string> {
     return this.cached(
-      async () => `lora-${createHash('sha256').update(await hashFiles(baseDir)).update(await hashFiles(adapterDir)).digest('hex').slice(0, 32)}.gguf`,
+      async () => `lora-${createHash('sha256').update(await this.hash(baseDir)).update(await this.hash(adapterDir)).digest('hex').slice(0, 32)}.gguf`,
       async (out) => { await exportGgufLora({ modelDir: baseDir, adapterDir, out }); },
     );
+  }
+
+  private hash(dir: string): Promise<string> {
+    const key = path.resolve(dir);
+    let h = this.hashes.get(key);
+    if (!h) {
+      h = hashFiles(key);
+      this.hashes.set(key, h);
+      h.catch(() => this.hashes.delete(key));
+    }
+    return h;
   }
 
   /** A file of the cache, written by `write` (to a temporary name, then renamed) unless it exists. */
@@ -208,7 +221,9 @@ export class LlamaCppEngine implements ServingEngine {
   private running = 0;
   private active = 0;
   private passes = 0;
-  private readonly adapterFiles = new Set<string>();
+  /** GGUF LoRA files this engine's requests used, with their sizes (llama.cpp keeps each loaded). */
+  private readonly adapterFiles = new Map<string, number>();
+  private readonly contexts = new Set<LlamaContext>();
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly runtime: LlamaCppRuntime, private readonly handle: ModelHandle, opts: Partial<EngineOptions> = {}) {
@@ -257,8 +272,10 @@ export class LlamaCppEngine implements ServingEngine {
 
   stats(): EngineStats {
     let adapterBytes = 0;
-    for (const f of this.adapterFiles) adapterBytes += fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0;
-    return { running: this.running, queued: this.queue.reduce((n, g) => n + g.reqs.length, 0), passes: this.passes, adapterBytes, kvBytes: 0 };
+    for (const n of this.adapterFiles.values()) adapterBytes += n;
+    let kvBytes = 0;
+    for (const c of this.contexts) kvBytes += c.stateSize;
+    return { running: this.running, queued: this.queue.reduce((n, g) => n + g.reqs.length, 0), passes: this.passes, adapterBytes, kvBytes };
   }
 
   idle(): Promise<void> {
@@ -301,7 +318,7 @@ export class LlamaCppEngine implements ServingEngine {
     let context: LlamaContext | undefined;
     try {
       const lora = group.adapterDir === undefined ? undefined : await this.runtime.adapterGguf(this.handle.info.dir, group.adapterDir);
-      if (lora) this.adapterFiles.add(lora);
+      if (lora && !this.adapterFiles.has(lora)) this.adapterFiles.set(lora, fs.statSync(lora).size);
       if (group.reqs.every((r) => r.over)) return;
       model = await this.handle.acquire();
       if (group.reqs.every((r) => r.over)) return;
@@ -313,6 +330,7 @@ export class LlamaCppEngine implements ServingEngine {
         flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
         ...(lora ? { lora: { adapters: [{ filePath: lora, scale: 1 }] } } : {}),
       });
+      this.contexts.add(context);
       const ctx = context;
       const m = model;
       await Promise.all(group.reqs.map((r) => this.decode(r, ctx.getSequence(), m)));
@@ -320,7 +338,10 @@ export class LlamaCppEngine implements ServingEngine {
       for (const r of group.reqs) r.fail(err);
     } finally {
       // The context (its KV cache) goes with the group; the next request's is made fresh.
-      if (context) await context.dispose();
+      if (context) {
+        this.contexts.delete(context);
+        await context.dispose();
+      }
       if (model) this.handle.release();
     }
   }
