@@ -9,6 +9,9 @@
 //       here is the better of 8 contexts (one adapter each) running concurrently and the same 8
 //       contexts one after another. (d1) is shown too: one context with 8 parallel sequences on ONE
 //       adapter — the configuration llama.cpp batches, comparable to (a).
+//   (e) tunekit's llama.cpp engine (serve --engine llama.cpp) serving the 8 requests of (b): (d)'s
+//       forward passes with tunekit's request handling on top (a context per request; TTFT here is
+//       the first text chunk, which the stream decoder may hold back a token).
 // Aggregate decode tokens/s = generated tokens / wall time from the first submit to the last token;
 // time to first token (TTFT) per request from its submit. Each measurement runs in a fresh child
 // process (weights paged in and adapters loaded by a warm-up first); best of BENCH_REPEATS.
@@ -162,6 +165,30 @@ async function measureLlamaCpp(mode: 'd-concurrent' | 'd-serial' | 'd1', threads
   return { tokensPerSecond: tokens / seconds, ttftP50: median(results.map((r) => r.ttft)), tokens, seconds, detail: `node-llama-cpp ${llama.buildType} cpu, ${threads} thread(s) per context` };
 }
 
+async function measureLlamaCppEngine(threads: number): Promise<Run> {
+  const { LlamaCppRuntime } = await import('../src/serve/llamacpp-engine.js');
+  const runtime = await LlamaCppRuntime.open({ gpu: 'off', cacheDir: path.join(cacheDir, 'serve-engine-gguf'), threads, contextSize: PROMPT + TOKENS + 1 });
+  const servable = await runtime.backend()(dir);
+  const engine = servable.engine({ parallel: REQUESTS, maxQueue: 64 });
+  const ps = prompts(servable.model.tokenizer.size);
+  const run = async (prompt: number[], adapterDir: string, maxTokens: number) => {
+    const t0 = performance.now();
+    let first = 0;
+    const it = engine.submit(prompt, { temperature: 0, maxTokens, stopTokenIds: [], adapterDir });
+    for (;;) {
+      const x = await it.next();
+      if (x.done) return { ttft: first - t0, tokens: x.value.tokenIds.length };
+      first ||= performance.now();
+    }
+  };
+  await Promise.all(ps.map((p, i) => run(p, adapterDirs[i]!, 4))); // warm-up: GGUFs exported and loaded
+  const t0 = performance.now();
+  const results = await Promise.all(ps.map((p, i) => run(p, adapterDirs[i]!, TOKENS)));
+  const seconds = (performance.now() - t0) / 1000;
+  const tokens = results.reduce((n, r) => n + r.tokens, 0);
+  return { tokensPerSecond: tokens / seconds, ttftP50: median(results.map((r) => r.ttft)), tokens, seconds, detail: await runtime.describe() };
+}
+
 async function prepare(): Promise<void> {
   await prepareSmallLlama();
   const config = loadModelConfig(dir);
@@ -181,6 +208,7 @@ if (role === '--child') {
   const which = process.argv[3]!;
   const threads = Number(process.argv[4] ?? THREADS);
   const r = which === 'probe' ? await probeLlamaCpp(threads)
+    : which === 'e' ? await measureLlamaCppEngine(threads)
     : which.startsWith('d') ? await measureLlamaCpp(which as 'd-concurrent' | 'd-serial' | 'd1', threads)
     : await measureTunekit(which as 'a' | 'b' | 'c');
   process.stdout.write(JSON.stringify(r) + '\n');
@@ -195,11 +223,11 @@ if (role === '--child') {
   const probes = [...new Set([THREADS, 1])].map((t) => ({ t, speed: child<number>('probe', t) }));
   const llamaThreads = probes.reduce((a, b) => (b.speed > a.speed ? b : a)).t;
   console.log(`llama.cpp decode with a LoRA: ${probes.map((p) => `${p.speed.toFixed(1)} tokens/s at ${p.t} thread(s)`).join(', ')}; using ${llamaThreads}`);
-  const modes = ['a', 'b', 'c', 'd-concurrent', 'd-serial', 'd1'] as const;
+  const modes = ['a', 'b', 'c', 'd-concurrent', 'd-serial', 'd1', 'e'] as const;
   const best = new Map<string, Run>();
   for (let k = 0; k < REPEATS; k++) {
     for (const m of modes) {
-      const r = m.startsWith('d') ? child(m, llamaThreads) : child(m);
+      const r = m.startsWith('d') || m === 'e' ? child(m, llamaThreads) : child(m);
       process.stdout.write(`${m.padEnd(13)} ${r.tokensPerSecond.toFixed(1).padStart(7)} tokens/s  TTFT p50 ${r.ttftP50.toFixed(0).padStart(6)} ms  (${r.tokens} tokens in ${r.seconds.toFixed(1)} s)\n`);
       const prev = best.get(m);
       if (!prev || r.tokensPerSecond > prev.tokensPerSecond) best.set(m, r);
@@ -217,10 +245,12 @@ if (role === '--child') {
   line('(c) tunekit, the 8 of (b) one after another', g('c'));
   line(`(d) llama.cpp, 8 adapters (${dName})`, d);
   line('(d1) llama.cpp, 8 sequences of one context, 1 adapter', g('d1'));
+  line('(e) tunekit serve --engine llama.cpp, the 8 of (b)', g('e'));
   const ratio = (x: number, y: number) => (x / y).toFixed(2);
   console.log(`\n(b)/(a) = ${ratio(g('b').tokensPerSecond, g('a').tokensPerSecond)} (goal >= 0.8)`);
   console.log(`(a)/(c) = ${ratio(g('a').tokensPerSecond, g('c').tokensPerSecond)} (goal >= 3)`);
   console.log(`(b)/(d) = ${ratio(g('b').tokensPerSecond, d.tokensPerSecond)} (goal >= 2)`);
   console.log(`(a)/(d1) = ${ratio(g('a').tokensPerSecond, g('d1').tokensPerSecond)}`);
   console.log(`TTFT p50: (b) ${g('b').ttftP50.toFixed(0)} ms vs (d) ${d.ttftP50.toFixed(0)} ms`);
+  console.log(`(e)/(d-concurrent) = ${ratio(g('e').tokensPerSecond, g('d-concurrent').tokensPerSecond)} (tunekit's request handling over the same llama.cpp passes)`);
 }
