@@ -84,10 +84,6 @@ export function createApp(opts: ApiOptions): Hono {
       done();
       throw err;
     }
-    // An error answered to a request whose body may be unread (a refused upload chunk): the connection
-    // closes after it, so the client does not send its next request on a socket that the server is
-    // about to cut while it discards the rest of that body.
-    if (c.res.status >= 400 && c.req.raw.body !== null) c.res.headers.set('connection', 'close');
     const body = c.res.body;
     if (!body || !c.res.headers.get('content-type')?.startsWith('text/event-stream')) {
       done(); // the work is over once a whole response exists

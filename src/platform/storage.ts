@@ -456,7 +456,7 @@ export class ObjectStore {
     }
     const dir = this.bucketDir(session.bucket);
     const file = path.join(dir, `.upload-${id}`);
-    const fh = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW);
+    const fh = await this.openSpool(file, session);
     let persisted = session.persisted;
     let pos = persisted;
     let skip = persisted - start;
@@ -491,6 +491,24 @@ export class ObjectStore {
     await fh.close();
     if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
     return { session: await this.getUpload(id), object: await this.finishUpload(session, file, opts.expect) };
+  }
+
+  /**
+   * The session's spool file, for writing. With nothing received yet it may be made here (the session
+   * began on another machine whose data directory this one does not share); bytes received elsewhere
+   * cannot be continued here, which the error says.
+   */
+  private async openSpool(file: string, session: UploadSession): Promise<fs.promises.FileHandle> {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | (session.persisted === 0 ? fs.constants.O_CREAT : 0);
+    try {
+      return await fs.promises.open(file, flags, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new FailedPreconditionError(
+        `the ${session.persisted} bytes received so far of resumable upload ${session.id} are spooled on another machine (its data directory is not shared with this one): ` +
+          "send this upload's chunks to the server that received its first bytes, or share --data-dir between the replicas",
+      );
+    }
   }
 
   /** Cancels an upload: its bytes are removed and its URI answers 404. */

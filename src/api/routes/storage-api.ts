@@ -23,7 +23,7 @@ import { Hono, type Context } from 'hono';
 import { guard } from '../auth.js';
 import { requestSignal, type ApiContext } from '../context.js';
 import { toStatus } from '../errors.js';
-import { CancelledError, InvalidRequestError, NotFoundError, TunekitError } from '../../errors.js';
+import { CancelledError, InvalidRequestError, NotFoundError, TunekitError, UnavailableError } from '../../errors.js';
 import {
   ObjectTooLargeError, PreconditionFailedError, type Bucket, type ExpectedHashes, type ObjectInfo, type ObjectStore,
 } from '../../platform/storage.js';
@@ -308,7 +308,15 @@ export function storageApi(api: ApiContext, store: ObjectStore, opts: StorageApi
           yield chunk;
         }
       };
-      result = await store.writeUpload(id, cr.start, counted(bodyChunks(c)), { ...(cr.total !== undefined ? { total: cr.total } : {}), expect, maxBytes });
+      try {
+        result = await store.writeUpload(id, cr.start, counted(bodyChunks(c)), { ...(cr.total !== undefined ? { total: cr.total } : {}), expect, maxBytes });
+      } catch (err) {
+        // Another request is writing this session (on another replica): its chunk is read to the end and
+        // dropped before the 503, so the connection stays usable (an unread body left the socket to be
+        // cut under the client's next request).
+        if (err instanceof UnavailableError) for await (const _ of bodyChunks(c)) { /* dropped */ }
+        throw err;
+      }
       if (toEnd && cr.total === undefined && !result.object) {
         result = await store.writeUpload(id, cr.start + received, emptyChunks(), { total: cr.start + received, expect, maxBytes });
       }
