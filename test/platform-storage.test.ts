@@ -369,25 +369,3 @@ test('tunekit serve removes at start what a killed `storage cp` left; a live upl
     await q.close();
   }
 });
-
-test('a resumable upload begun on a machine whose spool this one does not share: continued from zero bytes, refused clearly past them', async () => {
-  const p = await openWithBucket();
-  try {
-    // (Another machine's spool: the session row is shared, the spool file is not here.)
-    const spoolOf = (id: string) => path.join(p.storage.root, 'data-bkt', `.upload-${id}`);
-    const fresh = await p.storage.startUpload('data-bkt', 'fresh.bin');
-    fs.rmSync(spoolOf(fresh.id));
-    const done = await p.storage.writeUpload(fresh.id, 0, (async function* () { yield Buffer.from('all of it'); })(), { total: 9 });
-    assert.equal(done.object?.size, 9);
-    assert.equal((await p.storage.readObject('data-bkt', 'fresh.bin')).toString(), 'all of it');
-
-    const half = await p.storage.startUpload('data-bkt', 'half.bin');
-    await p.storage.writeUpload(half.id, 0, (async function* () { yield Buffer.from('first half '); })());
-    fs.rmSync(spoolOf(half.id));
-    await rejectsCode(p.storage.writeUpload(half.id, 11, (async function* () { yield Buffer.from('second'); })(), { total: 17 }),
-      'FAILED_PRECONDITION', /the 11 bytes received so far of resumable upload [0-9a-f]{32} are spooled on another machine .*share --data-dir/);
-    assert.equal((await p.storage.getUpload(half.id)).persisted, 11, 'the session is left as it was');
-  } finally {
-    await p.close();
-  }
-});

@@ -61,6 +61,31 @@ test('the object store on the GCS backend: bytes on the backend only, overwrites
   }
 });
 
+test('a resumable upload keeps its received bytes on the backend (any serve replica can take the next chunk), none on the machine', async () => {
+  const dataDir = dirs();
+  const p = await Platform.open({ dataDir, storage: node.config('dep-r') });
+  try {
+    await p.storage.createBucket('data-bkt', { location: 'us-central1', project: 'proj' });
+    const bytes = Buffer.from(Array.from({ length: (3 << 20) + 12_345 }, (_, i) => (i * 7) % 253));
+    const session = await p.storage.startUpload('data-bkt', 'big.bin', { total: bytes.length });
+    async function* of(b: Buffer): AsyncIterable<Buffer> {
+      for (let i = 0; i < b.length; i += 200_000) yield b.subarray(i, i + 200_000);
+    }
+    const first = await p.storage.writeUpload(session.id, 0, of(bytes.subarray(0, 2_500_000)));
+    assert.equal(first.session.persisted, 2_500_000);
+    const parts = await backendNames(node, `dep-r/uploads/${session.id}/`);
+    assert.deepEqual(parts, [0, 1_200_000, 2_400_000].map((o) => `dep-r/uploads/${session.id}/${String(o).padStart(16, '0')}`), 'a part per MiB (in 200 kB pieces) and one at the chunk\'s end');
+    assert.deepEqual(fs.readdirSync(path.join(dataDir, 'objects')), []);
+    // The next chunk overlaps what was received: the overlap is skipped.
+    const done = await p.storage.writeUpload(session.id, 2_000_000, of(bytes.subarray(2_000_000)));
+    assert.equal(done.object?.size, bytes.length);
+    assert.ok((await p.storage.readObject('data-bkt', 'big.bin')).equals(bytes));
+    assert.deepEqual(await backendNames(node, `dep-r/uploads/`), [], 'the parts go once the object is written');
+  } finally {
+    await p.close();
+  }
+});
+
 test('the backend killed mid-upload: UNAVAILABLE naming it, no object, no blob once it is back', async () => {
   const p = await Platform.open({ dataDir: dirs(), storage: node.config('dep-b') });
   try {

@@ -8,11 +8,12 @@
 // - An overwrite gets a new blob and a higher generation; the old blob is removed after the commit
 //   (a local reader that already opened it keeps reading the old bytes).
 // - Local directories must be real directories inside the root (no symlinks), checked on each use.
-// - Resumable uploads (the Cloud Storage JSON API's) keep their bytes in `.upload-<id>` in the bucket's
-//   spool directory `<data-dir>/objects/<bucket>/` of the serving machine and their state in a row; a
-//   chunk's bytes count as received once synced (every MiB and at the chunk's end, also when the client
-//   goes away mid-chunk). The last byte commits the object as any upload does. Every write checks the
-//   size limit (limits.ts objectBytes) as bytes arrive.
+// - Resumable uploads (the Cloud Storage JSON API's) keep their state in a row and their bytes in the
+//   blob store as parts `uploads/<id>/<offset>` (so any serve replica can take the next chunk, with no
+//   shared directory); a chunk's bytes count as received once their part is stored (every MiB and at
+//   the chunk's end, also when the client goes away mid-chunk). The last byte commits the object as any
+//   upload does: the parts, in order, become its blob. Every write checks the size limit (limits.ts
+//   objectBytes) as bytes arrive.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -129,7 +130,9 @@ interface ObjectRow {
 }
 
 const BLOB = /^[0-9a-f]{32}$/;
-const UPLOAD = /^\.upload-([0-9a-f]{32})$/;
+/** Where a resumable upload's parts are: `uploads/<id>/<offset, 16 digits>`. */
+const UPLOADS = 'uploads/';
+const partKey = (id: string, offset: number): string => `${UPLOADS}${id}/${String(offset).padStart(16, '0')}`;
 /** Cloud Storage's resumable sessions live a week. */
 const UPLOAD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** A resumable chunk's bytes are synced (and count as received) at least this often. */
@@ -145,7 +148,7 @@ function blobKey(bucket: string, blob: string): string {
 }
 
 export class ObjectStore {
-  /** Real path of this machine's spool directory for resumable uploads, `<data-dir>/objects` (with the local blob store, where the blobs are too). */
+  /** Real path of `<data-dir>/objects`: with the default (local) blob store, where the objects' blobs are. */
   readonly root: string;
   /** Where the bytes are (default: the data directory). */
   readonly blobs: BlobStore;
@@ -202,7 +205,6 @@ export class ObjectStore {
       await this.db.run('DELETE FROM buckets WHERE name = ?', bucket.name);
     });
     await this.blobs.deletePrefix(`objects/${bucket.name}/`);
-    fs.rmSync(path.join(this.root, bucket.name), { recursive: true, force: true });
   }
 
   // ---- objects ----
@@ -382,8 +384,6 @@ export class ObjectStore {
     if (opts.total !== undefined && opts.total > maxBytes) throw new ObjectTooLargeError(maxBytes);
     if (opts.ifGenerationMatch !== undefined) checkGeneration(bucket.name, name, await this.row(bucket.name, name), opts.ifGenerationMatch);
     const id = randomBytes(16).toString('hex');
-    const dir = this.bucketDir(bucket.name);
-    fs.closeSync(fs.openSync(path.join(dir, `.upload-${id}`), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600));
     await this.db.run(
       `INSERT INTO resumable_uploads (id, bucket, name, content_type, total, if_generation_match, expect_md5, expect_crc32c, create_time)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -454,19 +454,19 @@ export class ObjectStore {
     if (start > session.persisted) {
       throw new InvalidRequestError(`the chunk starts at byte ${start} but the upload has ${session.persisted} bytes: send from byte ${session.persisted} (query the upload's status)`);
     }
-    const dir = this.bucketDir(session.bucket);
-    const file = path.join(dir, `.upload-${id}`);
-    const fh = await this.openSpool(file, session);
     let persisted = session.persisted;
     let pos = persisted;
     let skip = persisted - start;
+    // Bytes since the last stored part (at most SYNC_EVERY plus one chunk of the request).
+    let pending: Buffer[] = [];
     const save = async (): Promise<void> => {
-      await fh.sync();
+      // A part left by a store whose row update was lost starts at `persisted` too: it is overwritten.
+      if (pos > persisted) await this.blobs.put(partKey(id, persisted), Buffer.concat(pending));
+      pending = [];
       persisted = pos;
       await this.db.run('UPDATE resumable_uploads SET persisted = ?, total = ? WHERE id = ?', persisted, total ?? null, id);
     };
     try {
-      await fh.truncate(persisted); // bytes past the last sync were never acknowledged
       for await (const raw of source) {
         let chunk = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
         if (skip > 0) {
@@ -477,7 +477,7 @@ export class ObjectStore {
         if (chunk.length === 0) continue;
         if (pos + chunk.length > maxBytes) throw new ObjectTooLargeError(maxBytes);
         if (total !== undefined && pos + chunk.length > total) throw new InvalidRequestError(`the chunk goes past the upload's size of ${total} bytes`);
-        for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off, pos + off)).bytesWritten;
+        pending.push(Buffer.from(chunk)); // (a copy: the stream may reuse its buffer)
         pos += chunk.length;
         if (pos - persisted >= SYNC_EVERY) await save();
       }
@@ -485,48 +485,39 @@ export class ObjectStore {
     } catch (err) {
       // Keep what arrived (the client resumes from it), unless the chunk was refused outright.
       if (!(err instanceof ObjectTooLargeError || err instanceof InvalidRequestError)) await save().catch(() => undefined);
-      await fh.close().catch(() => undefined);
       throw err;
     }
-    await fh.close();
     if (total === undefined || persisted < total) return { session: await this.getUpload(id) };
-    return { session: await this.getUpload(id), object: await this.finishUpload(session, file, opts.expect) };
-  }
-
-  /**
-   * The session's spool file, for writing. With nothing received yet it may be made here (the session
-   * began on another machine whose data directory this one does not share); bytes received elsewhere
-   * cannot be continued here, which the error says.
-   */
-  private async openSpool(file: string, session: UploadSession): Promise<fs.promises.FileHandle> {
-    const flags = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | (session.persisted === 0 ? fs.constants.O_CREAT : 0);
-    try {
-      return await fs.promises.open(file, flags, 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      throw new FailedPreconditionError(
-        `the ${session.persisted} bytes received so far of resumable upload ${session.id} are spooled on another machine (its data directory is not shared with this one): ` +
-          "send this upload's chunks to the server that received its first bytes, or share --data-dir between the replicas",
-      );
-    }
+    return { session: await this.getUpload(id), object: await this.finishUpload(session, total, opts.expect) };
   }
 
   /** Cancels an upload: its bytes are removed and its URI answers 404. */
   async cancelUpload(id: string): Promise<void> {
-    const session = await this.getUpload(id);
+    await this.getUpload(id);
     await this.db.run('DELETE FROM resumable_uploads WHERE id = ?', id);
-    fs.rmSync(path.join(this.bucketDir(session.bucket), `.upload-${id}`), { force: true });
+    await this.blobs.deletePrefix(`${UPLOADS}${id}/`);
   }
 
-  private async finishUpload(session: UploadSession, file: string, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
+  /** Stores the parts of a complete upload (`total` bytes), in order, as the object's blob and commits it. */
+  private async finishUpload(session: UploadSession, total: number, expect: ExpectedHashes | undefined): Promise<ObjectInfo> {
     const r = (await this.uploadRow(session.id))!;
     const md5 = createHash('md5');
     const crc = new Crc32c();
     let size = 0;
-    for await (const chunk of await fs.createReadStream(file) as AsyncIterable<Buffer>) {
-      md5.update(chunk);
-      crc.update(chunk);
-      size += chunk.length;
+    const prefix = `${UPLOADS}${session.id}/`;
+    const sizes = new Map((await this.blobs.list(prefix)).blobs.map((b) => [b.key, b.size]));
+    const blobs = this.blobs;
+    async function* parts(): AsyncIterable<Buffer> {
+      while (size < total) {
+        const key = partKey(session.id, size);
+        if (!sizes.get(key)) throw new Error(`object store: resumable upload ${session.id} has no part at byte ${size} (${blobs.where(key)})`);
+        for await (const chunk of await blobs.open(key) as AsyncIterable<Buffer>) {
+          md5.update(chunk);
+          crc.update(chunk);
+          size += chunk.length;
+          yield chunk;
+        }
+      }
     }
     const blob = randomBytes(16).toString('hex');
     const opts: PutOptions = {
@@ -535,9 +526,11 @@ export class ObjectStore {
       expect: { md5Hash: expect?.md5Hash ?? r.expect_md5 ?? undefined, crc32c: expect?.crc32c ?? r.expect_crc32c ?? undefined },
     };
     try {
-      await this.blobs.putFile(blobKey(session.bucket, blob), file, { move: true, ifAbsent: true });
-      return await this.commit(session.bucket, session.name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
+      await this.blobs.put(blobKey(session.bucket, blob), parts(), { ifAbsent: true });
+      const object = await this.commit(session.bucket, session.name, blob, { size, md5: md5.digest('base64'), crc32c: crc.base64() }, opts,
         () => this.db.run('UPDATE resumable_uploads SET done = 1 WHERE id = ?', session.id));
+      await this.blobs.deletePrefix(prefix).catch(() => undefined); // (else recover removes them)
+      return object;
     } catch (err) {
       // The bytes failed a check (hashes, precondition): the session cannot complete any more.
       await this.db.run('DELETE FROM resumable_uploads WHERE id = ?', session.id);
@@ -574,7 +567,7 @@ export class ObjectStore {
   }
 
   /**
-   * Removes what crashed uploads left: temporary files of processes that are gone (db.ts ownerGone), spooled bytes of resumable sessions
+   * Removes what crashed uploads left: temporary files of processes that are gone (db.ts ownerGone), the parts of resumable sessions
    * that are gone, and blobs no row points to that are older than `minAgeMs` (younger ones may belong to
    * an upload about to commit: it stores the blob, then commits the row). An upload in progress in a
    * live process (a concurrent `storage cp`) keeps its temporary file. `tunekit serve` calls this at
@@ -583,24 +576,18 @@ export class ObjectStore {
   async recover(opts: { minAgeMs?: number } = {}): Promise<{ removed: string[] }> {
     const minAgeMs = opts.minAgeMs ?? 60_000;
     const removed: string[] = [];
+    // Resumable sessions older than a week go, with their parts; so do parts of sessions that are gone or done.
+    await this.db.run('DELETE FROM resumable_uploads WHERE create_time < ?', new Date(Date.now() - UPLOAD_TTL_MS).toISOString());
+    const live = new Set((await this.db.all<{ id: string }>('SELECT id FROM resumable_uploads WHERE done = 0')).map((r) => r.id));
+    for (const p of (await this.blobs.list(UPLOADS, { delimiter: '/' })).prefixes) {
+      if (live.has(p.slice(UPLOADS.length, -1))) continue;
+      await this.blobs.deletePrefix(p);
+      removed.push(this.blobs.where(p));
+    }
     for (const bucket of await this.listBuckets()) {
       const referenced = new Set(
         ((await this.db.all('SELECT blob FROM objects WHERE bucket = ?', bucket.name)) as { blob: string }[]).map((r) => r.blob),
       );
-      // Resumable sessions older than a week go, with their bytes; so do bytes of sessions that are gone.
-      const cutoff = new Date(Date.now() - UPLOAD_TTL_MS).toISOString();
-      await this.db.run('DELETE FROM resumable_uploads WHERE bucket = ? AND create_time < ?', bucket.name, cutoff);
-      const uploads = new Set(
-        ((await this.db.all('SELECT id FROM resumable_uploads WHERE bucket = ? AND done = 0', bucket.name)) as { id: string }[]).map((r) => r.id),
-      );
-      const spool = path.join(this.root, bucket.name);
-      for (const entry of fs.existsSync(spool) ? fs.readdirSync(spool) : []) {
-        const upload = UPLOAD.exec(entry);
-        if (upload && !uploads.has(upload[1]!)) {
-          fs.rmSync(path.join(spool, entry), { force: true });
-          removed.push(path.join(spool, entry));
-        }
-      }
       const prefix = `objects/${bucket.name}/`;
       try {
         removed.push(...await this.blobs.recover(prefix, (mark, mtimeMs) => this.db.ownerGone(mark, mtimeMs)));
@@ -641,23 +628,6 @@ export class ObjectStore {
     const row = await this.row(bucket.name, name);
     if (!row) throw new NotFoundError(`object ${gsUri(bucket.name, name)} does not exist`);
     return row;
-  }
-
-  /** The bucket's spool directory (resumable uploads), checked to be a real directory directly under the root. */
-  private bucketDir(bucketName: string): string {
-    validateBucketName(bucketName);
-    const dir = path.join(this.root, bucketName);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(dir);
-    } catch {
-      fs.mkdirSync(dir, { mode: 0o700 });
-      st = fs.lstatSync(dir);
-    }
-    if (!st.isDirectory() || fs.realpathSync(dir) !== dir) {
-      throw new Error(`object store: ${dir} is not a plain directory inside ${this.root} (a symbolic link?); refusing to use it`);
-    }
-    return dir;
   }
 
   /** Removes a blob no row points to any more (a failure leaves it to `recover`). */

@@ -2,7 +2,7 @@
 // (`<work-root>/staging/uploads/<mark>-<hex>`), adapters being copied out by a process that died
 // (`<work-root>/cache/adapters/<key>.tmp-<mark>-<time>`), the staged files and work directories of jobs
 // that ended (a job needs them only while it may run: PENDING, RUNNING, CANCELLING), and the object
-// store's temporary files and spooled bytes of uploads whose process is gone (ObjectStore.recover).
+// store's temporary files of uploads whose process is gone, parts of resumable uploads that are gone (ObjectStore.recover).
 // "Gone" is the database's answer (db.ts ownerGone): a dead pid with SQLite, a released advisory lock
 // with PostgreSQL, so the sweep is right on a directory that several machines share.
 // `tunekit serve` sweeps at start and hourly: with SQLite its job runner (jobs/runner.ts), with
