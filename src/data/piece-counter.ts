@@ -372,8 +372,6 @@ export function counterTablesFor(dir: string): CounterTables | null {
   return buildCounterTables(tj, readJsonFile(path.join(dir, 'tokenizer_config.json')) ?? {});
 }
 
-const enc = new TextEncoder();
-
 export class PieceCounter {
   /** Open addressing: 2 ints per slot, the piece's hash and its entry + 1 (0: empty). */
   private readonly slots = new Int32Array(PIECE_SLOTS * 2);
@@ -405,6 +403,10 @@ export class PieceCounter {
   private heapNode = new Int32Array(256);
   private heapL = new Int32Array(256);
   private heapR = new Int32Array(256);
+  private heapS = new Int32Array(256);
+  private size = 0;
+  /** A piece's UTF-8 bytes (byte-level mode). */
+  private utf8 = new Uint8Array(256);
 
   constructor(private readonly t: CounterTables) {
     for (const a of t.added) {
@@ -589,6 +591,7 @@ export class PieceCounter {
     this.heapNode = new Int32Array(size * 4);
     this.heapL = new Int32Array(size * 4);
     this.heapR = new Int32Array(size * 4);
+    this.heapS = new Int32Array(size * 4);
   }
 
   /** Tokens of one piece (already normalized): its symbols merged by rank, leftmost first. */
@@ -608,14 +611,40 @@ export class PieceCounter {
         for (let i = 0; i < p.length; i++) this.sym[n++] = this.byteSym[p.charCodeAt(i)]!;
         return this.merge(n);
       }
-      const bytes = enc.encode(p);
+      // UTF-8 as TextEncoder writes it (a lone surrogate as U+FFFD).
+      if (this.utf8.length < p.length * 3) this.utf8 = new Uint8Array(p.length * 3);
+      const bytes = this.utf8;
+      let m = 0;
+      for (let i = 0; i < p.length; i++) {
+        let c = p.charCodeAt(i);
+        if (c < 0x80) bytes[m++] = c;
+        else if (c < 0x800) {
+          bytes[m++] = 0xc0 | (c >> 6);
+          bytes[m++] = 0x80 | (c & 63);
+        } else {
+          const d = p.charCodeAt(i + 1);
+          if (c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+            const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+            bytes[m++] = 0xf0 | (cp >> 18);
+            bytes[m++] = 0x80 | ((cp >> 12) & 63);
+            bytes[m++] = 0x80 | ((cp >> 6) & 63);
+            bytes[m++] = 0x80 | (cp & 63);
+            i++;
+            continue;
+          }
+          if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
+          bytes[m++] = 0xe0 | (c >> 12);
+          bytes[m++] = 0x80 | ((c >> 6) & 63);
+          bytes[m++] = 0x80 | (c & 63);
+        }
+      }
       if (t.ignoreMerges) {
         let mapped = '';
-        for (const b of bytes) mapped += BYTE_CHARS[b];
+        for (let i = 0; i < m; i++) mapped += BYTE_CHARS[bytes[i]!];
         if (this.lookup(mapped) >= 0) return 1;
       }
-      this.grow(bytes.length);
-      for (const b of bytes) this.sym[n++] = this.byteSym[b]!;
+      this.grow(m);
+      for (let i = 0; i < m; i++) this.sym[n++] = this.byteSym[bytes[i]!]!;
     } else {
       if (t.ignoreMerges && this.lookup(p) >= 0) return 1;
       this.grow(p.length);
@@ -648,83 +677,101 @@ export class PieceCounter {
       next[i] = i + 1 < n ? i + 1 : -1;
       prev[i] = i - 1;
     }
-    // Binary min-heap of candidate merges keyed by rank * 2^32 + left position; stale entries skipped.
-    let size = 0;
-    const push = (left: number): void => {
-      const right = next[left]!;
-      if (right < 0) return;
-      const a = sym[left]!;
-      const b = sym[right]!;
-      if (a < 0 || b < 0) return;
-      const slot = this.mergeOf(a, b);
-      if (slot < 0) return;
-      const key = mt[slot + 2]! * 4294967296 + left;
-      let i = size++;
-      const hk = this.heapKey;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (hk[parent]! <= key) break;
-        hk[i] = hk[parent]!;
-        this.heapNode[i] = this.heapNode[parent]!;
-        this.heapL[i] = this.heapL[parent]!;
-        this.heapR[i] = this.heapR[parent]!;
-        i = parent;
-      }
-      hk[i] = key;
-      this.heapNode[i] = left;
-      this.heapL[i] = a;
-      this.heapR[i] = b;
-    };
-    for (let i = 0; i + 1 < n; i++) push(i);
+    // Binary min-heap of candidate merges keyed by rank * 2^32 + left position (unique per pair: a rank
+    // is one merge), each with the pair and its merge-table slot; stale entries are skipped. The
+    // initial candidates are heapified at once.
+    this.size = 0;
+    for (let i = 0; i + 1 < n; i++) this.candidate(i, false);
+    for (let i = (this.size >> 1) - 1; i >= 0; i--) this.siftDown(i);
+    const { heapKey, heapNode, heapL, heapR, heapS } = this;
     let alive = n;
-    while (size > 0) {
-      const hk = this.heapKey;
-      const left = this.heapNode[0]!;
-      const la = this.heapL[0]!;
-      const rb = this.heapR[0]!;
-      const key = hk[0]!;
-      // pop
-      size--;
-      if (size > 0) {
-        const lk = hk[size]!;
-        const ln = this.heapNode[size]!;
-        const ll = this.heapL[size]!;
-        const lr = this.heapR[size]!;
-        let i = 0;
-        for (;;) {
-          let c = 2 * i + 1;
-          if (c >= size) break;
-          if (c + 1 < size && hk[c + 1]! < hk[c]!) c++;
-          if (hk[c]! >= lk) break;
-          hk[i] = hk[c]!;
-          this.heapNode[i] = this.heapNode[c]!;
-          this.heapL[i] = this.heapL[c]!;
-          this.heapR[i] = this.heapR[c]!;
-          i = c;
-        }
-        hk[i] = lk;
-        this.heapNode[i] = ln;
-        this.heapL[i] = ll;
-        this.heapR[i] = lr;
+    while (this.size > 0) {
+      const left = heapNode[0]!;
+      const la = heapL[0]!;
+      const rb = heapR[0]!;
+      const slot = heapS[0]!;
+      const last = --this.size;
+      if (last > 0) {
+        heapKey[0] = heapKey[last]!;
+        heapNode[0] = heapNode[last]!;
+        heapL[0] = heapL[last]!;
+        heapR[0] = heapR[last]!;
+        heapS[0] = heapS[last]!;
+        this.siftDown(0);
       }
       if (sym[left] !== la) continue; // merged since (a dead right node keeps no entry of its own: see below)
       const right = next[left]!;
       if (right < 0 || sym[right] !== rb) continue;
-      const rank = Math.floor(key / 4294967296);
-      const slot = this.mergeOf(la, rb);
-      if (slot < 0 || mt[slot + 2] !== rank) continue;
       sym[left] = mt[slot + 3]!;
       this.extra[left] = 1;
       sym[right] = -2; // dead
       next[left] = next[right]!;
       if (next[left]! >= 0) prev[next[left]!] = left;
       alive--;
-      if (prev[left]! >= 0) push(prev[left]!);
-      push(left);
+      if (prev[left]! >= 0) this.candidate(prev[left]!, true);
+      this.candidate(left, true);
     }
     if (t.kind === 'byte-level') return alive;
     let count = 0;
     for (let i = 0; i >= 0; i = next[i]!) count += sym[i]! >= 0 ? 1 : this.extra[i]!;
     return count;
+  }
+
+  /** Adds the pair starting at node `left` to the heap when it has a merge (sifted up, or left for heapify). */
+  private candidate(left: number, sift: boolean): void {
+    const right = this.next[left]!;
+    if (right < 0) return;
+    const a = this.sym[left]!;
+    const b = this.sym[right]!;
+    if (a < 0 || b < 0) return;
+    const slot = this.mergeOf(a, b);
+    if (slot < 0) return;
+    const key = this.t.mergeTable[slot + 2]! * 4294967296 + left;
+    const { heapKey, heapNode, heapL, heapR, heapS } = this;
+    let i = this.size++;
+    if (sift) {
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (heapKey[parent]! <= key) break;
+        heapKey[i] = heapKey[parent]!;
+        heapNode[i] = heapNode[parent]!;
+        heapL[i] = heapL[parent]!;
+        heapR[i] = heapR[parent]!;
+        heapS[i] = heapS[parent]!;
+        i = parent;
+      }
+    }
+    heapKey[i] = key;
+    heapNode[i] = left;
+    heapL[i] = a;
+    heapR[i] = b;
+    heapS[i] = slot;
+  }
+
+  private siftDown(at: number): void {
+    const { heapKey, heapNode, heapL, heapR, heapS, size } = this;
+    const key = heapKey[at]!;
+    const node = heapNode[at]!;
+    const l = heapL[at]!;
+    const r = heapR[at]!;
+    const s = heapS[at]!;
+    let i = at;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= size) break;
+      if (c + 1 < size && heapKey[c + 1]! < heapKey[c]!) c++;
+      if (heapKey[c]! >= key) break;
+      heapKey[i] = heapKey[c]!;
+      heapNode[i] = heapNode[c]!;
+      heapL[i] = heapL[c]!;
+      heapR[i] = heapR[c]!;
+      heapS[i] = heapS[c]!;
+      i = c;
+    }
+    heapKey[i] = key;
+    heapNode[i] = node;
+    heapL[i] = l;
+    heapR[i] = r;
+    heapS[i] = s;
   }
 }
