@@ -266,6 +266,24 @@ test('two adapters of one base and the base at once: each answer is what it is a
   assert.equal(a!.engine, b!.engine);
 });
 
+test('submit without log probabilities (as tunekit eval\'s judges call the engine): tunekit\'s tokens', async () => {
+  const tunekit = new ModelCatalog(store);
+  for (const family of FAMILIES) {
+    const adapterDir = endpointTargets.get(ENDPOINT[family])!.adapterDir!;
+    const [want, got] = await Promise.all([tunekit, llamaCatalog].map(async (catalog) => {
+      const served = await catalog.servedWithAdapter('google', `${family}-tiny`, adapterDir, 'x');
+      const ids = served.model.tokenizer.encode(PROMPTS[0]!);
+      const it = served.engine.submit(ids, { temperature: 0, maxTokens: 16, adapterDir });
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return r.value;
+      }
+    }));
+    assert.deepEqual(got!.tokenIds, want!.tokenIds, family);
+    assert.equal(got!.logprobs, undefined);
+  }
+});
+
 test('OpenAI chat completions run on the same engine: the same answers as on tunekit\'s engine', async () => {
   const ask = async (url: string) => {
     const c = await new OpenAI({ apiKey: 'unused', baseURL: `${url}/v1`, maxRetries: 0 }).chat.completions.create({

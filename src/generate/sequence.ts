@@ -198,14 +198,20 @@ export class SequenceState {
     return ids;
   }
 
+  /** Whether steps record the chosen token's log probability (nextChosen needs it then). */
+  get recordsLogprobs(): boolean {
+    return this.opts.logprobs !== undefined;
+  }
+
   /**
    * A step whose token an engine picked under needsOnlyArgmax; `logprob` is its log probability
-   * under the model's distribution with excludedIds removed.
+   * under the model's distribution with excludedIds removed (needed when recordsLogprobs).
    */
-  nextChosen(id: number, logprob: number): { chunks: GenerationChunk[]; feed: number[] } {
+  nextChosen(id: number, logprob?: number): { chunks: GenerationChunk[]; feed: number[] } {
     if (this.done) throw new Error('internal: nextChosen() on a finished sequence');
     if (!this.needsOnlyArgmax) throw new Error('internal: nextChosen() on a step that needs the distribution');
-    return this.advance(id, () => ({ tokenId: id, logprob, top: [] }));
+    if (this.recordsLogprobs && logprob === undefined) throw new Error('internal: nextChosen() without the log probability this sequence records');
+    return this.advance(id, () => ({ tokenId: id, logprob: logprob!, top: [] }));
   }
 
   /** Takes the chosen token: stop tokens, thinking, log probabilities, text, stop sequences, limits. */

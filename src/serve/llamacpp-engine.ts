@@ -379,7 +379,7 @@ export class LlamaCppEngine implements ServingEngine {
       const last = feed[feed.length - 1]! as Token;
       const input: ControlledEvaluateInputItem[] = [
         ...(feed.slice(0, -1) as Token[]),
-        [last, { generateNext: greedy ? { token: true, confidence: true, options: { temperature: 0, tokenBias: tokenBias() } } : { probabilities: true } }],
+        [last, { generateNext: greedy ? { token: true, confidence: r.state.recordsLogprobs, options: { temperature: 0, tokenBias: tokenBias() } } : { probabilities: true } }],
       ];
       const out = await seq.controlledEvaluate(input);
       this.passes++;
@@ -391,8 +391,9 @@ export class LlamaCppEngine implements ServingEngine {
       }
       let step: { chunks: GenerationChunk[]; feed: number[] };
       if (greedy) {
-        if (next?.token == null || next.confidence === undefined) throw new Error('internal: llama.cpp returned no token');
-        step = r.state.nextChosen(next.token, Math.log(next.confidence));
+        // The token's probability costs llama.cpp a sort of the vocabulary: asked for only when recorded.
+        if (next?.token == null) throw new Error('internal: llama.cpp returned no token');
+        step = r.state.nextChosen(next.token, next.confidence === undefined ? undefined : Math.log(next.confidence));
       } else {
         // Log probabilities serve as logits: SequenceState's softmax, sampler and masks read them alike.
         if (!next?.probabilities) throw new Error('internal: llama.cpp returned no probabilities');
