@@ -151,7 +151,7 @@ test('greedy answers equal tunekit\'s engine for all three architectures, base a
   }
 });
 
-test('streaming: the chunks join to the unstreamed answer, the last one with finishReason and usage', async () => {
+test('streaming: the chunks join to the unstreamed answer, the last one with finishReason and usage; countTokens as billed', async () => {
   const model = endpoint(ENDPOINT.qwen3);
   const want = await greedy(tunekitAi, model, PROMPTS[0]!);
   const chunks: GenerateContentResponse[] = [];
@@ -161,6 +161,9 @@ test('streaming: the chunks join to the unstreamed answer, the last one with fin
   const last = chunks[chunks.length - 1]!;
   assert.equal(last.candidates?.[0]?.finishReason, want.finishReason);
   assert.equal(last.usageMetadata?.candidatesTokenCount, want.tokens);
+  const count = async (ai: GoogleGenAI) => (await ai.models.countTokens({ model, contents: PROMPTS[0]! })).totalTokens;
+  assert.equal(await count(llamaAi), await count(tunekitAi));
+  assert.equal(await count(llamaAi), want.promptTokens);
 });
 
 test('stop sequences end the text before the match; maxOutputTokens ends with MAX_TOKENS', async () => {
