@@ -224,7 +224,8 @@ describe('published tokenizers', () => {
       const cuts = (re: RegExp, t: string): string[] => [...t.matchAll(re)].map((m) => `${m.index}:${m[0]}`);
       const texts = [...ADVERSARIAL, corpus(5, 200_000)];
       // Random strings over the characters the alternatives turn on.
-      const alphabet = ["'", 's', 'S', 't', 'T', 'r', 'R', 'e', 'E', 'v', 'V', 'm', 'M', 'l', 'L', 'd', 'D', 'ſ', '\u212a', 'k', ' ', '\t', '\n', '\r', '\u00a0', '1', '٣', 'x', 'é', '東', '!', '🙂', '\u0301', '_'];
+      const alphabet = ["'", 's', 'S', 't', 'T', 'r', 'R', 'e', 'E', 'v', 'V', 'm', 'M', 'l', 'L', 'd', 'D', 'ſ', '\u212a', 'k', ' ', '\t', '\n', '\r', '\u00a0', '1', '٣', 'x', 'é', '東', '!', '🙂', '\u0301', '_',
+        '\u0085', '\u3000', '\u2028', '\ud83d', '\udc00', '𝐀', '𝟙', '\u{20000}', '\ufeff', '\u200d', '  ', '\r\n', '(', '.'];
       const rng = new Random(9);
       for (let i = 0; i < 3000; i++) {
         let t = '';
@@ -232,6 +233,24 @@ describe('published tokenizers', () => {
         texts.push(t);
       }
       for (const t of texts) assert.deepEqual(cuts(mine, t), cuts(theirs, t), JSON.stringify(t.slice(0, 80)));
+      // PieceCounter cuts this pattern with a hand-written scanner: the same cuts.
+      const counter = PieceCounter.forTokenizer(dirs[name], tokenizers[name])! as unknown as { scanDigits: number; splitEnd(s: string, i: number): number };
+      assert.equal(counter.scanDigits, name === 'qwen3' ? 1 : 3, 'the scanner is used');
+      const scanned = (t: string): string[] => {
+        const out: string[] = [];
+        for (let i = 0; i < t.length; ) {
+          const end = counter.splitEnd(t, i);
+          out.push(`${i}:${t.slice(i, end)}`);
+          i = end;
+        }
+        return out;
+      };
+      for (let i = 0; i < 20000; i++) {
+        let t = '';
+        for (let k = 0; k < 1 + Math.floor(rng.next() * 12); k++) t += alphabet[Math.floor(rng.next() * alphabet.length)];
+        texts.push(t);
+      }
+      for (const t of texts) assert.deepEqual(scanned(t), cuts(theirs, t), JSON.stringify(t.slice(0, 80)));
     });
   }
 
