@@ -113,7 +113,8 @@ test('function calling examples render as transformers renders them (Jinja2), in
 
 test('loss on the model\'s call turns (call markup through the end-of-turn token) and answers, never on tool results', () => {
   const expected = {
-    qwen3: ['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}\n</tool_call><|im_end|>', 'It is 22.5 °C and clear in Paris.<|im_end|>'],
+    // Qwen3's final answer starts with the empty think block a default (thinking on) prompt leaves the model to write.
+    qwen3: ['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}\n</tool_call><|im_end|>', '<think>\n\n</think>\n\nIt is 22.5 °C and clear in Paris.<|im_end|>'],
     'llama3.1-instruct': ['{"name": "get_weather", "parameters": {"location": "Paris", "unit": "celsius"}}<|eot_id|>', 'It is 22.5 °C and clear in Paris.<|eot_id|>'],
   };
   for (const [template, spans] of Object.entries(expected)) {
@@ -193,8 +194,8 @@ test('the trainer trains on call turns: its predictions are the call and answer 
   const tok = Tokenizer.loadSync(qwenTools);
   // Independent count: the trained spans cut from Jinja2's renders, tokenized by the tiny model's tokenizer.
   const spans = [
-    ...['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}\n</tool_call><|im_end|>', 'It is 22.5 °C and clear in Paris.<|im_end|>'],
-    ...['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"location": "Berlin"}}\n</tool_call><|im_end|>', 'Paris: rain. Berlin: snow.<|im_end|>'],
+    ...['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}\n</tool_call><|im_end|>', '<think>\n\n</think>\n\nIt is 22.5 °C and clear in Paris.<|im_end|>'],
+    ...['<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"location": "Berlin"}}\n</tool_call><|im_end|>', '<think>\n\n</think>\n\nParis: rain. Berlin: snow.<|im_end|>'],
   ];
   for (const s of spans) assert.ok(fixture.cases.some((c) => c.template === 'qwen3' && c.expected?.includes(s)), s);
   const predictions = steps.reduce((a, m) => a + m.train_num_predictions, 0);

@@ -1,7 +1,7 @@
-// renderForTraining on the tiny llama, qwen3 and gemma3 tokenizers: exactly the text of every model
-// turn plus its end-of-turn token carries loss; weight-0 turns and everything else do not; piecewise
-// tokenization equals tokenizing the whole rendered text; the inference prompt is exactly the training
-// context before a reply.
+// renderForTraining on the tiny llama, qwen3 and gemma3 tokenizers: exactly what the model writes in
+// every model turn (the markup after the generation prompt, if any, the text, its end-of-turn token)
+// carries loss; weight-0 turns and everything else do not; piecewise tokenization equals tokenizing the
+// whole rendered text; the inference prompt is exactly the training context before a reply.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +15,11 @@ import { FAMILIES, tinyModelDir } from './helpers/tiny-models.js';
 import type { Family } from '../src/models/config.js';
 
 const END: Record<Family, string> = { llama: '<|eot_id|>', qwen3: '<|im_end|>', gemma3: '<end_of_turn>' };
+/**
+ * What the model writes before the final reply's text (thinking on, the default): Qwen3's template
+ * renders an empty think block there that its generation prompt leaves out; the others write nothing.
+ */
+const BLOCK: Record<Family, string> = { llama: '', qwen3: '<think>\n\n</think>\n\n', gemma3: '' };
 
 const tokenizers = new Map<Family, Tokenizer>();
 function tokenizer(family: Family): Tokenizer {
@@ -50,7 +55,7 @@ const CONTEXT: Record<Family, string> = {
     '<|im_start|>user\nName a red fruit.<|im_end|>\n' +
     '<|im_start|>assistant\n' + '\n' +
     '<|im_start|>user\nAnd a yellow one?<|im_end|>\n' +
-    '<|im_start|>assistant\n<think>\n\n</think>\n\n' + '\n',
+    '<|im_start|>assistant\n' + '\n',
   gemma3:
     '<bos><start_of_turn>user\nBe brief.\n\nName a red fruit.<end_of_turn>\n' +
     '<start_of_turn>model\n' + '\n' +
@@ -79,8 +84,9 @@ for (const family of FAMILIES) {
     const { tokens, lossMask } = renderForTraining(TWO_REPLIES, tok);
     assert.equal(tokens.length, lossMask.length);
     const end = END[family];
-    assert.deepEqual(trainedRuns(tok, tokens, lossMask), [`A tomato.${end}`, `A banana.${end}`]);
-    assert.equal(tok.decode(tokens.filter((_, t) => lossMask[t])), `A tomato.${end}A banana.${end}`);
+    const block = BLOCK[family];
+    assert.deepEqual(trainedRuns(tok, tokens, lossMask), [`A tomato.${end}`, `${block}A banana.${end}`]);
+    assert.equal(tok.decode(tokens.filter((_, t) => lossMask[t])), `A tomato.${end}${block}A banana.${end}`);
     assert.equal(tok.decode(tokens.filter((_, t) => !lossMask[t])), CONTEXT[family]);
     // The end-of-turn token is one special id, and a stop token for generation.
     const endId = tok.tokenToId(end)!;
@@ -107,21 +113,28 @@ for (const family of FAMILIES) {
     const tok = tokenizer(family);
     const weighted = conv(TWO_REPLIES.turns.map((t, i) => (i === 1 ? { ...t, weight: 0 as const } : t)), 'Be brief.');
     const r = renderForTraining(weighted, tok);
-    assert.deepEqual(trainedRuns(tok, r.tokens, r.lossMask), [`A banana.${END[family]}`]);
+    assert.deepEqual(trainedRuns(tok, r.tokens, r.lossMask), [`${BLOCK[family]}A banana.${END[family]}`]);
     assert.deepEqual(r.tokens, renderForTraining(TWO_REPLIES, tok).tokens, 'weights change the mask, not the tokens');
   });
 
   test(`${family}: the inference prompt is exactly the training context before each reply`, () => {
     const tok = tokenizer(family);
-    const { tokens, lossMask } = renderForTraining(TWO_REPLIES, tok);
-    const starts = tokens.map((_, t) => t).filter((t) => lossMask[t] && !lossMask[t - 1]);
-    assert.equal(starts.length, 2);
-    const first = renderPrompt({ systemInstruction: 'Be brief.', turns: TWO_REPLIES.turns.slice(0, 1) }, tok);
-    assert.deepEqual(first.tokens, tokens.slice(0, starts[0]));
-    // Qwen3 renders the empty think block before the final reply, as a prompt with thinking off does.
-    const second = renderPrompt({ systemInstruction: 'Be brief.', turns: TWO_REPLIES.turns.slice(0, 3) }, tok,
-      family === 'qwen3' ? { enableThinking: false } : {});
-    assert.deepEqual(second.tokens, tokens.slice(0, starts[1]));
+    // The prompt's defaults (Qwen3: thinking on, so the model writes the empty think block itself),
+    // and thinking off (Qwen3's prompt then ends with that block, and the final reply follows it; its
+    // template leaves the block out of earlier turns, so their prompts with thinking off are not the
+    // history the final reply is trained after).
+    for (const opts of [{}, { enableThinking: false }]) {
+      const { tokens, lossMask } = renderForTraining(TWO_REPLIES, tok, opts);
+      const starts = tokens.map((_, t) => t).filter((t) => lossMask[t] && !lossMask[t - 1]);
+      assert.equal(starts.length, 2);
+      for (const [k, turns] of [1, 3].entries()) {
+        if (k === 0 && opts.enableThinking === false && family === 'qwen3') continue;
+        const prompt = renderPrompt({ systemInstruction: 'Be brief.', turns: TWO_REPLIES.turns.slice(0, turns) }, tok, opts);
+        assert.deepEqual(prompt.tokens, tokens.slice(0, starts[k]), JSON.stringify(opts));
+        const reply = tok.decode(tokens.slice(starts[k]).filter((_, t) => lossMask[starts[k]! + t]));
+        assert.ok(reply.startsWith(k === 1 && opts.enableThinking === undefined ? `${BLOCK[family]}A banana.` : TWO_REPLIES.turns[turns]!.text), reply);
+      }
+    }
   });
 }
 
@@ -131,7 +144,7 @@ test('texts with edge whitespace: what the template kept is trained, markup whit
   ]);
   const expected: Record<Family, string[]> = {
     llama: ['Hi<|eot_id|>', 'Yo<|eot_id|>'],
-    qwen3: ['\nHi<|im_end|>', 'Yo  <|im_end|>'], // the final reply loses its leading newline only
+    qwen3: ['\nHi<|im_end|>', '<think>\n\n</think>\n\nYo  <|im_end|>'], // the final reply loses its leading newline only
     gemma3: ['Hi<end_of_turn>', 'Yo<end_of_turn>'],
   };
   for (const family of FAMILIES) {
@@ -197,7 +210,7 @@ test('the template\'s turn terminator is trained even when it is not a generatio
   const tok = Tokenizer.fromFiles({ tokenizer: g.files['tokenizer.json'] as Record<string, unknown>, config });
   assert.equal(tok.eosTokenIds.includes(tok.tokenToId('<|im_end|>')!), false);
   const r = renderForTraining(TWO_REPLIES, tok);
-  assert.deepEqual(trainedRuns(tok, r.tokens, r.lossMask), ['A tomato.<|im_end|>', 'A banana.<|im_end|>']);
+  assert.deepEqual(trainedRuns(tok, r.tokens, r.lossMask), ['A tomato.<|im_end|>', '<think>\n\n</think>\n\nA banana.<|im_end|>']);
 
   const { chat_template: _, ...plain } = config;
   const base = Tokenizer.fromFiles({ tokenizer: g.files['tokenizer.json'] as Record<string, unknown>, config: plain });

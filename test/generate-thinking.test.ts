@@ -31,6 +31,18 @@ test('tracker: the budget forces the closing marker after N thought tokens', asy
   closed.accept(open);
   assert.deepEqual(closed.accept(close), { kinds: ['thought'], feed: [close] });
   assert.deepEqual(closed.accept(11).kinds, ['answer']);
+  // The "\n\n" the template writes after a closing marker the model wrote is the block's too (as it is
+  // when the marker is forced), so the answer does not start with it; anything else is the answer.
+  const written = new ThinkingTracker(tk, -1, []);
+  written.accept(open);
+  written.accept(close);
+  assert.deepEqual(closing.slice(1).map((id) => written.accept(id).kinds), closing.slice(1).map(() => ['thought']));
+  assert.deepEqual(written.accept(closing[1]!).kinds, ['answer']);
+  assert.equal(written.thoughtTokens, closing.length + 1);
+  const direct = new ThinkingTracker(tk, -1, []);
+  direct.accept(open);
+  direct.accept(close);
+  assert.deepEqual(direct.accept(11).kinds, ['answer']);
   assert.throws(() => new ThinkingTracker(tk, -2, []), InvalidRequestError);
   // Models without think markers are unaffected.
   const llama = await loadModel(tinyModelDir('llama'));

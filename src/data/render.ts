@@ -1,7 +1,8 @@
 // A Conversation rendered with the model's own chat template, tokenized, with the tokens that carry
-// loss marked: the text of every model turn (unless its weight is 0) and the end-of-turn token that
-// closes it (<|eot_id|>, <|im_end|>, <end_of_turn>), so the tuned model learns to stop. Nothing else
-// is trained: not the system or user text, not role headers, not what follows the end-of-turn token.
+// loss marked: what the model writes in every model turn (unless its weight is 0), i.e. everything
+// after the generation prompt up to and including the end-of-turn token that closes the turn
+// (<|eot_id|>, <|im_end|>, <end_of_turn>), so the tuned model learns to stop. Nothing else is
+// trained: not the system or user text, not role headers, not what follows the end-of-turn token.
 // Method: render the whole conversation once; find each message's text in the rendered string with a
 // moving cursor (guided by a skeleton: the same conversation rendered with placeholder texts, which
 // shows where the template's markup ends); split the string at the loss-span boundaries and encode
@@ -18,17 +19,24 @@
 //   except that it drops the <think>...</think> reasoning of model turns before the last user message
 //   and strips leading newlines from the replies after it. Each message is looked
 //   up as written, trimmed, then (for reasoning) in the template's reasoning layout and as its answer
-//   part; what the template kept is what is trained, whichever layout the data wrote reasoning in. Text the template inserts around a turn is never trained, e.g. Qwen3's empty
-//   "<think>\n\n</think>\n\n" before the final model turn when it has no reasoning (that prefix is
-//   context, the same as an inference prompt rendered with enableThinking: false).
-// - The loss span runs from the first character of the turn's text to the end of its end-of-turn
-//   token, found as the first special token after the text whose id is in tokenizer.eosTokenIds or
-//   is the template's turn terminator. Anything a template put between the two would be trained too
-//   (the model must produce it before it can stop); none of the three families puts anything there.
+//   part; what the template kept is what is trained, whichever layout the data wrote reasoning in.
+// - The loss span starts where the model starts writing at inference: at the end of the generation
+//   prompt (what the template appends for add_generation_prompt with the same options, probed once
+//   per tokenizer and options) found last in the markup between the previous message and the turn's
+//   text. Template text between the two is trained: Qwen3's empty "<think>\n\n</think>\n\n" before
+//   the final reply with thinking on (the template's default), which a prompt ending in
+//   "<|im_start|>assistant\n" leaves the model to write. With enableThinking false that block ends the
+//   prompt and is context. Llama's and Gemma's prompts end right before the text. Where the markup
+//   does not hold the prompt (a template whose history differs from its prompt) it starts at the text.
+// - It ends at the end of the turn's end-of-turn token, found as the first special token after the
+//   text whose id is in tokenizer.eosTokenIds or is the template's turn terminator. Anything a
+//   template put between the two would be trained too (the model must produce it before it can
+//   stop); none of the three families puts anything there.
 // Cost: linear in the size of the example. The template is rendered twice (the example and its
-// skeleton), each text is looked for only inside its own turn, and "the next end-of-turn token after
-// position p" is answered from one index of every terminator occurrence (built in one pass), never by
-// scanning the rest of the text again; so an example of many turns costs what its length costs.
+// skeleton), each text and generation prompt is looked for only inside its own turn, and "the next
+// end-of-turn token after position p" is answered from one index of every terminator occurrence
+// (built in one pass), never by scanning the rest of the text again; so an example of many turns
+// costs what its length costs.
 
 import { InvalidRequestError, UnsupportedModelError } from '../errors.js';
 import type { TemplateMessage, Tokenizer } from '../tokenizer/tokenizer.js';
@@ -163,10 +171,14 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
     ...(m.role === 'assistant' && m.content === '' && m.tool_calls ? { opener } : {}),
   }));
   const found = locateMessages(text, skeleton, ends, targets);
+  const prompt = generationPrompt(tokenizer, opts);
   const spans: [number, number][] = [];
+  let k = 0;
+  let before = 0; // end of the located messages before message m, and of the last span
   conv.turns.forEach((turn, i) => {
     const m = turnMessage[i]!;
     if (m < 0) return; // function responses only: context, never trained, not looked for
+    for (; k < m; k++) before = Math.max(before, found[k]?.end ?? 0);
     const at = found[m];
     const which = `${turn.role} turn ${i + 1} of ${conv.turns.length}`;
     if (!at) throw fail(`the chat template rewrote the text of ${which}${turn.calls?.length && turn.text ? ' (some templates, Llama 3.1\'s, drop the text beside a function call)' : ''}, so its tokens cannot be located for the loss mask`);
@@ -174,7 +186,11 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
     const limit = found.slice(m + 1).find((f) => f)?.start ?? text.length;
     const end = ends.firstEnd(at.end, limit);
     if (end < 0) throw fail(`the chat template puts no end-of-turn token (${terminators.join(', ')}) after ${which}`);
-    spans.push([at.start, end]);
+    // The model writes from the end of the generation prompt: where the markup before the text holds
+    // it, what lies between (Qwen3's empty think block with thinking on) is the model's to write too.
+    const g = prompt === null ? -1 : text.slice(before, at.start).lastIndexOf(prompt);
+    spans.push([g < 0 ? at.start : before + g + prompt!.length, end]);
+    before = end;
   });
 
   const segments: RenderedSegment[] = [];
@@ -189,6 +205,32 @@ export function renderSegments(conv: Conversation, tokenizer: Tokenizer, opts: R
   }
   push(text.slice(cursor), 0);
   return segments;
+}
+
+const promptCache = new WeakMap<Tokenizer, Map<boolean | undefined, string | null>>();
+
+/**
+ * What the template appends for add_generation_prompt with these options, from a probe conversation
+ * (Llama 3: "<|start_header_id|>assistant<|end_header_id|>\n\n"; Qwen3: "<|im_start|>assistant\n",
+ * and "<think>\n\n</think>\n\n" after it with enable_thinking false); null when it appends nothing
+ * or the probe fails. Remembered per tokenizer and options.
+ */
+export function generationPrompt(tokenizer: Tokenizer, opts: RenderOptions = {}): string | null {
+  let cache = promptCache.get(tokenizer);
+  if (!cache) promptCache.set(tokenizer, (cache = new Map()));
+  const hit = cache.get(opts.enableThinking);
+  if (hit !== undefined) return hit;
+  const probe = [{ role: 'user', content: 'tunekit generation prompt probe' }];
+  let prompt: string | null = null;
+  try {
+    const closed = tokenizer.applyChatTemplate(probe, { addGenerationPrompt: false, enableThinking: opts.enableThinking });
+    const open = tokenizer.applyChatTemplate(probe, { addGenerationPrompt: true, enableThinking: opts.enableThinking });
+    if (open.length > closed.length && open.startsWith(closed)) prompt = open.slice(closed.length);
+  } catch {
+    // A template that refuses the probe: spans start at the turns' texts.
+  }
+  cache.set(opts.enableThinking, prompt);
+  return prompt;
 }
 
 const terminatorCache = new WeakMap<Tokenizer, string[]>();

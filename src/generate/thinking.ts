@@ -2,7 +2,8 @@
 // think; Vertex's thinkingBudget bounds it: 0 = no thinking (the opening marker is never sampled),
 // -1 = the model decides, N = at most N tokens inside the block, after which the closing marker
 // ("</think>\n\n", as the chat template writes it) is forced into the sequence and the answer follows.
-// Tokens are classified as they go: 'thought' (inside the block, markers included) or 'answer'.
+// Tokens are classified as they go: 'thought' (inside the block, markers included, and the "\n\n"
+// the template writes after the closing marker, whether it was forced or the model wrote it) or 'answer'.
 
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { InvalidRequestError } from '../errors.js';
@@ -15,6 +16,8 @@ export class ThinkingTracker {
   private readonly closing: number[];
   private inside = false;
   private used = 0;
+  /** After a closing marker the model wrote: the rest of the template's closing still to come ("\n\n"). */
+  private rest: number[] = [];
   /** Tokens spent thinking so far (markers and forced tokens included). */
   thoughtTokens = 0;
 
@@ -56,6 +59,13 @@ export class ThinkingTracker {
    */
   accept(id: number): { kinds: TokenKind[]; feed: number[] } {
     if (!this.supported) return { kinds: ['answer'], feed: [id] };
+    if (this.rest.length > 0) {
+      if (id === this.rest.shift()) {
+        this.thoughtTokens++;
+        return { kinds: ['thought'], feed: [id] };
+      }
+      this.rest = [];
+    }
     if (!this.inside && id === this.open) {
       this.inside = true;
       this.used = 0;
@@ -65,6 +75,7 @@ export class ThinkingTracker {
     this.used++;
     if (id === this.close) {
       this.inside = false;
+      if (this.closing[0] === id) this.rest = this.closing.slice(1);
       return { kinds: ['thought'], feed: [id] };
     }
     if (this.budget >= 0 && this.used >= this.budget) {
