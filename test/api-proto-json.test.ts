@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { checkMessage, encodeMessage, messageDescriptor, protoSet, wantsIntEnums } from '../src/api/proto-json.js';
 import { generate } from '../tools/gen-proto-descriptors.js';
-import { createBody, tuningPlatform } from './helpers/tuning.js';
+import { createBody, tuningPlatform, waitForJob } from './helpers/tuning.js';
 
 const t = await tuningPlatform();
 after(() => t.close());
@@ -20,6 +20,11 @@ const JOBS_V1 = '/v1/projects/p/locations/us-central1/tuningJobs';
 const JOBS_V1BETA1 = '/v1beta1/projects/p/locations/us-central1/tuningJobs';
 
 type Detail = { '@type': string; [k: string]: any };
+/** Cancels a job and waits for it to end: one the runner already started is CANCELLING until its worker exits (and holds its quota until then). */
+async function cancel(name: string): Promise<void> {
+  assert.equal((await call('POST', `/v1/${name}:cancel`, keys.trainer, {})).status, 200);
+  assert.equal((await waitForJob(async () => (await call('GET', `/v1/${name}`, keys.trainer)).json, 30_000)).state, 'JOB_STATE_CANCELLED');
+}
 const detail = (json: Record<string, any>, type: string): Detail | undefined =>
   (json.error.details as Detail[]).find((d) => d['@type'] === `type.googleapis.com/google.rpc.${type}`);
 
@@ -139,7 +144,7 @@ test('tuning jobs: integer enums as the Python SDK sends them; v1beta1 fields on
   assert.equal(created.json.supervisedTuningSpec.hyperParameters.adapterSize, 2);
   assert.equal(created.json.supervisedTuningSpec.hyperParameters.learningRate, 0.001);
   const name = created.json.name as string;
-  assert.equal((await call('POST', `/v1/${name}:cancel`, keys.trainer, {})).status, 200);
+  await cancel(name);
 
   const v1 = (await call('GET', `/v1/${name}`, keys.trainer)).json;
   assert.equal(v1.supervisedTuningSpec.hyperParameters.adapterSize, 'ADAPTER_SIZE_FOUR');
@@ -150,7 +155,6 @@ test('tuning jobs: integer enums as the Python SDK sends them; v1beta1 fields on
   for (const job of list.tuningJobs) checkMessage(job, 'TuningJob', 'v1'); // a strict v1 parse of the response succeeds
   const beta = (await call('GET', `/v1beta1/${name}`, keys.trainer)).json;
   assert.equal(beta.supervisedTuningSpec.hyperParameters.learningRate, 0.001);
-  assert.equal(beta.state, 'JOB_STATE_CANCELLED');
 });
 
 test('TuningJob fields tunekit does not honour are refused with 400 naming them; output-only fields are ignored', async () => {
@@ -176,7 +180,7 @@ test('TuningJob fields tunekit does not honour are refused with 400 naming them;
   const ok = await call('POST', JOBS_V1, keys.trainer, body);
   assert.equal(ok.status, 200, JSON.stringify(ok.json));
   assert.equal(ok.json.state, 'JOB_STATE_PENDING');
-  assert.equal((await call('POST', `/v1/${ok.json.name}:cancel`, keys.trainer, {})).status, 200);
+  await cancel(ok.json.name);
 });
 
 test('google.rpc.Status.details: ErrorInfo always, BadRequest on 400, QuotaFailure and RetryInfo on 429', async () => {
@@ -197,7 +201,7 @@ test('google.rpc.Status.details: ErrorInfo always, BadRequest on 400, QuotaFailu
   assert.equal(quota.quotaId, 'concurrent_tuning_jobs');
   assert.equal(quota.subject, 'projects/p');
   assert.match(detail(second.json, 'RetryInfo')!.retryDelay, /^\d+s$/);
-  assert.equal((await call('POST', `/v1/${first.json.name}:cancel`, keys.trainer, {})).status, 200);
+  await cancel(first.json.name);
 
   const bad = await call('POST', JOBS_V1, keys.trainer, { ...createBody(), tunedModelDisplayName: 'x'.repeat(200) });
   assert.equal(bad.status, 400);
