@@ -19,6 +19,7 @@ import type { TuningJobRecord } from '../src/platform/jobs.js';
 import { seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 import type { JobRunner } from '../src/platform/jobs/runner.js';
+import { sleep, until } from './helpers/until.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-runner-'));
 const platform = await Platform.open({ dataDir });
@@ -35,16 +36,6 @@ const request = (epochs: number): CreateJobRequest => ({
 });
 
 const LONG = 12;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    assert.ok(Date.now() - t0 < timeoutMs, `timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 test('stop puts a running job back to PENDING; the next runner resumes it to SUCCEEDED', async () => {
   const slow = new TuningService(platform, { pollMs: 50 });

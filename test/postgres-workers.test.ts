@@ -25,18 +25,7 @@ import { createDatabase, postgresMissing, startPostgres } from './helpers/postgr
 import { cliMain } from './helpers/platform.js';
 import { seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { sleep, until } from './helpers/until.js';
 
 test('three workers on PostgreSQL, the one running the job SIGKILLed mid-run: another resumes it to SUCCEEDED with the uninterrupted adapter', { skip: postgresMissing() }, async () => {
   const server = startPostgres();

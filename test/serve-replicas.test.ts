@@ -23,21 +23,11 @@ import { cliMain } from './helpers/platform.js';
 import { startServe, type ServeProcess } from './helpers/serve.js';
 import { makeKeys, PROJECT, seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
+import { sleep, until } from './helpers/until.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LOC = `projects/${PROJECT}/locations/us-central1`;
 const LEADS = /this replica runs the periodic work/;
 const SWEPT = /swept the shared storage: (\d+) leftovers? of interrupted work removed/g;
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 test('three serve replicas on one database answer as one service', { skip: postgresMissing() }, async (t) => {
   const server = startPostgres();

@@ -25,17 +25,7 @@ import { createBody, JOBS, makeKeys, seedData } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 import { startServe, type ServeProcess } from './helpers/serve.js';
 import { backendNames, startStorageNode } from './helpers/storage-node.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  for (const t0 = Date.now(); ;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+import { sleep, until } from './helpers/until.js';
 
 /** Files under `dir`, relative (none when it does not exist). */
 function filesUnder(dir: string): string[] {

@@ -21,6 +21,7 @@ import { tinyModelDir } from './helpers/tiny-models.js';
 import { workDir } from '../src/platform/jobs/spec.js';
 import { DEFAULT_TUNE_OPTIONS, type TuneOptions } from '../src/train/trainer.js';
 import { parseEventLine, TRL_PROGRAM, tuneWithTrl } from '../src/train/trl-executor.js';
+import { sleep, until } from './helpers/until.js';
 
 const skip = torchMissing();
 /** |eval loss (trl) − eval loss (tunekit)| / eval loss (tunekit); observed ~1e-7 (float32 both sides). */
@@ -28,7 +29,6 @@ const EVAL_LOSS_TOLERANCE = 1e-4;
 const HELD_OUT = formatTask(4, 3).map((e) => e.input);
 /** The parity job: enough steps and learning rate that the tuned answers differ from the base model's. */
 const PARITY = { epochs: 5, lrm: 25 } as const;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 if (!skip) process.env.TUNEKIT_PYTHON = PYTHON; // the workers the runner forks inherit it
 // 160 examples: 3 optimizer steps an epoch (2048-token batches)
@@ -87,16 +87,6 @@ function alive(pid: number): boolean {
     return !/\) [ZX]/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return false;
-  }
-}
-
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v !== undefined && v !== false) return v;
-    assert.ok(Date.now() - t0 < ms, `${what}: not within ${ms} ms`);
-    await sleep(20);
   }
 }
 
