@@ -3,7 +3,8 @@
 // Model: the shape's config (the published config.json of test/fixtures/published-configs, or the `small`
 // Llama with SmolLM2-135M shapes, the default), random weights drawn as Hugging Face draws them, float32,
 // LoRA rank 8 on all seven projections; batch 4 x 512 tokens packed from examples of 32-256 tokens (the
-// real vocabulary), AdamW, 2 threads (BENCH_THREADS). Each round runs tunekit in a child process
+// real vocabulary) whose last BENCH_LOSS_FRACTION (default 0.5) of predictions carry loss, as a reply
+// after its prompt does in SFT, AdamW, 2 threads (BENCH_THREADS). Each round runs tunekit in a child process
 // (this file with --worker) and then PyTorch (bench/train_torch.py, plain PyTorch LoRA on the same config
 // and batch, Debian's python3-torch) in another, so each one's peak RSS is its own and neither holds
 // memory while the other runs. Prints tokens/s of both and the ratio, tunekit's achieved GFLOP/s (matrix
@@ -11,7 +12,8 @@
 // peak RSS against the f32 weights. BENCH_STEPS timed steps (default 2) after BENCH_WARMUP (0 or 1, default 1),
 // BENCH_ROUNDS alternating rounds (default 1; best of each reported), BENCH_RECOMPUTE=all|auto|none
 // (default auto: recompute the activations of as many layers as the trainer's budget needs),
-// BENCH_PEER=off skips PyTorch.
+// BENCH_PEER=off skips PyTorch. PyTorch computes the logits of every row, as a user writes it; tunekit only
+// those of rows with a target (src/engine/cross-entropy.ts).
 
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -62,6 +64,11 @@ if (WARMUP !== 0 && WARMUP !== 1) {
   process.exit(2);
 }
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const LOSS_FRACTION = Number(process.env.BENCH_LOSS_FRACTION ?? 0.5);
+if (!(LOSS_FRACTION > 0 && LOSS_FRACTION <= 1)) {
+  console.error(`BENCH_LOSS_FRACTION=${process.env.BENCH_LOSS_FRACTION} is not in (0, 1]`);
+  process.exit(2);
+}
 const RECOMPUTE = (process.env.BENCH_RECOMPUTE ?? 'auto') as RecomputeMode;
 if (!['all', 'auto', 'none'].includes(RECOMPUTE)) {
   console.error(`BENCH_RECOMPUTE=${RECOMPUTE} is not one of all, auto, none`);
@@ -88,7 +95,10 @@ function readConfig(file: string): ModelConfig {
   return parseModelConfig(JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>, file);
 }
 
-/** BATCH rows of SEQ tokens, each packed from examples of 32..256 tokens (as train_torch.py draws them). */
+/**
+ * BATCH rows of SEQ tokens, each packed from examples of 32..256 tokens whose last LOSS_FRACTION of
+ * predictions carry loss (as train_torch.py draws them).
+ */
 function packedBatch(vocab: number): TrainBatch {
   const rng = new Random(0);
   const N = BATCH * SEQ;
@@ -103,7 +113,8 @@ function packedBatch(vocab: number): TrainBatch {
         b.positions[start + i] = i;
         b.segStart[start + i] = start;
       }
-      for (let i = 0; i < len - 1; i++) b.targets[start + i] = b.tokens[start + i + 1]!;
+      const withLoss = Math.floor(LOSS_FRACTION * (len - 1) + 0.5);
+      for (let i = 0; i < len - 1; i++) b.targets[start + i] = i >= len - 1 - withLoss ? b.tokens[start + i + 1]! : -1;
       b.targets[start + len - 1] = -1;
       t += len;
     }
@@ -131,6 +142,7 @@ interface WorkerResult {
   recomputedLayers: number;
   layers: number;
   ceChunkRows: number;
+  targets: number;
 }
 
 /** The tunekit side, in its own process: WARMUP untimed steps, then STEPS timed ones. */
@@ -183,7 +195,7 @@ function worker(): WorkerResult {
   return {
     stepSeconds: total / times.length, stepCpuSeconds: cpu / times.length, flopsPerStep: flops / times.length, lossFirst, lossLast, weightBytes,
     peakRssBytes: rss().peak, baseRssBytes: base, recomputedLayers: recompute, layers: config.numLayers,
-    ceChunkRows: ceChunkRows(config.vocabSize),
+    ceChunkRows: ceChunkRows(config.vocabSize), targets,
   };
 }
 
@@ -258,7 +270,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`round ${round}: PyTorch ...`);
-    const t = await runTorchPeer({ configFile: file, initStd: INITIALIZER_RANGE, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, warmup: WARMUP, rank: RANK, alpha: ALPHA, timeoutMs: 30 * 60_000 });
+    const t = await runTorchPeer({ configFile: file, initStd: INITIALIZER_RANGE, threads: THREADS, batch: BATCH, seq: SEQ, steps: STEPS, warmup: WARMUP, rank: RANK, alpha: ALPHA, lossFraction: LOSS_FRACTION, timeoutMs: 30 * 60_000 });
     if (t.result) {
       theirs.push(t.result);
       console.log(`round ${round}: PyTorch ${t.result.tokensPerSecond.toFixed(1)} tokens/s`);
@@ -274,12 +286,13 @@ async function main(): Promise<void> {
   const gflopsCpu = best.flopsPerStep / best.stepCpuSeconds / 1e9;
   const target = best.weightBytes + 2 * GB;
 
-  console.log(`\n${SHAPE}: LoRA r${RANK} on all projections, ${config.vocabSize} vocabulary, f32, ${THREADS} threads, ${BATCH}x${SEQ} tokens per step, ${WARMUP} warm-up + ${STEPS} timed steps, best of ${ROUNDS} round(s)`);
+  console.log(`\n${SHAPE}: LoRA r${RANK} on all projections, ${config.vocabSize} vocabulary, f32, ${THREADS} threads, ${BATCH}x${SEQ} tokens per step (${best.targets} carry loss: BENCH_LOSS_FRACTION=${LOSS_FRACTION}), ${WARMUP} warm-up + ${STEPS} timed steps, best of ${ROUNDS} round(s)`);
   console.log(`GEMM: ${describeGemm()}; peak measured now at the model's shapes: ${peak.toFixed(0)} GFLOP/s (before ${peakBefore.wall.toFixed(0)}, after ${peakAfter.wall.toFixed(0)}), ${peakCpu.toFixed(0)} GFLOP per CPU second`);
   console.log(`tunekit   ${ourTps.toFixed(1).padStart(7)} tokens/s  (${best.stepSeconds.toFixed(2)} s/step, ${(best.stepCpuSeconds / best.stepSeconds).toFixed(2)} cores busy, ${gflops.toFixed(0)} GFLOP/s issued = ${(100 * gflops / peak).toFixed(0)}% of peak, ${gflopsCpu.toFixed(0)} GFLOP per CPU second = ${(100 * gflopsCpu / peakCpu).toFixed(0)}% of peak, ${(best.flopsPerStep / 1e12).toFixed(2)} TFLOP/step, loss ${best.lossFirst.toFixed(3)} -> ${best.lossLast.toFixed(3)}, activations of ${best.recomputedLayers}/${best.layers} layers recomputed, cross-entropy in chunks of ${best.ceChunkRows} rows)`);
   console.log(`          peak RSS ${(best.peakRssBytes / MiB).toFixed(0)} MiB = f32 weights ${(best.weightBytes / MiB).toFixed(0)} MiB + ${((best.peakRssBytes - best.weightBytes) / MiB).toFixed(0)} MiB (goal <= weights + 2 GB = ${(target / MiB).toFixed(0)} MiB: ${best.peakRssBytes <= target ? 'met' : 'NOT met'}; process baseline ${(best.baseRssBytes / MiB).toFixed(0)} MiB)`);
   if (theirs.length) {
     const t = theirs.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
+    if (t.targetTokens !== best.targets) throw new Error(`the PyTorch peer's batch has ${t.targetTokens} targets, tunekit's ${best.targets}`);
     console.log(`PyTorch   ${t.tokensPerSecond.toFixed(1).padStart(7)} tokens/s  (${t.stepSeconds.toFixed(2)} s/step, ${(t.stepCpuSeconds / t.stepSeconds).toFixed(2)} cores busy, torch ${t.torchVersion}, ${t.attention}, loss ${t.lossFirst.toFixed(3)} -> ${t.lossLast.toFixed(3)}, peak RSS ${(t.peakRssBytes / MiB).toFixed(0)} MiB)`);
     // On a shared host the wall-clock ratio follows whoever got the cores; CPU seconds per step do less so.
     console.log(`ratio     ${(ourTps / t.tokensPerSecond).toFixed(2)}x in tokens/s; ${(t.stepCpuSeconds / best.stepCpuSeconds).toFixed(2)}x in CPU seconds per step (${best.stepCpuSeconds.toFixed(1)} vs ${t.stepCpuSeconds.toFixed(1)})`);
