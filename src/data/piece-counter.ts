@@ -100,6 +100,8 @@ const BYTE_CHARS: string[] = (() => {
   return out;
 })();
 
+const BYTE_CODES = Uint16Array.from(BYTE_CHARS, (c) => c.charCodeAt(0));
+
 const ESCAPE = /[.*+?^${}()|[\]\\]/g;
 
 /**
@@ -681,6 +683,23 @@ export class PieceCounter {
     }
   }
 
+  /** lookup() of bytes[0..m) mapped to the byte alphabet, without building the string. */
+  private lookupBytes(bytes: Uint8Array, m: number): number {
+    const { strTable, starts, chars } = this.t;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < m; i++) h = Math.imul(h ^ BYTE_CODES[bytes[i]!]!, 0x01000193);
+    for (h = (h >>> 0) & this.strMask; ; h = (h + 1) & this.strMask) {
+      const e = strTable[h]!;
+      if (e === 0) return -1;
+      const k = e - 1;
+      const a = starts[k]!;
+      if (starts[k + 1]! - a !== m) continue;
+      let i = 0;
+      while (i < m && chars[a + i] === BYTE_CODES[bytes[i]!]) i++;
+      if (i === m) return k;
+    }
+  }
+
   private mergeOf(a: number, b: number): number {
     const mt = this.t.mergeTable;
     for (let h = hashPair(a, b) & this.mergeMask; ; h = (h + 1) & this.mergeMask) {
@@ -750,11 +769,7 @@ export class PieceCounter {
           bytes[m++] = 0x80 | (c & 63);
         }
       }
-      if (t.ignoreMerges) {
-        let mapped = '';
-        for (let i = 0; i < m; i++) mapped += BYTE_CHARS[bytes[i]!];
-        if (this.lookup(mapped) >= 0) return 1;
-      }
+      if (t.ignoreMerges && this.lookupBytes(bytes, m) >= 0) return 1;
       this.grow(m);
       for (let i = 0; i < m; i++) this.sym[n++] = this.byteSym[bytes[i]!]!;
     } else {
