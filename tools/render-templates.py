@@ -284,6 +284,12 @@ VALUE_TEMPLATES = [
      {"x": {"a": 1}, "y": True}),
     ("{% for c in 'h\u00e9😀' %}[{{ c }}]{% endfor %}|{{ 'h\u00e9😀' | length }}|{{ x | select('equalto', 'a') | list }}|{{ x | reject('equalto', 'a') | join(',') }}",
      {"x": ["a", "b", "a"]}),
+    # Tests inside a for loop and a macro (nested scopes), where @huggingface/jinja looks them up apart
+    # (its parser takes no `is test(arg)`, so tests with an argument go through select / reject).
+    ("{% for v in x %}[{{ v is lower }},{{ v is upper }},{{ v is number }},{{ v is iterable }}]{% endfor %}"
+     "|{% macro m(v) %}{{ v is lower }}{{ [v] | select('equalto', 1.0) | list }}{{ x | select('sameas', true) | list }}{{ x | reject('ne', '1') | list }}{% endmacro %}"
+     "{{ m('123') }}{{ m(1) }}|{% for v in [1] %}{{ x | select('lower') | list }}{{ x | select('eq', 1.0) | list }}{% endfor %}",
+     {"x": ["123", "ABC1", "abc", True, 1, "1", [1]]}),
 ]
 
 # (add_generation_prompt, extra keyword arguments)

@@ -32,8 +32,8 @@
 //   text whose id is in tokenizer.eosTokenIds or is the template's turn terminator. Anything a
 //   template put between the two would be trained too (the model must produce it before it can
 //   stop); none of the three families puts anything there.
-// Cost: linear in the size of the example. The template is rendered twice (the example and its
-// skeleton), each text and generation prompt is looked for only inside its own turn, and "the next
+// Cost: linear in the size of the example. The template is rendered for the example, its skeleton is
+// cached per layout (without tools), and repeated layouts reuse the render memo of chat-template.ts; each text and generation prompt is looked for only inside its own turn, and "the next
 // end-of-turn token after position p" is answered from one index of every terminator occurrence
 // (built in one pass), never by scanning the rest of the text again; so an example of many turns
 // costs what its length costs.

@@ -823,14 +823,15 @@ export class ChatTemplate {
     }
     env.tests = pyTests(env);
     const interpreter = new PyInterpreter(env) as unknown as Internals & InterpreterInstance;
-    if (!trace) return interpreter.run(this.program);
-    // Every scope the run creates takes its tests from Environment.TESTS: while tracing (synchronous),
-    // those see message texts too.
-    interpreter.trace = trace;
-    env.tests = tracedTests(env.tests);
+    if (trace) {
+      interpreter.trace = trace;
+      env.tests = tracedTests(env.tests);
+    }
+    // Every scope the run creates (a for loop's, a macro's) takes its tests from Environment.TESTS, not
+    // from env: the run, which is synchronous, swaps Python's (and, while tracing, the traced) ones in.
     const statics = Environment as unknown as { TESTS: Environment['tests'] };
     const saved = statics.TESTS;
-    statics.TESTS = tracedTests(saved);
+    statics.TESTS = env.tests;
     try {
       return interpreter.run(this.program);
     } finally {
