@@ -11,13 +11,16 @@ import { loadModel, type LoadedModel, type ModelInfo } from '../models/model.js'
 import { loadModelConfig } from '../models/loader.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { GenerationChunk, GenerationResult } from '../generate/sequence.js';
+import type { BaseModelFiles } from '../platform/base-models.js';
 import { Engine, DEFAULT_ENGINE_OPTIONS, type EngineOptions, type ServingEngine, type SubmitOptions } from '../serve/engine.js';
 
 export interface ModelRegistration {
   publisher: string;
   name: string;
-  /** Absolute path of the Hugging Face model directory. */
+  /** Absolute path of the Hugging Face model directory; with `blobs`, where its files are stored (display only). */
   dir: string;
+  /** The model's files in the blob store (key prefix `models/<id>/`, platform/base-models.ts): registered through object storage. */
+  blobs?: string;
   /** RFC 3339. */
   createTime: string;
 }
@@ -37,9 +40,12 @@ export function checkModelId(kind: 'publisher' | 'model', id: string): void {
   }
 }
 
-/** Checks that `dir` holds a model this code can load (config and tokenizer), then stores it. */
+/**
+ * Checks that `dir` holds a model this code can load (config and tokenizer), then stores it: by path,
+ * or, when `files` go through object storage, its files first (an upload that fails registers nothing).
+ */
 export async function registerPublisherModel(
-  store: RegistrationStore, dir: string, opts: { name: string; publisher?: string },
+  store: RegistrationStore, dir: string, opts: { name: string; publisher?: string; files?: BaseModelFiles },
 ): Promise<ModelRegistration> {
   const publisher = opts.publisher ?? 'google';
   checkModelId('publisher', publisher);
@@ -47,7 +53,11 @@ export async function registerPublisherModel(
   const abs = path.resolve(dir);
   const config = loadModelConfig(abs);
   Tokenizer.loadSync(abs, { vocabSize: config.vocabSize });
-  const registration = { publisher, name: opts.name, dir: abs, createTime: new Date().toISOString() };
+  let registration: ModelRegistration = { publisher, name: opts.name, dir: abs, createTime: new Date().toISOString() };
+  if (opts.files?.stored) {
+    const blobs = await opts.files.store(abs);
+    registration = { ...registration, dir: opts.files.blobs.where(blobs), blobs };
+  }
   await store.put(registration);
   return registration;
 }
@@ -93,6 +103,8 @@ export class ServedModel {
   constructor(
     readonly registration: ModelRegistration, readonly model: ModelInfo, readonly modelVersion: string,
     private readonly holder: EngineHolder, readonly adapterDir?: string,
+    /** What it was loaded from: the registration's blob prefix or path. */
+    readonly source: string = registration.blobs ?? registration.dir,
   ) {}
 
   /** Whether requests run or wait on this model's engine. */
@@ -107,7 +119,7 @@ export class ServedModel {
 
   /** The same base with the PEFT adapter in `adapterDir` (loaded by the engine on first use). */
   withAdapter(adapterDir: string, modelVersion: string): ServedModel {
-    return new ServedModel(this.registration, this.model, modelVersion, this.holder, path.resolve(adapterDir));
+    return new ServedModel(this.registration, this.model, modelVersion, this.holder, path.resolve(adapterDir), this.source);
   }
 
   /**
@@ -159,11 +171,15 @@ export class ModelCatalog {
 
   private readonly load: ServingBackend;
 
-  /** `load`: a loader of tunekit's engine (tests wrap loadModel), or the backend of another engine. */
+  /**
+   * `load`: a loader of tunekit's engine (tests wrap loadModel), or the backend of another engine;
+   * `files`: where models registered through object storage are materialized.
+   */
   constructor(
     readonly store: RegistrationStore,
     load: ((dir: string) => Promise<LoadedModel>) | { backend: ServingBackend } = loadModel,
     limits: Partial<CatalogLimits> = {},
+    private readonly files?: BaseModelFiles,
   ) {
     this.load = typeof load === 'function' ? tunekitBackend(load) : load.backend;
     this.limits = { ...DEFAULT_CATALOG_LIMITS, ...limits };
@@ -176,19 +192,29 @@ export class ModelCatalog {
     return r;
   }
 
+  /** The local directory of a registered model: its path, or its files materialized from the blob store. */
+  async localDir(r: ModelRegistration): Promise<string> {
+    if (r.blobs === undefined) return r.dir;
+    if (!this.files) throw new Error(`publishers/${r.publisher}/models/${r.name} is stored in object storage, and this catalog has no blob store`);
+    return await this.files.localDir(r.blobs, `publishers/${r.publisher}/models/${r.name}`);
+  }
+
   /** The model loaded into memory, loading it on first use; a failed load is retried next time. */
   async served(publisher: string, name: string): Promise<ServedModel> {
     const r = await this.registration(publisher, name);
     const key = `${publisher}/${name}`;
+    const source = r.blobs ?? r.dir;
     let p = touch(this.loaded, key);
     if (p) {
       this.trim(key);
       const m = await p;
-      if (m.registration.dir === r.dir) return m;
-      this.loaded.delete(key); // re-registered from another directory
+      if (m.source === source) return m;
+      this.loaded.delete(key); // re-registered from other files
     }
-    p = this.load(r.dir).then((servable) => {
-      const served = new ServedModel(r, servable.model, r.name, new EngineHolder(() => servable.engine(this.limits.engine)));
+    p = this.localDir(r).then(async (dir) => {
+      const servable = await this.load(dir);
+      // The served registration's dir is the local one (the prompt tokenizer reads it).
+      const served = new ServedModel({ ...r, dir }, servable.model, r.name, new EngineHolder(() => servable.engine(this.limits.engine)), undefined, source);
       this.disposers.set(served, servable.dispose);
       if (this.loaded.get(key) === p) this.ready.set(key, served);
       return served;

@@ -32,6 +32,8 @@ export interface JobJudge {
   /** As the request named it (a publisher model or an endpoint). */
   model: string;
   modelDir: string;
+  /** The judge model's files in the blob store (base-models.ts), when registered through object storage. */
+  modelBlobs?: string;
   adapterDir?: string;
   samples: number;
 }

@@ -274,4 +274,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE resumable_uploads ADD COLUMN writer INTEGER;
     `,
   },
+  {
+    version: 9,
+    name: 'base models in the blob store',
+    sql: `
+      -- A base model registered through object storage: the key prefix of its files and manifest
+      -- (base-models.ts); 'dir' is then where they are, for display. NULL: 'dir' is the model's path.
+      ALTER TABLE base_models ADD COLUMN blobs TEXT;
+    `,
+  },
 ];

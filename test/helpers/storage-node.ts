@@ -24,9 +24,10 @@ export interface StorageNode {
   restart(): Promise<void>;
 }
 
-export async function startStorageNode(dir: string, bucket = 'tk-backend'): Promise<StorageNode> {
+/** `serveArgs`: more flags for the node's `tunekit serve` (e.g. --max-object-size). */
+export async function startStorageNode(dir: string, bucket = 'tk-backend', serveArgs: string[] = []): Promise<StorageNode> {
   fs.mkdirSync(dir, { recursive: true });
-  let proc: ServeProcess = await startServe(dir);
+  let proc: ServeProcess = await startServe(dir, {}, serveArgs);
   const key = proc.stdout.split('\n').map((l) => l.trim()).find((l) => /^tk1\.\S+$/.test(l));
   if (!key) throw new Error(`no bootstrap key in ${proc.stdout}`);
   const keyFile = path.join(dir, 'api-key');
@@ -39,7 +40,7 @@ export async function startStorageNode(dir: string, bucket = 'tk-backend'): Prom
     client: () => new Storage({ apiEndpoint: node.url, projectId: 'backend', useAuthWithCustomEndpoint: true, clientOptions: { apiKey: key }, retryOptions: { maxRetries: 0 } }),
     kill: () => proc.kill('SIGKILL'),
     restart: async () => {
-      proc = await startServe(dir, {}, ['--port', port]);
+      proc = await startServe(dir, {}, [...serveArgs, '--port', port]);
     },
   };
   await node.client().createBucket(bucket, { location: 'us-central1' });

@@ -486,7 +486,11 @@ export async function parseEvaluationConfig(
   let judge: JobEvaluationSpec['judge'];
   if (judged) {
     const ref = await resolveAutorater(api, endpoints, principal, autorater?.string('autoraterModel'), `${cfg.path}.autorater_config.autorater_model`);
-    judge = { model: ref.model, modelDir: (await api.catalog.registration(ref.publisher, ref.name)).dir, ...(ref.adapterDir ? { adapterDir: ref.adapterDir } : {}), samples: samplingCount(autorater) };
+    const judgeModel = await api.catalog.registration(ref.publisher, ref.name);
+    judge = {
+      model: ref.model, modelDir: await api.catalog.localDir(judgeModel),
+      ...(judgeModel.blobs !== undefined ? { modelBlobs: judgeModel.blobs } : {}), ...(ref.adapterDir ? { adapterDir: ref.adapterDir } : {}), samples: samplingCount(autorater),
+    };
   } else if (autorater && Object.keys(autorater.value).length) {
     throw fieldError(cfg.fieldPath('autoraterConfig'), `'${cfg.fieldPath('autoraterConfig')}' has no effect: none of the metrics is judged by a model.`);
   }

@@ -221,7 +221,8 @@ async function parseCreate(api: ApiContext, tuning: TuningService, m: Message, p
   }
   return {
     project, location,
-    baseModel: `publishers/${publisher}/models/${name}`, baseDir: registration.dir,
+    baseModel: `publishers/${publisher}/models/${name}`, baseDir: await api.catalog.localDir(registration),
+    ...(registration.blobs !== undefined ? { baseBlobs: registration.blobs } : {}),
     // Continuous tuning makes a new version of the pre-tuned model unless a display name asks for a new model.
     tunedModelDisplayName: m.string('tunedModelDisplayName') || preTuned?.displayName || `${name}-tuned`,
     ...(preTuned ? { preTunedModel: preTuned.spec } : {}),

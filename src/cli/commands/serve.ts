@@ -19,6 +19,7 @@ import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
 import { loadSafetyConfig } from '../../safety/config.js';
 import { DEFAULT_CATALOG_LIMITS, ModelCatalog, type ServingBackend } from '../../api/catalog.js';
+import { BaseModelFiles } from '../../platform/base-models.js';
 import { DEFAULT_ENGINE_OPTIONS } from '../../serve/engine.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { PromptTokenizer } from '../../api/prompt-tokenizer.js';
@@ -131,7 +132,7 @@ export function registerServeCommand(program: Command): void {
         catalog: new ModelCatalog(new DbRegistrationStore(platform.db), backend, {
           baseModels: o.maxModels,
           engine: { parallel: o.parallel, maxQueue: o.maxQueue, adapterMemory: o.adapterMemory },
-        }),
+        }, new BaseModelFiles(platform.blobs, dataDir, platform.db.owner)),
         auth: platform.iam,
         assertLocation: async (l) => await platform.config.assertLocation(l),
         tokenizer,

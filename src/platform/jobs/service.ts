@@ -50,8 +50,10 @@ export interface CreateJobRequest {
   location: string;
   /** publishers/{pub}/models/{name} */
   baseModel: string;
-  /** The base model's directory. */
+  /** The base model's directory (on this machine). */
   baseDir: string;
+  /** The base model's files in the blob store, when registered through object storage (JobSpec.baseBlobs). */
+  baseBlobs?: string;
   tunedModelDisplayName: string;
   description?: string;
   labels?: Record<string, string>;
@@ -159,6 +161,7 @@ export class TuningService {
       const job = await this.jobs.create({ project: req.project, location: req.location, baseModel: req.baseModel, displayName: req.tunedModelDisplayName, request });
       const spec: JobSpec = {
         jobId: job.id, project: req.project, location: req.location, baseModel: req.baseModel, baseDir: req.baseDir,
+        ...(req.baseBlobs !== undefined ? { baseBlobs: req.baseBlobs } : {}),
         displayName: req.tunedModelDisplayName, hasValidation: validation !== undefined, options,
         ...(req.labels && Object.keys(req.labels).length ? { labels: req.labels } : {}),
         ...(req.outputUri ? { outputUri: req.outputUri } : {}),

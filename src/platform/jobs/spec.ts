@@ -68,8 +68,10 @@ export interface JobSpec {
   location: string;
   /** publishers/{pub}/models/{name} */
   baseModel: string;
-  /** The base model's directory when the job was created. */
+  /** The base model's directory when the job was created (on the machine that created it). */
   baseDir: string;
+  /** The base model's files in the blob store (base-models.ts): a worker materializes them and trains on its own copy. */
+  baseBlobs?: string;
   displayName: string;
   hasValidation: boolean;
   options: JobTuneOptions;
@@ -227,7 +229,8 @@ export class JobStaging {
   /**
    * Removes uploads left by creates whose process is gone (db.ts ownerGone: on any machine, when the work
    * root is shared), and copies of adapters that such a process was putting in `cache/adapters/`
-   * (service.ts adapterDir). Returns the paths removed.
+   * (service.ts adapterDir) or base models it was materializing in `cache/models/` (base-models.ts).
+   * Returns the paths removed.
    */
   async removeStaleUploads(): Promise<string[]> {
     const removed: string[] = [];
@@ -242,6 +245,7 @@ export class JobStaging {
     };
     await sweep(path.join(this.workRoot, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
     await sweep(path.join(this.workRoot, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
+    await sweep(path.join(this.workRoot, 'cache', 'models'), /^[0-9a-f]{64}\.tmp-(\d+)-[0-9a-f]+$/);
     return removed;
   }
 }

@@ -2,7 +2,8 @@
 // storage configuration in $TUNEKIT_WORKER_STORAGE, JSON: not on the command line, which others can read) that the runner of `tunekit serve` forks (runner.ts) for a job it has moved to RUNNING, or in a `tunekit
 // worker` that pulled it from the queue (src/platform/postgres). The worker owns the run end to end and
 // writes everything to the database and the blob store itself, so nothing depends on the server staying up:
-// - checks the job's staged files out into a work directory (spec.ts JobStaging) and trains with the
+// - checks the job's staged files out into a work directory (spec.ts JobStaging), materializes a base
+//   model registered through object storage into its cache (base-models.ts), and trains with the
 //   job's options, resuming from the newest complete epoch checkpoint stored when there is one (the
 //   trainer's resume is exact);
 // - records per-step metrics under Vertex's names, stores each epoch checkpoint back in the blob store
@@ -30,6 +31,7 @@ import { TuningJobs } from '../jobs.js';
 import { Quotas } from '../quota.js';
 import { ObjectStore } from '../storage.js';
 import { openBlobStore, type StorageConfig } from '../blob-store.js';
+import { BaseModelFiles } from '../base-models.js';
 import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
 import { WORKER_STORAGE_ENV } from './runner.js';
@@ -98,7 +100,7 @@ export async function runTuningJob(
   try {
     await stillMine();
     const dir = await staging.checkOut(jobId);
-    const spec = readJobSpec(dir);
+    const spec = await localModels(readJobSpec(dir), new BaseModelFiles(staging.blobs, staging.workRoot, db.owner));
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
     await stillMine();
@@ -124,6 +126,15 @@ export async function runTuningJob(
     }
     if (!(err instanceof TunekitError)) process.stderr.write(`tunekit worker: job ${jobId}: ${err instanceof Error ? err.stack : String(err)}\n`);
   }
+}
+
+/** `spec` with its base (and judge) model directories on this machine: materialized when they are in the blob store. */
+async function localModels(spec: JobSpec, files: BaseModelFiles): Promise<JobSpec> {
+  const out: JobSpec = { ...spec };
+  if (spec.baseBlobs !== undefined) out.baseDir = await files.localDir(spec.baseBlobs, spec.baseModel);
+  const judge = spec.evaluation?.judge;
+  if (judge?.modelBlobs !== undefined) out.evaluation = { ...spec.evaluation!, judge: { ...judge, modelDir: await files.localDir(judge.modelBlobs, judge.model) } };
+  return out;
 }
 
 /** The forked worker of `tunekit serve` (runner.ts): runs the job its runner claimed. */

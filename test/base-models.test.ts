@@ -1,0 +1,69 @@
+// Base models through the blob store (platform/base-models.ts), on the local store: the stored files
+// and manifest, reuse of identical files, a materialized copy equal to the original, two processes'
+// caches materializing at once into one directory, and a damaged blob refused (naming the file and the
+// model) with nothing left in the cache. The same through object storage, with serve and a worker on
+// other machines: storage-gcs-models.test.ts.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { LocalBlobStore } from '../src/platform/blob-store.js';
+import { BaseModelFiles, MANIFEST_FILE, type ModelManifest } from '../src/platform/base-models.js';
+import { FailedPreconditionError } from '../src/errors.js';
+import { tempDirs } from './helpers/platform.js';
+import { scratchCopy, tinyModelDir } from './helpers/tiny-models.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('a model directory stored as content-addressed blobs, reused, and materialized by two caches at once', async () => {
+  const dirs = tempDirs('base-models');
+  const blobs = new LocalBlobStore(dirs());
+  const src = tinyModelDir('gemma3');
+  const names = fs.readdirSync(src).sort();
+  const prefix = await new BaseModelFiles(blobs, dirs(), process.pid).store(src);
+  assert.match(prefix, /^models\/[0-9a-f]{64}\/$/);
+  const manifest = JSON.parse((await blobs.read(prefix + MANIFEST_FILE)).toString()) as ModelManifest;
+  assert.deepEqual(manifest.files, names.map((n) => ({ name: n, size: fs.statSync(path.join(src, n)).size, sha256: sha256(fs.readFileSync(path.join(src, n))) })));
+  const stored = (await blobs.list(prefix)).blobs;
+  assert.deepEqual(stored.map((b) => b.key), [prefix + MANIFEST_FILE, ...names.map((n) => `${prefix}files/${n}`)].sort());
+
+  // The same files again (another directory): the same prefix, nothing rewritten.
+  const again = await new BaseModelFiles(blobs, dirs(), process.pid).store(scratchCopy(src));
+  assert.equal(again, prefix);
+  assert.deepEqual((await blobs.list(prefix)).blobs, stored);
+
+  // Two caches on one machine root (as two processes have): one directory, equal to the original.
+  const root = dirs();
+  const [a, b] = await Promise.all([
+    new BaseModelFiles(blobs, root, 101).localDir(prefix, 'publishers/google/models/m'),
+    new BaseModelFiles(blobs, root, 102).localDir(prefix, 'publishers/google/models/m'),
+  ]);
+  assert.equal(a, b);
+  assert.equal(a, path.join(root, 'cache', 'models', prefix.split('/')[1]!));
+  for (const n of names) assert.ok(fs.readFileSync(path.join(a, n)).equals(fs.readFileSync(path.join(src, n))), n);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), [prefix.split('/')[1]], 'no temporary directory left');
+});
+
+test('a blob that does not match the manifest is refused, naming the file and the model, and nothing is cached', async () => {
+  const dirs = tempDirs('base-models-bad');
+  const blobs = new LocalBlobStore(dirs());
+  const prefix = await new BaseModelFiles(blobs, dirs(), process.pid).store(tinyModelDir('gemma3'));
+  const file = blobs.where(`${prefix}files/model.safetensors`);
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length - 1] ^= 0xff; // same size, other bytes
+  fs.writeFileSync(file, bytes);
+  const root = dirs();
+  await assert.rejects(new BaseModelFiles(blobs, root, process.pid).localDir(prefix, 'publishers/google/models/m'), (err: Error) => {
+    assert.ok(err instanceof FailedPreconditionError, String(err));
+    assert.match(err.message, /base model publishers\/google\/models\/m: model\.safetensors .* does not match its manifest/);
+    return true;
+  });
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), []);
+
+  // A missing blob is refused the same way.
+  fs.rmSync(file);
+  await assert.rejects(new BaseModelFiles(blobs, root, process.pid).localDir(prefix, 'publishers/google/models/m'), /base model publishers\/google\/models\/m: model\.safetensors is missing from the blob store/);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), []);
+});
