@@ -87,6 +87,11 @@ test('a base model registered through the GCS backend: trained on a worker and s
     const created = await ok('POST', JOBS, createBody({ epochs: 1, adapterSize: 'ADAPTER_SIZE_TWO', lrm: 1, validation: '' }));
     const jobId = String(created.name).split('/').pop()!;
     const workDir = dirs();
+    // A copy a worker killed mid-download left (its mark's lock is free, untouched for two minutes): swept at start.
+    const leftover = path.join(workDir, 'cache', 'models', `${'0'.repeat(64)}.tmp-999999999-0123abcd`);
+    fs.mkdirSync(leftover, { recursive: true });
+    const old = new Date(Date.now() - 120_000);
+    fs.utimesSync(leftover, old, old);
     worker = spawn(process.execPath, [cliMain, 'worker', '--database', database, ...node.flags(prefix), '--work-dir', workDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     worker.stdout!.on('data', (d: Buffer) => { workerLog += d.toString(); });
     worker.stderr!.on('data', (d: Buffer) => { workerLog += d.toString(); });
@@ -95,6 +100,8 @@ test('a base model registered through the GCS backend: trained on a worker and s
       return j && ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state) ? j : undefined;
     }, 60_000);
     assert.equal(done.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(done.error) + workerLog);
+    assert.ok(!fs.existsSync(leftover), 'a dead process\'s partial copy is removed');
+    assert.deepEqual(fs.readdirSync(path.join(workDir, 'cache', 'models')), [id]);
     // The worker trained on its own copy, equal to the original files.
     for (const n of names) assert.ok(fs.readFileSync(path.join(workDir, 'cache', 'models', id, n)).equals(fs.readFileSync(path.join(original, n))), n);
 

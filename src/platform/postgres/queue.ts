@@ -219,6 +219,8 @@ export class PostgresWorker {
       const job = await platform.jobs.find(id);
       return !job || TERMINAL_JOB_STATES.includes(job.state);
     });
+    // And base models that a process now gone was materializing into this machine's cache (base-models.ts).
+    await platform.staging.removeStaleUploads();
     await boss.work<TuningMessage>(TUNING_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
       if (job) await worker.run(platform, job.data.jobId);
     });
