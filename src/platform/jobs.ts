@@ -206,6 +206,20 @@ export class TuningJobs {
     });
   }
 
+  /**
+   * Records on a job that named no executor the one its worker runs it with: label `label` of its
+   * request (the TuningJob's labels), under the attempt `attempt` (a lost worker's late write is dropped).
+   */
+  async recordExecutor(id: string, label: string, executor: string, attempt: number): Promise<void> {
+    await this.db.transaction(async () => {
+      const job = await this.find(id);
+      if (!job || job.attempts !== attempt) return;
+      const request = job.request as { labels?: Record<string, string> };
+      request.labels = { ...request.labels, [label]: executor };
+      await this.db.run('UPDATE tuning_jobs SET request = ?, update_time = ? WHERE id = ? AND attempts = ?', JSON.stringify(request), now(), id, attempt);
+    });
+  }
+
   async setCheckpoint(id: string, checkpoint: string): Promise<void> {
     await this.db.run('UPDATE tuning_jobs SET checkpoint = ?, update_time = ? WHERE id = ?', checkpoint, now(), id);
   }

@@ -18,7 +18,7 @@
 // The program dies with this process (PR_SET_PDEATHSIG, and a parent check between steps), so a
 // cancelled job's worker, killed, takes it along.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,22 @@ export function trlRunOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): TrlR
     throw new InvalidRequestError(`TUNEKIT_TRL_BACKEND=${JSON.stringify(backend)} is not a backend of the trl executor (known: ${TRL_BACKENDS.join(', ')})`);
   }
   return { python: env.TUNEKIT_PYTHON || 'python3', backend: backend as TrlBackend };
+}
+
+/**
+ * Why this machine cannot run the trl executor with `x` (a worker's `--executors trl` at its start), or
+ * undefined: the interpreter must start and import torch, and peft, transformers and trl unless the
+ * backend is torch (the reference model). Names the interpreter, its source and the missing modules.
+ */
+export function trlMissing(x: TrlRunOptions): string | undefined {
+  const modules = x.backend === 'torch' ? ['torch'] : ['torch', 'peft', 'transformers', 'trl'];
+  const probe = 'import sys\nbad = []\nfor m in sys.argv[1:]:\n    try:\n        __import__(m)\n    except Exception:\n        bad.append(m)\nprint(" ".join(bad))';
+  const r = spawnSync(x.python, ['-c', probe, ...modules], { encoding: 'utf8' });
+  const which = `the Python interpreter ${x.python} (TUNEKIT_PYTHON)`;
+  if (r.error) return `${which} does not start: ${r.error.message}`;
+  if (r.status !== 0) return `${which} exited with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').pop()}`;
+  const bad = r.stdout.trim();
+  return bad ? `${which} cannot import ${bad.split(' ').join(', ')} (TUNEKIT_TRL_BACKEND=${x.backend} needs ${modules.join(', ')}; =torch needs torch only)` : undefined;
 }
 
 /** A run of the trl executor: what trainer.ts's tune() does, trained by executors/trl/train.py. */

@@ -77,7 +77,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
     .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
-    .option('--executor <name>', `what trains jobs without a "${EXECUTOR_LABEL}" label: ${EXECUTORS.join(' or ')} (README: GPUs and the trl executor)`, executorOption, 'tunekit')
+    .option('--executor <name>', `what trains jobs without a "${EXECUTOR_LABEL}" label, without --database (there the worker's --executors decide): ${EXECUTORS.join(' or ')} (README: GPUs and the trl executor)`, executorOption, 'tunekit')
     .option('--engine <name>', `generation engine: ${ENGINES.join(' | ')} (llama.cpp: node-llama-cpp on the GGUF exports, for GPUs)`, choiceOption('--engine', ENGINES), 'tunekit')
     .option('--gpu <kind>', `with --engine llama.cpp: ${GPU_CHOICES.join(' | ')} (default auto: the best build that loads here; off: the CPU)`, choiceOption('--gpu', GPU_CHOICES))
     .option('--context-size <n>', `with --engine llama.cpp: tokens of one request's context at most, prompt and output (default ${DEFAULT_LLAMACPP_CONTEXT})`, intOption('--context-size', 2))
@@ -92,6 +92,9 @@ export function registerServeCommand(program: Command): void {
       }
       const safety = o.safetyConfig ? loadSafetyConfig(o.safetyConfig) : undefined;
       const dataDir = resolveDataDir(o.dataDir);
+      if (o.database !== undefined && cmd.getOptionValueSource('executor') === 'cli') {
+        throw new InvalidRequestError(`--executor applies to serve's own workers (without --database); with --database a job's "${EXECUTOR_LABEL}" label sends it to the workers that declared that executor (tunekit worker --executors), and a job without one goes to any worker`);
+      }
       if (o.jobHeartbeatSeconds !== undefined && o.database === undefined) {
         throw new InvalidRequestError('--job-heartbeat-seconds applies to jobs queued in PostgreSQL: give --database too');
       }
@@ -117,7 +120,7 @@ export function registerServeCommand(program: Command): void {
       // (pg-boss is loaded only here: a SQLite deployment never needs it.)
       const queue = o.database === undefined ? undefined
         : await (await import('../../platform/postgres/queue.js')).PostgresJobQueue.open(o.database, platform, { heartbeatSeconds: o.jobHeartbeatSeconds });
-      const tuning = new TuningService(platform, { ...(queue ? { queue } : {}), defaultExecutor: o.executor });
+      const tuning = new TuningService(platform, queue ? { queue } : { defaultExecutor: o.executor });
       // node-llama-cpp is loaded only here (LlamaCppRuntime.open imports it); a --gpu build that does not load here stops the start.
       let backend: { backend: ServingBackend } | undefined;
       if (o.engine === 'llama.cpp') {

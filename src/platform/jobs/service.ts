@@ -111,12 +111,16 @@ export class TuningService {
   /** Runs the jobs: a JobRunner of this process (default), or a queue other machines pull (`queue`). */
   readonly runner: JobQueue;
 
-  /** The executor of jobs without the EXECUTOR_LABEL label (`tunekit serve --executor`). */
-  readonly defaultExecutor: Executor;
+  /**
+   * The executor of jobs without the EXECUTOR_LABEL label (`tunekit serve --executor`). None with a
+   * queue: there the worker that pulls such a job picks (postgres/queue.ts).
+   */
+  readonly defaultExecutor: Executor | undefined;
 
   constructor(parts: TuningServiceParts, runner: RunnerOptions & { queue?: JobQueue; defaultExecutor?: Executor } = {}) {
     ({ db: this.db, config: this.config, jobs: this.jobs, quotas: this.quotas, storage: this.storage, staging: this.staging } = parts);
-    this.defaultExecutor = runner.defaultExecutor ?? 'tunekit';
+    if (runner.queue && runner.defaultExecutor) throw new InvalidRequestError('a default executor applies to this process\'s own workers: with a queue, the worker that pulls a job without the label picks');
+    this.defaultExecutor = runner.queue ? undefined : runner.defaultExecutor ?? 'tunekit';
     this.registry = new Registry(this.db);
     this.operations = new Operations(this.db);
     this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, { ...runner, ...(parts.storageConfig ? { storage: parts.storageConfig } : {}) }, this.storage, this.staging);
@@ -167,7 +171,7 @@ export class TuningService {
         ...(req.outputUri ? { outputUri: req.outputUri } : {}),
         ...(req.exportLastCheckpointOnly ? { exportLastCheckpointOnly: true } : {}),
         ...(req.evaluation ? { evaluation: req.evaluation } : {}),
-        executor,
+        ...(executor ? { executor } : {}),
         ...(req.preTunedModel ? { initAdapter: true, ...(req.preTunedModel.parentModelId ? { parentModelId: req.preTunedModel.parentModelId } : {}) } : {}),
       };
       await this.staging.commit(upload, spec);

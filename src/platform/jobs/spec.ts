@@ -47,7 +47,8 @@ export const LEARNING_RATE_MULTIPLIER_MAX = 100;
 /**
  * What trains a job: tunekit's own trainer (src/train/trainer.ts) or Hugging Face TRL in a Python
  * process (src/train/trl-executor.ts). A job picks one with the label EXECUTOR_LABEL; without it,
- * the server's default (`tunekit serve --executor`, default tunekit).
+ * the server's default (`tunekit serve --executor`, default tunekit), or with PostgreSQL the first
+ * executor of the worker that pulls it (postgres/queue.ts).
  */
 export const EXECUTORS = ['tunekit', 'trl'] as const;
 export type Executor = (typeof EXECUTORS)[number];

@@ -37,7 +37,7 @@ import { Registry, type CheckpointInfo } from './registry.js';
 import { WORKER_STORAGE_ENV } from './runner.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { evaluateTunedModel } from './evaluation.js';
-import { INIT_ADAPTER_DIR, JobStaging, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type JobSpec } from './spec.js';
+import { INIT_ADAPTER_DIR, JobStaging, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type Executor, type JobSpec } from './spec.js';
 
 /** Thrown between steps when the run must stop without ending the job (see runTuningJob). */
 export class RunStopped extends Error {
@@ -61,7 +61,7 @@ export interface RunParts {
  * `parentGone` stops it too (a forked worker whose server died). Training errors end the job FAILED.
  */
 export async function runTuningJob(
-  parts: RunParts, jobId: string, opts: { attempt: number; parentGone?: () => boolean },
+  parts: RunParts, jobId: string, opts: { attempt: number; parentGone?: () => boolean; executor?: Executor },
 ): Promise<void> {
   const { db, jobs, storage, staging } = parts;
   const stillMine = async (): Promise<void> => {
@@ -104,9 +104,10 @@ export async function runTuningJob(
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
     await stillMine();
-    // The executor (spec.ts EXECUTORS): tunekit's trainer, or TRL in a Python process (TUNEKIT_PYTHON).
+    // The executor (spec.ts EXECUTORS): tunekit's trainer, or TRL in a Python process (TUNEKIT_PYTHON);
+    // the job's own, else (a job queued in PostgreSQL that named none) its worker's choice.
     const log = (m: string) => process.stderr.write(`tunekit worker: job ${jobId}: ${m}\n`);
-    const train = spec.executor === 'trl' ? (o: TuneOptions) => tuneWithTrl(o, { ...trlRunOptionsFromEnv(), log }) : tune;
+    const train = (spec.executor ?? opts.executor) === 'trl' ? (o: TuneOptions) => tuneWithTrl(o, { ...trlRunOptionsFromEnv(), log }) : tune;
     await train({
       ...spec.options, baseDir: spec.baseDir, trainFile: path.join(dir, TRAIN_FILE),
       ...(spec.hasValidation ? { validationFile: path.join(dir, VALIDATION_FILE) } : {}),
