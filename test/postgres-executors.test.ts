@@ -2,7 +2,8 @@
 // later, a `tunekit worker --executors trl` (train.py's torch backend, TRL being absent here) share the
 // queue. A job labelled tunekit-executor=trl waits PENDING while only the tunekit worker runs (serve's
 // reconciler logs why), then the trl worker runs it; jobs labelled tunekit go only to the tunekit
-// worker; jobs without the label go to either, which records its executor as the job's label. And
+// worker; jobs without the label go to either, which records its executor as the job's label, and a
+// retry of one recorded trl, pulled by the tunekit worker, is handed to the trl queue and run there. And
 // `--executors` with an unknown name, or trl without a Python that can run it, is refused by name, and
 // so is `serve --database --executor` (the workers choose there).
 // Needs PostgreSQL's binaries and /usr/bin/python3 with torch; skipped, saying why, without them.
@@ -15,7 +16,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Platform } from '../src/platform/platform.js';
 import { TuningService } from '../src/platform/jobs/service.js';
-import { PostgresJobQueue } from '../src/platform/postgres/queue.js';
+import { PgBoss } from 'pg-boss';
+import { PostgresJobQueue, TUNING_QUEUE } from '../src/platform/postgres/queue.js';
 import { DbRegistrationStore } from '../src/api/db-store.js';
 import { registerPublisherModel } from '../src/api/catalog.js';
 import { createDatabase, postgresMissing, startPostgres } from './helpers/postgres.js';
@@ -85,6 +87,18 @@ test('jobs go to the workers of their executor; a trl job waits PENDING until a 
     const labelOf = async (id: string) => ((await platform.jobs.find(id))!.request as { labels?: Record<string, string> }).labels?.['tunekit-executor'];
     const all = () => [...workers.values()].map((w) => w.log).join('\n');
 
+    // A job that named none, taken by a trl worker that was then lost (by hand: fetched, taken over,
+    // its executor recorded, failed so that pg-boss hands it out again): it keeps its executor.
+    const handed = await create();
+    const boss = new PgBoss({ connectionString: database });
+    await boss.start();
+    const [q] = await boss.fetch<{ jobId: string }>(TUNING_QUEUE);
+    assert.equal(q?.data.jobId, handed);
+    const claim = (await platform.jobs.takeOver(handed, 999_999))!;
+    await platform.jobs.recordExecutor(handed, 'tunekit-executor', 'trl', claim.attempts);
+    await boss.fail(TUNING_QUEUE, [q!]);
+    await boss.stop({ graceful: false });
+
     start('tunekit', 'tunekit');
     const trlJob = await create({ 'tunekit-executor': 'trl' });
     const ownJob = await create({ 'tunekit-executor': 'tunekit' });
@@ -99,6 +113,9 @@ test('jobs go to the workers of their executor; a trl job waits PENDING until a 
     await until('the reconciler to log the waiting trl job', () => log.find((m) => m.startsWith(`job ${trlJob}: PENDING: it names executor trl`)), 45_000);
     assert.equal((await platform.jobs.find(trlJob))!.state, 'JOB_STATE_PENDING');
     assert.deepEqual(ranBy(trlJob), []);
+    // The tunekit worker pulled the lost trl run's retry and handed it to the trl queue, unrun.
+    assert.match(workers.get('tunekit')!.log, new RegExp(`job ${handed}: handed to the tunekit-tuning-jobs-trl queue`));
+    assert.equal((await platform.jobs.find(handed))!.state, 'JOB_STATE_RUNNING');
 
     start('trl', 'trl', TRL_ENV);
     const done = await ended(trlJob);
@@ -106,6 +123,10 @@ test('jobs go to the workers of their executor; a trl job waits PENDING until a 
     assert.deepEqual(ranBy(trlJob), ['trl']);
     assert.match(workers.get('trl')!.log, new RegExp(`job ${trlJob}: trl executor: backend torch-reference`));
     assert.equal(await labelOf(trlJob), 'trl');
+    const resumed = await ended(handed);
+    assert.equal(resumed.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(resumed.error) + all());
+    assert.equal(resumed.attempts, 2);
+    assert.deepEqual(ranBy(handed), ['trl']);
 
     // Both running: tunekit jobs still only on the tunekit worker; one without a label on either, recorded.
     const own2 = await create({ 'tunekit-executor': 'tunekit' });
