@@ -1,6 +1,6 @@
 // The thinking budget is a hard cap: with N, at most N tokens are spent inside <think> before the
 // closing marker is forced in; with 0 the opening marker is never sampled; thought text is reported
-// apart from the answer, without markers.
+// apart from the answer, without markers or the layout newlines at its ends.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,4 +69,27 @@ test('generation: a prompt that opens a think block spends at most the budget, t
   // Unlimited thinking on the same prompt runs longer inside the block (the random model never closes it).
   const free = await generate(m, prompt, { maxTokens: 30, temperature: 0, stopTokenIds: [], thinkingBudget: -1 });
   assert.ok(free.thoughtTokens > 9);
+});
+
+test('thought text is the block without the layout newlines at its ends, as the template reads reasoning back', async () => {
+  // Qwen3's template writes "<think>\n" + reasoning + "\n</think>\n\n" and recovers reasoning_content
+  // with .lstrip('\n') / .rstrip('\n'): newlines at the block's ends are layout. The newline token is
+  // made as likely as the top one so that thoughts start, end and go on with newlines.
+  const m = await loadModel(tinyModelDir('qwen3'));
+  const tk = m.tokenizer;
+  const prompt = tk.encode(tk.applyChatTemplate([{ role: 'user', content: 'Hello there' }], { addGenerationPrompt: true }) + '<think>', { addSpecialTokens: false });
+  const close = tk.tokenToId('</think>')!;
+  const [newline] = tk.encode('\n', { addSpecialTokens: false });
+  const likeTop = (l: Float32Array) => { l[newline!] = l.reduce((a, b) => Math.max(a, b), -Infinity); };
+  const seen = { leading: 0, trailing: 0, inside: 0 };
+  for (let seed = 1; seed <= 8; seed++) {
+    const r = await generate(m, prompt, { maxTokens: 40, temperature: 1.5, seed, stopTokenIds: [], thinkingBudget: 12, onLogits: likeTop });
+    const raw = tk.decode(r.tokenIds.slice(0, r.tokenIds.indexOf(close)));
+    const stripped = raw.replace(/^\n+/, '').replace(/\n+$/, '');
+    assert.equal(r.thoughtText, stripped, `seed ${seed}: ${JSON.stringify(raw)}`);
+    if (raw.startsWith('\n')) seen.leading++;
+    if (raw.endsWith('\n')) seen.trailing++;
+    if (stripped.includes('\n')) seen.inside++;
+  }
+  assert.ok(seen.leading > 0 && seen.trailing > 0 && seen.inside > 0, JSON.stringify(seen));
 });

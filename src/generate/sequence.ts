@@ -59,7 +59,7 @@ export type FinishReason = 'stop' | 'stop_sequence' | 'length';
 export interface GenerationResult {
   /** The answer, without the thinking. */
   text: string;
-  /** What the model wrote inside its <think> block (markers removed). */
+  /** What the model wrote inside its <think> block (markers and the layout newlines at both ends removed). */
   thoughtText: string;
   /** Generated tokens spent thinking (markers and a forced closing marker included). */
   thoughtTokens: number;
@@ -106,6 +106,8 @@ export class SequenceState {
   private readonly vocabSize: number;
   private text = '';
   private thoughtText = '';
+  /** Newlines at the thought's end so far: emitted once more text follows, dropped when it ends. */
+  private heldNewlines = '';
   private finishReason: FinishReason = 'length';
   private done = false;
   private readonly constraint: TokenConstraint | null;
@@ -228,7 +230,7 @@ export class SequenceState {
       this.tokenIds.push(t);
       if (kinds[k] === 'thought') {
         if (this.thinking.isMarker(t)) continue;
-        const piece = this.thoughtDecoder.push(t);
+        const piece = this.thoughtLayout(this.thoughtDecoder.push(t));
         if (piece) {
           this.thoughtText += piece;
           chunks.push({ text: piece, tokenId: t, thought: true });
@@ -251,6 +253,24 @@ export class SequenceState {
     return { chunks, feed };
   }
 
+  /**
+   * The thought as the template would store it: a chat template lays reasoning out as "<think>\n" +
+   * reasoning + "\n</think>\n\n" and reads it back with its newlines stripped at both ends (Qwen3's
+   * reasoning_content), so those newlines are layout, not thought. Leading ones are dropped; trailing ones
+   * are held until more thought follows (an empty block gives no thought text at all).
+   */
+  private thoughtLayout(piece: string): string {
+    const text = this.thoughtText === '' ? piece.replace(/^\n+/, '') : piece;
+    const body = text.replace(/\n+$/, '');
+    if (body === '') {
+      if (this.thoughtText !== '') this.heldNewlines += text;
+      return '';
+    }
+    const out = this.heldNewlines + body;
+    this.heldNewlines = text.slice(body.length);
+    return out;
+  }
+
   get finished(): boolean {
     return this.done;
   }
@@ -260,7 +280,7 @@ export class SequenceState {
     this.done = true;
     this.finishReason = reason;
     const last = this.tokenIds[this.tokenIds.length - 1] ?? -1;
-    const thoughtRest = this.thoughtDecoder.flush();
+    const thoughtRest = this.thoughtLayout(this.thoughtDecoder.flush());
     if (thoughtRest) {
       this.thoughtText += thoughtRest;
       chunks.push({ text: thoughtRest, tokenId: last, thought: true });
