@@ -1,7 +1,8 @@
 // Base models through the blob store (platform/base-models.ts), on the local store: the stored files
 // and manifest, reuse of identical files, a materialized copy equal to the original, two processes'
 // caches materializing at once into one directory, and a damaged blob refused (naming the file and the
-// model) with nothing left in the cache. The same through object storage, with serve and a worker on
+// model) with nothing left in the cache; the sweep removing an old incomplete upload and a model no
+// registration names, keeping a registered one and an upload in progress. The same through object storage, with serve and a worker on
 // other machines: storage-gcs-models.test.ts.
 
 import { test } from 'node:test';
@@ -13,6 +14,9 @@ import { LocalBlobStore } from '../src/platform/blob-store.js';
 import { BaseModelFiles, MANIFEST_FILE, type ModelManifest } from '../src/platform/base-models.js';
 import { FailedPreconditionError } from '../src/errors.js';
 import { tempDirs } from './helpers/platform.js';
+import { Platform } from '../src/platform/platform.js';
+import { DbRegistrationStore } from '../src/api/db-store.js';
+import { sweepLeftovers } from '../src/platform/sweep.js';
 import { scratchCopy, tinyModelDir } from './helpers/tiny-models.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -66,4 +70,38 @@ test('a blob that does not match the manifest is refused, naming the file and th
   fs.rmSync(file);
   await assert.rejects(new BaseModelFiles(blobs, root, process.pid).localDir(prefix, 'publishers/google/models/m'), /base model publishers\/google\/models\/m: model\.safetensors is missing from the blob store/);
   assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), []);
+});
+
+test('the sweep removes an incomplete upload past its grace and a model no registration names, and keeps the rest', async () => {
+  const dirs = tempDirs('base-models-sweep');
+  const platform = await Platform.open({ dataDir: dirs() });
+  try {
+    const { blobs } = platform;
+    const files = new BaseModelFiles(blobs, dirs(), platform.db.owner);
+    const store = new DbRegistrationStore(platform.db);
+    const [live, replaced, failed, uploading] = await Promise.all([1, 2, 3, 4].map((seed) => files.store(tinyModelDir('gemma3', { seed }))));
+    assert.equal(new Set([live, replaced, failed, uploading]).size, 4);
+    const register = (name: string, prefix: string) => store.put({ publisher: 'google', name, dir: blobs.where(prefix), blobs: prefix, createTime: new Date().toISOString() });
+    await register('live', live);
+    // 'b' named `replaced`, then was registered again from other files: nothing names `replaced` now.
+    await register('b', replaced);
+    await register('b', live);
+    // Two registrations that stopped before their manifest: one two days ago, one in progress.
+    await blobs.delete(failed + MANIFEST_FILE);
+    await blobs.delete(uploading + MANIFEST_FILE);
+    const old = new Date(Date.now() - 2 * 24 * 3600_000);
+    for (const b of (await blobs.list(failed)).blobs) fs.utimesSync(blobs.where(b.key), old, old);
+    // A complete model registered long ago is not removed for its age.
+    for (const b of (await blobs.list(live)).blobs) fs.utimesSync(blobs.where(b.key), old, old);
+
+    const removed = await sweepLeftovers(platform.db, platform.staging, platform.storage);
+    assert.deepEqual(removed.filter((r) => r.startsWith('models/')).sort(), [replaced, failed].sort());
+    assert.deepEqual((await blobs.list('models/', { delimiter: '/' })).prefixes.sort(), [live, uploading].sort());
+    assert.equal((await blobs.list(uploading)).blobs.length, fs.readdirSync(tinyModelDir('gemma3', { seed: 4 })).length, 'the upload in progress keeps its files');
+    await files.checkComplete(live);
+    // A second sweep finds nothing more.
+    assert.deepEqual((await sweepLeftovers(platform.db, platform.staging, platform.storage)).filter((r) => r.startsWith('models/')), []);
+  } finally {
+    await platform.close();
+  }
 });

@@ -4,7 +4,8 @@
 // had the model (its own --work-dir) and serve (its own --data-dir) answers on the base model and on
 // the tuned endpoint, each from its own materialized copy. Identical files reuse the stored blobs; a
 // registration whose upload fails registers nothing; a blob damaged on the backend is refused, naming
-// the file and the model, and nothing is loaded. Needs PostgreSQL (Debian's postgresql); skipped without it.
+// the file and the model, and nothing is loaded. A sweep keeps a fresh partial upload; a registration whose
+// files a sweep removed just before its row is written stores them again. Needs PostgreSQL (Debian's postgresql); skipped without it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,8 @@ import * as path from 'node:path';
 import { Platform } from '../src/platform/platform.js';
 import { BaseModelFiles } from '../src/platform/base-models.js';
 import { DbRegistrationStore } from '../src/api/db-store.js';
-import { registerPublisherModel } from '../src/api/catalog.js';
+import { registerPublisherModel, type ModelRegistration } from '../src/api/catalog.js';
+import { sweepLeftovers } from '../src/platform/sweep.js';
 import { createDatabase, postgresMissing, startPostgres } from './helpers/postgres.js';
 import { cliMain, runNode, tempDirs } from './helpers/platform.js';
 import { createBody, JOBS, makeKeys, seedData } from './helpers/tuning.js';
@@ -68,6 +70,29 @@ test('a base model registered through the GCS backend: trained on a worker and s
     assert.notEqual(failed.code, 0);
     assert.match(failed.err, /padding\.bin/);
     assert.equal(await store.get('google', 'too-big'), undefined);
+    // Its files stored so far stay through a sweep while they are fresh (a retry reuses them), as does the registered model.
+    const partial = (await backendNames(node, `${prefix}/models/`)).filter((n) => !n.startsWith(`${prefix}/models/${id}/`));
+    assert.ok(partial.length > 0 && partial.every((n) => n.includes('/files/')), partial.join());
+    assert.deepEqual((await sweepLeftovers(platform.db, platform.staging, platform.storage)).filter((k) => k.startsWith('models/')), []);
+    assert.deepEqual((await backendNames(node, `${prefix}/models/`)).length, stored.length + partial.length);
+
+    // A sweep that removes the files (unreferenced) just before the registration's row is written: stored again.
+    const racing = scratchCopy(tinyModelDir('gemma3', { seed: 3 }));
+    let swept = false;
+    const sweptFirst = {
+      get: store.get.bind(store), list: store.list.bind(store),
+      async put(reg: ModelRegistration, check?: () => Promise<void>) {
+        if (!swept) {
+          swept = true;
+          await platform.blobs.deletePrefix(reg.blobs!);
+        }
+        await store.put(reg, check);
+      },
+    };
+    const raced = await registerPublisherModel(sweptFirst, racing, { name: 'gemma3-raced', files });
+    assert.ok(swept);
+    await files.checkComplete(raced.blobs!);
+    assert.equal((await store.get('google', 'gemma3-raced'))?.blobs, raced.blobs);
 
     await seedData(platform);
     const keys = await makeKeys(platform);

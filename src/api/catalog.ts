@@ -6,7 +6,7 @@
 // in the same engine on the same one copy of the base weights, their adapters unmerged.
 
 import * as path from 'node:path';
-import { InvalidRequestError, NotFoundError } from '../errors.js';
+import { FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
 import { loadModel, type LoadedModel, type ModelInfo } from '../models/model.js';
 import { loadModelConfig } from '../models/loader.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -28,8 +28,8 @@ export interface ModelRegistration {
 export interface RegistrationStore {
   get(publisher: string, name: string): Promise<ModelRegistration | undefined>;
   list(publisher?: string): Promise<ModelRegistration[]>;
-  /** Adds or replaces the registration of (publisher, name). */
-  put(registration: ModelRegistration): Promise<void>;
+  /** Adds or replaces the registration of (publisher, name); `check` runs in the same transaction, after the write (a throw undoes it). */
+  put(registration: ModelRegistration, check?: () => Promise<void>): Promise<void>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
@@ -54,12 +54,21 @@ export async function registerPublisherModel(
   const config = loadModelConfig(abs);
   Tokenizer.loadSync(abs, { vocabSize: config.vocabSize });
   let registration: ModelRegistration = { publisher, name: opts.name, dir: abs, createTime: new Date().toISOString() };
-  if (opts.files?.stored) {
-    const blobs = await opts.files.store(abs);
-    registration = { ...registration, dir: opts.files.blobs.where(blobs), blobs };
+  if (!opts.files?.stored) {
+    await store.put(registration);
+    return registration;
   }
-  await store.put(registration);
-  return registration;
+  // A sweep that removed these files (as unreferenced) just before the row was written: store them again.
+  for (let attempt = 1; ; attempt++) {
+    const blobs = await opts.files.store(abs);
+    const stored = { ...registration, dir: opts.files.blobs.where(blobs), blobs };
+    try {
+      await store.put(stored, () => opts.files!.checkComplete(blobs));
+      return stored;
+    } catch (err) {
+      if (!(err instanceof FailedPreconditionError) || attempt === 3) throw err;
+    }
+  }
 }
 
 /** A base model as a serving engine runs it: what the prompt side needs, and the engine to make. */

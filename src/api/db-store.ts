@@ -25,11 +25,14 @@ export class DbRegistrationStore implements RegistrationStore {
     return (await this.db.all(`SELECT ${COLUMNS} FROM base_models WHERE publisher = ? ORDER BY name`, publisher)).map(registration);
   }
 
-  async put(r: ModelRegistration): Promise<void> {
-    await this.db.run(
-      `INSERT INTO base_models (publisher, name, dir, blobs, create_time) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (publisher, name) DO UPDATE SET dir = excluded.dir, blobs = excluded.blobs, create_time = excluded.create_time`,
-      r.publisher, r.name, r.dir, r.blobs ?? null, r.createTime,
-    );
+  async put(r: ModelRegistration, check?: () => Promise<void>): Promise<void> {
+    await this.db.transaction(async () => {
+      await this.db.run(
+        `INSERT INTO base_models (publisher, name, dir, blobs, create_time) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (publisher, name) DO UPDATE SET dir = excluded.dir, blobs = excluded.blobs, create_time = excluded.create_time`,
+        r.publisher, r.name, r.dir, r.blobs ?? null, r.createTime,
+      );
+      await check?.();
+    });
   }
 }

@@ -9,6 +9,11 @@
 // into place. A rename that finds the directory already there (another process won) keeps that one,
 // so a damaged or partial download is never used. With the local store the registration keeps the
 // directory's path, as before.
+// Removal (sweepModels, run by the periodic sweep, sweep.ts): a `models/<id>/` without a manifest whose
+// newest blob is older than MODEL_UPLOAD_GRACE_MS (a registration that failed partway), and a complete
+// model that neither a registration nor a job that may still run names. Both in a database transaction,
+// as a registration's row is written with its model checked complete (DbRegistrationStore.put), so the
+// one that takes the write lock second sees the other's effect: a registration never names a removed model.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,9 +22,14 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
 import { fsyncDir, type BlobStore } from './blob-store.js';
+import type { PlatformDb } from './db.js';
 
 export const MODELS_PREFIX = 'models/';
 export const MANIFEST_FILE = 'manifest.json';
+
+/** How old the newest blob of a model without a manifest must be before a sweep removes it: an upload
+ * writes each file as one blob, so one in progress has written a blob more recently than this. */
+export const MODEL_UPLOAD_GRACE_MS = 24 * 60 * 60 * 1000;
 
 export interface ModelManifest {
   files: { name: string; size: number; sha256: string }[];
@@ -71,6 +81,23 @@ export class BaseModelFiles {
     }
     await this.putOnce(prefix + MANIFEST_FILE, () => this.blobs.put(prefix + MANIFEST_FILE, JSON.stringify({ files } satisfies ModelManifest, null, 1) + '\n', { ifAbsent: true, contentType: 'application/json' }));
     return prefix;
+  }
+
+  /**
+   * Throws FailedPreconditionError unless the model under `prefix` is complete: its manifest and every
+   * file it lists, of its size. A registration checks this in the transaction that writes its row.
+   */
+  async checkComplete(prefix: string): Promise<void> {
+    let manifest: ModelManifest;
+    try {
+      manifest = JSON.parse((await this.blobs.read(prefix + MANIFEST_FILE)).toString('utf8')) as ModelManifest;
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new FailedPreconditionError(`base model ${this.blobs.where(prefix)}: its manifest was removed (by a sweep) while it was registered`);
+      throw err;
+    }
+    for (const f of manifest.files) {
+      if ((await this.stat(`${prefix}files/${f.name}`))?.size !== f.size) throw new FailedPreconditionError(`base model ${this.blobs.where(prefix)}: ${f.name} was removed (by a sweep) while it was registered`);
+    }
   }
 
   /** The blob's info, undefined when there is none (a local store's missing directory included). */
@@ -163,4 +190,46 @@ export class BaseModelFiles {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Removes what no one needs under `models/` (see the file comment): incomplete uploads older than
+ * `graceMs`, and complete models that no registration names and no job in `liveJobs` (ids of jobs that
+ * may still run) names; `jobModels` gives a job's model prefixes, undefined when its spec is not stored
+ * yet (a create in progress: then no complete model is removed this time). Returns the prefixes removed.
+ */
+export async function sweepModels(
+  db: PlatformDb, blobs: BlobStore, liveJobs: string[], jobModels: (jobId: string) => Promise<string[] | undefined>,
+  graceMs = MODEL_UPLOAD_GRACE_MS,
+): Promise<string[]> {
+  const prefixes = (await blobs.list(MODELS_PREFIX, { delimiter: '/' })).prefixes.filter((p) => PREFIX.test(p));
+  if (prefixes.length === 0) return [];
+  const jobsKnown = await (async () => {
+    const used = new Set<string>();
+    for (const id of liveJobs) {
+      const models = await jobModels(id);
+      if (models === undefined) return undefined;
+      for (const m of models) used.add(m);
+    }
+    return used;
+  })();
+  const removed: string[] = [];
+  for (const prefix of prefixes) {
+    // Decided and removed under the write lock: a registration of these files waits, then finds them gone and stores them again.
+    const gone = await db.transaction(async () => {
+      const listed = (await blobs.list(prefix)).blobs;
+      if (listed.length === 0) return false;
+      if (listed.some((b) => b.key === prefix + MANIFEST_FILE)) {
+        if (jobsKnown === undefined || jobsKnown.has(prefix)) return false;
+        if (await db.get('SELECT 1 AS one FROM base_models WHERE blobs = ?', prefix)) return false;
+        await blobs.delete(prefix + MANIFEST_FILE); // first: what is left is an incomplete model
+      } else if (Math.max(...listed.map((b) => b.mtimeMs)) > Date.now() - graceMs) {
+        return false;
+      }
+      await blobs.deletePrefix(prefix);
+      return true;
+    });
+    if (gone) removed.push(prefix);
+  }
+  return removed;
 }
