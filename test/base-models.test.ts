@@ -105,3 +105,47 @@ test('the sweep removes an incomplete upload past its grace and a model no regis
     await platform.close();
   }
 });
+
+test('the model cache keeps its bound: the least recently used copy not in use is evicted, one in use never is', async () => {
+  const dirs = tempDirs('base-models-cache');
+  const blobs = new LocalBlobStore(dirs());
+  const [p1, p2, p3] = await Promise.all([1, 2, 3].map((seed) => new BaseModelFiles(blobs, dirs(), process.pid).store(tinyModelDir('gemma3', { seed }))));
+  const sizeOf = async (p: string) => JSON.parse((await blobs.read(p + MANIFEST_FILE)).toString()).files.reduce((n: number, f: { size: number }) => n + f.size, 0) as number;
+  const size = await sizeOf(p1!);
+  assert.equal(await sizeOf(p2!), size);
+  const root = dirs();
+  const files = new BaseModelFiles(blobs, root, process.pid, Math.floor(size * 1.5)); // room for one copy
+  const a = await files.localDir(p1!, 'publishers/google/models/a');
+  files.release(p1!);
+  const b = await files.localDir(p2!, 'publishers/google/models/b');
+  assert.ok(!fs.existsSync(a), 'the unused copy is evicted');
+  assert.ok(fs.existsSync(b));
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), [p2!.split('/')[1]], 'nothing else left');
+
+  // b is held: a third model does not fit, and b stays.
+  await assert.rejects(files.localDir(p3!, 'publishers/google/models/c'), (err: Error) => {
+    assert.ok(err instanceof FailedPreconditionError, String(err));
+    assert.match(err.message, /base model publishers\/google\/models\/c: the model cache \(--model-cache-size \d+ bytes\) is full of copies in use/);
+    return true;
+  });
+  assert.ok(fs.existsSync(b), 'the copy in use is kept');
+  // Released, it goes for the next one.
+  files.release(p2!);
+  const c = await files.localDir(p3!, 'publishers/google/models/c');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), [path.basename(c)]);
+
+  // Another process on the machine (its own mark) holding c: c is not evicted; released, it is.
+  const other = new BaseModelFiles(blobs, root, process.pid + 1, Math.floor(size * 1.5));
+  assert.equal(await other.localDir(p3!, 'publishers/google/models/c'), c);
+  files.release(p3!);
+  await assert.rejects(files.localDir(p1!, 'publishers/google/models/a'), /the model cache \(--model-cache-size \d+ bytes\) is full of copies in use/);
+  assert.ok(fs.existsSync(c), 'the copy another process holds is kept');
+  other.release(p3!);
+  await files.localDir(p1!, 'publishers/google/models/a');
+  assert.ok(!fs.existsSync(c));
+  assert.deepEqual(fs.readdirSync(path.join(root, 'cache', 'models')), [p1!.split('/')[1]]);
+
+  // A bound smaller than one model is refused, naming the flag.
+  await assert.rejects(new BaseModelFiles(blobs, dirs(), process.pid, size - 1).localDir(p1!, 'publishers/google/models/a'),
+    new RegExp(`base model publishers/google/models/a: its files \\(${size} bytes\\) are larger than the model cache \\(--model-cache-size ${size - 1} bytes\\); give --model-cache-size at least ${size}`));
+});

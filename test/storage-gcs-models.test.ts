@@ -5,7 +5,8 @@
 // the tuned endpoint, each from its own materialized copy. Identical files reuse the stored blobs; a
 // registration whose upload fails registers nothing; a blob damaged on the backend is refused, naming
 // the file and the model, and nothing is loaded. A sweep keeps a fresh partial upload; a registration whose
-// files a sweep removed just before its row is written stores them again. Needs PostgreSQL (Debian's postgresql); skipped without it.
+// files a sweep removed just before its row is written stores them again; the worker's --model-cache-size
+// evicts an unused copy; a bad size is refused naming the flag. Needs PostgreSQL (Debian's postgresql); skipped without it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -117,15 +118,25 @@ test('a base model registered through the GCS backend: trained on a worker and s
     fs.mkdirSync(leftover, { recursive: true });
     const old = new Date(Date.now() - 120_000);
     fs.utimesSync(leftover, old, old);
-    worker = spawn(process.execPath, [cliMain, 'worker', '--database', database, ...node.flags(prefix), '--work-dir', workDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // An older copy of another model, unused: evicted for the job's model, as --model-cache-size leaves room for one.
+    const modelBytes = names.reduce((n, f) => n + fs.statSync(path.join(original, f)).size, 0);
+    const unused = path.join(workDir, 'cache', 'models', '1'.repeat(64));
+    fs.mkdirSync(unused);
+    fs.writeFileSync(path.join(unused, 'model.safetensors'), Buffer.alloc(Math.ceil(modelBytes * 0.75)));
+    fs.utimesSync(unused, old, old);
+    worker = spawn(process.execPath, [cliMain, 'worker', '--database', database, ...node.flags(prefix), '--work-dir', workDir, '--model-cache-size', String(Math.floor(modelBytes * 1.5))], { stdio: ['ignore', 'pipe', 'pipe'] });
     worker.stdout!.on('data', (d: Buffer) => { workerLog += d.toString(); });
     worker.stderr!.on('data', (d: Buffer) => { workerLog += d.toString(); });
+    const badSize = await runNode([cliMain, 'worker', '--database', database, ...node.flags(prefix), '--work-dir', workDir, '--model-cache-size', 'lots']);
+    assert.notEqual(badSize.code, 0);
+    assert.match(badSize.err, /--model-cache-size must be a size like 512M, 2G or a number of bytes, got "lots"/);
     const done = await until('the job to end', async () => {
       const j = await platform.jobs.find(jobId);
       return j && ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(j.state) ? j : undefined;
     }, 60_000);
     assert.equal(done.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(done.error) + workerLog);
     assert.ok(!fs.existsSync(leftover), 'a dead process\'s partial copy is removed');
+    assert.ok(!fs.existsSync(unused), 'the unused copy is evicted');
     assert.deepEqual(fs.readdirSync(path.join(workDir, 'cache', 'models')), [id]);
     // The worker trained on its own copy, equal to the original files.
     for (const n of names) assert.ok(fs.readFileSync(path.join(workDir, 'cache', 'models', id, n)).equals(fs.readFileSync(path.join(original, n))), n);

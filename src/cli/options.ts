@@ -10,6 +10,16 @@ export function intOption(name: string, min = 0) {
   };
 }
 
+/** A byte count: plain, or with a K, M or G suffix (powers of 1024; "MiB" and "MB" read the same). */
+export function sizeOption(name: string) {
+  return (value: string): number => {
+    const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(value.trim());
+    const n = m ? Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase())) : NaN;
+    if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be a size like 512M, 2G or a number of bytes, got "${value}"`);
+    return n;
+  };
+}
+
 export function floatOption(name: string, min: number, max = Infinity) {
   return (value: string): number => {
     const n = Number(value);

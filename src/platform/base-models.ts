@@ -7,7 +7,12 @@
 // into a temporary directory named after its owner mark (swept when its process is gone, spec.ts),
 // every size and hash checked against the manifest, and the id against the manifest, then renamed
 // into place. A rename that finds the directory already there (another process won) keeps that one,
-// so a damaged or partial download is never used. With the local store the registration keeps the
+// so a damaged or partial download is never used. The cache holds at most `cacheBytes` (LIMITS.modelCacheBytes,
+// `--model-cache-size`): a new copy first evicts the least recently used copies that no process holds
+// (a hold lasts from localDir until release: serve holds what it has used, a worker its job's; another
+// process's hold is the empty file `cache/model-holds/<id>-<mark>`, swept with its process, spec.ts); a model larger
+// than the bound, or a bound full of held copies, is refused naming the flag. Two processes
+// materializing at once may exceed the bound by a copy. With the local store the registration keeps the
 // directory's path, as before.
 // Removal (sweepModels, run by the periodic sweep, sweep.ts): a `models/<id>/` without a manifest whose
 // newest blob is older than MODEL_UPLOAD_GRACE_MS (a registration that failed partway), and a complete
@@ -23,6 +28,7 @@ import { Transform } from 'node:stream';
 import { FailedPreconditionError, InvalidRequestError, NotFoundError } from '../errors.js';
 import { fsyncDir, type BlobStore } from './blob-store.js';
 import type { PlatformDb } from './db.js';
+import { LIMITS } from './limits.js';
 
 export const MODELS_PREFIX = 'models/';
 export const MANIFEST_FILE = 'manifest.json';
@@ -51,9 +57,14 @@ async function sha256File(file: string): Promise<string> {
 
 export class BaseModelFiles {
   private readonly pending = new Map<string, Promise<string>>();
+  /** Copies this process holds (model id -> holds), never evicted. */
+  private readonly held = new Map<string, number>();
 
-  /** `root`: the machine's data or work directory (the cache is `<root>/cache/models`); `mark`: this process's owner mark (db.ts). */
-  constructor(readonly blobs: BlobStore, readonly root: string, private readonly mark: number) {}
+  /**
+   * `root`: the machine's data or work directory (the cache is `<root>/cache/models`); `mark`: this
+   * process's owner mark (db.ts); `cacheBytes`: the cache's bound (`--model-cache-size`).
+   */
+  constructor(readonly blobs: BlobStore, readonly root: string, private readonly mark: number, readonly cacheBytes: number = LIMITS.modelCacheBytes) {}
 
   /** Whether registrations go through the blob store (object storage), rather than by path (the local store). */
   get stored(): boolean {
@@ -119,18 +130,98 @@ export class BaseModelFiles {
     }
   }
 
-  /** The local directory of the model stored under `prefix` (`model` names it in errors), materialized on first use. */
+  /**
+   * The local directory of the model stored under `prefix` (`model` names it in errors), materialized on
+   * first use; held (not evicted by this process) until as many `release(prefix)` calls.
+   */
   async localDir(prefix: string, model: string): Promise<string> {
+    const id = this.idOf(prefix, model);
+    const dest = path.join(this.root, 'cache', 'models', id);
+    this.hold(id);
+    try {
+      if (fs.existsSync(dest)) {
+        const now = new Date();
+        fs.utimesSync(dest, now, now); // its last use, for the eviction order
+        return dest;
+      }
+      let p = this.pending.get(id);
+      if (!p) {
+        p = this.materialize(prefix, id, dest, model).finally(() => this.pending.delete(id));
+        this.pending.set(id, p);
+      }
+      return await p;
+    } catch (err) {
+      this.release(prefix);
+      throw err;
+    }
+  }
+
+  /** Ends one hold localDir took on the model under `prefix`. */
+  release(prefix: string): void {
+    const id = this.idOf(prefix, prefix);
+    const n = (this.held.get(id) ?? 0) - 1;
+    if (n > 0) return void this.held.set(id, n);
+    this.held.delete(id);
+    fs.rmSync(this.holdMark(id), { force: true });
+  }
+
+  private hold(id: string): void {
+    const n = this.held.get(id) ?? 0;
+    if (n === 0) {
+      fs.mkdirSync(path.dirname(this.holdMark(id)), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(this.holdMark(id), '');
+    }
+    this.held.set(id, n + 1);
+  }
+
+  private holdMark(id: string): string {
+    return path.join(this.root, 'cache', 'model-holds', `${id}-${this.mark}`);
+  }
+
+  private idOf(prefix: string, model: string): string {
     const id = PREFIX.exec(prefix)?.[1];
     if (!id) throw new Error(`base model ${model}: bad blob prefix ${JSON.stringify(prefix)}`);
-    const dest = path.join(this.root, 'cache', 'models', id);
-    if (fs.existsSync(dest)) return dest;
-    let p = this.pending.get(id);
-    if (!p) {
-      p = this.materialize(prefix, id, dest, model).finally(() => this.pending.delete(id));
-      this.pending.set(id, p);
+    return id;
+  }
+
+  /** Evicts least recently used copies this process does not hold until `need` more bytes fit the bound. */
+  private makeRoom(need: number, model: string): void {
+    const flag = '--model-cache-size';
+    if (need > this.cacheBytes) throw new FailedPreconditionError(`base model ${model}: its files (${need} bytes) are larger than the model cache (${flag} ${this.cacheBytes} bytes); give ${flag} at least ${need}`);
+    const cache = path.join(this.root, 'cache', 'models');
+    const heldElsewhere = (id: string) => readdirOrNone(path.join(this.root, 'cache', 'model-holds')).some((e) => e.startsWith(`${id}-`));
+    const copies = fs.readdirSync(cache).filter((e) => /^[0-9a-f]{64}$/.test(e)).map((id) => {
+      const dir = path.join(cache, id);
+      const size = fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+      return { id, dir, size, used: fs.statSync(dir).mtimeMs };
+    }).sort((a, b) => a.used - b.used);
+    let total = copies.reduce((n, c) => n + c.size, 0);
+    for (const c of copies) {
+      if (total + need <= this.cacheBytes) return;
+      if (this.held.has(c.id) || heldElsewhere(c.id)) continue;
+      // Renamed first, so no process finds a half-removed copy; then a hold taken meanwhile (its holder
+      // marks, then looks for the copy) puts it back.
+      const gone = `${c.dir}.tmp-${this.mark}-${randomBytes(8).toString('hex')}`;
+      try {
+        fs.renameSync(c.dir, gone);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') { total -= c.size; continue; } // another process evicted it
+        throw err;
+      }
+      if (heldElsewhere(c.id)) {
+        try {
+          fs.renameSync(gone, c.dir);
+          continue;
+        } catch {
+          // its holder has put a new copy in place already
+        }
+      }
+      fs.rmSync(gone, { recursive: true, force: true });
+      total -= c.size;
     }
-    return await p;
+    if (total + need > this.cacheBytes) {
+      throw new FailedPreconditionError(`base model ${model}: the model cache (${flag} ${this.cacheBytes} bytes) is full of copies in use (${total} bytes), ${need} more bytes do not fit; give ${flag} more`);
+    }
   }
 
   private async materialize(prefix: string, id: string, dest: string, model: string): Promise<string> {
@@ -146,6 +237,7 @@ export class BaseModelFiles {
       throw new FailedPreconditionError(`base model ${model}: its manifest ${this.blobs.where(prefix + MANIFEST_FILE)} does not match its content id ${id}; refusing to load it`);
     }
     fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
+    this.makeRoom(manifest.files.reduce((n, f) => n + f.size, 0), model);
     const tmp = `${dest}.tmp-${this.mark}-${randomBytes(8).toString('hex')}`;
     fs.mkdirSync(tmp, { mode: 0o700 });
     try {
@@ -232,4 +324,12 @@ export async function sweepModels(
     if (gone) removed.push(prefix);
   }
   return removed;
+}
+
+function readdirOrNone(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

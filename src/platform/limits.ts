@@ -28,6 +28,8 @@ export const LIMITS = {
   labelValueChars: 63,
   /** Bytes of one stored object (`tunekit serve --max-object-size` sets another). */
   objectBytes: 5 * 1024 ** 3,
+  /** Bytes of base-model copies a machine keeps in `cache/models/` (`--model-cache-size` on serve and worker sets another). */
+  modelCacheBytes: 500 * 1024 ** 3,
   /** Bytes of JSON in one page of a list response. */
   listPageBytes: 4 * 1024 * 1024,
   /** Items in one page (the default page size too). */

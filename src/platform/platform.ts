@@ -16,6 +16,7 @@ import { parseGsUri } from './gcs-names.js';
 import { FailedPreconditionError, NotFoundError } from '../errors.js';
 import { LocalBlobStore, openBlobStore, type BlobStore, type StorageConfig } from './blob-store.js';
 import { JobStaging } from './jobs/spec.js';
+import { BaseModelFiles } from './base-models.js';
 import type { Permission } from './roles.js';
 
 export interface PlatformOptions {
@@ -29,8 +30,10 @@ export interface PlatformOptions {
   locations?: readonly string[];
   /** Where the bytes are (objects, staged jobs): default the data directory. */
   storage?: StorageConfig;
-  /** Where this machine runs jobs (`<work-dir>/work/`); default the data directory. */
+  /** Where this machine runs jobs (`<work-dir>/work/`) and caches base models; default the data directory. */
   workDir?: string;
+  /** The bound of this machine's base-model cache (BaseModelFiles; default LIMITS.modelCacheBytes). */
+  modelCacheBytes?: number;
 }
 
 const STORAGE_SETTING = 'object_storage';
@@ -48,12 +51,15 @@ export class Platform {
   readonly storageConfig: StorageConfig | undefined;
   /** Tuning jobs' staged files (in the blob store) and this machine's work directories. */
   readonly staging: JobStaging;
+  /** Base models in the blob store, materialized in `<work-dir>/cache/models/` (one per process: it knows the copies in use). */
+  readonly models: BaseModelFiles;
 
   private constructor(db: PlatformDb, blobs: BlobStore, opts: PlatformOptions) {
     this.db = db;
     this.blobs = blobs;
     this.storageConfig = opts.storage;
     this.staging = new JobStaging(blobs, opts.workDir ?? db.dataDir, db);
+    this.models = new BaseModelFiles(blobs, opts.workDir ?? db.dataDir, db.owner, opts.modelCacheBytes);
     this.config = new PlatformConfig(db, { locations: opts.locations });
     this.projects = new Projects(db);
     this.storage = new ObjectStore(db, this.config, { blobs });

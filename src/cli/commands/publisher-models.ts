@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import { registerPublisherModel } from '../../api/catalog.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { openRegistrationStore, resolveDataDir } from '../../api/stores.js';
-import { BaseModelFiles } from '../../platform/base-models.js';
 import { storageConfig } from '../../platform/blob-store.js';
 import { Platform } from '../../platform/platform.js';
 import { printJson, shortTime, table } from '../client-output.js';
@@ -36,7 +35,7 @@ export function registerPublisherModelsCommands(program: Command): void {
     });
     try {
       const r = await registerPublisherModel(new DbRegistrationStore(platform.db), dir, {
-        name: o.name, publisher: o.publisher, files: new BaseModelFiles(platform.blobs, dataDir, platform.db.owner),
+        name: o.name, publisher: o.publisher, files: platform.models,
       });
       process.stdout.write(`registered publishers/${r.publisher}/models/${r.name} (${r.dir})\n`);
     } finally {

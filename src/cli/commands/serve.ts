@@ -19,7 +19,6 @@ import type { Command } from 'commander';
 import { createApp } from '../../api/app.js';
 import { loadSafetyConfig } from '../../safety/config.js';
 import { DEFAULT_CATALOG_LIMITS, ModelCatalog, type ServingBackend } from '../../api/catalog.js';
-import { BaseModelFiles } from '../../platform/base-models.js';
 import { DEFAULT_ENGINE_OPTIONS } from '../../serve/engine.js';
 import { DbRegistrationStore } from '../../api/db-store.js';
 import { PromptTokenizer } from '../../api/prompt-tokenizer.js';
@@ -27,7 +26,7 @@ import { listen } from '../../api/server.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { Platform } from '../../platform/platform.js';
 import { InvalidArgumentError } from 'commander';
-import { addStorageOptions, choiceOption, intOption, type StorageCliOptions } from '../options.js';
+import { addStorageOptions, choiceOption, intOption, sizeOption, type StorageCliOptions } from '../options.js';
 import { storageConfig } from '../../platform/blob-store.js';
 import * as path from 'node:path';
 import { DEFAULT_LLAMACPP_CONTEXT, ENGINES, GPU_CHOICES, LlamaCppRuntime, type EngineName, type GpuChoice } from '../../serve/llamacpp-engine.js';
@@ -49,6 +48,7 @@ interface ServeCliOptions extends StorageCliOptions {
   adapterMemory: number;
   shutdownSeconds: number;
   maxObjectSize: number;
+  modelCacheSize: number;
   autorater?: string;
   safetyConfig?: string;
   database?: string;
@@ -74,6 +74,7 @@ export function registerServeCommand(program: Command): void {
     .option('--parallel <n>', 'requests per base model in the running batch', intOption('--parallel', 1), DEFAULT_ENGINE_OPTIONS.parallel)
     .option('--max-queue <n>', 'requests per base model waiting for a slot; beyond it 429 RESOURCE_EXHAUSTED', intOption('--max-queue', 0), DEFAULT_ENGINE_OPTIONS.maxQueue)
     .option('--adapter-memory <size>', 'memory for loaded LoRA adapters per base model (bytes, or with K/M/G, e.g. 512M)', sizeOption('--adapter-memory'), DEFAULT_ENGINE_OPTIONS.adapterMemory)
+    .option('--model-cache-size <size>', 'bytes of base-model copies kept in <data-dir>/cache/models with --storage gs:// (bytes, or with K/M/G); least recently used copies not in use are evicted', sizeOption('--model-cache-size'), LIMITS.modelCacheBytes)
     .option('--max-object-size <size>', 'largest object the Cloud Storage API stores (bytes, or with K/M/G); larger uploads are 413', sizeOption('--max-object-size'), LIMITS.objectBytes)
     .option('--autorater <model>', 'judge of judged evaluations that name none: publishers/P/models/M or projects/P/locations/L/endpoints/E')
     .option('--shutdown-seconds <n>', 'on SIGTERM/SIGINT, how long requests in flight may take to finish', intOption('--shutdown-seconds', 0), 10)
@@ -101,7 +102,7 @@ export function registerServeCommand(program: Command): void {
       const storage = storageConfig(o, dataDir);
       const platform = await Platform.open({
         dataDir, insecureNoAuth: o.insecureNoAuth ?? false, ...(o.database !== undefined ? { database: o.database } : {}),
-        ...(storage.kind !== 'local' || storage.dir !== dataDir ? { storage } : {}),
+        ...(storage.kind !== 'local' || storage.dir !== dataDir ? { storage } : {}), modelCacheBytes: o.modelCacheSize,
       });
       const admin = await platform.iam.bootstrap();
       if (admin) {
@@ -135,7 +136,7 @@ export function registerServeCommand(program: Command): void {
         catalog: new ModelCatalog(new DbRegistrationStore(platform.db), backend, {
           baseModels: o.maxModels,
           engine: { parallel: o.parallel, maxQueue: o.maxQueue, adapterMemory: o.adapterMemory },
-        }, new BaseModelFiles(platform.blobs, dataDir, platform.db.owner)),
+        }, platform.models),
         auth: platform.iam,
         assertLocation: async (l) => await platform.config.assertLocation(l),
         tokenizer,
@@ -181,12 +182,3 @@ function executorOption(value: string): Executor {
   return value as Executor;
 }
 
-/** A byte count: plain, or with a K, M or G suffix (powers of 1024; "MiB" and "MB" read the same). */
-function sizeOption(name: string) {
-  return (value: string): number => {
-    const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?$/i.exec(value.trim());
-    const n = m ? Math.round(Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase())) : NaN;
-    if (!(n >= 1)) throw new InvalidArgumentError(`${name} must be a size like 512M, 2G or a number of bytes, got "${value}"`);
-    return n;
-  };
-}

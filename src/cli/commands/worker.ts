@@ -11,7 +11,8 @@ import { Platform } from '../../platform/platform.js';
 import { keepRunningWhenOutputIsLost } from '../lost-output.js';
 import { resolveDataDir } from '../../api/stores.js';
 import { storageConfig } from '../../platform/blob-store.js';
-import { addStorageOptions, type StorageCliOptions } from '../options.js';
+import { addStorageOptions, sizeOption, type StorageCliOptions } from '../options.js';
+import { LIMITS } from '../../platform/limits.js';
 import { InvalidRequestError } from '../../errors.js';
 import { EXECUTOR_LABEL, EXECUTORS, type Executor } from '../../platform/jobs/spec.js';
 import { trlMissing, trlRunOptionsFromEnv } from '../../train/trl-executor.js';
@@ -37,13 +38,14 @@ export function registerWorkerCommand(program: Command): void {
     .requiredOption('--database <url>', 'the PostgreSQL database of the deployment (postgres://USER:PASSWORD@HOST:PORT/DB)');
   addStorageOptions(cmd, 'the deployment\'s storage, as serve\'s: the directory every machine shares (serve\'s --data-dir or --storage), or gs://BUCKET[/PREFIX]', true)
     .option('--executors <list>', `what this worker trains, comma-separated, of ${EXECUTORS.join(', ')}: it pulls the jobs whose "${EXECUTOR_LABEL}" label names one of them, and jobs without the label, which it trains with the first (default tunekit)`, 'tunekit')
+    .option('--model-cache-size <size>', `bytes of base-model copies kept in <work-dir>/cache/models with --storage gs:// (bytes, or with K/M/G; default ${LIMITS.modelCacheBytes / 1024 ** 3}G); least recently used copies not in use are evicted`, sizeOption('--model-cache-size'), LIMITS.modelCacheBytes)
     .option('--work-dir <dir>', 'where this machine trains (copies of the job\'s files): default the --storage directory, or with gs:// $TUNEKIT_DATA_DIR or ~/.tunekit')
-    .action(async (o: StorageCliOptions & { database: string; storage: string; workDir?: string; executors: string }) => {
+    .action(async (o: StorageCliOptions & { database: string; storage: string; workDir?: string; executors: string; modelCacheSize: number }) => {
       keepRunningWhenOutputIsLost();
       const executors = workerExecutors(o.executors);
       const storage = storageConfig(o, resolveDataDir());
       const workDir = o.workDir !== undefined ? resolveDataDir(o.workDir) : storage.kind === 'local' ? storage.dir : resolveDataDir();
-      const platform = await Platform.open({ dataDir: workDir, database: o.database, storage, workDir });
+      const platform = await Platform.open({ dataDir: workDir, database: o.database, storage, workDir, modelCacheBytes: o.modelCacheSize });
       const { PostgresWorker } = await import('../../platform/postgres/queue.js');
       const worker = await PostgresWorker.start(platform, o.database, { executors });
       process.stdout.write(`tunekit: worker ${process.pid} pulling tuning jobs for ${executors.join(', ')} (storage ${storage.kind === 'local' ? storage.dir : platform.blobs.kind}, work directory ${workDir})\n`);

@@ -36,6 +36,8 @@ export interface RunnerOptions {
   env?: NodeJS.ProcessEnv;
   /** The blob store the workers use (default the data directory): passed to them in their environment. */
   storage?: StorageConfig;
+  /** The base-model cache's bound (`--model-cache-size`): passed to the workers in their environment. */
+  modelCacheBytes?: number;
   log?: (message: string) => void;
 }
 
@@ -55,6 +57,8 @@ export interface JobQueue {
 
 /** The environment variable that gives a forked worker its storage configuration (JSON; worker.ts). */
 export const WORKER_STORAGE_ENV = 'TUNEKIT_WORKER_STORAGE';
+/** The bound of the base-model cache (serve's --model-cache-size), passed to the forked workers. */
+export const WORKER_MODEL_CACHE_ENV = 'TUNEKIT_WORKER_MODEL_CACHE_BYTES';
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 export class JobRunner implements JobQueue {
@@ -186,7 +190,8 @@ export class JobRunner implements JobQueue {
   }
 
   private spawn(jobId: string): void {
-    const env = { ...(this.opts.env ?? process.env), ...(this.opts.storage ? { [WORKER_STORAGE_ENV]: JSON.stringify(this.opts.storage) } : {}) };
+    const env = { ...(this.opts.env ?? process.env), ...(this.opts.storage ? { [WORKER_STORAGE_ENV]: JSON.stringify(this.opts.storage) } : {}),
+      ...(this.opts.modelCacheBytes !== undefined ? { [WORKER_MODEL_CACHE_ENV]: String(this.opts.modelCacheBytes) } : {}) };
     const child = fork(WORKER, [this.db.dataDir, jobId], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
     this.workers.set(jobId, child);
     this.exited.set(jobId, new Promise((resolve) => {

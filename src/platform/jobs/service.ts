@@ -97,6 +97,8 @@ export interface TuningServiceParts {
   staging: JobStaging;
   /** The blob store's configuration, for forked workers (default: the data directory). */
   storageConfig?: StorageConfig;
+  /** The base-model cache (its bound goes to the forked workers). */
+  models?: { cacheBytes: number };
 }
 
 export class TuningService {
@@ -123,7 +125,7 @@ export class TuningService {
     this.defaultExecutor = runner.queue ? undefined : runner.defaultExecutor ?? 'tunekit';
     this.registry = new Registry(this.db);
     this.operations = new Operations(this.db);
-    this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, { ...runner, ...(parts.storageConfig ? { storage: parts.storageConfig } : {}) }, this.storage, this.staging);
+    this.runner = runner.queue ?? new JobRunner(this.db, this.jobs, { ...runner, ...(parts.storageConfig ? { storage: parts.storageConfig } : {}), ...(parts.models ? { modelCacheBytes: parts.models.cacheBytes } : {}) }, this.storage, this.staging);
   }
 
   /** Validates and queues a job (see the file comment for the order of checks). */

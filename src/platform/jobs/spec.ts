@@ -230,7 +230,8 @@ export class JobStaging {
   /**
    * Removes uploads left by creates whose process is gone (db.ts ownerGone: on any machine, when the work
    * root is shared), and copies of adapters that such a process was putting in `cache/adapters/`
-   * (service.ts adapterDir) or base models it was materializing in `cache/models/` (base-models.ts).
+   * (service.ts adapterDir), base models it was materializing in `cache/models/` and its holds on them
+   * in `cache/model-holds/` (base-models.ts).
    * Returns the paths removed.
    */
   async removeStaleUploads(): Promise<string[]> {
@@ -247,6 +248,7 @@ export class JobStaging {
     await sweep(path.join(this.workRoot, 'staging', 'uploads'), /^(\d+)-[0-9a-f]+$/);
     await sweep(path.join(this.workRoot, 'cache', 'adapters'), /^[0-9a-f]+\.tmp-(\d+)-\d+$/);
     await sweep(path.join(this.workRoot, 'cache', 'models'), /^[0-9a-f]{64}\.tmp-(\d+)-[0-9a-f]+$/);
+    await sweep(path.join(this.workRoot, 'cache', 'model-holds'), /^[0-9a-f]{64}-(\d+)$/);
     return removed;
   }
 }

@@ -34,7 +34,7 @@ import { openBlobStore, type StorageConfig } from '../blob-store.js';
 import { BaseModelFiles } from '../base-models.js';
 import { gsUri, parseGsUri } from '../gcs-names.js';
 import { Registry, type CheckpointInfo } from './registry.js';
-import { WORKER_STORAGE_ENV } from './runner.js';
+import { WORKER_MODEL_CACHE_ENV, WORKER_STORAGE_ENV } from './runner.js';
 import { ensureManagedBucket, jobError, METRIC_NAMES } from './outcome.js';
 import { evaluateTunedModel } from './evaluation.js';
 import { INIT_ADAPTER_DIR, JobStaging, listCheckpoints, readJobSpec, TRAIN_FILE, VALIDATION_FILE, type Executor, type JobSpec } from './spec.js';
@@ -51,6 +51,8 @@ export interface RunParts {
   jobs: TuningJobs;
   storage: ObjectStore;
   staging: JobStaging;
+  /** Where the job's base (and judge) model are materialized when they are in the blob store. */
+  models: BaseModelFiles;
 }
 
 /**
@@ -63,7 +65,7 @@ export interface RunParts {
 export async function runTuningJob(
   parts: RunParts, jobId: string, opts: { attempt: number; parentGone?: () => boolean; executor?: Executor },
 ): Promise<void> {
-  const { db, jobs, storage, staging } = parts;
+  const { db, jobs, storage, staging, models } = parts;
   const stillMine = async (): Promise<void> => {
     if (opts.parentGone?.()) throw new RunStopped('parent-gone');
     const job = await jobs.find(jobId);
@@ -97,10 +99,11 @@ export async function runTuningJob(
     }
   };
 
+  const held: string[] = [];
   try {
     await stillMine();
     const dir = await staging.checkOut(jobId);
-    const spec = await localModels(readJobSpec(dir), new BaseModelFiles(staging.blobs, staging.workRoot, db.owner));
+    const spec = await localModels(readJobSpec(dir), models, held);
     const outDir = path.join(dir, 'out');
     const resume = listCheckpoints(outDir).pop()?.dir;
     await stillMine();
@@ -126,20 +129,27 @@ export async function runTuningJob(
       else await jobs.finish(jobId, { state: 'JOB_STATE_FAILED', error: jobError(err) }, opts.attempt);
     }
     if (!(err instanceof TunekitError)) process.stderr.write(`tunekit worker: job ${jobId}: ${err instanceof Error ? err.stack : String(err)}\n`);
+  } finally {
+    for (const prefix of held) models.release(prefix);
   }
 }
 
 /** `spec` with its base (and judge) model directories on this machine: materialized when they are in the blob store. */
-async function localModels(spec: JobSpec, files: BaseModelFiles): Promise<JobSpec> {
+async function localModels(spec: JobSpec, files: BaseModelFiles, held: string[]): Promise<JobSpec> {
   const out: JobSpec = { ...spec };
-  if (spec.baseBlobs !== undefined) out.baseDir = await files.localDir(spec.baseBlobs, spec.baseModel);
+  const local = async (prefix: string, model: string): Promise<string> => {
+    const dir = await files.localDir(prefix, model);
+    held.push(prefix);
+    return dir;
+  };
+  if (spec.baseBlobs !== undefined) out.baseDir = await local(spec.baseBlobs, spec.baseModel);
   const judge = spec.evaluation?.judge;
-  if (judge?.modelBlobs !== undefined) out.evaluation = { ...spec.evaluation!, judge: { ...judge, modelDir: await files.localDir(judge.modelBlobs, judge.model) } };
+  if (judge?.modelBlobs !== undefined) out.evaluation = { ...spec.evaluation!, judge: { ...judge, modelDir: await local(judge.modelBlobs, judge.model) } };
   return out;
 }
 
 /** The forked worker of `tunekit serve` (runner.ts): runs the job its runner claimed. */
-async function runForked(dataDir: string, jobId: string, storageConfig: StorageConfig | undefined): Promise<void> {
+async function runForked(dataDir: string, jobId: string, storageConfig: StorageConfig | undefined, cacheBytes: number | undefined): Promise<void> {
   const db = await PlatformDb.open({ dataDir });
   try {
     const config = new PlatformConfig(db);
@@ -149,7 +159,7 @@ async function runForked(dataDir: string, jobId: string, storageConfig: StorageC
     const parent = process.ppid;
     const job = await jobs.find(jobId);
     if (!job) return;
-    await runTuningJob({ db, jobs, storage, staging: new JobStaging(blobs, dataDir, db) }, jobId, {
+    await runTuningJob({ db, jobs, storage, staging: new JobStaging(blobs, dataDir, db), models: new BaseModelFiles(blobs, dataDir, db.owner, cacheBytes) }, jobId, {
       attempt: job.attempts, parentGone: () => process.ppid !== parent,
     });
   } catch (err) {
@@ -221,7 +231,8 @@ function pick(metrics: object, names: Record<string, string>): Record<string, nu
 const [dataDir, jobId] = process.argv.slice(2);
 if (process.argv[1] === fileURLToPath(import.meta.url) && dataDir && jobId) {
   const storageEnv = process.env[WORKER_STORAGE_ENV];
-  runForked(dataDir, jobId, storageEnv ? JSON.parse(storageEnv) as StorageConfig : undefined).then(() => process.exit(0), (err: unknown) => {
+  const cacheEnv = process.env[WORKER_MODEL_CACHE_ENV];
+  runForked(dataDir, jobId, storageEnv ? JSON.parse(storageEnv) as StorageConfig : undefined, cacheEnv ? Number(cacheEnv) : undefined).then(() => process.exit(0), (err: unknown) => {
     process.stderr.write(`tunekit worker: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -330,7 +330,7 @@ export class PostgresWorker {
     if (!named) await platform.jobs.recordExecutor(jobId, EXECUTOR_LABEL, executor, claim.attempts);
     this.log(`job ${jobId}: running (attempt ${claim.attempts}, executor ${executor}, from ${queue})`);
     try {
-      await runTuningJob({ db: platform.db, jobs: platform.jobs, storage: platform.storage, staging: platform.staging }, jobId, { attempt: claim.attempts, executor });
+      await runTuningJob({ db: platform.db, jobs: platform.jobs, storage: platform.storage, staging: platform.staging, models: platform.models }, jobId, { attempt: claim.attempts, executor });
       this.log(`job ${jobId}: done`);
     } catch (err) {
       if (!(err instanceof RunStopped)) throw err;
