@@ -11,11 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiError, GoogleGenAI, JobState, type TuningJob } from '@google/genai';
-import { DbRegistrationStore } from '../src/api/db-store.js';
-import { registerPublisherModel } from '../src/api/catalog.js';
-import { Platform } from '../src/platform/platform.js';
-import { makeKeys, seedData, type Keys } from './helpers/tuning.js';
-import { tinyModelDir } from './helpers/tiny-models.js';
+import { prepareServeDataDir, type Keys } from './helpers/tuning.js';
 import { startServe, type ServeProcess } from './helpers/serve.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-tuning-conformance-'));
@@ -23,11 +19,7 @@ let server: ServeProcess;
 let keys: Keys;
 
 before(async () => {
-  const setup = await Platform.open({ dataDir });
-  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  await seedData(setup); // gs://us-data/{train,validation}.jsonl in us-central1 (the upload goes through the storage module)
-  keys = await makeKeys(setup);
-  await setup.close();
+  keys = await prepareServeDataDir(dataDir); // gs://us-data/{train,validation}.jsonl in us-central1 (the upload goes through the storage module)
   server = await startServe(dataDir);
 });
 

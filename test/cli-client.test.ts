@@ -13,10 +13,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DbRegistrationStore } from '../src/api/db-store.js';
-import { registerPublisherModel } from '../src/api/catalog.js';
-import { Platform } from '../src/platform/platform.js';
-import { createBody, makeKeys, seedData, JOBS, PROJECT, type Keys } from './helpers/tuning.js';
+import { createBody, prepareServeDataDir, JOBS, PROJECT, type Keys } from './helpers/tuning.js';
 import { tinyModelDir } from './helpers/tiny-models.js';
 import { childPids, startServe, type ServeProcess } from './helpers/serve.js';
 import { cliMain } from './helpers/platform.js';
@@ -33,11 +30,7 @@ let unreachable: RegExp;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 before(async () => {
-  const setup = await Platform.open({ dataDir });
-  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  await seedData(setup, 24);
-  keys = await makeKeys(setup);
-  await setup.close();
+  keys = await prepareServeDataDir(dataDir, 24);
   server = await startServe(dataDir);
   const probe = net.createServer().listen(0, '127.0.0.1');
   await once(probe, 'listening');
@@ -269,11 +262,7 @@ test('one-line errors: server down, bad key, unknown job, malformed name', () =>
 
 test('jobs watch when the server is killed: one line saying it cannot reach the server, exit 1', async () => {
   const dir = path.join(root, 'data2');
-  const setup = await Platform.open({ dataDir: dir });
-  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  await seedData(setup, 24);
-  const key = (await makeKeys(setup)).trainer;
-  await setup.close();
+  const key = (await prepareServeDataDir(dir, 24)).trainer;
   const doomed = await startServe(dir);
   const res = await fetch(`${doomed.url}${JOBS}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': key }, body: JSON.stringify(createBody({ epochs: 100 })) });
   const job = await res.json() as Record<string, any>;

@@ -8,12 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DbRegistrationStore } from '../src/api/db-store.js';
-import { registerPublisherModel } from '../src/api/catalog.js';
 import { Platform } from '../src/platform/platform.js';
 import { jobDir, workDir } from '../src/platform/jobs/spec.js';
-import { createBody, JOBS, makeKeys, seedData, waitForJob } from './helpers/tuning.js';
-import { tinyModelDir } from './helpers/tiny-models.js';
+import { createBody, JOBS, prepareServeDataDir, waitForJob } from './helpers/tuning.js';
 import { childPids, startServe, type ServeProcess } from './helpers/serve.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-crash-'));
@@ -26,11 +23,7 @@ after(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('kill -9 of the server mid-training: the job resumes from its checkpoint and ends with the uninterrupted adapter', async () => {
-  const setup = await Platform.open({ dataDir });
-  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  await seedData(setup);
-  const keys = await makeKeys(setup);
-  await setup.close();
+  const keys = await prepareServeDataDir(dataDir);
 
   const api = (s: ServeProcess) => async (method: string, url: string, body?: unknown): Promise<Record<string, any>> => {
     const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });

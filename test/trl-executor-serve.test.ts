@@ -12,13 +12,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DbRegistrationStore } from '../src/api/db-store.js';
-import { registerPublisherModel } from '../src/api/catalog.js';
-import { Platform } from '../src/platform/platform.js';
 import { jobDir } from '../src/platform/jobs/spec.js';
 import { TRL_PROGRAM } from '../src/train/trl-executor.js';
-import { createBody, JOBS, makeKeys, seedData, waitForJob } from './helpers/tuning.js';
-import { tinyModelDir } from './helpers/tiny-models.js';
+import { createBody, JOBS, prepareServeDataDir, waitForJob } from './helpers/tuning.js';
 import { childPids, startServe, type ServeProcess } from './helpers/serve.js';
 import { PYTHON, torchMissing } from './helpers/torch-grads.js';
 
@@ -40,11 +36,7 @@ test('serve --executor refuses an unknown executor by name', () => {
 });
 
 test('serve --executor trl: a lost worker\'s trl job resumes from its checkpoint; a label overrides the default', { skip }, async () => {
-  const setup = await Platform.open({ dataDir });
-  await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
-  await seedData(setup);
-  const keys = await makeKeys(setup);
-  await setup.close();
+  const keys = await prepareServeDataDir(dataDir);
   const api = (s: ServeProcess) => async (method: string, url: string, body?: unknown): Promise<Record<string, any>> => {
     const res = await fetch(s.url + url, { method, headers: { 'x-goog-api-key': keys.trainer, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     return await res.json() as Record<string, any>;

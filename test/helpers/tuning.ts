@@ -50,6 +50,21 @@ export async function seedData(platform: Platform, examples = 40): Promise<void>
   }
 }
 
+/**
+ * A data directory for a `tunekit serve` child: the tiny Gemma 3 registered as gemma3-tiny, the
+ * datasets seeded, the keys made; closed again so that the server opens it alone.
+ */
+export async function prepareServeDataDir(dataDir: string, examples = 40): Promise<Keys> {
+  const setup = await Platform.open({ dataDir });
+  try {
+    await registerPublisherModel(new DbRegistrationStore(setup.db), tinyModelDir('gemma3'), { name: 'gemma3-tiny' });
+    await seedData(setup, examples);
+    return await makeKeys(setup);
+  } finally {
+    await setup.close();
+  }
+}
+
 export async function tuningPlatform(opts: { examples?: number } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-tuning-'));
   const { database } = await testDatabase();
